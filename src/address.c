@@ -1,0 +1,142 @@
+/*
+ * Parsing of listen and database addresses. Pure: no lookups, no sockets;
+ * names are resolved when they are used.
+ */
+#include "address.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int
+parse_port(const char *s, char *out, char *err, size_t errlen)
+{
+	unsigned long value = 0;
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 5 || strspn(s, "0123456789") != len)
+		goto bad;
+	for (const char *p = s; *p; p++)
+		value = value * 10 + (unsigned long)(*p - '0');
+	if (value < 1 || value > 65535)
+		goto bad;
+	snprintf(out, 6, "%lu", value);
+	return 0;
+bad:
+	/* Echo at most a few characters: enough to spot the typo. */
+	snprintf(err, errlen, "has an invalid port '%.8s': expected a number from 1 to 65535",
+		 s);
+	return -1;
+}
+
+static int
+set_host(struct address *out, const char *host, size_t len, char *err, size_t errlen)
+{
+	if (len == 0) {
+		snprintf(err, errlen, "has no host before the port");
+		return -1;
+	}
+	if (len >= sizeof(out->host)) {
+		snprintf(err, errlen, "has a host longer than %zu characters",
+			 sizeof(out->host) - 1);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)host[i];
+		if (c <= ' ' || c >= 0x7f || c == '/' || c == '[' || c == ']') {
+			snprintf(err, errlen, "has an invalid character in its host");
+			return -1;
+		}
+	}
+	memcpy(out->host, host, len);
+	out->host[len] = '\0';
+	return 0;
+}
+
+int
+address_parse(const char *s, int port_required, struct address *out, char *err,
+	      size_t errlen)
+{
+	const char *colon, *host = s;
+	size_t host_len;
+
+	memset(out, 0, sizeof(*out));
+
+	if (s[0] == '/') {
+		/* "/run/postgresql:5433": libpq names its socket after the port. */
+		size_t path_len = strlen(s);
+		colon = strrchr(s, ':');
+		if (colon && colon[1] != '\0' && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+			if (parse_port(colon + 1, out->port, err, errlen) < 0)
+				return -1;
+			path_len = (size_t)(colon - s);
+		}
+		if (path_len >= ADDRESS_PATH_MAX) {
+			snprintf(err, errlen, "is a socket path longer than %zu characters",
+				 ADDRESS_PATH_MAX - 1);
+			return -1;
+		}
+		out->is_unix = 1;
+		memcpy(out->host, s, path_len);
+		out->host[path_len] = '\0';
+		return 0;
+	}
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL) {
+			snprintf(err, errlen, "has an unterminated '[' in its IPv6 host");
+			return -1;
+		}
+		host = s + 1;
+		host_len = (size_t)(close - host);
+		if (close[1] != '\0' && close[1] != ':') {
+			snprintf(err, errlen, "has text after ']' that is not ':port'");
+			return -1;
+		}
+		colon = close[1] == ':' ? close + 1 : NULL;
+		/* An IPv6 literal is the one host that may hold colons. */
+		if (host_len == 0 || strspn(host, "0123456789abcdefABCDEF:.") < host_len) {
+			snprintf(err, errlen, "has an invalid IPv6 address");
+			return -1;
+		}
+		if (host_len >= sizeof(out->host)) {
+			snprintf(err, errlen, "has an invalid IPv6 address");
+			return -1;
+		}
+		memcpy(out->host, host, host_len);
+		out->host[host_len] = '\0';
+	} else {
+		colon = strchr(s, ':');
+		if (colon && strchr(colon + 1, ':')) {
+			snprintf(err, errlen,
+				 "has more than one ':': write IPv6 hosts as [addr]:port");
+			return -1;
+		}
+		host_len = colon ? (size_t)(colon - s) : strlen(s);
+		if (set_host(out, s, host_len, err, errlen) < 0)
+			return -1;
+	}
+
+	if (colon == NULL) {
+		if (port_required) {
+			snprintf(err, errlen,
+				 "must be HOST:PORT or an absolute unix-socket path");
+			return -1;
+		}
+		return 0;
+	}
+	return parse_port(colon + 1, out->port, err, errlen);
+}
+
+void
+address_format(const struct address *a, char *buf, size_t size)
+{
+	if (a->port[0] == '\0')
+		snprintf(buf, size, "%s", a->host);
+	else if (a->is_unix)
+		snprintf(buf, size, "%s:%s", a->host, a->port);
+	else if (strchr(a->host, ':'))
+		snprintf(buf, size, "[%s]:%s", a->host, a->port);
+	else
+		snprintf(buf, size, "%s:%s", a->host, a->port);
+}

@@ -1,0 +1,153 @@
+/*
+ * The environment, read once. Every variable is described by a row of
+ * CONFIG_VARIABLES; config_load walks the generated table, so the rules for
+ * missing and empty values are the same for all of them.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WORKERS_MAX 256
+#define SECONDS_MAX 3600
+
+struct config_variable {
+	const char *name;
+	size_t offset;
+	unsigned scope;
+	const char *fallback;
+	config_parser *parse;
+};
+
+static const struct config_variable variables[] = {
+#define CONFIG_ROW(name, field, type, scope, def, parser)                                  \
+	{#name, offsetof(struct config, field), (scope), (def), (parser)},
+	CONFIG_VARIABLES(CONFIG_ROW)
+#undef CONFIG_ROW
+};
+
+int
+config_parse_string(const char *value, void *field, char *err, size_t errlen)
+{
+	*(const char **)field = value;
+	return 0;
+}
+
+int
+config_parse_database_name(const char *value, void *field, char *err, size_t errlen)
+{
+	/* PostgreSQL truncates identifiers at 63 bytes; refuse rather than
+	 * silently use a different database. */
+	if (strlen(value) > 63) {
+		snprintf(err, errlen, "is longer than PostgreSQL's 63-byte identifier limit");
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
+}
+
+int
+config_parse_postgres_url(const char *value, void *field, char *err, size_t errlen)
+{
+	return address_parse(value, 0, field, err, errlen);
+}
+
+int
+config_parse_listen(const char *value, void *field, char *err, size_t errlen)
+{
+	struct address *a = field;
+
+	if (address_parse(value, 1, a, err, errlen) < 0)
+		return -1;
+	if (a->is_unix && a->port[0] != '\0') {
+		snprintf(err, errlen, "is a unix-socket path and cannot have a port");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_bounded_int(const char *value, long min, long max, int *out)
+{
+	char *end;
+	long n;
+
+	if (strspn(value, "0123456789") != strlen(value) || strlen(value) > 9)
+		return -1;
+	n = strtol(value, &end, 10);
+	if (*end != '\0' || n < min || n > max)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+int
+config_parse_workers(const char *value, void *field, char *err, size_t errlen)
+{
+	if (strcmp(value, "auto") == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		*(int *)field = cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : (int)cpus;
+		return 0;
+	}
+	if (parse_bounded_int(value, 1, WORKERS_MAX, field) < 0) {
+		snprintf(err, errlen, "must be 'auto' or a number from 1 to %d", WORKERS_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_parse_seconds(const char *value, void *field, char *err, size_t errlen)
+{
+	if (parse_bounded_int(value, 0, SECONDS_MAX, field) < 0) {
+		snprintf(err, errlen, "must be a number of seconds from 0 to %d", SECONDS_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+append_line(char *errors, size_t errlen, size_t *used, const char *line)
+{
+	int n = snprintf(errors + *used, errlen - *used, "%s\n", line);
+	if (n > 0)
+		*used += (size_t)n < errlen - *used ? (size_t)n : errlen - *used - 1;
+}
+
+int
+config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
+{
+	char line[512], why[256];
+	size_t used = 0;
+	int problems = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	errors[0] = '\0';
+
+	for (size_t i = 0; i < sizeof(variables) / sizeof(variables[0]); i++) {
+		const struct config_variable *v = &variables[i];
+		const char *value;
+
+		if (!(v->scope & scopes))
+			continue;
+		value = getenv(v->name);
+		if (value == NULL)
+			value = v->fallback;
+		if (value == NULL) {
+			snprintf(line, sizeof(line), "Expected environment variable '%s' not set.",
+				 v->name);
+		} else if (value[0] == '\0') {
+			snprintf(line, sizeof(line), "Environment variable '%s' is empty.", v->name);
+		} else if (v->parse(value, (char *)cfg + v->offset, why, sizeof(why)) < 0) {
+			snprintf(line, sizeof(line), "Environment variable '%s' %s.", v->name, why);
+		} else {
+			continue;
+		}
+		append_line(errors, errlen, &used, line);
+		problems++;
+	}
+	return problems;
+}

@@ -1,0 +1,162 @@
+/*
+ * One libpq connection per worker process. Errors are logged with the
+ * statement name and SQLSTATE only: server messages can quote parameter
+ * values, and parameters can be tokens.
+ */
+#include "db.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+static void
+ignore_notice(void *arg, const char *message)
+{
+	/* Notices ("relation already exists, skipping") are not errors. */
+}
+
+PGconn *
+db_connect(const struct config *cfg, const char *dbname, char *err, size_t errlen)
+{
+	const char *keys[10], *values[10];
+	int n = 0;
+	PGconn *conn;
+
+	keys[n] = "host", values[n++] = cfg->postgres_url.host;
+	if (cfg->postgres_url.port[0] != '\0')
+		keys[n] = "port", values[n++] = cfg->postgres_url.port;
+	keys[n] = "user", values[n++] = cfg->postgres_user;
+	keys[n] = "password", values[n++] = cfg->postgres_password;
+	keys[n] = "dbname", values[n++] = dbname ? dbname : cfg->postgres_db;
+	/* Bounded waits: a worker must not hang on an unreachable server. */
+	keys[n] = "connect_timeout", values[n++] = "3";
+	keys[n] = "options", values[n++] = "-c statement_timeout=5000";
+	keys[n] = "application_name", values[n++] = "baa";
+	keys[n] = NULL, values[n] = NULL;
+
+	/* expand_dbname = 0: a database name is never parsed as a conninfo. */
+	conn = PQconnectdbParams(keys, values, 0);
+	if (conn == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		const char *why = PQerrorMessage(conn);
+		size_t len = strlen(why);
+		while (len > 0 && (why[len - 1] == '\n' || why[len - 1] == ' '))
+			len--;
+		snprintf(err, errlen, "%.*s", (int)len, why);
+		PQfinish(conn);
+		return NULL;
+	}
+	PQsetNoticeProcessor(conn, ignore_notice, NULL);
+	return conn;
+}
+
+void
+db_init(struct db *db, const struct config *cfg)
+{
+	memset(db, 0, sizeof(*db));
+	db->cfg = cfg;
+}
+
+void
+db_close(struct db *db)
+{
+	if (db->conn)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	db->nprepared = 0;
+}
+
+static int
+db_reconnect(struct db *db)
+{
+	char err[512];
+	int first = db->conn == NULL && db->reconnects == 0;
+
+	db_close(db);
+	db->conn = db_connect(db->cfg, NULL, err, sizeof(err));
+	if (db->conn == NULL) {
+		log_event(LOG_ERROR, "db_connect_failed", LOG_STR("reason", err));
+		return -1;
+	}
+	if (!first)
+		db->reconnects++;
+	log_event(LOG_INFO, first ? "db_connected" : "db_reconnected",
+		  LOG_INT("reconnects", (long long)db->reconnects));
+	return 0;
+}
+
+static int
+is_prepared(const struct db *db, const struct db_statement *st)
+{
+	for (int i = 0; i < db->nprepared; i++)
+		if (db->prepared[i] == st)
+			return 1;
+	return 0;
+}
+
+static void
+remember_failure(struct db *db, const struct db_statement *st, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+	log_event(LOG_ERROR, "db_statement_failed", LOG_STR("statement", st->name),
+		  LOG_STR("sqlstate", db->sqlstate));
+}
+
+/* Returns the result of one attempt; NULL result means see db->conn. */
+static enum db_status
+try_exec(struct db *db, const struct db_statement *st, const char *const *params,
+	 PGresult **result)
+{
+	PGresult *res;
+	ExecStatusType status;
+
+	if (!is_prepared(db, st)) {
+		if (db->nprepared == DB_PREPARED_MAX)
+			return DB_QUERY_FAILED;
+		res = PQprepare(db->conn, st->name, st->sql, st->nparams, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			remember_failure(db, st, res);
+			PQclear(res);
+			return PQstatus(db->conn) == CONNECTION_OK ? DB_QUERY_FAILED
+								   : DB_UNAVAILABLE;
+		}
+		PQclear(res);
+		db->prepared[db->nprepared++] = st;
+	}
+
+	res = PQexecPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0);
+	status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+		db->sqlstate[0] = '\0';
+		*result = res;
+		return DB_OK;
+	}
+	remember_failure(db, st, res);
+	PQclear(res);
+	return PQstatus(db->conn) == CONNECTION_OK ? DB_QUERY_FAILED : DB_UNAVAILABLE;
+}
+
+enum db_status
+db_exec(struct db *db, const struct db_statement *st, const char *const *params,
+	PGresult **result)
+{
+	enum db_status status;
+
+	*result = NULL;
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		if (db_reconnect(db) < 0)
+			return DB_UNAVAILABLE;
+		return try_exec(db, st, params, result);
+	}
+	status = try_exec(db, st, params, result);
+	/* A connection that broke under us (server restart) gets one new try. */
+	if (status == DB_UNAVAILABLE && db_reconnect(db) == 0)
+		status = try_exec(db, st, params, result);
+	return status;
+}

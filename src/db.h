@@ -1,0 +1,55 @@
+/*
+ * The worker's PostgreSQL connection: opened on first use, kept for the
+ * life of the process, statements prepared once per connection, and
+ * re-opened by itself when the server went away (a restart, a failover).
+ */
+#ifndef BAA_DB_H
+#define BAA_DB_H
+
+#include <libpq-fe.h>
+
+#include "config.h"
+
+/* A statement is owned by the module whose table it touches. */
+struct db_statement {
+	const char *name; /* unique: the server-side prepared statement name */
+	const char *sql;
+	int nparams;
+};
+
+#define DB_PREPARED_MAX 32
+
+struct db {
+	const struct config *cfg;
+	PGconn *conn;
+	const struct db_statement *prepared[DB_PREPARED_MAX];
+	int nprepared;
+	char sqlstate[6]; /* of the last failed statement, "" otherwise */
+	unsigned long reconnects;
+};
+
+enum db_status {
+	DB_OK,
+	DB_UNAVAILABLE,	 /* no connection could be had */
+	DB_QUERY_FAILED, /* the server refused the statement; see sqlstate */
+};
+
+/*
+ * Opens a one-off connection to dbname (the configured database when NULL).
+ * On failure returns NULL and puts libpq's reason in err.
+ */
+PGconn *db_connect(const struct config *cfg, const char *dbname, char *err, size_t errlen);
+
+void db_init(struct db *db, const struct config *cfg);
+void db_close(struct db *db);
+
+/*
+ * Runs a prepared statement; on DB_OK *result holds a PGresult the caller
+ * must PQclear. A connection found broken is re-opened and the statement
+ * retried once, so the first request after a database restart succeeds.
+ * Statements passed here must therefore be safe to run twice.
+ */
+enum db_status db_exec(struct db *db, const struct db_statement *st,
+		       const char *const *params, PGresult **result);
+
+#endif

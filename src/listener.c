@@ -1,0 +1,110 @@
+/*
+ * Socket set-up for `baa serve`. A unix socket file left by a crashed
+ * instance is replaced; one that a live instance answers on is not.
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG 4096
+
+static int
+open_unix(const struct address *a, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+
+	/* address_parse bounded the path to sun_path already. */
+	if (strlen(a->host) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long");
+		return -1;
+	}
+	memcpy(sun.sun_path, a->host, strlen(a->host) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (lstat(a->host, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket", a->host);
+			close(fd);
+			return -1;
+		}
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			snprintf(err, errlen, "%s: another server is listening there", a->host);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		unlink(a->host);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		goto fail;
+	/* Who may connect is decided by the permissions of the socket's
+	 * directory, as for any unix-socket service behind a web server. */
+	if (chmod(a->host, 0666) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "%s: %s", a->host, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static int
+open_tcp(const struct address *a, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *list = NULL;
+	int fd = -1, one = 1, rc;
+
+	rc = getaddrinfo(a->host, a->port, &hints, &list);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", a->host, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(list->ai_family, list->ai_socktype | SOCK_CLOEXEC, list->ai_protocol);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, list->ai_addr, list->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		char where[300];
+		address_format(a, where, sizeof(where));
+		snprintf(err, errlen, "%s: %s", where, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(list);
+	return fd;
+}
+
+int
+listener_open(const struct address *a, char *err, size_t errlen)
+{
+	int fd = a->is_unix ? open_unix(a, err, errlen) : open_tcp(a, err, errlen);
+
+	if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "fcntl: %s", strerror(errno));
+		listener_close(fd, a);
+		return -1;
+	}
+	return fd;
+}
+
+void
+listener_close(int fd, const struct address *a)
+{
+	if (a->is_unix)
+		unlink(a->host);
+	close(fd);
+}

@@ -1,0 +1,135 @@
+/*
+ * logfmt lines on stderr, written with one write(2) each so that lines from
+ * concurrent workers sharing the descriptor never interleave.
+ */
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 2048
+/* Longer values are cut and marked: a log line is not a place for bulk data. */
+#define LOG_VALUE_MAX 256
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+struct line {
+	char *buf;
+	size_t size;
+	size_t len;
+};
+
+static void
+put_char(struct line *l, char c)
+{
+	/* One byte stays free for the newline and one for the terminator. */
+	if (l->len + 2 < l->size)
+		l->buf[l->len++] = c;
+}
+
+static void
+put_raw(struct line *l, const char *s)
+{
+	while (*s)
+		put_char(l, *s++);
+}
+
+static int
+needs_quotes(const char *s)
+{
+	if (*s == '\0')
+		return 1;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c >= 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
+/* Escapes quotes, backslashes and every non-printable or non-ASCII byte. */
+static void
+put_value(struct line *l, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	int quoted = needs_quotes(s);
+	size_t n = 0;
+
+	if (quoted)
+		put_char(l, '"');
+	for (; *s && n < LOG_VALUE_MAX; s++, n++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			put_char(l, '\\');
+			put_char(l, (char)c);
+		} else if (c < ' ' || c >= 0x7f) {
+			put_raw(l, "\\x");
+			put_char(l, hex[c >> 4]);
+			put_char(l, hex[c & 15]);
+		} else {
+			put_char(l, (char)c);
+		}
+	}
+	if (*s)
+		put_raw(l, "...");
+	if (quoted)
+		put_char(l, '"');
+}
+
+size_t
+log_format(char *buf, size_t size, enum log_level level, const char *event,
+	   const struct log_field *fields, size_t count)
+{
+	struct line l = {buf, size, 0};
+	char scratch[64];
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(scratch, sizeof(scratch), "%Y-%m-%dT%H:%M:%S", &tm);
+	put_raw(&l, "ts=");
+	put_raw(&l, scratch);
+	snprintf(scratch, sizeof(scratch), ".%03ldZ", now.tv_nsec / 1000000);
+	put_raw(&l, scratch);
+	put_raw(&l, " level=");
+	put_raw(&l, level_names[level]);
+	put_raw(&l, " event=");
+	put_value(&l, event);
+
+	for (size_t i = 0; i < count; i++) {
+		put_char(&l, ' ');
+		put_raw(&l, fields[i].key);
+		put_char(&l, '=');
+		switch (fields[i].kind) {
+		case LOG_FIELD_STR:
+			put_value(&l, fields[i].str ? fields[i].str : "");
+			break;
+		case LOG_FIELD_INT:
+			snprintf(scratch, sizeof(scratch), "%lld", fields[i].num);
+			put_raw(&l, scratch);
+			break;
+		case LOG_FIELD_MS:
+			snprintf(scratch, sizeof(scratch), "%.3f", fields[i].ms);
+			put_raw(&l, scratch);
+			break;
+		}
+	}
+	l.buf[l.len++] = '\n';
+	l.buf[l.len] = '\0';
+	return l.len;
+}
+
+void
+log_fields(enum log_level level, const char *event, const struct log_field *fields,
+	   size_t count)
+{
+	char buf[LOG_LINE_MAX];
+	size_t len = log_format(buf, sizeof(buf), level, event, fields, count);
+
+	/* Nothing sensible to do when stderr is gone; the request goes on. */
+	if (write(STDERR_FILENO, buf, len) < 0)
+		return;
+}

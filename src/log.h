@@ -1,0 +1,41 @@
+/*
+ * Structured logging: one logfmt line per event on stderr. Callers pass
+ * typed fields, never a pre-formatted message, so that a value taken from
+ * a request is always escaped and bounded and cannot smuggle in a line.
+ */
+#ifndef BAA_LOG_H
+#define BAA_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+enum log_field_kind { LOG_FIELD_STR, LOG_FIELD_INT, LOG_FIELD_MS };
+
+struct log_field {
+	const char *key;
+	enum log_field_kind kind;
+	union {
+		const char *str;
+		long long num;
+		double ms;
+	};
+};
+
+#define LOG_STR(k, v) ((struct log_field){.key = (k), .kind = LOG_FIELD_STR, .str = (v)})
+#define LOG_INT(k, v) ((struct log_field){.key = (k), .kind = LOG_FIELD_INT, .num = (v)})
+#define LOG_MS(k, v) ((struct log_field){.key = (k), .kind = LOG_FIELD_MS, .ms = (v)})
+
+/* log_event(LOG_INFO, "worker_started", LOG_INT("pid", pid), ...) */
+#define log_event(level, event, ...)                                                   \
+	log_fields((level), (event), (const struct log_field[]){__VA_ARGS__},          \
+		   sizeof((const struct log_field[]){__VA_ARGS__}) / sizeof(struct log_field))
+
+void log_fields(enum log_level level, const char *event, const struct log_field *fields,
+		size_t count);
+
+/* Formats one line into buf (always NUL-terminated); returns its length. */
+size_t log_format(char *buf, size_t size, enum log_level level, const char *event,
+		  const struct log_field *fields, size_t count);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * baa's command line: serve, resetdb, migrate. Configuration comes from
+ * the environment only and is checked in full before any work starts.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../config.h"
+#include "db.h"
+#include "master.h"
+#include "schema.h"
+
+/* sysexits.h: a configuration error, distinct from a failure at work. */
+#define EXIT_CONFIG 78
+#define EXIT_USAGE 2
+
+static const char usage[] =
+	"usage: baa COMMAND\n"
+	"\n"
+	"commands:\n"
+	"  serve      run the FastCGI server (master and preforked workers)\n"
+	"  resetdb    drop and recreate the database and its tables\n"
+	"  migrate    apply the schema migrations not applied yet\n"
+	"\n"
+	"options:\n"
+	"  --help     show this help\n"
+	"  --version  show the version\n"
+	"\n"
+	"Configuration is read from the environment: POSTGRES_URL, POSTGRES_USER,\n"
+	"POSTGRES_PW, POSTGRES_DB; serve also reads BAA_LISTEN, BAA_WORKERS and\n"
+	"BAA_SHUTDOWN_TIMEOUT. See README.md.\n";
+
+static int
+load_config(struct config *cfg, unsigned scopes)
+{
+	char errors[4096];
+
+	if (config_load(cfg, scopes, errors, sizeof(errors)) > 0) {
+		fputs(errors, stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_serve(void)
+{
+	static struct config cfg;
+
+	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_SERVE) < 0)
+		return EXIT_CONFIG;
+	return master_run(&cfg);
+}
+
+static int
+cmd_resetdb(void)
+{
+	struct config cfg;
+	char err[1024];
+
+	if (load_config(&cfg, CONFIG_DATABASE) < 0)
+		return EXIT_CONFIG;
+	if (schema_reset(&cfg, stdout, err, sizeof(err)) < 0) {
+		fprintf(stderr, "baa resetdb: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+cmd_migrate(void)
+{
+	struct config cfg;
+	char err[1024];
+	PGconn *conn;
+	int applied;
+
+	if (load_config(&cfg, CONFIG_DATABASE) < 0)
+		return EXIT_CONFIG;
+	conn = db_connect(&cfg, NULL, err, sizeof(err));
+	if (conn == NULL) {
+		fprintf(stderr, "baa migrate: %s\n", err);
+		return 1;
+	}
+	applied = schema_migrate(conn, stdout, err, sizeof(err));
+	PQfinish(conn);
+	if (applied < 0) {
+		fprintf(stderr, "baa migrate: %s\n", err);
+		return 1;
+	}
+	printf("Schema is at version %d (%d migration%s applied).\n", schema_latest_version(),
+	       applied, applied == 1 ? "" : "s");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *command = argc > 1 ? argv[1] : NULL;
+
+	if (command == NULL) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 ||
+	    strcmp(command, "help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(command, "--version") == 0) {
+		printf("baa %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (argc > 2) {
+		fprintf(stderr, "baa: '%s' takes no arguments\n\n%s", command, usage);
+		return EXIT_USAGE;
+	}
+	if (strcmp(command, "serve") == 0)
+		return cmd_serve();
+	if (strcmp(command, "resetdb") == 0)
+		return cmd_resetdb();
+	if (strcmp(command, "migrate") == 0)
+		return cmd_migrate();
+	fprintf(stderr, "baa: unknown command '%.32s'\n\n%s", command, usage);
+	return EXIT_USAGE;
+}

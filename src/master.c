@@ -1,0 +1,302 @@
+/*
+ * Supervision without asynchronous signal handlers: the master keeps its
+ * signals blocked and takes them one at a time from sigtimedwait, so its
+ * state changes happen in one place, in order. Workers are forked with
+ * the signals still blocked; a stop sent to a worker the instant it is
+ * born stays pending until the worker waits for work, where it is seen.
+ */
+#include "master.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+/* A worker that dies sooner than this after its start counts as a crash. */
+#define YOUNG_DEATH_MS 2000
+#define RESPAWN_DELAY_MIN_MS 100
+#define RESPAWN_DELAY_MAX_MS 10000
+
+struct worker_slot {
+	pid_t pid;		/* 0: free slot */
+	unsigned generation;	/* the master's generation when forked */
+	int retiring;		/* sent SIGTERM; its exit is expected */
+	long long started_ms;
+	long long kill_at_ms;	/* when retiring: SIGKILL if still alive */
+};
+
+struct master {
+	const struct config *cfg;
+	pid_t pid;
+	int listen_fd;
+	struct worker_slot *slots;
+	int nslots;
+	unsigned generation;	/* bumped by SIGHUP */
+	int stopping;
+	int forced; /* a worker had to be killed to stop */
+	int crash_streak;
+	long long respawn_at_ms;
+};
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+spawn_worker(struct master *m)
+{
+	struct worker_slot *slot = NULL;
+	pid_t pid;
+
+	for (int i = 0; i < m->nslots && slot == NULL; i++)
+		if (m->slots[i].pid == 0)
+			slot = &m->slots[i];
+	if (slot == NULL)
+		return -1;
+
+	pid = fork();
+	if (pid < 0) {
+		log_event(LOG_ERROR, "fork_failed", LOG_STR("reason", strerror(errno)));
+		return -1;
+	}
+	if (pid == 0) {
+		/* A worker outliving a killed master would hold the socket open. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != m->pid)
+			_exit(1);
+		/* The child never returns into the master's loop. */
+		free(m->slots);
+		_exit(worker_run(m->cfg, m->listen_fd));
+	}
+	*slot = (struct worker_slot){.pid = pid, .generation = m->generation,
+				     .started_ms = now_ms()};
+	log_event(LOG_INFO, "worker_started", LOG_INT("pid", (long long)pid),
+		  LOG_INT("generation", (long long)m->generation));
+	return 0;
+}
+
+static void
+retire(struct worker_slot *w, int timeout_s)
+{
+	w->retiring = 1;
+	w->kill_at_ms = now_ms() + (long long)timeout_s * 1000;
+	kill(w->pid, SIGTERM);
+}
+
+static void
+count_workers(const struct master *m, int *fresh, int *old_active, int *old_retiring)
+{
+	*fresh = *old_active = *old_retiring = 0;
+	for (int i = 0; i < m->nslots; i++) {
+		const struct worker_slot *w = &m->slots[i];
+		if (w->pid == 0)
+			continue;
+		if (w->generation == m->generation && !w->retiring)
+			(*fresh)++;
+		else if (w->retiring)
+			(*old_retiring)++;
+		else
+			(*old_active)++;
+	}
+}
+
+/*
+ * Brings the worker set towards BAA_WORKERS workers of the current
+ * generation. During a reload one extra worker is started before an old
+ * one is told to stop, so capacity never drops below BAA_WORKERS.
+ */
+static void
+reconcile(struct master *m)
+{
+	int want = m->cfg->workers, fresh, old_active, old_retiring;
+
+	if (m->stopping || now_ms() < m->respawn_at_ms)
+		return;
+	count_workers(m, &fresh, &old_active, &old_retiring);
+	while (fresh + old_active < want) {
+		if (spawn_worker(m) < 0)
+			return;
+		fresh++;
+	}
+	if (old_active > 0 && old_retiring == 0) {
+		if (fresh + old_active <= want && spawn_worker(m) < 0)
+			return;
+		for (int i = 0; i < m->nslots; i++) {
+			struct worker_slot *w = &m->slots[i];
+			if (w->pid && !w->retiring && w->generation != m->generation) {
+				retire(w, m->cfg->shutdown_timeout);
+				break;
+			}
+		}
+	}
+}
+
+static void
+note_exit(struct master *m, struct worker_slot *w, int wstatus)
+{
+	long long lived = now_ms() - w->started_ms;
+	int crashed = !w->retiring;
+
+	if (WIFSIGNALED(wstatus))
+		log_event(crashed ? LOG_ERROR : LOG_INFO, "worker_exited",
+			  LOG_INT("pid", (long long)w->pid),
+			  LOG_INT("signal", (long long)WTERMSIG(wstatus)),
+			  LOG_INT("lived_ms", lived));
+	else
+		log_event(crashed ? LOG_ERROR : LOG_INFO, "worker_exited",
+			  LOG_INT("pid", (long long)w->pid),
+			  LOG_INT("status", (long long)WEXITSTATUS(wstatus)),
+			  LOG_INT("lived_ms", lived));
+
+	if (crashed && !m->stopping) {
+		if (lived < YOUNG_DEATH_MS) {
+			long long delay = RESPAWN_DELAY_MIN_MS;
+			for (int i = 0; i < m->crash_streak && delay < RESPAWN_DELAY_MAX_MS; i++)
+				delay *= 2;
+			if (delay > RESPAWN_DELAY_MAX_MS)
+				delay = RESPAWN_DELAY_MAX_MS;
+			m->crash_streak++;
+			m->respawn_at_ms = now_ms() + delay;
+			log_event(LOG_WARN, "respawn_delayed", LOG_INT("delay_ms", delay),
+				  LOG_INT("crash_streak", (long long)m->crash_streak));
+		} else {
+			m->crash_streak = 0;
+		}
+	}
+	w->pid = 0;
+}
+
+static void
+reap(struct master *m)
+{
+	int wstatus;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+		for (int i = 0; i < m->nslots; i++) {
+			if (m->slots[i].pid == pid) {
+				note_exit(m, &m->slots[i], wstatus);
+				break;
+			}
+		}
+	}
+}
+
+static int
+live_workers(const struct master *m)
+{
+	int n = 0;
+
+	for (int i = 0; i < m->nslots; i++)
+		n += m->slots[i].pid != 0;
+	return n;
+}
+
+static void
+begin_stop(struct master *m, int signo)
+{
+	if (m->stopping)
+		return;
+	m->stopping = 1;
+	log_event(LOG_INFO, "stopping", LOG_STR("signal", strsignal(signo)),
+		  LOG_INT("workers", (long long)live_workers(m)));
+	/* Workers keep their copies of the socket until their last request. */
+	listener_close(m->listen_fd, &m->cfg->listen);
+	m->listen_fd = -1;
+	for (int i = 0; i < m->nslots; i++)
+		if (m->slots[i].pid)
+			retire(&m->slots[i], m->cfg->shutdown_timeout);
+}
+
+/* SIGKILLs workers that overran their time to finish. */
+static void
+kill_overdue(struct master *m)
+{
+	long long now = now_ms();
+
+	for (int i = 0; i < m->nslots; i++) {
+		struct worker_slot *w = &m->slots[i];
+		if (w->pid && w->retiring && now >= w->kill_at_ms) {
+			log_event(LOG_WARN, "worker_killed", LOG_INT("pid", (long long)w->pid));
+			kill(w->pid, SIGKILL);
+			m->forced |= m->stopping;
+			w->kill_at_ms = now + 1000;
+		}
+	}
+}
+
+int
+master_run(const struct config *cfg)
+{
+	struct master m = {.cfg = cfg, .pid = getpid()};
+	char err[512], where[300];
+	sigset_t signals;
+
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGCHLD);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &signals, NULL) < 0)
+		return 1;
+
+	m.listen_fd = listener_open(&cfg->listen, err, sizeof(err));
+	if (m.listen_fd < 0) {
+		log_event(LOG_ERROR, "listen_failed", LOG_STR("reason", err));
+		return 1;
+	}
+	/* Room for a full set plus the extra worker of a reload. */
+	m.nslots = cfg->workers * 2 + 1;
+	m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));
+	if (m.slots == NULL) {
+		listener_close(m.listen_fd, &cfg->listen);
+		return 1;
+	}
+
+	reconcile(&m);
+	address_format(&cfg->listen, where, sizeof(where));
+	log_event(LOG_INFO, "listening", LOG_STR("address", where),
+		  LOG_INT("workers", (long long)cfg->workers), LOG_INT("pid", (long long)getpid()));
+
+	while (!m.stopping || live_workers(&m) > 0) {
+		struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+		siginfo_t info;
+		int sig = sigtimedwait(&signals, &info, &tick);
+
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+			begin_stop(&m, sig);
+			break;
+		case SIGHUP:
+			if (!m.stopping) {
+				m.generation++;
+				log_event(LOG_INFO, "reloading",
+					  LOG_INT("generation", (long long)m.generation));
+			}
+			break;
+		default:
+			break; /* the tick: timers below */
+		}
+		/* SIGCHLD or not: exits are cheap to look for, and never missed. */
+		reap(&m);
+		kill_overdue(&m);
+		reconcile(&m);
+	}
+
+	free(m.slots);
+	log_event(LOG_INFO, "stopped", LOG_INT("forced", (long long)m.forced));
+	return m.forced ? 1 : 0;
+}

@@ -1,0 +1,16 @@
+/*
+ * The master process of `baa serve`: binds, preforks and supervises.
+ */
+#ifndef BAA_MASTER_H
+#define BAA_MASTER_H
+
+#include "config.h"
+
+/*
+ * Serves until SIGTERM or SIGINT. Returns the process exit status.
+ * SIGHUP replaces the workers one by one; a worker that dies is replaced,
+ * with a growing delay when workers keep dying young.
+ */
+int master_run(const struct config *cfg);
+
+#endif

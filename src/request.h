@@ -1,0 +1,50 @@
+/*
+ * A FastCGI request reduced to the typed fields handlers use. Parsing
+ * happens once, at the edge, before routing; handlers see clean values.
+ */
+#ifndef BAA_REQUEST_H
+#define BAA_REQUEST_H
+
+#include <stddef.h>
+
+#define REQUEST_PATH_MAX 2048
+
+enum http_method {
+	HTTP_GET,
+	HTTP_HEAD,
+	HTTP_POST,
+	HTTP_PUT,
+	HTTP_DELETE,
+	HTTP_PATCH,
+	HTTP_OPTIONS,
+	HTTP_OTHER,
+};
+
+struct db;
+
+struct request {
+	enum http_method method;
+	const char *method_name; /* as sent, for the log; bounded by the parser */
+	const char *path;	 /* decoded and normalised by nginx, no query */
+	const char *query;	 /* raw, without '?'; "" when absent */
+	const char *cookie;	 /* raw Cookie header, NULL when absent */
+	long content_length;	 /* 0 when absent */
+	struct db *db;		 /* the worker's connection, for handlers */
+};
+
+enum request_error {
+	REQUEST_OK = 0,
+	REQUEST_BAD = 400,
+	REQUEST_URI_TOO_LONG = 414,
+};
+
+/*
+ * Fills req from the FastCGI parameters (a NULL-terminated "NAME=value"
+ * array, which req then points into). Returns REQUEST_OK or the HTTP
+ * status to answer with.
+ */
+enum request_error request_parse(char *const *params, struct request *req);
+
+const char *http_method_name(enum http_method m);
+
+#endif

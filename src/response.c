@@ -1,0 +1,131 @@
+/*
+ * Building and rendering responses. Everything a handler sets is bounded;
+ * overflowing a bound turns the response into a 500 rather than a
+ * truncated body.
+ */
+#include "response.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void
+response_init(struct response *res)
+{
+	res->status = 200;
+	res->headers_len = 0;
+	res->headers[0] = '\0';
+	res->body_len = 0;
+	res->content_type = NULL;
+	res->overflow = 0;
+}
+
+void
+response_header(struct response *res, const char *name, const char *value)
+{
+	size_t room = sizeof(res->headers) - res->headers_len;
+	int n = snprintf(res->headers + res->headers_len, room, "%s: %s\r\n", name, value);
+
+	if (n < 0 || (size_t)n >= room) {
+		res->headers[res->headers_len] = '\0';
+		res->overflow = 1;
+		return;
+	}
+	res->headers_len += (size_t)n;
+}
+
+void
+response_json(struct response *res, int status, const cJSON *json)
+{
+	res->status = status;
+	res->content_type = "application/json";
+	/* cJSON wants a non-const tree but only reads it while printing. */
+	if (!cJSON_PrintPreallocated((cJSON *)json, res->body, (int)sizeof(res->body) - 1, 0)) {
+		res->overflow = 1;
+		res->body_len = 0;
+		return;
+	}
+	res->body_len = strlen(res->body);
+	/* A newline makes curl output and logs of bodies readable. */
+	res->body[res->body_len++] = '\n';
+}
+
+void
+response_json_string(struct response *res, int status, const char *key, const char *value)
+{
+	cJSON *json = cJSON_CreateObject();
+
+	if (json == NULL || cJSON_AddStringToObject(json, key, value) == NULL)
+		res->overflow = 1;
+	else
+		response_json(res, status, json);
+	cJSON_Delete(json);
+}
+
+void
+response_error(struct response *res, int status, const char *message)
+{
+	response_json_string(res, status, "error", message);
+}
+
+const char *
+response_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+static const char overflow_head[] = "Status: 500 Internal Server Error\r\n"
+				   "Content-Type: application/json\r\n"
+				   "\r\n";
+static const char overflow_body[] = "{\"error\":\"internal error\"}\n";
+
+/* The fallback when a handler's response did not fit its buffers. */
+static size_t
+render_overflow(int head_only, char *out, size_t size)
+{
+	size_t head = sizeof(overflow_head) - 1, body = head_only ? 0 : sizeof(overflow_body) - 1;
+
+	if (head + body > size)
+		return 0;
+	memcpy(out, overflow_head, head);
+	memcpy(out + head, overflow_body, body);
+	return head + body;
+}
+
+size_t
+response_render(const struct response *res, int head_only, char *out, size_t size)
+{
+	size_t body_len = head_only ? 0 : res->body_len;
+	int n;
+
+	if (res->overflow)
+		return render_overflow(head_only, out, size);
+	n = snprintf(out, size, "Status: %d %s\r\n%s%s%s%sContent-Length: %zu\r\n\r\n",
+		     res->status, response_reason(res->status),
+		     res->content_type ? "Content-Type: " : "",
+		     res->content_type ? res->content_type : "", res->content_type ? "\r\n" : "",
+		     res->headers, res->body_len);
+	if (n < 0 || (size_t)n + body_len > size)
+		return 0;
+	memcpy(out + n, res->body, body_len);
+	return (size_t)n + body_len;
+}

@@ -1,0 +1,48 @@
+/*
+ * A response is built in memory (status, a few headers, a bounded body)
+ * and written to the FastCGI stream in one piece once the handler returns.
+ */
+#ifndef BAA_RESPONSE_H
+#define BAA_RESPONSE_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#define RESPONSE_HEADERS_MAX 1024
+#define RESPONSE_BODY_MAX 16384
+
+struct response {
+	int status;
+	char headers[RESPONSE_HEADERS_MAX]; /* extra "Name: value\r\n" lines */
+	size_t headers_len;
+	char body[RESPONSE_BODY_MAX];
+	size_t body_len;
+	const char *content_type;
+	int overflow; /* a header or body did not fit: sent as 500 instead */
+};
+
+void response_init(struct response *res);
+
+/* Adds "name: value"; both come from baa's code, never from a request. */
+void response_header(struct response *res, const char *name, const char *value);
+
+/* Sets status and a JSON body printed from json (which stays the caller's). */
+void response_json(struct response *res, int status, const cJSON *json);
+
+/* Sets status and the body {key: value}. */
+void response_json_string(struct response *res, int status, const char *key,
+			  const char *value);
+
+/* Sets status and {"error": message}. */
+void response_error(struct response *res, int status, const char *message);
+
+const char *response_reason(int status);
+
+/*
+ * Renders the whole FastCGI response (CGI headers, blank line, body unless
+ * head_only) into out; returns its length, or 0 when out is too small.
+ */
+size_t response_render(const struct response *res, int head_only, char *out, size_t size);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * (method, path) -> handler. Exact paths; GET routes answer HEAD too.
+ */
+#ifndef BAA_ROUTER_H
+#define BAA_ROUTER_H
+
+#include <stddef.h>
+
+#include "request.h"
+#include "response.h"
+
+typedef void route_handler(const struct request *req, struct response *res);
+
+struct route {
+	enum http_method method;
+	const char *path;
+	route_handler *handler;
+	const char *name; /* a short label for logs and metrics */
+};
+
+/*
+ * Finds the route for req in table. Returns it, or NULL after filling res
+ * with 404, or 405 and an Allow header naming the path's methods.
+ */
+const struct route *router_match(const struct route *table, size_t count,
+				 const struct request *req, struct response *res);
+
+/* The application's routes (routes.c). */
+extern const struct route app_routes[];
+extern const size_t app_route_count;
+
+#endif

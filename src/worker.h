@@ -1,0 +1,17 @@
+/*
+ * A worker process: accepts FastCGI requests on the shared socket and
+ * answers them one at a time until told to stop.
+ */
+#ifndef BAA_WORKER_H
+#define BAA_WORKER_H
+
+#include "config.h"
+
+/*
+ * Runs the accept loop on listen_fd. Called in a freshly forked child
+ * with SIGTERM, SIGINT and SIGHUP blocked (as the master forks). Returns
+ * the process exit status.
+ */
+int worker_run(const struct config *cfg, int listen_fd);
+
+#endif
