@@ -39,7 +39,7 @@ response_json(struct response *res, int status, const cJSON *json)
 	res->status = status;
 	res->content_type = "application/json";
 	/* cJSON wants a non-const tree but only reads it while printing. */
-	if (!cJSON_PrintPreallocated((cJSON *)json, res->body, (int)sizeof(res->body) - 1, 0)) {
+	if (!cJSON_PrintPreallocated((cJSON *)json, res->body, (int)sizeof(res->body) - 2, 0)) {
 		res->overflow = 1;
 		res->body_len = 0;
 		return;
@@ -47,6 +47,7 @@ response_json(struct response *res, int status, const cJSON *json)
 	res->body_len = strlen(res->body);
 	/* A newline makes curl output and logs of bodies readable. */
 	res->body[res->body_len++] = '\n';
+	res->body[res->body_len] = '\0';
 }
 
 void

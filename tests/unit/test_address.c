@@ -1,0 +1,130 @@
+/* Listen and database addresses as operators write them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../src/address.h"
+
+static void
+test_host_and_port_are_split(void **state)
+{
+	struct address a;
+	char err[256];
+
+	assert_int_equal(address_parse("127.0.0.1:9000", 1, &a, err, sizeof(err)), 0);
+	assert_false(a.is_unix);
+	assert_string_equal(a.host, "127.0.0.1");
+	assert_string_equal(a.port, "9000");
+}
+
+static void
+test_bracketed_ipv6_host_keeps_its_colons(void **state)
+{
+	struct address a;
+	char err[256], text[300];
+
+	assert_int_equal(address_parse("[::1]:5432", 1, &a, err, sizeof(err)), 0);
+	assert_string_equal(a.host, "::1");
+	assert_string_equal(a.port, "5432");
+	address_format(&a, text, sizeof(text));
+	assert_string_equal(text, "[::1]:5432");
+}
+
+static void
+test_host_alone_is_accepted_only_when_port_is_optional(void **state)
+{
+	struct address a;
+	char err[256];
+
+	assert_int_equal(address_parse("db.internal", 0, &a, err, sizeof(err)), 0);
+	assert_string_equal(a.host, "db.internal");
+	assert_string_equal(a.port, "");
+	assert_int_equal(address_parse("db.internal", 1, &a, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "HOST:PORT"));
+}
+
+static void
+test_absolute_path_is_a_unix_socket(void **state)
+{
+	struct address a;
+	char err[256];
+
+	assert_int_equal(address_parse("/run/baa/baa.sock", 1, &a, err, sizeof(err)), 0);
+	assert_true(a.is_unix);
+	assert_string_equal(a.host, "/run/baa/baa.sock");
+	assert_string_equal(a.port, "");
+}
+
+static void
+test_socket_directory_may_name_a_port(void **state)
+{
+	struct address a;
+	char err[256];
+
+	assert_int_equal(address_parse("/var/run/postgresql:5433", 0, &a, err, sizeof(err)), 0);
+	assert_true(a.is_unix);
+	assert_string_equal(a.host, "/var/run/postgresql");
+	assert_string_equal(a.port, "5433");
+}
+
+static void
+test_bad_ports_are_refused_with_a_reason(void **state)
+{
+	static const char *const bad[] = {"h:0",     "h:65536", "h:99999", "h:abc",
+					  "h:",      "h:-1",    "h:123456", "h:1 ",
+					  "[::1]:0", "/tmp/x:0"};
+	struct address a;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(address_parse(bad[i], 0, &a, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "port"));
+	}
+}
+
+static void
+test_malformed_hosts_are_refused(void **state)
+{
+	static const char *const bad[] = {":9000", "a:b:c", "[::1", "[::1]x", "[]:1",
+					  "[zz]:1", "ho st:1", "[::1]:"};
+	struct address a;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(address_parse(bad[i], 1, &a, err, sizeof(err)), -1);
+}
+
+static void
+test_socket_path_longer_than_sun_path_is_refused(void **state)
+{
+	char path[200];
+	struct address a;
+	char err[256];
+
+	memset(path, 'x', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	assert_int_equal(address_parse(path, 1, &a, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "longer"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_host_and_port_are_split),
+		cmocka_unit_test(test_bracketed_ipv6_host_keeps_its_colons),
+		cmocka_unit_test(test_host_alone_is_accepted_only_when_port_is_optional),
+		cmocka_unit_test(test_absolute_path_is_a_unix_socket),
+		cmocka_unit_test(test_socket_directory_may_name_a_port),
+		cmocka_unit_test(test_bad_ports_are_refused_with_a_reason),
+		cmocka_unit_test(test_malformed_hosts_are_refused),
+		cmocka_unit_test(test_socket_path_longer_than_sun_path_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

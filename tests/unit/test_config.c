@@ -1,0 +1,199 @@
+/* The environment as baa reads it: required, defaulted and invalid values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../src/config.h"
+
+static const char *const all_names[] = {"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",
+					"POSTGRES_DB",  "BAA_LISTEN",    "BAA_WORKERS",
+					"BAA_SHUTDOWN_TIMEOUT"};
+
+static int
+set_database_env(void **state)
+{
+	for (size_t i = 0; i < sizeof(all_names) / sizeof(all_names[0]); i++)
+		unsetenv(all_names[i]);
+	setenv("POSTGRES_URL", "127.0.0.1:5432", 1);
+	setenv("POSTGRES_USER", "baa", 1);
+	setenv("POSTGRES_PW", "s3cret-value", 1);
+	setenv("POSTGRES_DB", "baa", 1);
+	return 0;
+}
+
+static void
+test_complete_environment_loads(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.postgres_url.host, "127.0.0.1");
+	assert_string_equal(cfg.postgres_url.port, "5432");
+	assert_string_equal(cfg.postgres_user, "baa");
+	assert_string_equal(cfg.postgres_password, "s3cret-value");
+	assert_string_equal(cfg.postgres_db, "baa");
+}
+
+static void
+test_serve_defaults_apply_when_unset(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.listen.host, "127.0.0.1");
+	assert_string_equal(cfg.listen.port, "9000");
+	assert_true(cfg.workers >= 1);
+	assert_int_equal(cfg.shutdown_timeout, 10);
+}
+
+static void
+test_each_missing_variable_has_the_expected_message(void **state)
+{
+	static const char *const required[] = {"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",
+					       "POSTGRES_DB"};
+	struct config cfg;
+	char errors[1024], expected[128];
+
+	for (size_t i = 0; i < 4; i++) {
+		set_database_env(state);
+		unsetenv(required[i]);
+		assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+		snprintf(expected, sizeof(expected),
+			 "Expected environment variable '%s' not set.\n", required[i]);
+		assert_string_equal(errors, expected);
+	}
+}
+
+static void
+test_every_problem_is_reported_not_just_the_first(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	unsetenv("POSTGRES_USER");
+	unsetenv("POSTGRES_DB");
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 2);
+	assert_string_equal(errors, "Expected environment variable 'POSTGRES_USER' not set.\n"
+				    "Expected environment variable 'POSTGRES_DB' not set.\n");
+}
+
+static void
+test_empty_value_is_refused_by_name(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("POSTGRES_PW", "", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_string_equal(errors, "Environment variable 'POSTGRES_PW' is empty.\n");
+}
+
+static void
+test_serve_only_variables_are_not_read_by_database_commands(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_WORKERS", "not-a-number", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 0);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_WORKERS'"));
+}
+
+static void
+test_invalid_worker_counts_are_refused(void **state)
+{
+	static const char *const bad[] = {"0", "-1", "abc", "257", "100000", "1.5", " 2"};
+	struct config cfg;
+	char errors[1024];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("BAA_WORKERS", bad[i], 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		assert_non_null(strstr(errors, "Environment variable 'BAA_WORKERS' must be"));
+	}
+	setenv("BAA_WORKERS", "3", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.workers, 3);
+}
+
+static void
+test_bad_database_port_is_refused_with_the_variable_name(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("POSTGRES_URL", "127.0.0.1:99999", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_string_equal(errors, "Environment variable 'POSTGRES_URL' has an invalid port "
+				    "'99999': expected a number from 1 to 65535.\n");
+}
+
+static void
+test_listen_path_with_a_port_is_refused(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_LISTEN", "/run/baa.sock:80", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_LISTEN'"));
+	setenv("BAA_LISTEN", "relative.sock", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+}
+
+static void
+test_messages_never_echo_the_password(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("POSTGRES_PW", "hunter2-password", 1);
+	unsetenv("POSTGRES_DB");
+	setenv("POSTGRES_URL", "hunter2-password:hunter2", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 2);
+	assert_null(strstr(errors, "hunter2-password"));
+}
+
+static void
+test_overlong_database_name_is_refused(void **state)
+{
+	struct config cfg;
+	char errors[1024], name[80];
+
+	memset(name, 'd', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	setenv("POSTGRES_DB", name, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'POSTGRES_DB'"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_complete_environment_loads, set_database_env),
+		cmocka_unit_test_setup(test_serve_defaults_apply_when_unset, set_database_env),
+		cmocka_unit_test_setup(test_each_missing_variable_has_the_expected_message,
+				       set_database_env),
+		cmocka_unit_test_setup(test_every_problem_is_reported_not_just_the_first,
+				       set_database_env),
+		cmocka_unit_test_setup(test_empty_value_is_refused_by_name, set_database_env),
+		cmocka_unit_test_setup(test_serve_only_variables_are_not_read_by_database_commands,
+				       set_database_env),
+		cmocka_unit_test_setup(test_invalid_worker_counts_are_refused, set_database_env),
+		cmocka_unit_test_setup(test_bad_database_port_is_refused_with_the_variable_name,
+				       set_database_env),
+		cmocka_unit_test_setup(test_listen_path_with_a_port_is_refused, set_database_env),
+		cmocka_unit_test_setup(test_messages_never_echo_the_password, set_database_env),
+		cmocka_unit_test_setup(test_overlong_database_name_is_refused, set_database_env),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,124 @@
+/* FastCGI parameters reduced to a request. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../src/request.h"
+
+static void
+test_nginx_parameters_become_a_request(void **state)
+{
+	char *params[] = {"FCGI_ROLE=RESPONDER", "QUERY_STRING=a=1&b=2",
+			  "REQUEST_METHOD=GET",  "CONTENT_LENGTH=",
+			  "SCRIPT_NAME=/healthz", "REQUEST_URI=/healthz?a=1&b=2",
+			  "DOCUMENT_URI=/healthz", "HTTP_COOKIE=baa_session=x",
+			  NULL};
+	struct request req;
+
+	assert_int_equal(request_parse(params, &req), REQUEST_OK);
+	assert_int_equal(req.method, HTTP_GET);
+	assert_string_equal(req.path, "/healthz");
+	assert_string_equal(req.query, "a=1&b=2");
+	assert_string_equal(req.cookie, "baa_session=x");
+	assert_int_equal(req.content_length, 0);
+}
+
+static void
+test_script_name_is_used_without_document_uri(void **state)
+{
+	char *params[] = {"REQUEST_METHOD=HEAD", "SCRIPT_NAME=/readyz", NULL};
+	struct request req;
+
+	assert_int_equal(request_parse(params, &req), REQUEST_OK);
+	assert_int_equal(req.method, HTTP_HEAD);
+	assert_string_equal(req.path, "/readyz");
+	assert_string_equal(req.query, "");
+	assert_null(req.cookie);
+}
+
+static void
+test_a_prefix_of_a_parameter_name_does_not_match(void **state)
+{
+	char *params[] = {"REQUEST_METHOD_X=POST", "REQUEST_METHOD=GET",
+			  "DOCUMENT_URIX=/evil", "DOCUMENT_URI=/ok", NULL};
+	struct request req;
+
+	assert_int_equal(request_parse(params, &req), REQUEST_OK);
+	assert_int_equal(req.method, HTTP_GET);
+	assert_string_equal(req.path, "/ok");
+}
+
+static void
+test_unknown_methods_are_kept_apart(void **state)
+{
+	char *params[] = {"REQUEST_METHOD=BREW", "DOCUMENT_URI=/", NULL};
+	struct request req;
+
+	assert_int_equal(request_parse(params, &req), REQUEST_OK);
+	assert_int_equal(req.method, HTTP_OTHER);
+	assert_string_equal(req.method_name, "OTHER");
+}
+
+static void
+test_missing_method_or_path_is_a_bad_request(void **state)
+{
+	char *no_method[] = {"DOCUMENT_URI=/healthz", NULL};
+	char *no_path[] = {"REQUEST_METHOD=GET", NULL};
+	char *relative[] = {"REQUEST_METHOD=GET", "DOCUMENT_URI=healthz", NULL};
+	char *huge_method[] = {"REQUEST_METHOD=AAAAAAAAAAAAAAAAAAAAAAAAAAAA", "DOCUMENT_URI=/", NULL};
+	struct request req;
+
+	assert_int_equal(request_parse(no_method, &req), REQUEST_BAD);
+	assert_int_equal(request_parse(no_path, &req), REQUEST_BAD);
+	assert_int_equal(request_parse(relative, &req), REQUEST_BAD);
+	assert_int_equal(request_parse(huge_method, &req), REQUEST_BAD);
+	assert_int_equal(request_parse(NULL, &req), REQUEST_BAD);
+}
+
+static void
+test_overlong_path_is_uri_too_long(void **state)
+{
+	static char param[REQUEST_PATH_MAX + 64];
+	char *params[] = {"REQUEST_METHOD=GET", param, NULL};
+	struct request req;
+
+	strcpy(param, "DOCUMENT_URI=/");
+	memset(param + strlen(param), 'a', REQUEST_PATH_MAX + 1);
+	assert_int_equal(request_parse(params, &req), REQUEST_URI_TOO_LONG);
+}
+
+static void
+test_content_length_must_be_a_plain_number(void **state)
+{
+	char good[] = "CONTENT_LENGTH=42";
+	char *params[] = {"REQUEST_METHOD=POST", "DOCUMENT_URI=/x", good, NULL};
+	static const char *const bad[] = {"CONTENT_LENGTH=-1", "CONTENT_LENGTH=4x",
+					  "CONTENT_LENGTH=9999999999999999"};
+	struct request req;
+
+	assert_int_equal(request_parse(params, &req), REQUEST_OK);
+	assert_int_equal(req.content_length, 42);
+	for (size_t i = 0; i < 3; i++) {
+		params[2] = (char *)bad[i];
+		assert_int_equal(request_parse(params, &req), REQUEST_BAD);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nginx_parameters_become_a_request),
+		cmocka_unit_test(test_script_name_is_used_without_document_uri),
+		cmocka_unit_test(test_a_prefix_of_a_parameter_name_does_not_match),
+		cmocka_unit_test(test_unknown_methods_are_kept_apart),
+		cmocka_unit_test(test_missing_method_or_path_is_a_bad_request),
+		cmocka_unit_test(test_overlong_path_is_uri_too_long),
+		cmocka_unit_test(test_content_length_must_be_a_plain_number),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
