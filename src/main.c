@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../config.h"
 #include "db.h"
 #include "master.h"
 #include "schema.h"

@@ -1,0 +1,60 @@
+/*
+ * Configuration: environment variables parsed once at start-up into a
+ * read-only struct. CONFIG_VARIABLES is the one table of names; adding a
+ * variable is adding one line to it (and its field is generated).
+ */
+#ifndef BAA_CONFIG_H
+#define BAA_CONFIG_H
+
+#include <stddef.h>
+
+#include "address.h"
+
+/* Which commands need a variable. */
+enum config_scope {
+	CONFIG_DATABASE = 1 << 0, /* serve, resetdb, migrate */
+	CONFIG_SERVE = 1 << 1,	  /* serve only */
+};
+
+/*
+ * X(NAME, field, C type, scope, default or NULL when required, parser)
+ */
+#define CONFIG_VARIABLES(X)                                                                \
+	X(POSTGRES_URL, postgres_url, struct address, CONFIG_DATABASE, NULL,               \
+	  config_parse_postgres_url)                                                       \
+	X(POSTGRES_USER, postgres_user, const char *, CONFIG_DATABASE, NULL,               \
+	  config_parse_string)                                                             \
+	X(POSTGRES_PW, postgres_password, const char *, CONFIG_DATABASE, NULL,             \
+	  config_parse_string)                                                             \
+	X(POSTGRES_DB, postgres_db, const char *, CONFIG_DATABASE, NULL,                   \
+	  config_parse_database_name)                                                      \
+	X(BAA_LISTEN, listen, struct address, CONFIG_SERVE, "127.0.0.1:9000",              \
+	  config_parse_listen)                                                             \
+	X(BAA_WORKERS, workers, int, CONFIG_SERVE, "auto", config_parse_workers)           \
+	X(BAA_SHUTDOWN_TIMEOUT, shutdown_timeout, int, CONFIG_SERVE, "10",                 \
+	  config_parse_seconds)
+
+struct config {
+#define CONFIG_FIELD(name, field, type, scope, def, parser) type field;
+	CONFIG_VARIABLES(CONFIG_FIELD)
+#undef CONFIG_FIELD
+};
+
+/*
+ * A parser turns the variable's text into its field. On error it writes a
+ * message completing "Environment variable 'NAME' ..." and returns -1; it
+ * never echoes a whole value, which may be a secret.
+ */
+typedef int config_parser(const char *value, void *field, char *err, size_t errlen);
+
+config_parser config_parse_string, config_parse_database_name, config_parse_postgres_url,
+	config_parse_listen, config_parse_workers, config_parse_seconds;
+
+/*
+ * Reads every variable of the given scopes from getenv. Each problem is
+ * written to errors as one line; returns the number of problems. Values
+ * point into the environment and live as long as the process.
+ */
+int config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen);
+
+#endif
