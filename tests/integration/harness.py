@@ -1,0 +1,1040 @@
+"""Reusable pieces for the baa integration tests (Python 3 standard library only).
+
+Everything started here is registered in a process registry and killed at
+interpreter exit (atexit) or by ``cleanup_all()``, so a failing or interrupted
+run never leaves PostgreSQL, nginx or baa processes behind.
+
+Environment knobs:
+  BAA_BIN            path of the baa binary (default <repo>/build/src/baa)
+  SANITIZER_LOG_DIR  when set, baa gets ASAN_OPTIONS/UBSAN_OPTIONS writing there
+  BAA_IT_PG_BIN      PostgreSQL server bin dir (default /usr/lib/postgresql/15/bin)
+  BAA_IT_NGINX       nginx binary (default /usr/sbin/nginx)
+"""
+
+import atexit
+import errno
+import http.client
+import os
+import pwd
+import re
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+PG_BIN = os.environ.get("BAA_IT_PG_BIN", "/usr/lib/postgresql/15/bin")
+NGINX_BIN = os.environ.get("BAA_IT_NGINX", "/usr/sbin/nginx")
+FASTCGI_PARAMS = "/etc/nginx/fastcgi_params"
+PSQL = os.path.join(PG_BIN, "psql") if os.path.exists(os.path.join(PG_BIN, "psql")) else "psql"
+PG_DUMP = os.path.join(PG_BIN, "pg_dump") if os.path.exists(os.path.join(PG_BIN, "pg_dump")) else "pg_dump"
+
+IS_ROOT = os.geteuid() == 0
+UNPRIVILEGED_USER = "nobody"
+
+
+class HarnessError(Exception):
+    """Set-up of the environment (not the code under test) went wrong."""
+
+
+# ---------------------------------------------------------------------------
+# generic helpers
+
+
+def wait_until(predicate, timeout, interval=0.02, message=None):
+    """Poll predicate() until it returns a truthy value; return that value.
+
+    Raises AssertionError (so tests report a failure, not an error) after
+    `timeout` seconds. Exceptions from predicate propagate.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(message or "condition not met within %.1fs" % timeout)
+        time.sleep(interval)
+
+
+def free_port(host="127.0.0.1"):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port, host="127.0.0.1"):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # As baa binds: TIME_WAIT leftovers of earlier tests do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def port_answers(port, host="127.0.0.1", timeout=0.5):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ipv6_loopback_available():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def _nobody_ids():
+    pw = pwd.getpwnam(UNPRIVILEGED_USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def make_temp_dir(prefix="baa-it-"):
+    """A temp dir that the unprivileged user can traverse and write to."""
+    path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(path, 0o777)
+    _TEMP_DIRS.append(path)
+    return path
+
+
+def give_to_nobody(path):
+    if IS_ROOT:
+        uid, gid = _nobody_ids()
+        os.chown(path, uid, gid)
+
+
+def as_unprivileged(argv):
+    """PostgreSQL refuses to run as root: prefix with runuser when we are root."""
+    if IS_ROOT:
+        return ["runuser", "-u", UNPRIVILEGED_USER, "--"] + list(argv)
+    return list(argv)
+
+
+def read_text(path):
+    try:
+        with open(path, "r", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+# ---------------------------------------------------------------------------
+# process registry / cleanup
+
+_LOCK = threading.RLock()
+_PROCS = []          # Popen objects started in their own session (pgid == pid)
+_EXTRA_PIDS = set()  # e.g. worker pids seen, killed on cleanup if still there
+_CLEANUPS = []       # callables run at cleanup (e.g. pg_ctl stop)
+_TEMP_DIRS = []
+
+
+def register_process(proc):
+    with _LOCK:
+        _PROCS.append(proc)
+    return proc
+
+
+def register_pid(pid):
+    with _LOCK:
+        _EXTRA_PIDS.add(pid)
+
+
+def register_cleanup(fn):
+    with _LOCK:
+        _CLEANUPS.append(fn)
+
+
+def _pids_in_group(pgid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        st = proc_stat(int(entry))
+        if st and st["pgrp"] == pgid and st["state"] not in ("Z", "X"):
+            out.append(int(entry))
+    return out
+
+
+def kill_process_tree(proc, sig=signal.SIGKILL):
+    """Kill a process started with start_new_session=True and its whole group."""
+    pgid = proc.pid
+    first = [proc.pid] if proc.poll() is None else []
+    for pid in first + _pids_in_group(pgid):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def cleanup_all():
+    with _LOCK:
+        procs = list(_PROCS)
+        _PROCS.clear()
+        extra = set(_EXTRA_PIDS)
+        _EXTRA_PIDS.clear()
+        cleanups = list(_CLEANUPS)
+        _CLEANUPS.clear()
+    for proc in procs:
+        if proc.poll() is None or _pids_in_group(proc.pid):
+            kill_process_tree(proc)
+    for pid in extra:
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    for fn in reversed(cleanups):
+        try:
+            fn()
+        except Exception as exc:  # pragma: no cover - best effort
+            print("harness cleanup error: %r" % (exc,), file=sys.stderr)
+    if not os.environ.get("BAA_IT_KEEP_TMP"):
+        for path in _TEMP_DIRS:
+            shutil.rmtree(path, ignore_errors=True)
+        _TEMP_DIRS.clear()
+
+
+atexit.register(cleanup_all)
+
+
+# ---------------------------------------------------------------------------
+# /proc helpers
+
+
+def proc_stat(pid):
+    """Parse /proc/<pid>/stat -> dict(state, ppid, pgrp) or None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "r") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm may contain spaces/parens: split after the last ')'
+    rest = data[data.rindex(")") + 2:].split()
+    return {"state": rest[0], "ppid": int(rest[1]), "pgrp": int(rest[2])}
+
+
+def pid_alive(pid):
+    """True if the process exists and is not a zombie."""
+    st = proc_stat(pid)
+    return st is not None and st["state"] not in ("Z", "X")
+
+
+def child_pids(pid, include_zombies=False):
+    """Children of pid (from /proc/<pid>/task/<pid>/children, fallback scan)."""
+    path = "/proc/%d/task/%d/children" % (pid, pid)
+    pids = None
+    try:
+        with open(path) as f:
+            pids = [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        if os.path.exists("/proc/%d" % pid):
+            pids = []
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    st = proc_stat(int(entry))
+                    if st and st["ppid"] == pid:
+                        pids.append(int(entry))
+        else:
+            return []
+    if include_zombies:
+        return sorted(pids)
+    return sorted(p for p in pids if pid_alive(p))
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster in a temp dir, run as `nobody`."""
+
+    def __init__(self, superuser="baa", password=None):
+        self.superuser = superuser
+        # distinctive so that tests can grep output for leaks of it
+        self.password = password or ("pw-" + secrets.token_hex(12))
+        self.base = None
+        self.datadir = None
+        self.sockdir = None
+        self.logfile = None
+        self.port = None
+        self.listen_ipv6 = ipv6_loopback_available()
+        self.running = False
+        self._lock = threading.RLock()
+
+    # -- lifecycle ---------------------------------------------------------
+    def init(self):
+        self.base = make_temp_dir("baa-it-pg-")
+        give_to_nobody(self.base)
+        self.datadir = os.path.join(self.base, "data")
+        self.sockdir = os.path.join(self.base, "sock")
+        os.mkdir(self.sockdir)
+        os.chmod(self.sockdir, 0o755)
+        give_to_nobody(self.sockdir)
+        self.logfile = os.path.join(self.base, "postgres.log")
+        pwfile = os.path.join(self.base, "pwfile")
+        with open(pwfile, "w") as f:
+            f.write(self.password + "\n")
+        os.chmod(pwfile, 0o600)
+        give_to_nobody(pwfile)
+        # The unix socket name embeds the port (.s.PGSQL.<port>); a client given
+        # only a socket directory uses 5432, so prefer it when it is free.
+        self.port = 5432 if port_is_free(5432) and (not self.listen_ipv6 or port_is_free(5432, "::1")) else free_port()
+        cmd = [os.path.join(PG_BIN, "initdb"), "-D", self.datadir, "-U", self.superuser,
+               "--pwfile=" + pwfile, "--auth=scram-sha-256", "-E", "UTF8",
+               "--locale=C", "--no-sync"]
+        res = subprocess.run(as_unprivileged(cmd), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                             timeout=120, cwd=self.base)
+        os.unlink(pwfile)
+        if res.returncode != 0:
+            raise HarnessError("initdb failed (%d):\n%s\n%s" % (res.returncode, res.stdout, res.stderr))
+        with open(os.path.join(self.datadir, "postgresql.conf"), "a") as f:
+            addrs = "127.0.0.1,::1" if self.listen_ipv6 else "127.0.0.1"
+            f.write("\n# baa integration tests\n")
+            f.write("listen_addresses = '%s'\n" % addrs)
+            f.write("port = %d\n" % self.port)
+            f.write("unix_socket_directories = '%s'\n" % self.sockdir)
+            f.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+            f.write("max_connections = 100\n")
+            f.write("log_min_messages = warning\n")
+        register_cleanup(self._cleanup)
+
+    def start(self, timeout=60):
+        with self._lock:
+            if self.datadir is None:
+                self.init()
+            cmd = [os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir, "-l", self.logfile,
+                   "-w", "-t", str(int(timeout)), "start"]
+            res = subprocess.run(as_unprivileged(cmd), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                 timeout=timeout + 10, cwd=self.base)
+            if res.returncode != 0:
+                raise HarnessError("pg_ctl start failed (%d):\n%s\n%s\n--- log ---\n%s" % (
+                    res.returncode, res.stdout, res.stderr, read_text(self.logfile)[-4000:]))
+            self.running = True
+
+    def stop(self, mode="fast", timeout=60):
+        with self._lock:
+            if self.datadir is None:
+                return
+            cmd = [os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir, "-m", mode,
+                   "-w", "-t", str(int(timeout)), "stop"]
+            res = subprocess.run(as_unprivileged(cmd), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                 timeout=timeout + 10, cwd=self.base)
+            self.running = False
+            if res.returncode != 0 and "Is server running?" not in res.stderr:
+                raise HarnessError("pg_ctl stop failed (%d): %s %s" % (res.returncode, res.stdout, res.stderr))
+
+    def ensure_running(self):
+        if not self.running:
+            self.start()
+
+    def _cleanup(self):
+        if self.datadir and os.path.exists(os.path.join(self.datadir, "postmaster.pid")):
+            try:
+                self.stop(mode="immediate", timeout=30)
+            except Exception:
+                # last resort: kill the postmaster recorded in postmaster.pid
+                try:
+                    with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+                        os.kill(int(f.readline().strip()), signal.SIGQUIT)
+                except Exception:
+                    pass
+
+    # -- client helpers ----------------------------------------------------
+    def client_env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PGPASSWORD"] = self.password
+        env["PGCONNECT_TIMEOUT"] = "10"
+        return env
+
+    def client_args(self, db="postgres"):
+        return ["-h", "127.0.0.1", "-p", str(self.port), "-U", self.superuser, "-d", db]
+
+    def psql(self, sql, db="postgres", timeout=30, check=True):
+        """Run sql with psql; return stdout (unaligned, tuples only)."""
+        cmd = [PSQL, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"] + self.client_args(db) + ["-c", sql]
+        res = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout, env=self.client_env())
+        if check and res.returncode != 0:
+            raise HarnessError("psql failed (%d) on %r in db %s:\n%s" % (res.returncode, sql, db, res.stderr))
+        if not check:
+            return res
+        return res.stdout
+
+    def psql_rows(self, sql, db="postgres"):
+        out = self.psql(sql, db=db)
+        return [line.split("|") for line in out.splitlines() if line != ""]
+
+    def psql_value(self, sql, db="postgres"):
+        return self.psql(sql, db=db).strip()
+
+    def database_exists(self, name):
+        return self.psql_value("SELECT count(*) FROM pg_database WHERE datname = '%s'" % name) == "1"
+
+    def drop_database(self, name):
+        self.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+    def create_database(self, name):
+        self.drop_database(name)
+        self.psql('CREATE DATABASE "%s"' % name)
+
+    def table_exists(self, db, table):
+        return self.psql_value("SELECT to_regclass('public.%s') IS NOT NULL" % table, db=db) == "t"
+
+    def schema_dump(self, db):
+        cmd = [PG_DUMP, "--schema-only", "--no-owner", "--no-privileges"] + self.client_args(db)
+        res = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, env=self.client_env())
+        if res.returncode != 0:
+            raise HarnessError("pg_dump failed: %s" % res.stderr)
+        # drop comments, blank lines and pg_dump's per-run random \restrict keys
+        return "\n".join(l for l in res.stdout.splitlines()
+                         if l and not l.startswith("--") and not l.startswith(("\\restrict", "\\unrestrict")))
+
+    def session(self, db):
+        return PsqlSession(self, db)
+
+    def ready(self):
+        res = self.psql("SELECT 1", check=False, timeout=10)
+        return res.returncode == 0
+
+
+class PsqlSession:
+    """A long-lived psql process fed through stdin: holds a connection open.
+
+    Used to keep sessions connected to a database and to hold locks inside an
+    open transaction. Whether a statement took effect is verified from another
+    connection (pg_stat_activity / pg_locks), so no reliance on psql's stdout
+    buffering.
+    """
+
+    def __init__(self, cluster, db):
+        self.cluster = cluster
+        self.db = db
+        self.app = "baa-it-%s" % secrets.token_hex(4)
+        env = cluster.client_env()
+        env["PGAPPNAME"] = self.app
+        cmd = [PSQL, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"] + cluster.client_args(db)
+        self.proc = register_process(subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, text=True, start_new_session=True))
+        self.send("SELECT 1;")
+        wait_until(lambda: self.backend_pid() is not None or self.proc.poll() is not None, 15,
+                   message="psql session did not connect")
+        if self.proc.poll() is not None:
+            raise HarnessError("psql session exited: %s" % self.proc.stderr.read())
+
+    def send(self, sql):
+        self.proc.stdin.write(sql + "\n")
+        self.proc.stdin.flush()
+
+    def backend_pid(self):
+        out = self.cluster.psql_value(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = '%s'" % self.app)
+        return int(out) if out else None
+
+    def hold_lock(self, table="schema_migrations", mode="ACCESS EXCLUSIVE", timeout=15):
+        self.send("BEGIN; LOCK TABLE %s IN %s MODE;" % (table, mode))
+        wait_until(lambda: self.lock_granted(table) or self.proc.poll() is not None, timeout,
+                   message="lock on %s was not granted" % table)
+        if self.proc.poll() is not None:
+            raise HarnessError("psql session exited: %s" % self.proc.stderr.read())
+
+    def lock_granted(self, table):
+        pid = self.backend_pid()
+        if pid is None:
+            return False
+        return self.cluster.psql_value(
+            "SELECT count(*) FROM pg_locks WHERE pid = %d AND granted AND mode = 'AccessExclusiveLock' "
+            "AND relation = to_regclass('public.%s')" % (pid, table), db=self.db) == "1"
+
+    def waiting_lockers(self, table="schema_migrations"):
+        """Number of other backends waiting for a lock on table."""
+        return int(self.cluster.psql_value(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = to_regclass('public.%s')" % table,
+            db=self.db))
+
+    def commit(self):
+        self.send("COMMIT;")
+
+    def close(self, timeout=10):
+        if self.proc.poll() is None:
+            try:
+                self.send("COMMIT;")
+                self.send("\\q")
+                self.proc.stdin.close()
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                kill_process_tree(self.proc)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()
+            except Exception:
+                pass
+
+
+_CLUSTER = None
+_CLUSTER_LOCK = threading.Lock()
+
+
+def cluster():
+    """The one PostgreSQL cluster shared by the whole run (started lazily)."""
+    global _CLUSTER
+    with _CLUSTER_LOCK:
+        if _CLUSTER is None:
+            c = PostgresCluster()
+            c.start()
+            _CLUSTER = c
+        elif not _CLUSTER.running:
+            _CLUSTER.start()
+        return _CLUSTER
+
+
+# ---------------------------------------------------------------------------
+# environment for baa
+
+_SCRUB_PREFIXES = ("POSTGRES_", "BAA_", "PG")
+
+
+def sanitizer_env(env):
+    log_dir = os.environ.get("SANITIZER_LOG_DIR")
+    if not log_dir:
+        return env
+    os.makedirs(log_dir, exist_ok=True)
+    asan = "log_path=%s:detect_leaks=1:abort_on_error=0" % os.path.join(log_dir, "asan")
+    ubsan = "log_path=%s:print_stacktrace=1:halt_on_error=1" % os.path.join(log_dir, "ubsan")
+    if os.environ.get("ASAN_OPTIONS"):
+        asan += ":" + os.environ["ASAN_OPTIONS"]
+    if os.environ.get("UBSAN_OPTIONS"):
+        ubsan += ":" + os.environ["UBSAN_OPTIONS"]
+    env["ASAN_OPTIONS"] = asan
+    env["UBSAN_OPTIONS"] = ubsan
+    return env
+
+
+def clean_env():
+    """os.environ without anything that could configure baa or libpq."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(_SCRUB_PREFIXES) or k == "BAA_BIN"}
+    env.pop("BAA_BIN", None)
+    return sanitizer_env(env)
+
+
+def db_env(db, url=None, pg=None):
+    """The four POSTGRES_* variables for database `db` (TCP by default)."""
+    pg = pg or cluster()
+    return {
+        "POSTGRES_URL": url if url is not None else "127.0.0.1:%d" % pg.port,
+        "POSTGRES_USER": pg.superuser,
+        "POSTGRES_PW": pg.password,
+        "POSTGRES_DB": db,
+    }
+
+
+def socket_url_env(pg=None):
+    """Extra env for POSTGRES_URL=<socket dir>. PGPORT covers a non-5432 port."""
+    pg = pg or cluster()
+    env = {"POSTGRES_URL": pg.sockdir}
+    if pg.port != 5432:
+        env["PGPORT"] = str(pg.port)
+    return env
+
+
+def base_env(db, listen=None, workers=2, **extra):
+    env = clean_env()
+    env.update(db_env(db))
+    env["BAA_LISTEN"] = listen or "127.0.0.1:%d" % free_port()
+    env["BAA_WORKERS"] = str(workers)
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+# ---------------------------------------------------------------------------
+# baa
+
+
+def baa_bin():
+    return os.environ.get("BAA_BIN") or os.path.join(REPO, "build", "src", "baa")
+
+
+def require_baa():
+    path = baa_bin()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise AssertionError("baa binary not found or not executable at %s "
+                             "(build it with scripts/build, or set BAA_BIN)" % path)
+    return path
+
+
+class Baa:
+    """Runs baa subcommands and `baa serve` in the background."""
+
+    def __init__(self, tmpdir=None):
+        self.tmpdir = tmpdir or make_temp_dir("baa-it-baa-")
+        self.bin = require_baa()
+        self.proc = None
+        self.logpath = None
+        self._logf = None
+        self.env = None
+
+    def run(self, args, env, timeout=30, cwd=None):
+        """Run `baa args...` and return CompletedProcess (text)."""
+        argv = [self.bin] + list(args)
+        proc = register_process(subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd or self.tmpdir, stdin=subprocess.DEVNULL, start_new_session=True))
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_process_tree(proc)  # the whole group: a wrongly started server has workers
+            out, err = proc.communicate()
+            raise AssertionError("baa %s did not finish within %ss (killed)\nstdout=%r\nstderr=%r" % (
+                " ".join(args), timeout, out, err))
+        finally:
+            if _pids_in_group(proc.pid):
+                kill_process_tree(proc)
+            with _LOCK:
+                if proc in _PROCS:
+                    _PROCS.remove(proc)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    # -- serve -----------------------------------------------------------
+    def serve(self, env, wait_listening=True, timeout=15, umask=None):
+        self.env = env
+        self.logpath = os.path.join(self.tmpdir, "baa-serve-%s.log" % secrets.token_hex(3))
+        self._logf = open(self.logpath, "wb")
+        kwargs = {}
+        if umask is not None:
+            kwargs["umask"] = umask
+        self.proc = register_process(subprocess.Popen(
+            [self.bin, "serve"], env=env, stdin=subprocess.DEVNULL, stdout=self._logf,
+            stderr=subprocess.STDOUT, cwd=self.tmpdir, start_new_session=True, **kwargs))
+        if wait_listening:
+            self.wait_listening(timeout)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        return read_text(self.logpath) if self.logpath else ""
+
+    def log_lines(self):
+        return [l for l in self.log().splitlines() if l.strip()]
+
+    def log_records(self):
+        return [parse_logfmt(l) for l in self.log_lines()]
+
+    def wait_listening(self, timeout=15):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("baa serve exited early with %s; log:\n%s" % (
+                    self.proc.returncode, self.log()))
+            return "event=listening" in self.log()
+        try:
+            wait_until(ready, timeout)
+        except AssertionError as exc:
+            if "exited early" in str(exc):
+                raise
+            raise AssertionError("baa serve did not log event=listening within %ss; log:\n%s"
+                                 % (timeout, self.log()[-3000:]))
+        expected = int(self.env.get("BAA_WORKERS", "0") or 0)
+        if expected:
+            wait_until(lambda: len(self.workers()) == expected, min(timeout, 5),
+                       message="expected %d workers, have %r" % (expected, self.workers()))
+
+    def workers(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        pids = child_pids(self.proc.pid)
+        for p in pids:
+            register_pid(p)
+        return pids
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout):
+        """Wait for the master to exit; returns exit status or raises AssertionError."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("baa serve (pid %d) did not exit within %ss; log:\n%s" % (
+                self.proc.pid, timeout, self.log()[-3000:]))
+
+    def stop(self):
+        """Forceful cleanup (tests that check graceful exit do it themselves)."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    self.proc.send_signal(signal.SIGTERM)
+                    self.proc.wait(timeout=5)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    pass
+            kill_process_tree(self.proc)
+        if self._logf:
+            self._logf.close()
+            self._logf = None
+
+
+_LOGFMT_RE = re.compile(r'\s*([^\s=]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+
+
+def parse_logfmt(line):
+    """Parse one logfmt line into a dict; raises ValueError if malformed."""
+    out = {}
+    pos = 0
+    line = line.rstrip("\n")
+    while pos < len(line):
+        if line[pos:].strip() == "":
+            break
+        m = _LOGFMT_RE.match(line, pos)
+        if not m or m.end() == pos:
+            raise ValueError("not logfmt at column %d: %r" % (pos, line))
+        key, val = m.group(1), m.group(2)
+        if val.startswith('"'):
+            val = re.sub(r'\\(.)', lambda mm: {"n": "\n", "t": "\t"}.get(mm.group(1), mm.group(1)), val[1:-1])
+        out[key] = val
+        pos = m.end()
+        if pos < len(line) and not line[pos].isspace():
+            raise ValueError("garbage after value at column %d: %r" % (pos, line))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# nginx
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+{user_line}pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 512; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/client_body_temp;
+    proxy_temp_path {dir}/proxy_temp;
+    fastcgi_temp_path {dir}/fastcgi_temp;
+    uwsgi_temp_path {dir}/uwsgi_temp;
+    scgi_temp_path {dir}/scgi_temp;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            include {fastcgi_params};
+            fastcgi_pass {upstream};
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, upstream, user=None):
+        """upstream: '127.0.0.1:PORT' or 'unix:/path'.
+
+        user: nginx worker user; default nobody (root only if asked for, e.g.
+        to reach a unix socket whose permissions are not part of the contract).
+        """
+        self.upstream = upstream
+        self.dir = make_temp_dir("baa-it-nginx-")
+        self.port = free_port()
+        self.proc = None
+        if user is None:
+            user = "%s %s" % (UNPRIVILEGED_USER, _group_name(_nobody_ids()[1])) if IS_ROOT else None
+        self.user = user
+        for sub in ("client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"):
+            p = os.path.join(self.dir, sub)
+            os.mkdir(p)
+            os.chmod(p, 0o777)
+            give_to_nobody(p)
+        conf = NGINX_CONF.format(dir=self.dir, port=self.port, upstream=upstream,
+                                 fastcgi_params=FASTCGI_PARAMS,
+                                 user_line=("user %s;\n" % user) if user else "")
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+    def _argv(self, *extra):
+        return [NGINX_BIN, "-p", self.dir + "/", "-c", self.conf, "-e", os.path.join(self.dir, "error.log")] + list(extra)
+
+    def start(self, timeout=10):
+        res = subprocess.run(self._argv("-t"), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+        if res.returncode != 0:
+            raise HarnessError("nginx -t rejected %s:\n%s%s\n--- conf ---\n%s" % (
+                self.conf, res.stdout, res.stderr, read_text(self.conf)))
+        self.proc = register_process(subprocess.Popen(
+            self._argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True))
+
+        def up():
+            if self.proc.poll() is not None:
+                raise HarnessError("nginx exited with %s: %s\n%s" % (
+                    self.proc.returncode, self.proc.stderr.read().decode(errors="replace"), self.error_log()))
+            return port_answers(self.port)
+        wait_until(up, timeout, message="nginx did not answer on port %d" % self.port)
+        return self
+
+    def error_log(self):
+        return read_text(os.path.join(self.dir, "error.log"))
+
+    def stop(self, timeout=10):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGQUIT)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+        kill_process_tree(self.proc)
+        try:
+            self.proc.stderr.close()
+        except Exception:
+            pass
+
+    # -- HTTP ---------------------------------------------------------------
+    def request(self, method, path, headers=None, body=None, timeout=10):
+        return http_request(self.port, method, path, headers=headers, body=body, timeout=timeout)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+
+def _group_name(gid):
+    import grp
+    return grp.getgrgid(gid).gr_name
+
+
+def http_request(port, method, path, headers=None, body=None, timeout=10, host="127.0.0.1"):
+    """One HTTP request on a fresh connection -> (status, headers, body bytes)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.headers, data
+    finally:
+        conn.close()
+
+
+class Hammer:
+    """Threads sending requests in a loop until stopped; records every outcome."""
+
+    def __init__(self, port, paths, threads=3, timeout=10, max_requests=100000):
+        self.port = port
+        self.paths = list(paths)
+        self.nthreads = threads
+        self.timeout = timeout
+        self.max_requests = max_requests
+        self.stop_event = threading.Event()
+        self.results = []  # (path, status or exception repr)
+        self._lock = threading.Lock()
+        self._threads = []
+
+    def _loop(self, idx):
+        i = idx
+        while not self.stop_event.is_set():
+            path = self.paths[i % len(self.paths)]
+            i += 1
+            try:
+                status, _, _ = http_request(self.port, "GET", path, timeout=self.timeout)
+                outcome = status
+            except Exception as exc:  # record, never raise in a thread
+                outcome = repr(exc)
+            with self._lock:
+                self.results.append((path, outcome))
+                if len(self.results) >= self.max_requests:
+                    self.stop_event.set()
+
+    def start(self):
+        for i in range(self.nthreads):
+            t = threading.Thread(target=self._loop, args=(i,), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def count(self):
+        with self._lock:
+            return len(self.results)
+
+    def stop(self, timeout=30):
+        self.stop_event.set()
+        for t in self._threads:
+            t.join(timeout)
+        with self._lock:
+            return list(self.results)
+
+    def failures(self):
+        with self._lock:
+            return [r for r in self.results if r[1] != 200]
+
+
+class BackgroundRequest:
+    """A single HTTP request running in a thread (for 'in flight' tests)."""
+
+    def __init__(self, port, method, path, timeout=30):
+        self.result = None
+        self.error = None
+        self.done = threading.Event()
+
+        def run():
+            try:
+                self.result = http_request(port, method, path, timeout=timeout)
+            except Exception as exc:
+                self.error = exc
+            finally:
+                self.done.set()
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def wait(self, timeout):
+        self.done.wait(timeout)
+        return self.done.is_set()
+
+
+# ---------------------------------------------------------------------------
+# unittest base class
+
+import json  # noqa: E402
+import unittest  # noqa: E402
+
+
+def configure_version():
+    """Version from configure.ac's AC_INIT (the contract: `baa --version`)."""
+    text = read_text(os.path.join(REPO, "configure.ac"))
+    m = re.search(r"AC_INIT\(\s*\[?[^,\]]+\]?\s*,\s*\[?([^,\]\)]+)\]?", text)
+    return m.group(1).strip() if m else "0.1.0"
+
+
+def db_name_for(name):
+    return "baa_it_" + re.sub(r"[^a-z0-9_]", "_", name.lower())
+
+
+class BaaTestCase(unittest.TestCase):
+    """Base class: shared cluster, a database per class, stack helpers."""
+
+    workers = 2
+    reset_database = True   # run `baa resetdb` for the class database first
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        require_baa()
+        cls.pg = cluster()
+        cls.db = db_name_for(cls.__name__)
+        cls.tmp = make_temp_dir("baa-it-%s-" % cls.__name__.lower()[:20])
+        cls.cli = Baa(cls.tmp)
+        if cls.reset_database:
+            res = cls.cli.run(["resetdb"], env=base_env(cls.db, workers=cls.workers))
+            if res.returncode != 0:
+                raise AssertionError("setUpClass: baa resetdb failed (%d)\nstdout: %s\nstderr: %s" % (
+                    res.returncode, res.stdout, res.stderr))
+
+    def setUp(self):
+        self.pg.ensure_running()
+
+    # -- env / commands ---------------------------------------------------
+    @classmethod
+    def env(cls, db=None, workers=None, **extra):
+        return base_env(db or cls.db, workers=workers or cls.workers, **extra)
+
+    def run_baa(self, args, env, timeout=30):
+        res = self.cli.run(args, env=env, timeout=timeout)
+        self.assertSecretsNotIn(res, env)
+        return res
+
+    def assertSecretsNotIn(self, res, env):
+        pw = env.get("POSTGRES_PW")
+        if pw:
+            self.assertNotIn(pw, res.stdout, "password value leaked to stdout")
+            self.assertNotIn(pw, res.stderr, "password value leaked to stderr")
+
+    @staticmethod
+    def describe(res):
+        return "exit=%s\n--- stdout ---\n%s\n--- stderr ---\n%s" % (res.returncode, res.stdout, res.stderr)
+
+    # -- serve + nginx -----------------------------------------------------
+    @classmethod
+    def _start_stack(cls, env, nginx_user, cleanup, umask=None):
+        b = Baa(make_temp_dir("baa-it-serve-"))
+        cleanup(b.stop)
+        b.serve(env, umask=umask)
+        listen = env["BAA_LISTEN"]
+        upstream = ("unix:" + listen) if listen.startswith("/") else listen
+        n = Nginx(upstream, user=nginx_user)
+        cleanup(n.stop)
+        n.start()
+        return b, n
+
+    def start_stack(self, env=None, nginx_user=None, umask=None):
+        """baa serve + nginx in front of it, stopped after the test."""
+        return self._start_stack(env or self.env(), nginx_user, self.addCleanup, umask=umask)
+
+    @classmethod
+    def start_class_stack(cls, env=None, nginx_user=None):
+        return cls._start_stack(env or cls.env(), nginx_user, cls.addClassCleanup)
+
+    # -- HTTP --------------------------------------------------------------
+    def get_json(self, nginx, path, method="GET", headers=None, expect=None, timeout=10):
+        status, hdrs, body = nginx.request(method, path, headers=headers, timeout=timeout)
+        if expect is not None:
+            self.assertEqual(status, expect, "%s %s -> %s %r" % (method, path, status, body[:500]))
+        ctype = hdrs.get("Content-Type", "")
+        self.assertTrue(ctype.startswith("application/json"),
+                        "%s %s: Content-Type %r, body %r" % (method, path, ctype, body[:200]))
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except ValueError:
+            self.fail("%s %s: body is not JSON: %r" % (method, path, body[:500]))
+        return status, hdrs, doc
+
+    # -- database ----------------------------------------------------------
+    def insert_user(self, db, spotify_id, token="tok", session_generation=0):
+        """Insert a users row; supplies id only if the schema has no default for it."""
+        col = self.pg.psql_rows(
+            "SELECT data_type, coalesce(column_default, ''), is_identity FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = 'users' AND column_name = 'id'", db=db)
+        cols = ["spotify_id", "spotify_token", "session_generation"]
+        vals = ["'%s'" % spotify_id, "'%s'" % token, str(session_generation)]
+        if col and not col[0][1] and col[0][2] != "YES":
+            cols.insert(0, "id")
+            vals.insert(0, "gen_random_uuid()" if col[0][0] == "uuid" else
+                        "(SELECT coalesce(max(id), 0) + 1 FROM users)")
+        for ts in ("created_at", "updated_at"):
+            cols.append(ts)
+            vals.append("now()")
+        self.pg.psql("INSERT INTO users (%s) VALUES (%s)" % (", ".join(cols), ", ".join(vals)), db=db)

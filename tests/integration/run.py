@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""Run the baa integration tests.
+
+usage: /usr/bin/python3 tests/integration/run.py [NAME_FILTER ...]
+
+A test runs if any filter is a substring of its id (module.Class.test_name).
+Prints `ok NAME` / `FAIL NAME` (+ traceback) / `skip NAME (reason)` per test,
+then, when SANITIZER_LOG_DIR is set, a check that the sanitizers wrote no
+report, and finally one line `N passed, N failed[, N skipped]`.
+Exit status 0 iff nothing failed.
+
+Environment: BAA_BIN (default <repo>/src/baa), SANITIZER_LOG_DIR,
+BAA_IT_SUITE_TIMEOUT (seconds, default 900: the whole run is aborted, with
+cleanup, after that long).
+"""
+
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+
+def iter_tests(suite):
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            yield from iter_tests(item)
+        else:
+            yield item
+
+
+def filter_suite(suite, filters):
+    if not filters:
+        return suite
+    out = unittest.TestSuite()
+    for test in iter_tests(suite):
+        if any(f in test.id() for f in filters):
+            out.addTest(test)
+    return out
+
+
+class LineResult(unittest.TestResult):
+    """Prints one line per test when it ends; subtest failures fail the test."""
+
+    def __init__(self, stream, names):
+        super().__init__()
+        self.stream = stream
+        self.names = names
+        self.n_passed = 0
+        self.n_failed = 0
+        self.n_skipped = 0
+        self._current = None
+
+    def _name(self, test):
+        return self.names.get(test.id(), test.id())
+
+    def _print(self, text):
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def startTest(self, test):
+        super().startTest(test)
+        self._current = {"failures": [], "skip": None, "start": time.monotonic()}
+
+    def _add_failure(self, test, err, label=""):
+        self._current["failures"].append((label, self._exc_info_to_string(err, test)))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        if isinstance(test, unittest.TestCase) and self._current is not None:
+            self._add_failure(test, err)
+        else:  # setUpClass / tearDownClass / module fixtures
+            self.n_failed += 1
+            self._print("FAIL %s" % getattr(test, "description", str(test)))
+            self._print(self._exc_info_to_string(err, test).rstrip())
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._add_failure(test, err)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._add_failure(test, err, label=subtest._subDescription())
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._current["skip"] = reason
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        cur = self._current
+        self._current = None
+        name = self._name(test)
+        secs = time.monotonic() - cur["start"]
+        if cur["failures"]:
+            self.n_failed += 1
+            self._print("FAIL %s" % name)
+            for label, tb in cur["failures"]:
+                if label:
+                    self._print("  subtest %s:" % label)
+                self._print(tb.rstrip())
+        elif cur["skip"] is not None:
+            self.n_skipped += 1
+            self._print("skip %s (%s)" % (name, cur["skip"]))
+        else:
+            self.n_passed += 1
+            self._print("ok %s" % name)
+
+
+def short_names(tests):
+    """Method name, qualified with the class only where it would be ambiguous."""
+    by_method = {}
+    for t in tests:
+        by_method.setdefault(t._testMethodName, []).append(t)
+    names = {}
+    for method, ts in by_method.items():
+        for t in ts:
+            names[t.id()] = method if len(ts) == 1 else "%s.%s" % (type(t).__name__, method)
+    return names
+
+
+def sanitizer_check(result):
+    log_dir = os.environ.get("SANITIZER_LOG_DIR")
+    if not log_dir:
+        return
+    files = sorted(os.listdir(log_dir)) if os.path.isdir(log_dir) else []
+    if not files:
+        result.n_passed += 1
+        result._print("ok sanitizer_reports_are_absent")
+        return
+    result.n_failed += 1
+    result._print("FAIL sanitizer_reports_are_absent: %d report(s) in %s" % (len(files), log_dir))
+    for f in files:
+        result._print("===== %s =====" % f)
+        result._print(harness.read_text(os.path.join(log_dir, f))[:20000].rstrip())
+
+
+def install_watchdog(seconds):
+    def fire():
+        sys.stderr.write("\nrun.py: suite exceeded %ss, aborting\n" % seconds)
+        try:
+            import faulthandler
+            faulthandler.dump_traceback(all_threads=True)
+        except Exception:
+            pass
+        harness.cleanup_all()
+        print("0 passed, 1 failed", flush=True)
+        os._exit(1)
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+
+
+def main(argv):
+    filters = [a for a in argv if not a.startswith("-")]
+    def on_sigterm(*_):
+        # unittest would swallow SystemExit as a test error: clean up and leave now
+        sys.stderr.write("run.py: terminated, cleaning up\n")
+        harness.cleanup_all()
+        os._exit(143)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    install_watchdog(float(os.environ.get("BAA_IT_SUITE_TIMEOUT", "900")))
+    if os.environ.get("SANITIZER_LOG_DIR"):
+        os.makedirs(os.environ["SANITIZER_LOG_DIR"], exist_ok=True)
+
+    loader = unittest.TestLoader()
+    suite = filter_suite(loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE), filters)
+    tests = list(iter_tests(suite))
+    result = LineResult(sys.stdout, short_names(tests))
+    t0 = time.monotonic()
+    try:
+        suite.run(result)
+    except Exception:  # a bug in the runner itself still ends in a summary line
+        result.n_failed += 1
+        result._print("FAIL run.py internal error\n" + traceback.format_exc().rstrip())
+    finally:
+        harness.cleanup_all()
+    # load errors (e.g. a syntax error in a test module) show up as _FailedTest
+    sanitizer_check(result)
+    sys.stdout.write("# %d tests in %.1fs\n" % (len(tests), time.monotonic() - t0))
+    line = "%d passed, %d failed" % (result.n_passed, result.n_failed)
+    if result.n_skipped:
+        line += ", %d skipped" % result.n_skipped
+    print(line, flush=True)
+    return 0 if result.n_failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
