@@ -195,3 +195,26 @@ class ServeLifecycleTest(BaaTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CrashLoopTest(BaaTestCase):
+
+    workers = 1
+
+    def test_workers_dying_young_are_respawned_with_a_growing_delay(self):
+        baa, nginx = self.start_stack()
+        # Kill each new worker as soon as it appears: a crash loop.
+        killed = set()
+        for _ in range(4):
+            wait_until(lambda: [p for p in baa.workers() if p not in killed], 15,
+                       message="worker was not respawned")
+            pid = [p for p in baa.workers() if p not in killed][0]
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+        delays = [int(r["delay_ms"]) for r in baa.log_records()
+                  if r.get("event") == "respawn_delayed"]
+        self.assertGreaterEqual(len(delays), 3, baa.log()[-3000:])
+        self.assertEqual(delays[:3], [100, 200, 400])
+        # The loop ends: once workers live, service comes back.
+        wait_until(lambda: len(baa.workers()) == 1, 15, message="no worker after the crash loop")
+        wait_until(lambda: nginx.get("/healthz")[0] == 200, 10)
