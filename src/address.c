@@ -23,8 +23,8 @@ parse_port(const char *s, char *out, char *err, size_t errlen)
 	return 0;
 bad:
 	/* Echo at most a few characters: enough to spot the typo. */
-	snprintf(err, errlen, "has an invalid port '%.8s': expected a number from 1 to 65535",
-		 s);
+	snprintf(err, errlen,
+		 "has an invalid port '%.8s': expected a number from 1 to 65535", s);
 	return -1;
 }
 
@@ -65,13 +65,15 @@ address_parse(const char *s, int port_required, struct address *out, char *err,
 		/* "/run/postgresql:5433": libpq names its socket after the port. */
 		size_t path_len = strlen(s);
 		colon = strrchr(s, ':');
-		if (colon && colon[1] != '\0' && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+		if (colon && colon[1] != '\0' &&
+		    strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
 			if (parse_port(colon + 1, out->port, err, errlen) < 0)
 				return -1;
 			path_len = (size_t)(colon - s);
 		}
 		if (path_len >= ADDRESS_PATH_MAX) {
-			snprintf(err, errlen, "is a socket path longer than %zu characters",
+			snprintf(err, errlen,
+				 "is a socket path longer than %zu characters",
 				 ADDRESS_PATH_MAX - 1);
 			return -1;
 		}
@@ -95,7 +97,8 @@ address_parse(const char *s, int port_required, struct address *out, char *err,
 		}
 		colon = close[1] == ':' ? close + 1 : NULL;
 		/* An IPv6 literal is the one host that may hold colons. */
-		if (host_len == 0 || strspn(host, "0123456789abcdefABCDEF:.") < host_len) {
+		if (host_len == 0 ||
+		    strspn(host, "0123456789abcdefABCDEF:.") < host_len) {
 			snprintf(err, errlen, "has an invalid IPv6 address");
 			return -1;
 		}
@@ -108,8 +111,9 @@ address_parse(const char *s, int port_required, struct address *out, char *err,
 	} else {
 		colon = strchr(s, ':');
 		if (colon && strchr(colon + 1, ':')) {
-			snprintf(err, errlen,
-				 "has more than one ':': write IPv6 hosts as [addr]:port");
+			snprintf(
+				err, errlen,
+				"has more than one ':': write IPv6 hosts as [addr]:port");
 			return -1;
 		}
 		host_len = colon ? (size_t)(colon - s) : strlen(s);

@@ -23,7 +23,7 @@ struct config_variable {
 };
 
 static const struct config_variable variables[] = {
-#define CONFIG_ROW(name, field, type, scope, def, parser)                                  \
+#define CONFIG_ROW(name, field, type, scope, def, parser)                                \
 	{#name, offsetof(struct config, field), (scope), (def), (parser)},
 	CONFIG_VARIABLES(CONFIG_ROW)
 #undef CONFIG_ROW
@@ -42,7 +42,8 @@ config_parse_database_name(const char *value, void *field, char *err, size_t err
 	/* PostgreSQL truncates identifiers at 63 bytes; refuse rather than
 	 * silently use a different database. */
 	if (strlen(value) > 63) {
-		snprintf(err, errlen, "is longer than PostgreSQL's 63-byte identifier limit");
+		snprintf(err, errlen,
+			 "is longer than PostgreSQL's 63-byte identifier limit");
 		return -1;
 	}
 	*(const char **)field = value;
@@ -89,11 +90,14 @@ config_parse_workers(const char *value, void *field, char *err, size_t errlen)
 {
 	if (strcmp(value, "auto") == 0) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		*(int *)field = cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : (int)cpus;
+		*(int *)field = cpus < 1	     ? 1
+				: cpus > WORKERS_MAX ? WORKERS_MAX
+						     : (int)cpus;
 		return 0;
 	}
 	if (parse_bounded_int(value, 1, WORKERS_MAX, field) < 0) {
-		snprintf(err, errlen, "must be 'auto' or a number from 1 to %d", WORKERS_MAX);
+		snprintf(err, errlen, "must be 'auto' or a number from 1 to %d",
+			 WORKERS_MAX);
 		return -1;
 	}
 	return 0;
@@ -103,7 +107,8 @@ int
 config_parse_seconds(const char *value, void *field, char *err, size_t errlen)
 {
 	if (parse_bounded_int(value, 0, SECONDS_MAX, field) < 0) {
-		snprintf(err, errlen, "must be a number of seconds from 0 to %d", SECONDS_MAX);
+		snprintf(err, errlen, "must be a number of seconds from 0 to %d",
+			 SECONDS_MAX);
 		return -1;
 	}
 	return 0;
@@ -137,12 +142,15 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 		if (value == NULL)
 			value = v->fallback;
 		if (value == NULL) {
-			snprintf(line, sizeof(line), "Expected environment variable '%s' not set.",
-				 v->name);
+			snprintf(line, sizeof(line),
+				 "Expected environment variable '%s' not set.", v->name);
 		} else if (value[0] == '\0') {
-			snprintf(line, sizeof(line), "Environment variable '%s' is empty.", v->name);
-		} else if (v->parse(value, (char *)cfg + v->offset, why, sizeof(why)) < 0) {
-			snprintf(line, sizeof(line), "Environment variable '%s' %s.", v->name, why);
+			snprintf(line, sizeof(line),
+				 "Environment variable '%s' is empty.", v->name);
+		} else if (v->parse(value, (char *)cfg + v->offset, why, sizeof(why)) <
+			   0) {
+			snprintf(line, sizeof(line), "Environment variable '%s' %s.",
+				 v->name, why);
 		} else {
 			continue;
 		}

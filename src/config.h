@@ -19,19 +19,19 @@ enum config_scope {
 /*
  * X(NAME, field, C type, scope, default or NULL when required, parser)
  */
-#define CONFIG_VARIABLES(X)                                                                \
-	X(POSTGRES_URL, postgres_url, struct address, CONFIG_DATABASE, NULL,               \
-	  config_parse_postgres_url)                                                       \
-	X(POSTGRES_USER, postgres_user, const char *, CONFIG_DATABASE, NULL,               \
-	  config_parse_string)                                                             \
-	X(POSTGRES_PW, postgres_password, const char *, CONFIG_DATABASE, NULL,             \
-	  config_parse_string)                                                             \
-	X(POSTGRES_DB, postgres_db, const char *, CONFIG_DATABASE, NULL,                   \
-	  config_parse_database_name)                                                      \
-	X(BAA_LISTEN, listen, struct address, CONFIG_SERVE, "127.0.0.1:9000",              \
-	  config_parse_listen)                                                             \
-	X(BAA_WORKERS, workers, int, CONFIG_SERVE, "auto", config_parse_workers)           \
-	X(BAA_SHUTDOWN_TIMEOUT, shutdown_timeout, int, CONFIG_SERVE, "10",                 \
+#define CONFIG_VARIABLES(X)                                                              \
+	X(POSTGRES_URL, postgres_url, struct address, CONFIG_DATABASE, NULL,             \
+	  config_parse_postgres_url)                                                     \
+	X(POSTGRES_USER, postgres_user, const char *, CONFIG_DATABASE, NULL,             \
+	  config_parse_string)                                                           \
+	X(POSTGRES_PW, postgres_password, const char *, CONFIG_DATABASE, NULL,           \
+	  config_parse_string)                                                           \
+	X(POSTGRES_DB, postgres_db, const char *, CONFIG_DATABASE, NULL,                 \
+	  config_parse_database_name)                                                    \
+	X(BAA_LISTEN, listen, struct address, CONFIG_SERVE, "127.0.0.1:9000",            \
+	  config_parse_listen)                                                           \
+	X(BAA_WORKERS, workers, int, CONFIG_SERVE, "auto", config_parse_workers)         \
+	X(BAA_SHUTDOWN_TIMEOUT, shutdown_timeout, int, CONFIG_SERVE, "10",               \
 	  config_parse_seconds)
 
 struct config {

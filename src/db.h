@@ -38,7 +38,8 @@ enum db_status {
  * Opens a one-off connection to dbname (the configured database when NULL).
  * On failure returns NULL and puts libpq's reason in err.
  */
-PGconn *db_connect(const struct config *cfg, const char *dbname, char *err, size_t errlen);
+PGconn *db_connect(const struct config *cfg, const char *dbname, char *err,
+		   size_t errlen);
 
 void db_init(struct db *db, const struct config *cfg);
 void db_close(struct db *db);

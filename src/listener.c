@@ -38,7 +38,8 @@ open_unix(const struct address *a, char *err, size_t errlen)
 			return -1;
 		}
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			snprintf(err, errlen, "%s: another server is listening there", a->host);
+			snprintf(err, errlen, "%s: another server is listening there",
+				 a->host);
 			close(fd);
 			return -1;
 		}
@@ -76,7 +77,8 @@ open_tcp(const struct address *a, char *err, size_t errlen)
 	}
 	fd = socket(list->ai_family, list->ai_socktype | SOCK_CLOEXEC, list->ai_protocol);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, list->ai_addr, list->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+	    bind(fd, list->ai_addr, list->ai_addrlen) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
 		char where[300];
 		address_format(a, where, sizeof(where));
 		snprintf(err, errlen, "%s: %s", where, strerror(errno));

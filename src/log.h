@@ -27,9 +27,10 @@ struct log_field {
 #define LOG_MS(k, v) ((struct log_field){.key = (k), .kind = LOG_FIELD_MS, .ms = (v)})
 
 /* log_event(LOG_INFO, "worker_started", LOG_INT("pid", pid), ...) */
-#define log_event(level, event, ...)                                                   \
-	log_fields((level), (event), (const struct log_field[]){__VA_ARGS__},          \
-		   sizeof((const struct log_field[]){__VA_ARGS__}) / sizeof(struct log_field))
+#define log_event(level, event, ...)                                                     \
+	log_fields((level), (event), (const struct log_field[]){__VA_ARGS__},            \
+		   sizeof((const struct log_field[]){__VA_ARGS__}) /                     \
+			   sizeof(struct log_field))
 
 void log_fields(enum log_level level, const char *event, const struct log_field *fields,
 		size_t count);

@@ -89,8 +89,8 @@ cmd_migrate(void)
 		fprintf(stderr, "baa migrate: %s\n", err);
 		return 1;
 	}
-	printf("Schema is at version %d (%d migration%s applied).\n", schema_latest_version(),
-	       applied, applied == 1 ? "" : "s");
+	printf("Schema is at version %d (%d migration%s applied).\n",
+	       schema_latest_version(), applied, applied == 1 ? "" : "s");
 	return 0;
 }
 

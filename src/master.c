@@ -26,11 +26,11 @@
 #define RESPAWN_DELAY_MAX_MS 10000
 
 struct worker_slot {
-	pid_t pid;		/* 0: free slot */
-	unsigned generation;	/* the master's generation when forked */
-	int retiring;		/* sent SIGTERM; its exit is expected */
+	pid_t pid;	     /* 0: free slot */
+	unsigned generation; /* the master's generation when forked */
+	int retiring;	     /* sent SIGTERM; its exit is expected */
 	long long started_ms;
-	long long kill_at_ms;	/* when retiring: SIGKILL if still alive */
+	long long kill_at_ms; /* when retiring: SIGKILL if still alive */
 };
 
 struct master {
@@ -39,7 +39,7 @@ struct master {
 	int listen_fd;
 	struct worker_slot *slots;
 	int nslots;
-	unsigned generation;	/* bumped by SIGHUP */
+	unsigned generation; /* bumped by SIGHUP */
 	int stopping;
 	int forced; /* a worker had to be killed to stop */
 	int crash_streak;
@@ -80,8 +80,8 @@ spawn_worker(struct master *m)
 		free(m->slots);
 		_exit(worker_run(m->cfg, m->listen_fd));
 	}
-	*slot = (struct worker_slot){.pid = pid, .generation = m->generation,
-				     .started_ms = now_ms()};
+	*slot = (struct worker_slot){
+		.pid = pid, .generation = m->generation, .started_ms = now_ms()};
 	log_event(LOG_INFO, "worker_started", LOG_INT("pid", (long long)pid),
 		  LOG_INT("generation", (long long)m->generation));
 	return 0;
@@ -163,7 +163,8 @@ note_exit(struct master *m, struct worker_slot *w, int wstatus)
 	if (crashed && !m->stopping) {
 		if (lived < YOUNG_DEATH_MS) {
 			long long delay = RESPAWN_DELAY_MIN_MS;
-			for (int i = 0; i < m->crash_streak && delay < RESPAWN_DELAY_MAX_MS; i++)
+			for (int i = 0;
+			     i < m->crash_streak && delay < RESPAWN_DELAY_MAX_MS; i++)
 				delay *= 2;
 			if (delay > RESPAWN_DELAY_MAX_MS)
 				delay = RESPAWN_DELAY_MAX_MS;
@@ -229,7 +230,8 @@ kill_overdue(struct master *m)
 	for (int i = 0; i < m->nslots; i++) {
 		struct worker_slot *w = &m->slots[i];
 		if (w->pid && w->retiring && now >= w->kill_at_ms) {
-			log_event(LOG_WARN, "worker_killed", LOG_INT("pid", (long long)w->pid));
+			log_event(LOG_WARN, "worker_killed",
+				  LOG_INT("pid", (long long)w->pid));
 			kill(w->pid, SIGKILL);
 			m->forced |= m->stopping;
 			w->kill_at_ms = now + 1000;
@@ -268,7 +270,8 @@ master_run(const struct config *cfg)
 	reconcile(&m);
 	address_format(&cfg->listen, where, sizeof(where));
 	log_event(LOG_INFO, "listening", LOG_STR("address", where),
-		  LOG_INT("workers", (long long)cfg->workers), LOG_INT("pid", (long long)getpid()));
+		  LOG_INT("workers", (long long)cfg->workers),
+		  LOG_INT("pid", (long long)getpid()));
 
 	while (!m.stopping || live_workers(&m) > 0) {
 		struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
@@ -277,9 +280,7 @@ master_run(const struct config *cfg)
 
 		switch (sig) {
 		case SIGTERM:
-		case SIGINT:
-			begin_stop(&m, sig);
-			break;
+		case SIGINT: begin_stop(&m, sig); break;
 		case SIGHUP:
 			if (!m.stopping) {
 				m.generation++;
@@ -287,8 +288,7 @@ master_run(const struct config *cfg)
 					  LOG_INT("generation", (long long)m.generation));
 			}
 			break;
-		default:
-			break; /* the tick: timers below */
+		default: break; /* the tick: timers below */
 		}
 		/* SIGCHLD or not: exits are cheap to look for, and never missed. */
 		reap(&m);

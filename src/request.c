@@ -10,8 +10,8 @@
 #define METHOD_NAME_MAX 16
 
 static const char *const method_names[] = {
-	[HTTP_GET] = "GET",	[HTTP_HEAD] = "HEAD",	    [HTTP_POST] = "POST",
-	[HTTP_PUT] = "PUT",	[HTTP_DELETE] = "DELETE",   [HTTP_PATCH] = "PATCH",
+	[HTTP_GET] = "GET",	    [HTTP_HEAD] = "HEAD",     [HTTP_POST] = "POST",
+	[HTTP_PUT] = "PUT",	    [HTTP_DELETE] = "DELETE", [HTTP_PATCH] = "PATCH",
 	[HTTP_OPTIONS] = "OPTIONS", [HTTP_OTHER] = "OTHER",
 };
 
@@ -39,10 +39,10 @@ param_value(const char *param, const char *key, size_t keylen)
 	return NULL;
 }
 
-#define MATCH(var, name)                                                                   \
-	if ((v = param_value(p, name, sizeof(name) - 1)) != NULL) {                        \
-		var = v;                                                                   \
-		continue;                                                                  \
+#define MATCH(var, name)                                                                 \
+	if ((v = param_value(p, name, sizeof(name) - 1)) != NULL) {                      \
+		var = v;                                                                 \
+		continue;                                                                \
 	}
 
 enum request_error
@@ -66,7 +66,8 @@ request_parse(char *const *params, struct request *req)
 	if (method == NULL || method[0] == '\0' || strlen(method) > METHOD_NAME_MAX)
 		return REQUEST_BAD;
 	req->method = parse_method(method);
-	req->method_name = req->method == HTTP_OTHER ? "OTHER" : method_names[req->method];
+	req->method_name =
+		req->method == HTTP_OTHER ? "OTHER" : method_names[req->method];
 
 	/* SCRIPT_NAME is the CGI name for the same path, for front ends
 	 * that do not send nginx's DOCUMENT_URI. */

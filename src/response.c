@@ -23,7 +23,8 @@ void
 response_header(struct response *res, const char *name, const char *value)
 {
 	size_t room = sizeof(res->headers) - res->headers_len;
-	int n = snprintf(res->headers + res->headers_len, room, "%s: %s\r\n", name, value);
+	int n = snprintf(res->headers + res->headers_len, room, "%s: %s\r\n", name,
+			 value);
 
 	if (n < 0 || (size_t)n >= room) {
 		res->headers[res->headers_len] = '\0';
@@ -39,7 +40,8 @@ response_json(struct response *res, int status, const cJSON *json)
 	res->status = status;
 	res->content_type = "application/json";
 	/* cJSON wants a non-const tree but only reads it while printing. */
-	if (!cJSON_PrintPreallocated((cJSON *)json, res->body, (int)sizeof(res->body) - 2, 0)) {
+	if (!cJSON_PrintPreallocated((cJSON *)json, res->body, (int)sizeof(res->body) - 2,
+				     0)) {
 		res->overflow = 1;
 		res->body_len = 0;
 		return;
@@ -95,15 +97,16 @@ response_reason(int status)
 }
 
 static const char overflow_head[] = "Status: 500 Internal Server Error\r\n"
-				   "Content-Type: application/json\r\n"
-				   "\r\n";
+				    "Content-Type: application/json\r\n"
+				    "\r\n";
 static const char overflow_body[] = "{\"error\":\"internal error\"}\n";
 
 /* The fallback when a handler's response did not fit its buffers. */
 static size_t
 render_overflow(int head_only, char *out, size_t size)
 {
-	size_t head = sizeof(overflow_head) - 1, body = head_only ? 0 : sizeof(overflow_body) - 1;
+	size_t head = sizeof(overflow_head) - 1,
+	       body = head_only ? 0 : sizeof(overflow_body) - 1;
 
 	if (head + body > size)
 		return 0;
@@ -123,8 +126,8 @@ response_render(const struct response *res, int head_only, char *out, size_t siz
 	n = snprintf(out, size, "Status: %d %s\r\n%s%s%s%sContent-Length: %zu\r\n\r\n",
 		     res->status, response_reason(res->status),
 		     res->content_type ? "Content-Type: " : "",
-		     res->content_type ? res->content_type : "", res->content_type ? "\r\n" : "",
-		     res->headers, res->body_len);
+		     res->content_type ? res->content_type : "",
+		     res->content_type ? "\r\n" : "", res->headers, res->body_len);
 	if (n < 0 || (size_t)n + body_len > size)
 		return 0;
 	memcpy(out + n, res->body, body_len);

@@ -11,10 +11,10 @@
 /* Concurrent migrates (several instances starting at once) take turns. */
 #define MIGRATE_LOCK_SQL "SELECT pg_advisory_xact_lock(7346571)"
 
-#define MIGRATIONS_TABLE_SQL                                                               \
-	"CREATE TABLE IF NOT EXISTS schema_migrations ("                                   \
-	" version integer PRIMARY KEY,"                                                    \
-	" name text NOT NULL,"                                                             \
+#define MIGRATIONS_TABLE_SQL                                                             \
+	"CREATE TABLE IF NOT EXISTS schema_migrations ("                                 \
+	" version integer PRIMARY KEY,"                                                  \
+	" name text NOT NULL,"                                                           \
 	" applied_at timestamptz NOT NULL DEFAULT now())"
 
 const struct db_statement schema_version_statement = {
@@ -26,8 +26,9 @@ const struct db_statement schema_version_statement = {
 int
 schema_latest_version(void)
 {
-	return schema_migration_count ? schema_migrations[schema_migration_count - 1].version
-				      : 0;
+	return schema_migration_count
+		       ? schema_migrations[schema_migration_count - 1].version
+		       : 0;
 }
 
 /* Runs one of our own statements; 0 when the server accepted it. */
@@ -39,7 +40,8 @@ run(PGconn *conn, const char *sql, char *err, size_t errlen)
 	int ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
 
 	if (!ok)
-		snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		snprintf(err, errlen, "%s",
+			 res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
 	PQclear(res);
 	return ok ? 0 : -1;
 }
@@ -64,11 +66,13 @@ apply_one(PGconn *conn, const struct migration *m, char *err, size_t errlen)
 	if (run(conn, m->sql, err, errlen) < 0)
 		return -1;
 	snprintf(version, sizeof(version), "%d", m->version);
-	res = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-			   2, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(
+		conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+		NULL, params, NULL, NULL, 0);
 	ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
-		snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		snprintf(err, errlen, "%s",
+			 res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
 	PQclear(res);
 	return ok ? 0 : -1;
 }
@@ -79,7 +83,8 @@ schema_migrate(PGconn *conn, FILE *out, char *err, size_t errlen)
 	PGresult *applied = NULL;
 	int count = 0;
 
-	if (run(conn, "BEGIN", err, errlen) < 0 || run(conn, MIGRATE_LOCK_SQL, err, errlen) < 0 ||
+	if (run(conn, "BEGIN", err, errlen) < 0 ||
+	    run(conn, MIGRATE_LOCK_SQL, err, errlen) < 0 ||
 	    run(conn, MIGRATIONS_TABLE_SQL, err, errlen) < 0)
 		goto fail;
 
@@ -117,8 +122,8 @@ static int
 database_exists(PGconn *conn, const char *name, char *err, size_t errlen)
 {
 	const char *params[1] = {name};
-	PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_database WHERE datname = $1", 1,
-				     NULL, params, NULL, NULL, 0);
+	PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_database WHERE datname = $1",
+				     1, NULL, params, NULL, NULL, 0);
 	int exists = -1;
 
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
@@ -170,7 +175,8 @@ schema_reset(const struct config *cfg, FILE *out, char *err, size_t errlen)
 	if (exists) {
 		fputs("Deleting database.\n", out);
 		fflush(out);
-		if (run_on_database(admin, "DROP DATABASE", name, " WITH (FORCE)", err, errlen) < 0)
+		if (run_on_database(admin, "DROP DATABASE", name, " WITH (FORCE)", err,
+				    errlen) < 0)
 			goto out;
 	}
 	fputs("Creating database.\n", out);

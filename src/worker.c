@@ -78,7 +78,8 @@ wait_readable(int epoll_fd, int kept_fd)
 		if (stop_requested)
 			return -1;
 		if (kept_fd >= 0) {
-			/* The web server kept the connection open for its next request. */
+			/* The web server kept the connection open for its next request.
+			 */
 			struct pollfd p = {.fd = kept_fd, .events = POLLIN};
 			n = ppoll(&p, 1, NULL, &waiting_mask);
 		} else {
@@ -109,7 +110,8 @@ serve_one(FCGX_Request *fcgi, struct db *db)
 	req.db = db;
 	if (parse_error != REQUEST_OK) {
 		response_error(&res, (int)parse_error,
-			       parse_error == REQUEST_URI_TOO_LONG ? "path too long" : "bad request");
+			       parse_error == REQUEST_URI_TOO_LONG ? "path too long"
+								   : "bad request");
 	} else {
 		route = router_match(app_routes, app_route_count, &req, &res);
 		if (route)
@@ -121,11 +123,13 @@ serve_one(FCGX_Request *fcgi, struct db *db)
 	    FCGX_FFlush(fcgi->out) < 0)
 		log_event(LOG_WARN, "response_not_sent", LOG_STR("path", req.path));
 
-	log_event(LOG_INFO, "request", LOG_STR("method", req.method_name ? req.method_name : "-"),
+	log_event(LOG_INFO, "request",
+		  LOG_STR("method", req.method_name ? req.method_name : "-"),
 		  LOG_STR("path", req.path ? req.path : "-"),
 		  LOG_STR("route", route ? route->name : "-"),
 		  LOG_INT("status", res.overflow ? 500 : res.status),
-		  LOG_MS("duration_ms", elapsed_ms(&start)), LOG_INT("pid", (long long)getpid()));
+		  LOG_MS("duration_ms", elapsed_ms(&start)),
+		  LOG_INT("pid", (long long)getpid()));
 }
 
 int
@@ -138,14 +142,16 @@ worker_run(const struct config *cfg, int listen_fd)
 
 	/* FCGX_Init installs its own SIGTERM/SIGPIPE handlers; ours come after. */
 	if (FCGX_Init() != 0 || install_signals() < 0) {
-		log_event(LOG_ERROR, "worker_init_failed", LOG_STR("reason", strerror(errno)));
+		log_event(LOG_ERROR, "worker_init_failed",
+			  LOG_STR("reason", strerror(errno)));
 		return 1;
 	}
 	/* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
 	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	ev.data.fd = listen_fd;
 	if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
-		log_event(LOG_ERROR, "worker_init_failed", LOG_STR("reason", strerror(errno)));
+		log_event(LOG_ERROR, "worker_init_failed",
+			  LOG_STR("reason", strerror(errno)));
 		goto out;
 	}
 	FCGX_InitRequest(&fcgi, listen_fd, 0);
@@ -156,7 +162,8 @@ worker_run(const struct config *cfg, int listen_fd)
 		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
 			continue; /* another worker took the connection */
 		if (rc < 0) {
-			log_event(LOG_ERROR, "accept_failed", LOG_STR("reason", strerror(-rc)));
+			log_event(LOG_ERROR, "accept_failed",
+				  LOG_STR("reason", strerror(-rc)));
 			continue;
 		}
 		serve_one(&fcgi, &db);

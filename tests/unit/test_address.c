@@ -65,7 +65,8 @@ test_socket_directory_may_name_a_port(void **state)
 	struct address a;
 	char err[256];
 
-	assert_int_equal(address_parse("/var/run/postgresql:5433", 0, &a, err, sizeof(err)), 0);
+	assert_int_equal(
+		address_parse("/var/run/postgresql:5433", 0, &a, err, sizeof(err)), 0);
 	assert_true(a.is_unix);
 	assert_string_equal(a.host, "/var/run/postgresql");
 	assert_string_equal(a.port, "5433");
@@ -74,8 +75,8 @@ test_socket_directory_may_name_a_port(void **state)
 static void
 test_bad_ports_are_refused_with_a_reason(void **state)
 {
-	static const char *const bad[] = {"h:0",     "h:65536", "h:99999", "h:abc",
-					  "h:",      "h:-1",    "h:123456", "h:1 ",
+	static const char *const bad[] = {"h:0",     "h:65536", "h:99999",  "h:abc",
+					  "h:",	     "h:-1",	"h:123456", "h:1 ",
 					  "[::1]:0", "/tmp/x:0"};
 	struct address a;
 	char err[256];
@@ -90,8 +91,8 @@ test_bad_ports_are_refused_with_a_reason(void **state)
 static void
 test_malformed_hosts_are_refused(void **state)
 {
-	static const char *const bad[] = {":9000", "a:b:c", "[::1", "[::1]x", "[]:1",
-					  "[zz]:1", "ho st:1", "[::1]:"};
+	static const char *const bad[] = {":9000", "a:b:c",  "[::1",	"[::1]x",
+					  "[]:1",  "[zz]:1", "ho st:1", "[::1]:"};
 	struct address a;
 	char err[256];
 

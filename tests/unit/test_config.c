@@ -10,9 +10,9 @@
 
 #include "../../src/config.h"
 
-static const char *const all_names[] = {"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",
-					"POSTGRES_DB",  "BAA_LISTEN",    "BAA_WORKERS",
-					"BAA_SHUTDOWN_TIMEOUT"};
+static const char *const all_names[] = {
+	"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",		"POSTGRES_DB",
+	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT"};
 
 static int
 set_database_env(void **state)
@@ -32,7 +32,9 @@ test_complete_environment_loads(void **state)
 	struct config cfg;
 	char errors[1024];
 
-	assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		0);
 	assert_string_equal(cfg.postgres_url.host, "127.0.0.1");
 	assert_string_equal(cfg.postgres_url.port, "5432");
 	assert_string_equal(cfg.postgres_user, "baa");
@@ -46,7 +48,9 @@ test_serve_defaults_apply_when_unset(void **state)
 	struct config cfg;
 	char errors[1024];
 
-	assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		0);
 	assert_string_equal(cfg.listen.host, "127.0.0.1");
 	assert_string_equal(cfg.listen.port, "9000");
 	assert_true(cfg.workers >= 1);
@@ -56,15 +60,16 @@ test_serve_defaults_apply_when_unset(void **state)
 static void
 test_each_missing_variable_has_the_expected_message(void **state)
 {
-	static const char *const required[] = {"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",
-					       "POSTGRES_DB"};
+	static const char *const required[] = {"POSTGRES_URL", "POSTGRES_USER",
+					       "POSTGRES_PW", "POSTGRES_DB"};
 	struct config cfg;
 	char errors[1024], expected[128];
 
 	for (size_t i = 0; i < 4; i++) {
 		set_database_env(state);
 		unsetenv(required[i]);
-		assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+		assert_int_equal(
+			config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
 		snprintf(expected, sizeof(expected),
 			 "Expected environment variable '%s' not set.\n", required[i]);
 		assert_string_equal(errors, expected);
@@ -80,8 +85,9 @@ test_every_problem_is_reported_not_just_the_first(void **state)
 	unsetenv("POSTGRES_USER");
 	unsetenv("POSTGRES_DB");
 	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 2);
-	assert_string_equal(errors, "Expected environment variable 'POSTGRES_USER' not set.\n"
-				    "Expected environment variable 'POSTGRES_DB' not set.\n");
+	assert_string_equal(errors,
+			    "Expected environment variable 'POSTGRES_USER' not set.\n"
+			    "Expected environment variable 'POSTGRES_DB' not set.\n");
 }
 
 static void
@@ -103,7 +109,9 @@ test_serve_only_variables_are_not_read_by_database_commands(void **state)
 
 	setenv("BAA_WORKERS", "not-a-number", 1);
 	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 0);
-	assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		1);
 	assert_non_null(strstr(errors, "'BAA_WORKERS'"));
 }
 
@@ -116,8 +124,10 @@ test_invalid_worker_counts_are_refused(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		setenv("BAA_WORKERS", bad[i], 1);
-		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
-		assert_non_null(strstr(errors, "Environment variable 'BAA_WORKERS' must be"));
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 1);
+		assert_non_null(
+			strstr(errors, "Environment variable 'BAA_WORKERS' must be"));
 	}
 	setenv("BAA_WORKERS", "3", 1);
 	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
@@ -132,8 +142,9 @@ test_bad_database_port_is_refused_with_the_variable_name(void **state)
 
 	setenv("POSTGRES_URL", "127.0.0.1:99999", 1);
 	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
-	assert_string_equal(errors, "Environment variable 'POSTGRES_URL' has an invalid port "
-				    "'99999': expected a number from 1 to 65535.\n");
+	assert_string_equal(errors,
+			    "Environment variable 'POSTGRES_URL' has an invalid port "
+			    "'99999': expected a number from 1 to 65535.\n");
 }
 
 static void
@@ -180,20 +191,29 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_complete_environment_loads, set_database_env),
-		cmocka_unit_test_setup(test_serve_defaults_apply_when_unset, set_database_env),
-		cmocka_unit_test_setup(test_each_missing_variable_has_the_expected_message,
+		cmocka_unit_test_setup(test_serve_defaults_apply_when_unset,
 				       set_database_env),
+		cmocka_unit_test_setup(
+			test_each_missing_variable_has_the_expected_message,
+			set_database_env),
 		cmocka_unit_test_setup(test_every_problem_is_reported_not_just_the_first,
 				       set_database_env),
-		cmocka_unit_test_setup(test_empty_value_is_refused_by_name, set_database_env),
-		cmocka_unit_test_setup(test_serve_only_variables_are_not_read_by_database_commands,
+		cmocka_unit_test_setup(test_empty_value_is_refused_by_name,
 				       set_database_env),
-		cmocka_unit_test_setup(test_invalid_worker_counts_are_refused, set_database_env),
-		cmocka_unit_test_setup(test_bad_database_port_is_refused_with_the_variable_name,
+		cmocka_unit_test_setup(
+			test_serve_only_variables_are_not_read_by_database_commands,
+			set_database_env),
+		cmocka_unit_test_setup(test_invalid_worker_counts_are_refused,
 				       set_database_env),
-		cmocka_unit_test_setup(test_listen_path_with_a_port_is_refused, set_database_env),
-		cmocka_unit_test_setup(test_messages_never_echo_the_password, set_database_env),
-		cmocka_unit_test_setup(test_overlong_database_name_is_refused, set_database_env),
+		cmocka_unit_test_setup(
+			test_bad_database_port_is_refused_with_the_variable_name,
+			set_database_env),
+		cmocka_unit_test_setup(test_listen_path_with_a_port_is_refused,
+				       set_database_env),
+		cmocka_unit_test_setup(test_messages_never_echo_the_password,
+				       set_database_env),
+		cmocka_unit_test_setup(test_overlong_database_name_is_refused,
+				       set_database_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

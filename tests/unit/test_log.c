@@ -26,26 +26,30 @@ test_fields_are_written_as_logfmt(void **state)
 				LOG_MS("duration_ms", 1.5)};
 
 	log_format(buf, sizeof(buf), LOG_INFO, "request", f, 3);
-	assert_string_equal(after_timestamp(buf),
-			    "level=info event=request path=/healthz status=200 duration_ms=1.500\n");
+	assert_string_equal(
+		after_timestamp(buf),
+		"level=info event=request path=/healthz status=200 duration_ms=1.500\n");
 }
 
 static void
 test_values_with_spaces_or_quotes_are_quoted_and_escaped(void **state)
 {
 	char buf[512];
-	struct log_field f[] = {LOG_STR("reason", "say \"hi\" \\ now"), LOG_STR("empty", "")};
+	struct log_field f[] = {LOG_STR("reason", "say \"hi\" \\ now"),
+				LOG_STR("empty", "")};
 
 	log_format(buf, sizeof(buf), LOG_WARN, "x", f, 2);
-	assert_string_equal(after_timestamp(buf),
-			    "level=warn event=x reason=\"say \\\"hi\\\" \\\\ now\" empty=\"\"\n");
+	assert_string_equal(
+		after_timestamp(buf),
+		"level=warn event=x reason=\"say \\\"hi\\\" \\\\ now\" empty=\"\"\n");
 }
 
 static void
 test_a_newline_in_a_value_cannot_start_a_forged_line(void **state)
 {
 	char buf[512];
-	struct log_field f[] = {LOG_STR("path", "/a\nts=0 level=error event=forged\r\x01\xff")};
+	struct log_field f[] = {
+		LOG_STR("path", "/a\nts=0 level=error event=forged\r\x01\xff")};
 
 	log_format(buf, sizeof(buf), LOG_INFO, "request", f, 1);
 	assert_int_equal(strchr(buf, '\n') - buf, (long)strlen(buf) - 1);
@@ -70,7 +74,8 @@ static void
 test_a_full_buffer_still_ends_the_line(void **state)
 {
 	char buf[64];
-	struct log_field f[] = {LOG_STR("a", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")};
+	struct log_field f[] = {
+		LOG_STR("a", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")};
 	size_t len = log_format(buf, sizeof(buf), LOG_INFO, "request", f, 1);
 
 	assert_true(len < sizeof(buf));
@@ -83,7 +88,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fields_are_written_as_logfmt),
-		cmocka_unit_test(test_values_with_spaces_or_quotes_are_quoted_and_escaped),
+		cmocka_unit_test(
+			test_values_with_spaces_or_quotes_are_quoted_and_escaped),
 		cmocka_unit_test(test_a_newline_in_a_value_cannot_start_a_forged_line),
 		cmocka_unit_test(test_long_values_are_cut_and_marked),
 		cmocka_unit_test(test_a_full_buffer_still_ends_the_line),

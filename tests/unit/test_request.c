@@ -12,10 +12,14 @@
 static void
 test_nginx_parameters_become_a_request(void **state)
 {
-	char *params[] = {"FCGI_ROLE=RESPONDER", "QUERY_STRING=a=1&b=2",
-			  "REQUEST_METHOD=GET",  "CONTENT_LENGTH=",
-			  "SCRIPT_NAME=/healthz", "REQUEST_URI=/healthz?a=1&b=2",
-			  "DOCUMENT_URI=/healthz", "HTTP_COOKIE=baa_session=x",
+	char *params[] = {"FCGI_ROLE=RESPONDER",
+			  "QUERY_STRING=a=1&b=2",
+			  "REQUEST_METHOD=GET",
+			  "CONTENT_LENGTH=",
+			  "SCRIPT_NAME=/healthz",
+			  "REQUEST_URI=/healthz?a=1&b=2",
+			  "DOCUMENT_URI=/healthz",
+			  "HTTP_COOKIE=baa_session=x",
 			  NULL};
 	struct request req;
 
@@ -69,7 +73,8 @@ test_missing_method_or_path_is_a_bad_request(void **state)
 	char *no_method[] = {"DOCUMENT_URI=/healthz", NULL};
 	char *no_path[] = {"REQUEST_METHOD=GET", NULL};
 	char *relative[] = {"REQUEST_METHOD=GET", "DOCUMENT_URI=healthz", NULL};
-	char *huge_method[] = {"REQUEST_METHOD=AAAAAAAAAAAAAAAAAAAAAAAAAAAA", "DOCUMENT_URI=/", NULL};
+	char *huge_method[] = {"REQUEST_METHOD=AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+			       "DOCUMENT_URI=/", NULL};
 	struct request req;
 
 	assert_int_equal(request_parse(no_method, &req), REQUEST_BAD);
