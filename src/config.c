@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #define WORKERS_MAX 256
 #define SECONDS_MAX 3600
 
@@ -109,6 +111,167 @@ config_parse_seconds(const char *value, void *field, char *err, size_t errlen)
 	if (parse_bounded_int(value, 0, SECONDS_MAX, field) < 0) {
 		snprintf(err, errlen, "must be a number of seconds from 0 to %d",
 			 SECONDS_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_parse_client_id(const char *value, void *field, char *err, size_t errlen)
+{
+	/* Spotify's ids and secrets are hex; anything printable is tolerated,
+	 * but nothing that could break a header or a form. */
+	for (const char *c = value; *c; c++) {
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
+			snprintf(err, errlen, "must not contain spaces or control characters");
+			return -1;
+		}
+	}
+	if (strlen(value) > 256) {
+		snprintf(err, errlen, "is longer than 256 characters");
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
+}
+
+/* Splits value with libcurl's URL parser; scheme and host are lower case. */
+static int
+url_parts(const char *value, char *scheme, size_t scheme_len, char *host, size_t host_len,
+	  int *has_fragment)
+{
+	CURLU *url = curl_url();
+	char *part = NULL;
+	int rc = -1;
+
+	if (url == NULL || curl_url_set(url, CURLUPART_URL, value, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(url, CURLUPART_SCHEME, &part, 0) != CURLUE_OK)
+		goto out;
+	snprintf(scheme, scheme_len, "%s", part);
+	curl_free(part);
+	part = NULL;
+	if (curl_url_get(url, CURLUPART_HOST, &part, 0) != CURLUE_OK)
+		goto out;
+	snprintf(host, host_len, "%s", part);
+	curl_free(part);
+	part = NULL;
+	*has_fragment = curl_url_get(url, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK;
+	rc = 0;
+out:
+	curl_free(part);
+	curl_url_cleanup(url);
+	return rc;
+}
+
+static int
+is_loopback_literal(const char *host)
+{
+	return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "[::1]") == 0;
+}
+
+int
+config_parse_redirect_uri(const char *value, void *field, char *err, size_t errlen)
+{
+	char scheme[16], host[256];
+	int fragment = 0;
+
+	if (strlen(value) > 512 || url_parts(value, scheme, sizeof(scheme), host, sizeof(host),
+					      &fragment) < 0) {
+		snprintf(err, errlen, "is not a valid URL");
+		return -1;
+	}
+	if (fragment) {
+		snprintf(err, errlen, "must not have a #fragment");
+		return -1;
+	}
+	/* Spotify's rules: HTTPS, except the loopback IP literals; never "localhost". */
+	if (strcmp(host, "localhost") == 0) {
+		snprintf(err, errlen,
+			 "uses 'localhost', which Spotify refuses: use http://127.0.0.1:PORT/callback");
+		return -1;
+	}
+	if (strcmp(scheme, "https") != 0 &&
+	    !(strcmp(scheme, "http") == 0 && is_loopback_literal(host))) {
+		snprintf(err, errlen,
+			 "must use https (Spotify allows http only for http://127.0.0.1:PORT and "
+			 "http://[::1]:PORT)");
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
+}
+
+int
+config_parse_secret_key(const char *value, void *field, char *err, size_t errlen)
+{
+	size_t len = strlen(value);
+
+	if (len < CONFIG_SECRET_KEY_MIN) {
+		snprintf(err, errlen,
+			 "must be at least %d bytes long (it has %zu): generate one with "
+			 "'openssl rand -base64 48'",
+			 CONFIG_SECRET_KEY_MIN, len);
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
+}
+
+int
+config_parse_service_url(const char *value, void *field, char *err, size_t errlen)
+{
+	char scheme[16], host[256];
+	int fragment = 0;
+	size_t len = strlen(value);
+
+	if (len > 256 || url_parts(value, scheme, sizeof(scheme), host, sizeof(host),
+				   &fragment) < 0 || fragment || strchr(value, '?')) {
+		snprintf(err, errlen, "is not a valid base URL (scheme://host[:port][/path])");
+		return -1;
+	}
+	if (value[len - 1] == '/') {
+		snprintf(err, errlen, "must not end with '/'");
+		return -1;
+	}
+	/* Tokens travel to this address: plain http only to a local stand-in. */
+	if (strcmp(scheme, "https") != 0 &&
+	    !(strcmp(scheme, "http") == 0 &&
+	      (is_loopback_literal(host) || strcmp(host, "localhost") == 0))) {
+		snprintf(err, errlen, "must use https (http only for a loopback address)");
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
+}
+
+int
+config_parse_scopes(const char *value, void *field, char *err, size_t errlen)
+{
+	if (strlen(value) > 1024 ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789-_. ") != strlen(value)) {
+		snprintf(err, errlen, "must be space-separated Spotify scope names");
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
+}
+
+int
+config_parse_timeout_ms(const char *value, void *field, char *err, size_t errlen)
+{
+	if (parse_bounded_int(value, 100, 60000, field) < 0) {
+		snprintf(err, errlen, "must be a number of milliseconds from 100 to 60000");
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_parse_session_ttl(const char *value, void *field, char *err, size_t errlen)
+{
+	if (parse_bounded_int(value, 60, 366 * 86400, field) < 0) {
+		snprintf(err, errlen, "must be a number of seconds from 60 to %d", 366 * 86400);
 		return -1;
 	}
 	return 0;

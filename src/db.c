@@ -68,6 +68,7 @@ db_close(struct db *db)
 		PQfinish(db->conn);
 	db->conn = NULL;
 	db->nprepared = 0;
+	db->in_transaction = 0;
 }
 
 static int
@@ -156,7 +157,54 @@ db_exec(struct db *db, const struct db_statement *st, const char *const *params,
 	}
 	status = try_exec(db, st, params, result);
 	/* A connection that broke under us (server restart) gets one new try. */
-	if (status == DB_UNAVAILABLE && db_reconnect(db) == 0)
+	if (status == DB_UNAVAILABLE && !db->in_transaction && db_reconnect(db) == 0)
 		status = try_exec(db, st, params, result);
 	return status;
+}
+
+/* Runs BEGIN-less control statements; ok only when the server's command
+ * tag is the statement itself (COMMIT of a failed transaction says ROLLBACK). */
+static enum db_status
+run_simple(struct db *db, const char *sql)
+{
+	PGresult *res = PQexec(db->conn, sql);
+	int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK &&
+		 strcmp(PQcmdStatus(res), sql) == 0;
+
+	PQclear(res);
+	if (ok)
+		return DB_OK;
+	log_event(LOG_ERROR, "db_statement_failed", LOG_STR("statement", sql));
+	return PQstatus(db->conn) == CONNECTION_OK ? DB_QUERY_FAILED : DB_UNAVAILABLE;
+}
+
+enum db_status
+db_begin(struct db *db)
+{
+	static const struct db_statement begin = {"begin", "BEGIN", 0};
+	PGresult *res;
+	enum db_status status;
+
+	/* BEGIN itself may be retried on a fresh connection: nothing ran yet. */
+	status = db_exec(db, &begin, NULL, &res);
+	PQclear(res);
+	db->in_transaction = status == DB_OK;
+	return status;
+}
+
+enum db_status
+db_commit(struct db *db)
+{
+	enum db_status status = run_simple(db, "COMMIT");
+
+	db->in_transaction = 0;
+	return status;
+}
+
+void
+db_rollback(struct db *db)
+{
+	if (db->in_transaction && db->conn && PQstatus(db->conn) == CONNECTION_OK)
+		run_simple(db, "ROLLBACK");
+	db->in_transaction = 0;
 }

@@ -26,6 +26,7 @@ struct db {
 	int nprepared;
 	char sqlstate[6]; /* of the last failed statement, "" otherwise */
 	unsigned long reconnects;
+	int in_transaction; /* no silent retry on a new connection inside one */
 };
 
 enum db_status {
@@ -48,9 +49,19 @@ void db_close(struct db *db);
  * Runs a prepared statement; on DB_OK *result holds a PGresult the caller
  * must PQclear. A connection found broken is re-opened and the statement
  * retried once, so the first request after a database restart succeeds.
- * Statements passed here must therefore be safe to run twice.
+ * Statements passed here must therefore be safe to run twice (outside a
+ * transaction; inside one there is no retry).
  */
 enum db_status db_exec(struct db *db, const struct db_statement *st,
 		       const char *const *params, PGresult **result);
+
+/*
+ * Transactions. Inside one, a broken connection is reported, not retried:
+ * the transaction died with it. db_rollback is safe to call after any
+ * failure, db_commit returns DB_OK only when the server committed.
+ */
+enum db_status db_begin(struct db *db);
+enum db_status db_commit(struct db *db);
+void db_rollback(struct db *db);
 
 #endif

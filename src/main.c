@@ -10,6 +10,8 @@
 #include "db.h"
 #include "master.h"
 #include "schema.h"
+#include "session.h"
+#include "spotify.h"
 
 /* sysexits.h: a configuration error, distinct from a failure at work. */
 #define EXIT_CONFIG 78
@@ -28,8 +30,9 @@ static const char usage[] =
 	"  --version  show the version\n"
 	"\n"
 	"Configuration is read from the environment: POSTGRES_URL, POSTGRES_USER,\n"
-	"POSTGRES_PW, POSTGRES_DB; serve also reads BAA_LISTEN, BAA_WORKERS and\n"
-	"BAA_SHUTDOWN_TIMEOUT. See README.md.\n";
+	"POSTGRES_PW, POSTGRES_DB; serve also needs SPOTIFY_CLIENT_ID,\n"
+	"SPOTIFY_CLIENT_SECRET, SPOTIFY_REDIRECT_URI and BAA_SECRET_KEY, and reads\n"
+	"BAA_LISTEN, BAA_WORKERS and more. See README.md.\n";
 
 static int
 load_config(struct config *cfg, unsigned scopes)
@@ -50,6 +53,12 @@ cmd_serve(void)
 
 	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_SERVE) < 0)
 		return EXIT_CONFIG;
+	/* Once, before the fork: every worker shares the keys and curl's globals. */
+	if (session_init(cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
+	    spotify_global_init() < 0) {
+		fputs("baa serve: could not initialise libcrypto or libcurl\n", stderr);
+		return 1;
+	}
 	return master_run(&cfg);
 }
 

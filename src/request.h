@@ -20,6 +20,7 @@ enum http_method {
 	HTTP_OTHER,
 };
 
+struct config;
 struct db;
 
 struct request {
@@ -30,6 +31,7 @@ struct request {
 	const char *cookie;	 /* raw Cookie header, NULL when absent */
 	long content_length;	 /* 0 when absent */
 	struct db *db;		 /* the worker's connection, for handlers */
+	const struct config *cfg;
 };
 
 enum request_error {

@@ -70,6 +70,27 @@ response_error(struct response *res, int status, const char *message)
 	response_json_string(res, status, "error", message);
 }
 
+void
+response_cookie(struct response *res, const char *name, const char *value, long max_age)
+{
+	char line[2048];
+	int n = snprintf(line, sizeof(line), "%s=%s; Max-Age=%ld; Path=/; HttpOnly; Secure; SameSite=Lax",
+			 name, value, max_age);
+
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		res->overflow = 1;
+		return;
+	}
+	response_header(res, "Set-Cookie", line);
+}
+
+void
+response_redirect(struct response *res, const char *location)
+{
+	response_header(res, "Location", location);
+	response_json_string(res, 302, "location", location);
+}
+
 const char *
 response_reason(int status)
 {
@@ -98,6 +119,7 @@ response_reason(int status)
 
 static const char overflow_head[] = "Status: 500 Internal Server Error\r\n"
 				    "Content-Type: application/json\r\n"
+				    "Cache-Control: no-store\r\n"
 				    "\r\n";
 static const char overflow_body[] = "{\"error\":\"internal error\"}\n";
 
@@ -123,7 +145,8 @@ response_render(const struct response *res, int head_only, char *out, size_t siz
 
 	if (res->overflow)
 		return render_overflow(head_only, out, size);
-	n = snprintf(out, size, "Status: %d %s\r\n%s%s%s%sContent-Length: %zu\r\n\r\n",
+	n = snprintf(out, size, "Status: %d %s\r\n%s%s%s%sCache-Control: no-store\r\n"
+		     "Content-Length: %zu\r\n\r\n",
 		     res->status, response_reason(res->status),
 		     res->content_type ? "Content-Type: " : "",
 		     res->content_type ? res->content_type : "",

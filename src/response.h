@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#define RESPONSE_HEADERS_MAX 1024
+#define RESPONSE_HEADERS_MAX 4096
 #define RESPONSE_BODY_MAX 16384
 
 struct response {
@@ -36,6 +36,15 @@ void response_json_string(struct response *res, int status, const char *key,
 
 /* Sets status and {"error": message}. */
 void response_error(struct response *res, int status, const char *message);
+
+/*
+ * Sets a cookie for the whole site: HttpOnly; Secure; SameSite=Lax. A
+ * max_age of 0 deletes it.
+ */
+void response_cookie(struct response *res, const char *name, const char *value, long max_age);
+
+/* 302 to location, with a small JSON body for clients that show it. */
+void response_redirect(struct response *res, const char *location);
 
 const char *response_reason(int status);
 

@@ -7,6 +7,12 @@
 const struct route app_routes[] = {
 	{HTTP_GET, "/healthz", health_live, "healthz"},
 	{HTTP_GET, "/readyz", health_ready, "readyz"},
+	{HTTP_GET, "/login", auth_login, "login"},
+	{HTTP_GET, "/callback", auth_callback, "callback"},
+	{HTTP_POST, "/logout", auth_logout, "logout"},
+	{HTTP_GET, "/me", me_profile, "me"},
+	{HTTP_DELETE, "/me", me_delete, "me_delete"},
+	{HTTP_GET, "/me/token", me_token, "me_token"},
 };
 
 const size_t app_route_count = sizeof(app_routes) / sizeof(app_routes[0]);

@@ -22,6 +22,7 @@
 #include "request.h"
 #include "response.h"
 #include "router.h"
+#include "spotify.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -94,7 +95,7 @@ wait_readable(int epoll_fd, int kept_fd)
 }
 
 static void
-serve_one(FCGX_Request *fcgi, struct db *db)
+serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 {
 	static char out[RESPONSE_HEADERS_MAX + RESPONSE_BODY_MAX + 256];
 	static struct response res;
@@ -108,6 +109,7 @@ serve_one(FCGX_Request *fcgi, struct db *db)
 	response_init(&res);
 	parse_error = request_parse(fcgi->envp, &req);
 	req.db = db;
+	req.cfg = cfg;
 	if (parse_error != REQUEST_OK) {
 		response_error(&res, (int)parse_error,
 			       parse_error == REQUEST_URI_TOO_LONG ? "path too long"
@@ -141,7 +143,7 @@ worker_run(const struct config *cfg, int listen_fd)
 	int epoll_fd = -1, status = 1;
 
 	/* FCGX_Init installs its own SIGTERM/SIGPIPE handlers; ours come after. */
-	if (FCGX_Init() != 0 || install_signals() < 0) {
+	if (FCGX_Init() != 0 || install_signals() < 0 || spotify_init(cfg) < 0) {
 		log_event(LOG_ERROR, "worker_init_failed",
 			  LOG_STR("reason", strerror(errno)));
 		return 1;
@@ -166,12 +168,13 @@ worker_run(const struct config *cfg, int listen_fd)
 				  LOG_STR("reason", strerror(-rc)));
 			continue;
 		}
-		serve_one(&fcgi, &db);
+		serve_one(&fcgi, &db, cfg);
 		FCGX_Finish_r(&fcgi);
 	}
 	status = 0;
 	FCGX_Free(&fcgi, 1);
 	db_close(&db);
+	spotify_cleanup();
 out:
 	if (epoll_fd >= 0)
 		close(epoll_fd);

@@ -6,7 +6,17 @@
 
 #include "../router.h"
 
+struct user_session;
+
 /* health.c */
 route_handler health_live, health_ready;
+
+/* auth.c */
+route_handler auth_login, auth_callback, auth_logout;
+/* The request's valid session cookie: 0, or -1 when there is none. */
+int auth_current_session(const struct request *req, struct user_session *session);
+
+/* me.c */
+route_handler me_profile, me_token, me_delete;
 
 #endif

@@ -24,6 +24,10 @@ set_database_env(void **state)
 	setenv("POSTGRES_USER", "baa", 1);
 	setenv("POSTGRES_PW", "s3cret-value", 1);
 	setenv("POSTGRES_DB", "baa", 1);
+	setenv("SPOTIFY_CLIENT_ID", "0123456789abcdef", 1);
+	setenv("SPOTIFY_CLIENT_SECRET", "fedcba9876543210", 1);
+	setenv("SPOTIFY_REDIRECT_URI", "https://baa.example/callback", 1);
+	setenv("BAA_SECRET_KEY", "0123456789abcdef0123456789abcdef", 1);
 	return 0;
 }
 
@@ -187,6 +191,106 @@ test_overlong_database_name_is_refused(void **state)
 	assert_non_null(strstr(errors, "'POSTGRES_DB'"));
 }
 
+static void
+test_spotify_defaults_are_the_real_service(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.spotify_accounts_url, "https://accounts.spotify.com");
+	assert_string_equal(cfg.spotify_api_url, "https://api.spotify.com");
+	assert_non_null(strstr(cfg.spotify_scopes, "user-read-private"));
+}
+
+static void
+test_spotify_variables_are_required_by_serve(void **state)
+{
+	static const char *const required[] = {"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET",
+					       "SPOTIFY_REDIRECT_URI", "BAA_SECRET_KEY"};
+	struct config cfg;
+	char errors[1024], expected[128];
+
+	for (size_t i = 0; i < 4; i++) {
+		set_database_env(state);
+		unsetenv(required[i]);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		snprintf(expected, sizeof(expected),
+			 "Expected environment variable '%s' not set.\n", required[i]);
+		assert_string_equal(errors, expected);
+	}
+}
+
+static void
+test_redirect_uris_spotify_accepts_are_accepted(void **state)
+{
+	static const char *const good[] = {"https://baa.example/callback",
+					   "https://baa.example:8443/callback",
+					   "http://127.0.0.1:8443/callback",
+					   "http://[::1]:8080/callback"};
+	struct config cfg;
+	char errors[1024];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		setenv("SPOTIFY_REDIRECT_URI", good[i], 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	}
+}
+
+static void
+test_redirect_uris_spotify_refuses_are_refused_with_a_reason(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("SPOTIFY_REDIRECT_URI", "http://localhost:8080/callback", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'localhost', which Spotify refuses"));
+	assert_non_null(strstr(errors, "http://127.0.0.1:PORT"));
+
+	setenv("SPOTIFY_REDIRECT_URI", "http://baa.example/callback", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "must use https"));
+
+	setenv("SPOTIFY_REDIRECT_URI", "http://10.0.0.1/callback", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	setenv("SPOTIFY_REDIRECT_URI", "https://baa.example/callback#x", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	setenv("SPOTIFY_REDIRECT_URI", "not a url", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	setenv("SPOTIFY_REDIRECT_URI", "ftp://baa.example/callback", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+}
+
+static void
+test_short_secret_key_is_refused_without_echoing_it(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_SECRET_KEY", "too-short-secret-value", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' must be at least 32 bytes"));
+	assert_null(strstr(errors, "too-short-secret-value"));
+}
+
+static void
+test_service_urls_must_be_https_unless_loopback(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("SPOTIFY_ACCOUNTS_URL", "http://127.0.0.1:9999", 1);
+	setenv("SPOTIFY_API_URL", "http://127.0.0.1:9999", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	setenv("SPOTIFY_ACCOUNTS_URL", "http://accounts.example", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'SPOTIFY_ACCOUNTS_URL' must use https"));
+	setenv("SPOTIFY_ACCOUNTS_URL", "https://accounts.example/", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "must not end with '/'"));
+}
+
 int
 main(void)
 {
@@ -214,6 +318,17 @@ main(void)
 		cmocka_unit_test_setup(test_messages_never_echo_the_password,
 				       set_database_env),
 		cmocka_unit_test_setup(test_overlong_database_name_is_refused,
+				       set_database_env),
+		cmocka_unit_test_setup(test_spotify_defaults_are_the_real_service, set_database_env),
+		cmocka_unit_test_setup(test_spotify_variables_are_required_by_serve,
+				       set_database_env),
+		cmocka_unit_test_setup(test_redirect_uris_spotify_accepts_are_accepted,
+				       set_database_env),
+		cmocka_unit_test_setup(test_redirect_uris_spotify_refuses_are_refused_with_a_reason,
+				       set_database_env),
+		cmocka_unit_test_setup(test_short_secret_key_is_refused_without_echoing_it,
+				       set_database_env),
+		cmocka_unit_test_setup(test_service_urls_must_be_https_unless_loopback,
 				       set_database_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,7 @@ test_error_is_a_json_body_with_status_and_length(void **state)
 	out[len] = '\0';
 	assert_string_equal(out, "Status: 404 Not Found\r\n"
 				 "Content-Type: application/json\r\n"
+				 "Cache-Control: no-store\r\n"
 				 "Content-Length: 22\r\n"
 				 "\r\n"
 				 "{\"error\":\"not found\"}\n");

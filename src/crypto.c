@@ -1,0 +1,136 @@
+/*
+ * Thin wrappers over libcrypto that return 0/-1 and check every call.
+ */
+#include "crypto.h"
+
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+int
+crypto_derive_key(const char *secret, size_t secret_len, const char *purpose,
+		  unsigned char key[CRYPTO_KEY_LEN])
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[4];
+	int rc = -1;
+
+	if (ctx == NULL)
+		goto out;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret,
+						      secret_len);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)purpose,
+						      strlen(purpose));
+	params[3] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(ctx, key, CRYPTO_KEY_LEN, params) == 1)
+		rc = 0;
+out:
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return rc;
+}
+
+int
+crypto_hmac(const unsigned char key[CRYPTO_KEY_LEN], const void *data, size_t len,
+	    unsigned char mac[CRYPTO_MAC_LEN])
+{
+	unsigned int mac_len = 0;
+
+	if (HMAC(EVP_sha256(), key, CRYPTO_KEY_LEN, data, len, mac, &mac_len) == NULL ||
+	    mac_len != CRYPTO_MAC_LEN)
+		return -1;
+	return 0;
+}
+
+int
+crypto_sha256(const void *data, size_t len, unsigned char digest[32])
+{
+	unsigned int digest_len = 0;
+
+	if (EVP_Digest(data, len, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
+	    digest_len != 32)
+		return -1;
+	return 0;
+}
+
+int
+crypto_random(void *buf, size_t len)
+{
+	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+int
+crypto_equal(const void *a, const void *b, size_t len)
+{
+	return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+static const char alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t
+b64url_encode(const unsigned char *in, size_t len, char *out)
+{
+	size_t n = 0, i = 0;
+
+	for (; i + 2 < len; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+		out[n++] = alphabet[v >> 18 & 63];
+		out[n++] = alphabet[v >> 12 & 63];
+		out[n++] = alphabet[v >> 6 & 63];
+		out[n++] = alphabet[v & 63];
+	}
+	if (i < len) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
+		out[n++] = alphabet[v >> 18 & 63];
+		out[n++] = alphabet[v >> 12 & 63];
+		if (i + 1 < len)
+			out[n++] = alphabet[v >> 6 & 63];
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static int
+sextet(char c)
+{
+	const char *p = c ? strchr(alphabet, c) : NULL;
+	return p ? (int)(p - alphabet) : -1;
+}
+
+long
+b64url_decode(const char *s, size_t len, unsigned char *out, size_t outsize)
+{
+	size_t n = 0, i = 0;
+	unsigned v = 0;
+	int bits = 0;
+
+	/* One leftover character cannot encode a byte. */
+	if (len % 4 == 1)
+		return -1;
+	for (; i < len; i++) {
+		int d = sextet(s[i]);
+		if (d < 0)
+			return -1;
+		v = v << 6 | (unsigned)d;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n == outsize)
+				return -1;
+			out[n++] = (unsigned char)(v >> bits);
+		}
+	}
+	/* Canonical form only: the unused low bits of the last character are 0,
+	 * so every value has exactly one encoding (no MAC-preserving variants). */
+	if (bits > 0 && (v & ((1u << bits) - 1)) != 0)
+		return -1;
+	return (long)n;
+}

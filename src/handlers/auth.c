@@ -1,0 +1,197 @@
+/*
+ * The Spotify login: /login starts it, /callback finishes it, /logout
+ * ends the session. Nothing is stored before the callback has proven,
+ * in order, the signed login cookie, the state and Spotify's answers.
+ */
+#include "handlers.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "../log.h"
+#include "../params.h"
+#include "../session.h"
+#include "../spotify.h"
+#include "../users.h"
+
+/* A login must finish within this many seconds of its start. */
+#define LOGIN_TTL 600
+#define CODE_MAX 1024
+
+int
+auth_current_session(const struct request *req, struct user_session *session)
+{
+	struct params cookies;
+	time_t now = time(NULL);
+
+	if (req->cookie == NULL ||
+	    params_parse_cookies(&cookies, req->cookie, strlen(req->cookie)) != PARAMS_OK)
+		return -1;
+	/* A stale duplicate (another path or domain) must not hide a good one. */
+	for (int i = 0; i < cookies.count; i++)
+		if (strcmp(cookies.items[i].name, SESSION_COOKIE) == 0 &&
+		    session_verify_user(cookies.items[i].value, now, session) == 0)
+			return 0;
+	return -1;
+}
+
+void
+auth_login(const struct request *req, struct response *res)
+{
+	char verifier[SESSION_VERIFIER_LEN + 1], challenge[B64URL_LEN(32) + 1];
+	char url[2048], cookie[SESSION_COOKIE_MAX + 1];
+	struct oauth_login login;
+	struct params query;
+	const char *next;
+
+	if (params_parse_form(&query, req->query, strlen(req->query)) != PARAMS_OK) {
+		response_error(res, 400, "malformed query string");
+		return;
+	}
+	next = params_get(&query, "next");
+	if (next && (params_count(&query, "next") > 1 || !session_is_local_path(next))) {
+		response_error(res, 400, "next must be a single local path such as /account");
+		return;
+	}
+	if (session_new_login(&login, next, time(NULL), LOGIN_TTL) < 0 ||
+	    session_pkce(login.state, verifier, challenge) < 0 ||
+	    spotify_authorize_url(login.state, challenge, url, sizeof(url)) < 0 ||
+	    session_sign_login(&login, cookie, sizeof(cookie)) < 0) {
+		response_error(res, 500, "could not start the login");
+		return;
+	}
+	response_cookie(res, OAUTH_COOKIE, cookie, LOGIN_TTL);
+	response_redirect(res, url);
+}
+
+/* The one baa_oauth cookie that verifies, or -1. */
+static int
+pending_login(const struct request *req, struct oauth_login *login)
+{
+	struct params cookies;
+	time_t now = time(NULL);
+
+	if (req->cookie == NULL ||
+	    params_parse_cookies(&cookies, req->cookie, strlen(req->cookie)) != PARAMS_OK)
+		return -1;
+	for (int i = 0; i < cookies.count; i++)
+		if (strcmp(cookies.items[i].name, OAUTH_COOKIE) == 0 &&
+		    session_verify_login(cookies.items[i].value, now, login) == 0)
+			return 0;
+	return -1;
+}
+
+static int
+is_code_text(const char *code)
+{
+	size_t len = strlen(code);
+
+	return len > 0 && len <= CODE_MAX &&
+	       strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			    "0123456789-._~") == len;
+}
+
+/* Maps a failed Spotify call to the answer the browser gets. */
+static void
+spotify_failed(struct response *res, struct spotify_outcome outcome, const char *what)
+{
+	if (outcome.status == SPOTIFY_RATE_LIMITED) {
+		char seconds[24];
+		snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
+		response_header(res, "Retry-After", seconds);
+		response_error(res, 503, "Spotify is rate-limiting this service: try again later");
+		return;
+	}
+	response_error(res, 502, what);
+}
+
+void
+auth_callback(const struct request *req, struct response *res)
+{
+	static struct spotify_tokens tokens;
+	struct spotify_user who;
+	struct oauth_login login;
+	struct user_session session;
+	struct spotify_outcome outcome;
+	struct params query;
+	char verifier[SESSION_VERIFIER_LEN + 1], challenge[B64URL_LEN(32) + 1];
+	char cookie[SESSION_COOKIE_MAX + 1];
+	const char *code, *state, *error;
+	long long id, generation;
+
+	if (params_parse_form(&query, req->query, strlen(req->query)) != PARAMS_OK) {
+		response_error(res, 400, "malformed query string");
+		return;
+	}
+	error = params_get(&query, "error");
+	if (error) {
+		/* The user said no at Spotify (or Spotify refused): start over. */
+		response_cookie(res, OAUTH_COOKIE, "", 0);
+		if (strcmp(error, "access_denied") == 0)
+			response_error(res, 403, "login cancelled at Spotify");
+		else
+			response_error(res, 400, "Spotify did not authorize the login");
+		return;
+	}
+	code = params_get(&query, "code");
+	state = params_get(&query, "state");
+	if (code == NULL || state == NULL || params_count(&query, "code") != 1 ||
+	    params_count(&query, "state") != 1 || !is_code_text(code)) {
+		response_error(res, 400, "missing or malformed code or state");
+		return;
+	}
+	if (pending_login(req, &login) < 0) {
+		response_error(res, 400, "no login in progress or it expired: start again at /login");
+		return;
+	}
+	if (strlen(state) != SESSION_STATE_LEN ||
+	    !crypto_equal(state, login.state, SESSION_STATE_LEN)) {
+		response_error(res, 400, "state does not match this login");
+		return;
+	}
+
+	if (session_pkce(login.state, verifier, challenge) < 0) {
+		response_error(res, 500, "could not finish the login");
+		return;
+	}
+	outcome = spotify_exchange_code(code, verifier, &tokens);
+	if (outcome.status != SPOTIFY_OK) {
+		spotify_failed(res, outcome, "Spotify refused or failed the code exchange");
+		goto out;
+	}
+	outcome = spotify_me(tokens.access_token, &who);
+	if (outcome.status != SPOTIFY_OK) {
+		spotify_failed(res, outcome, "could not read the Spotify profile");
+		goto out;
+	}
+	if (users_upsert(req->db, &who, &tokens, &id, &generation) != USERS_OK) {
+		response_error(res, 503, "database unavailable");
+		goto out;
+	}
+
+	session = (struct user_session){id, generation, time(NULL) + req->cfg->session_ttl};
+	if (session_sign_user(&session, cookie, sizeof(cookie)) < 0) {
+		response_error(res, 500, "could not finish the login");
+		goto out;
+	}
+	log_event(LOG_INFO, "login", LOG_INT("user_id", id));
+	response_cookie(res, SESSION_COOKIE, cookie, req->cfg->session_ttl);
+	response_cookie(res, OAUTH_COOKIE, "", 0);
+	response_redirect(res, login.next);
+out:
+	memset(&tokens, 0, sizeof(tokens));
+}
+
+void
+auth_logout(const struct request *req, struct response *res)
+{
+	struct user_session session;
+
+	if (auth_current_session(req, &session) == 0 &&
+	    users_bump_generation(req->db, session.user_id, session.generation) == USERS_DB_ERROR) {
+		response_error(res, 503, "database unavailable");
+		return;
+	}
+	response_cookie(res, SESSION_COOKIE, "", 0);
+	response_json_string(res, 200, "status", "logged out");
+}

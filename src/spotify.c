@@ -1,0 +1,327 @@
+/*
+ * Spotify over libcurl. Every answer is bounded (SPOTIFY_BODY_MAX), every
+ * call bounded in time (BAA_SPOTIFY_TIMEOUT_MS), and every field of the
+ * JSON checked for presence and type before it is used. Logs carry the
+ * endpoint, HTTP status and outcome; never a code, token or secret.
+ */
+#include "spotify.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "log.h"
+
+#define SPOTIFY_BODY_MAX 65536
+#define RETRY_AFTER_DEFAULT 1
+#define RETRY_AFTER_MAX 3600
+
+static const struct config *cfg;
+static CURL *curl;
+static char body[SPOTIFY_BODY_MAX + 1];
+static size_t body_len;
+
+int
+spotify_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+int
+spotify_init(const struct config *config)
+{
+	cfg = config;
+	curl = curl_easy_init();
+	return curl ? 0 : -1;
+}
+
+void
+spotify_cleanup(void)
+{
+	if (curl)
+		curl_easy_cleanup(curl);
+	curl = NULL;
+}
+
+static size_t
+collect(char *data, size_t size, size_t n, void *arg)
+{
+	size_t len = size * n;
+
+	/* Returning less than len aborts the transfer: answers stay bounded. */
+	if (body_len + len > SPOTIFY_BODY_MAX)
+		return 0;
+	memcpy(body + body_len, data, len);
+	body_len += len;
+	body[body_len] = '\0';
+	return len;
+}
+
+/* Appends "&name=<escaped value>" (no '&' first) to out. */
+static int
+form_add(char *out, size_t size, const char *name, const char *value)
+{
+	char *escaped = curl_easy_escape(curl, value, 0);
+	size_t len = strlen(out);
+	int n;
+
+	if (escaped == NULL)
+		return -1;
+	n = snprintf(out + len, size - len, "%s%s=%s", len ? "&" : "", name, escaped);
+	curl_free(escaped);
+	return n < 0 || (size_t)n >= size - len ? -1 : 0;
+}
+
+int
+spotify_authorize_url(const char *state, const char *code_challenge, char *out, size_t size)
+{
+	char query[2048] = "";
+	int n;
+
+	if (form_add(query, sizeof(query), "client_id", cfg->spotify_client_id) < 0 ||
+	    form_add(query, sizeof(query), "response_type", "code") < 0 ||
+	    form_add(query, sizeof(query), "redirect_uri", cfg->spotify_redirect_uri) < 0 ||
+	    form_add(query, sizeof(query), "scope", cfg->spotify_scopes) < 0 ||
+	    form_add(query, sizeof(query), "state", state) < 0 ||
+	    form_add(query, sizeof(query), "code_challenge", code_challenge) < 0 ||
+	    form_add(query, sizeof(query), "code_challenge_method", "S256") < 0)
+		return -1;
+	n = snprintf(out, size, "%s/authorize?%s", cfg->spotify_accounts_url, query);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static double
+ms_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+static long
+retry_after_seconds(void)
+{
+	struct curl_header *h;
+	long seconds = RETRY_AFTER_DEFAULT;
+
+	if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+	    strspn(h->value, "0123456789") == strlen(h->value) && strlen(h->value) > 0 &&
+	    strlen(h->value) < 6)
+		sscanf(h->value, "%ld", &seconds);
+	if (seconds < 1)
+		seconds = 1;
+	return seconds > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : seconds;
+}
+
+/*
+ * One HTTP exchange. form != NULL: POST to the accounts service with the
+ * client's Basic credentials; else GET from the Web API with bearer.
+ * Returns the HTTP status, or 0 when no answer came (body is then empty).
+ */
+static long
+perform(const char *endpoint, const char *url, const char *form, const char *bearer)
+{
+	struct curl_slist *headers = NULL;
+	struct timespec start;
+	long status = 0;
+	long total_ms = cfg->spotify_timeout_ms;
+	CURLcode rc;
+
+	body_len = 0;
+	body[0] = '\0';
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, total_ms < 2000 ? total_ms : 2000L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, total_ms);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "baa/" PACKAGE_VERSION);
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (form) {
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(curl, CURLOPT_USERNAME, cfg->spotify_client_id);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, cfg->spotify_client_secret);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form);
+		headers = curl_slist_append(headers,
+					    "Content-Type: application/x-www-form-urlencoded");
+	} else {
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, bearer);
+	}
+	headers = curl_slist_append(headers, "Accept: application/json");
+	if (headers == NULL) {
+		log_event(LOG_ERROR, "spotify_call", LOG_STR("endpoint", endpoint),
+			  LOG_STR("outcome", "out_of_memory"));
+		return 0;
+	}
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+
+	rc = curl_easy_perform(curl);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	else
+		body_len = 0;
+	curl_slist_free_all(headers);
+	log_event(rc == CURLE_OK && status < 500 ? LOG_INFO : LOG_WARN, "spotify_call",
+		  LOG_STR("endpoint", endpoint), LOG_INT("status", status),
+		  LOG_STR("transport", rc == CURLE_OK ? "ok" : curl_easy_strerror(rc)),
+		  LOG_MS("duration_ms", ms_since(&start)));
+	return rc == CURLE_OK ? status : 0;
+}
+
+/* Copies a JSON string member into out; -1 when absent, not a string, or too long. */
+static int
+copy_string(const cJSON *obj, const char *name, char *out, size_t size, int required)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (item == NULL || cJSON_IsNull(item)) {
+		out[0] = '\0';
+		return required ? -1 : 0;
+	}
+	if (!cJSON_IsString(item) || item->valuestring == NULL ||
+	    strlen(item->valuestring) >= size || (required && item->valuestring[0] == '\0'))
+		return -1;
+	strcpy(out, item->valuestring);
+	return 0;
+}
+
+/* Tokens go into headers and the database: printable ASCII, no spaces. */
+static int
+is_token_text(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+parse_tokens(struct spotify_tokens *out, int refresh_required)
+{
+	cJSON *json = cJSON_ParseWithLength(body, body_len);
+	const cJSON *type, *expires;
+	int rc = -1;
+
+	if (!cJSON_IsObject(json))
+		goto out;
+	type = cJSON_GetObjectItemCaseSensitive(json, "token_type");
+	expires = cJSON_GetObjectItemCaseSensitive(json, "expires_in");
+	if (!cJSON_IsString(type) || strcasecmp(type->valuestring, "Bearer") != 0 ||
+	    !cJSON_IsNumber(expires) || expires->valuedouble < 1 ||
+	    expires->valuedouble > 86400 * 366)
+		goto out;
+	if (copy_string(json, "access_token", out->access_token, sizeof(out->access_token), 1) <
+		    0 ||
+	    copy_string(json, "refresh_token", out->refresh_token, sizeof(out->refresh_token),
+			refresh_required) < 0 ||
+	    copy_string(json, "scope", out->scope, sizeof(out->scope), 0) < 0)
+		goto out;
+	if (!is_token_text(out->access_token) || !is_token_text(out->refresh_token))
+		goto out;
+	out->expires_in = (long)expires->valuedouble;
+	rc = 0;
+out:
+	cJSON_Delete(json);
+	return rc;
+}
+
+/* 400 {"error": "invalid_grant"}: the grant is dead, not the service. */
+static int
+is_invalid_grant(void)
+{
+	cJSON *json = cJSON_ParseWithLength(body, body_len);
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
+	int dead = cJSON_IsString(error) && strcmp(error->valuestring, "invalid_grant") == 0;
+
+	cJSON_Delete(json);
+	return dead;
+}
+
+static struct spotify_outcome
+token_request(const char *grant, const char *form, struct spotify_tokens *out)
+{
+	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
+	char url[1024];
+	long status;
+
+	snprintf(url, sizeof(url), "%s/api/token", cfg->spotify_accounts_url);
+	status = perform(grant, url, form, NULL);
+	if (status == 200) {
+		if (parse_tokens(out, strcmp(grant, "authorization_code") == 0) == 0)
+			result.status = SPOTIFY_OK;
+		else
+			log_event(LOG_WARN, "spotify_bad_answer", LOG_STR("endpoint", grant));
+	} else if (status == 400 && is_invalid_grant()) {
+		result.status = SPOTIFY_INVALID_GRANT;
+	} else if (status == 429) {
+		result.status = SPOTIFY_RATE_LIMITED;
+		result.retry_after = retry_after_seconds();
+	}
+	return result;
+}
+
+struct spotify_outcome
+spotify_exchange_code(const char *code, const char *code_verifier, struct spotify_tokens *out)
+{
+	char form[4096] = "";
+
+	if (form_add(form, sizeof(form), "grant_type", "authorization_code") < 0 ||
+	    form_add(form, sizeof(form), "code", code) < 0 ||
+	    form_add(form, sizeof(form), "redirect_uri", cfg->spotify_redirect_uri) < 0 ||
+	    form_add(form, sizeof(form), "code_verifier", code_verifier) < 0)
+		return (struct spotify_outcome){SPOTIFY_FAILED, 0};
+	return token_request("authorization_code", form, out);
+}
+
+struct spotify_outcome
+spotify_refresh(const char *refresh_token, struct spotify_tokens *out)
+{
+	char form[SPOTIFY_TOKEN_MAX * 3 + 128] = "";
+	struct spotify_outcome result;
+
+	if (form_add(form, sizeof(form), "grant_type", "refresh_token") < 0 ||
+	    form_add(form, sizeof(form), "refresh_token", refresh_token) < 0)
+		return (struct spotify_outcome){SPOTIFY_FAILED, 0};
+	result = token_request("refresh_token", form, out);
+	memset(form, 0, sizeof(form));
+	return result;
+}
+
+struct spotify_outcome
+spotify_me(const char *access_token, struct spotify_user *out)
+{
+	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
+	char url[1024];
+	cJSON *json;
+	long status;
+
+	snprintf(url, sizeof(url), "%s/v1/me", cfg->spotify_api_url);
+	status = perform("me", url, NULL, access_token);
+	if (status == 401)
+		result.status = SPOTIFY_UNAUTHORIZED;
+	if (status == 429) {
+		result.status = SPOTIFY_RATE_LIMITED;
+		result.retry_after = retry_after_seconds();
+	}
+	if (status != 200)
+		return result;
+
+	json = cJSON_ParseWithLength(body, body_len);
+	if (cJSON_IsObject(json) && copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
+	    copy_string(json, "display_name", out->display_name, sizeof(out->display_name), 0) ==
+		    0)
+		result.status = SPOTIFY_OK;
+	else
+		log_event(LOG_WARN, "spotify_bad_answer", LOG_STR("endpoint", "me"));
+	cJSON_Delete(json);
+	return result;
+}

@@ -1,0 +1,59 @@
+/*
+ * Calls to Spotify's accounts service and Web API over libcurl: the code
+ * exchange, the token refresh and /v1/me. One easy handle per worker,
+ * reused so that connections (and TLS sessions) to Spotify are kept.
+ */
+#ifndef BAA_SPOTIFY_H
+#define BAA_SPOTIFY_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+#define SPOTIFY_TOKEN_MAX 2048
+#define SPOTIFY_SCOPE_MAX 1024
+#define SPOTIFY_ID_MAX 256
+#define SPOTIFY_NAME_MAX 256
+
+struct spotify_tokens {
+	char access_token[SPOTIFY_TOKEN_MAX + 1];
+	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* "" when Spotify sent none */
+	char scope[SPOTIFY_SCOPE_MAX + 1];
+	long expires_in;
+};
+
+struct spotify_user {
+	char id[SPOTIFY_ID_MAX + 1];
+	char display_name[SPOTIFY_NAME_MAX + 1]; /* "" when Spotify has none */
+};
+
+enum spotify_status {
+	SPOTIFY_OK,
+	SPOTIFY_INVALID_GRANT, /* the code or refresh token is dead: log in again */
+	SPOTIFY_UNAUTHORIZED,  /* the Web API refused the access token */
+	SPOTIFY_RATE_LIMITED,  /* 429: retry_after says when */
+	SPOTIFY_FAILED,	       /* 5xx, timeout, refused, or an answer we cannot use */
+};
+
+struct spotify_outcome {
+	enum spotify_status status;
+	long retry_after; /* seconds, with SPOTIFY_RATE_LIMITED */
+};
+
+/* Once per process, before forking. */
+int spotify_global_init(void);
+
+/* Per worker, after the fork. */
+int spotify_init(const struct config *cfg);
+void spotify_cleanup(void);
+
+/* The URL to send the browser to for consent. */
+int spotify_authorize_url(const char *state, const char *code_challenge, char *out,
+			  size_t size);
+
+struct spotify_outcome spotify_exchange_code(const char *code, const char *code_verifier,
+					     struct spotify_tokens *out);
+struct spotify_outcome spotify_refresh(const char *refresh_token, struct spotify_tokens *out);
+struct spotify_outcome spotify_me(const char *access_token, struct spotify_user *out);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * The users table: every SQL statement that touches it lives here.
+ */
+#ifndef BAA_USERS_H
+#define BAA_USERS_H
+
+#include <time.h>
+
+#include "db.h"
+#include "spotify.h"
+
+struct user_profile {
+	long long id;
+	char spotify_id[SPOTIFY_ID_MAX + 1];
+	char display_name[SPOTIFY_NAME_MAX + 1];
+	char token_expires_at[32]; /* ISO 8601 UTC, "" when no token is held */
+};
+
+struct user_token {
+	char access_token[SPOTIFY_TOKEN_MAX + 1]; /* "" when tokens were cleared */
+	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* only from users_lock_token */
+	time_t expires_at;
+};
+
+enum users_status {
+	USERS_OK,
+	USERS_NOT_FOUND, /* no such user, or the session generation moved on */
+	USERS_DB_ERROR,
+};
+
+/* Inserts or updates the user by Spotify id; returns id and generation. */
+enum users_status users_upsert(struct db *db, const struct spotify_user *who,
+			       const struct spotify_tokens *tokens, long long *id,
+			       long long *generation);
+
+enum users_status users_profile(struct db *db, long long id, long long generation,
+				struct user_profile *out);
+
+/* The access token without locking (the fast path of /me/token). */
+enum users_status users_token(struct db *db, long long id, long long generation,
+			      struct user_token *out);
+
+/* Inside a transaction: the row locked FOR UPDATE, refresh token included. */
+enum users_status users_lock_token(struct db *db, long long id, long long generation,
+				   struct user_token *out);
+
+/* Stores a refreshed token; a new refresh token only when Spotify rotated it. */
+enum users_status users_store_refresh(struct db *db, long long id,
+				      const struct spotify_tokens *tokens, time_t *expires_at);
+
+/* Forgets tokens Spotify no longer honours: the user must log in again. */
+enum users_status users_clear_tokens(struct db *db, long long id);
+
+/* Revokes every session cookie issued so far (logout). */
+enum users_status users_bump_generation(struct db *db, long long id, long long generation);
+
+enum users_status users_delete(struct db *db, long long id, long long generation);
+
+#endif
