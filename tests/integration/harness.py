@@ -517,7 +517,7 @@ def cluster():
 # ---------------------------------------------------------------------------
 # environment for baa
 
-_SCRUB_PREFIXES = ("POSTGRES_", "BAA_", "PG")
+_SCRUB_PREFIXES = ("POSTGRES_", "BAA_", "PG", "SPOTIFY_")
 
 
 def sanitizer_env(env):
@@ -564,9 +564,30 @@ def socket_url_env(pg=None):
     return env
 
 
+# What `baa serve` needs besides the database. Tests of the login replace the
+# Spotify URLs with a running fake; the others never reach Spotify.
+SPOTIFY_CLIENT_ID = "baa-test-client-id"
+SPOTIFY_CLIENT_SECRET = "baa-test-client-secret-0123456789"
+SECRET_KEY = "baa-test-secret-key-0123456789abcdef-xyz"
+
+
+def spotify_env(redirect_uri="http://127.0.0.1:9/callback", fake_url=None):
+    env = {
+        "SPOTIFY_CLIENT_ID": SPOTIFY_CLIENT_ID,
+        "SPOTIFY_CLIENT_SECRET": SPOTIFY_CLIENT_SECRET,
+        "SPOTIFY_REDIRECT_URI": redirect_uri,
+        "BAA_SECRET_KEY": SECRET_KEY,
+    }
+    if fake_url:
+        env["SPOTIFY_ACCOUNTS_URL"] = fake_url
+        env["SPOTIFY_API_URL"] = fake_url
+    return env
+
+
 def base_env(db, listen=None, workers=2, **extra):
     env = clean_env()
     env.update(db_env(db))
+    env.update(spotify_env())
     env["BAA_LISTEN"] = listen or "127.0.0.1:%d" % free_port()
     env["BAA_WORKERS"] = str(workers)
     for k, v in extra.items():
