@@ -1,0 +1,324 @@
+"""Start and drive the fake Spotify server (server.py) from Python tests.
+
+    from client import FakeSpotify
+    fake = FakeSpotify.start("client-id", "client-secret",
+                             ["https://127.0.0.1:8443/callback"])
+    try:
+        ... point baa at fake.url ...
+        fake.configure(expires_in=2, rotate_refresh_tokens=True)
+        fake.set_fault("token", status=503, times=1)
+        assert fake.requests("token")[0]["form"]["code_verifier"] == verifier
+    finally:
+        fake.stop()
+
+Python 3 standard library only. Every wait is bounded. Servers still
+running at interpreter exit are stopped (atexit), so a failing test does not
+leave a process behind.
+"""
+
+import atexit
+import base64
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER = os.path.join(HERE, "server.py")
+
+_RUNNING = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+class FakeSpotifyError(Exception):
+    """The fake could not be started, or a control call failed."""
+
+
+def pkce_pair(length=64):
+    """A fresh (code_verifier, code_challenge) pair, S256, as baa makes them."""
+    verifier = secrets.token_urlsafe(96)[:length]
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return verifier, challenge
+
+
+def basic_auth(client_id, client_secret):
+    """The Authorization header value Spotify expects from a confidential client."""
+    raw = ("%s:%s" % (client_id, client_secret)).encode("utf-8")
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+class Response:
+    """A raw HTTP answer (redirects are not followed)."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # http.client.HTTPMessage: case-insensitive get()
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return "<Response %d %r>" % (self.status, self.body[:200])
+
+
+class FakeSpotify:
+    """A running server.py subprocess plus wrappers for its control API."""
+
+    def __init__(self, proc, port, workdir, host, client_id, client_secret, redirect_uris):
+        self.proc = proc
+        self.port = port
+        self.host = host
+        self.url = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, port)
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.redirect_uris = list(redirect_uris)
+        self._workdir = workdir
+        self._log_path = os.path.join(workdir, "server.log")
+        self._final_log = None
+
+    # -- lifecycle
+
+    @classmethod
+    def start(cls, client_id="fake-client-id", client_secret="fake-client-secret",
+              redirect_uris=("http://127.0.0.1:8080/callback",), user_id="demo-user",
+              display_name="Demo User", host="127.0.0.1", timeout=10.0,
+              python=None, extra_args=()):
+        """Launch server.py on a free port and wait until it answers /_fake/health."""
+        if isinstance(redirect_uris, str):
+            redirect_uris = [redirect_uris]
+        workdir = tempfile.mkdtemp(prefix="fake-spotify-")
+        port_file = os.path.join(workdir, "port")
+        argv = [python or sys.executable or "/usr/bin/python3", SERVER,
+                "--host", host, "--port", "0", "--port-file", port_file,
+                "--client-id", client_id, "--client-secret", client_secret,
+                "--user-id", user_id, "--display-name", display_name]
+        for uri in redirect_uris:
+            argv += ["--redirect-uri", uri]
+        argv += list(extra_args)
+        log = open(os.path.join(workdir, "server.log"), "wb")
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+        finally:
+            log.close()
+        fake = cls(proc, 0, workdir, host, client_id, client_secret, redirect_uris)
+        with _RUNNING_LOCK:
+            _RUNNING.add(fake)
+        try:
+            fake.port = fake._wait_for_port(port_file, timeout)
+            fake.url = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, fake.port)
+            fake._wait_for_health(timeout)
+        except BaseException:
+            fake.stop()
+            raise
+        return fake
+
+    def _wait_for_port(self, port_file, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise FakeSpotifyError("server.py exited with status %s:\n%s"
+                                       % (self.proc.returncode, self.log_text()))
+            try:
+                with open(port_file) as f:
+                    text = f.read().strip()
+                if text:
+                    return int(text)
+            except FileNotFoundError:
+                pass
+            time.sleep(0.02)
+        raise FakeSpotifyError("server.py wrote no port within %.1fs:\n%s"
+                               % (timeout, self.log_text()))
+
+    def _wait_for_health(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.request("GET", "/_fake/health", timeout=1.0).status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() >= deadline or self.proc.poll() is not None:
+                raise FakeSpotifyError("server.py did not answer within %.1fs:\n%s"
+                                       % (timeout, self.log_text()))
+            time.sleep(0.02)
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, wait (bounded), SIGKILL if needed. Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        if self._final_log is None:
+            self._final_log = self.log_text()
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self)
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log_text(self):
+        """What server.py wrote to stderr (one line per request, no secrets)."""
+        if self._final_log is not None:
+            return self._final_log
+        try:
+            with open(self._log_path, "r", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    # -- raw HTTP
+
+    def request(self, method, path, body=None, headers=None, timeout=10.0):
+        """One request on a fresh connection; returns a Response (no redirects followed)."""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return Response(resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+
+    def _control(self, method, path, payload=None):
+        body = None if payload is None else json.dumps(payload)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        resp = self.request(method, path, body=body, headers=headers)
+        if resp.status != 200:
+            raise FakeSpotifyError("%s %s -> %d %s" % (method, path, resp.status, resp.text))
+        return resp.json()
+
+    # -- control API
+
+    def health(self):
+        return self._control("GET", "/_fake/health")
+
+    def config(self):
+        return self._control("GET", "/_fake/config")
+
+    def configure(self, **settings):
+        """Merge settings (deny, expires_in, faults={...}, user={...}, ...)."""
+        return self._control("POST", "/_fake/config", settings)
+
+    def set_fault(self, endpoint, **fault):
+        """One endpoint's fault, e.g. set_fault("token", status=503, times=1)."""
+        return self.configure(faults={endpoint: fault or None})
+
+    def clear_faults(self):
+        return self.configure(faults={"authorize": None, "token": None, "me": None})
+
+    def set_user(self, user_id, display_name=None, **profile):
+        """Who the next /authorize approves (email, country, product optional)."""
+        user = {"id": user_id}
+        if display_name is not None:
+            user["display_name"] = display_name
+        user.update(profile)
+        return self.configure(user=user)
+
+    def reset(self):
+        return self._control("POST", "/_fake/reset")
+
+    def revoke_refresh_tokens(self):
+        return self._control("POST", "/_fake/revoke_refresh_tokens")
+
+    def expire_access_tokens(self):
+        return self._control("POST", "/_fake/expire_access_tokens")
+
+    def requests(self, endpoint=None):
+        path = "/_fake/requests"
+        if endpoint is not None:
+            path += "?" + urllib.parse.urlencode({"endpoint": endpoint})
+        return self._control("GET", path)
+
+    def stats(self):
+        return self._control("GET", "/_fake/stats")
+
+    def tokens(self):
+        return self._control("GET", "/_fake/tokens")
+
+    # -- driving the OAuth flow directly (what a browser and baa would do)
+
+    def authorize(self, challenge, redirect_uri=None, state=None, scope=None,
+                  client_id=None, **extra):
+        """GET /authorize with the usual parameters; returns the raw Response."""
+        params = {"client_id": client_id or self.client_id, "response_type": "code",
+                  "redirect_uri": redirect_uri or self.redirect_uris[0],
+                  "code_challenge_method": "S256", "code_challenge": challenge}
+        if scope is not None:
+            params["scope"] = scope
+        if state is not None:
+            params["state"] = state
+        params.update(extra)
+        params = {k: v for k, v in params.items() if v is not None}
+        return self.request("GET", "/authorize?" + urllib.parse.urlencode(params))
+
+    def token(self, form, auth=True, headers=None):
+        """POST /api/token with a form; auth=True sends HTTP Basic client credentials."""
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
+        if auth:
+            hdrs["Authorization"] = basic_auth(self.client_id, self.client_secret)
+        hdrs.update(headers or {})
+        hdrs = {k: v for k, v in hdrs.items() if v is not None}
+        return self.request("POST", "/api/token", body=urllib.parse.urlencode(form),
+                            headers=hdrs)
+
+    def login(self, scope="user-read-email user-read-private", state="st"):
+        """Authorize + exchange the code: returns the token response JSON."""
+        verifier, challenge = pkce_pair()
+        resp = self.authorize(challenge, scope=scope, state=state)
+        if resp.status != 302:
+            raise FakeSpotifyError("authorize -> %d %s" % (resp.status, resp.text))
+        code = code_from_location(resp.headers["Location"])
+        resp = self.token({"grant_type": "authorization_code", "code": code,
+                           "redirect_uri": self.redirect_uris[0], "code_verifier": verifier})
+        if resp.status != 200:
+            raise FakeSpotifyError("token -> %d %s" % (resp.status, resp.text))
+        return resp.json()
+
+    def me(self, access_token):
+        return self.request("GET", "/v1/me", headers={"Authorization": "Bearer " + access_token})
+
+
+def location_params(location):
+    """The query parameters of a redirect Location, as a dict."""
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query,
+                                       keep_blank_values=True))
+
+
+def code_from_location(location):
+    return location_params(location)["code"]
+
+
+@atexit.register
+def _stop_all():
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for fake in running:
+        try:
+            fake.stop(timeout=2.0)
+        except Exception:
+            pass

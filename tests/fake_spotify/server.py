@@ -1,0 +1,1114 @@
+#!/usr/bin/python3
+"""A local fake of Spotify's Accounts service and Web API, for baa's tests.
+
+baa logs users in with the OAuth 2.0 authorization code flow with PKCE and
+stores their tokens. Tests and the local dev run have no internet, so they
+point baa at this server instead of accounts.spotify.com / api.spotify.com.
+It checks what Spotify checks (client credentials, registered redirect URIs,
+PKCE S256, single-use expiring codes, refresh tokens) so that a baa bug that
+Spotify would reject is rejected here too, and it can misbehave on demand
+(faults) so that baa's error handling can be tested.
+
+Python 3 standard library only. Loopback only. State lives in memory.
+
+    server.py --host 127.0.0.1 --port 0 --port-file /tmp/p \\
+              --client-id ID --client-secret SECRET \\
+              --redirect-uri https://127.0.0.1:8443/callback [--redirect-uri ...] \\
+              [--user-id demo-user] [--display-name "Demo User"]
+
+Endpoints (as Spotify):
+  GET  /authorize    auto-approves the configured user (302 to redirect_uri)
+  POST /api/token    grant_type=authorization_code | refresh_token
+  GET  /v1/me        the token's user profile
+Control API for tests (JSON, not like Spotify), see control() below:
+  GET  /_fake/health                      {"ok": true}
+  GET  /_fake/config, POST /_fake/config  read / merge settings (DEFAULT_CONFIG, "user")
+  POST /_fake/reset                       default config, no codes/tokens/log/stats
+  POST /_fake/revoke_refresh_tokens       every refresh token stops working
+  POST /_fake/expire_access_tokens        every access token expires now
+  GET  /_fake/requests[?endpoint=E]       the request log (full values)
+  GET  /_fake/stats                       request counts
+  GET  /_fake/tokens                      codes and tokens issued, and their state
+
+Settings (POST /_fake/config merges them; GET shows them):
+  deny, access_token_length, expires_in, rotate_refresh_tokens,
+  invalid_grant_on_refresh, code_lifetime, revoke_on_code_reuse,
+  allow_public_clients (bools / ints, see DEFAULT_CONFIG), user
+  {"id", "display_name", "email", "country", "product"} (who the next
+  /authorize approves), and faults {"authorize"|"token"|"me": F or null}.
+
+A fault F applies to the next requests of its endpoint (only those with
+grant_type F.grant_type, if set; only F.times of them, if set, then it turns
+itself off). F.delay_ms sleeps first, outside the lock. Then, if F has
+close, status or body, that replaces the answer: close drops the connection
+without a byte; otherwise status (default 200) with body (default a
+Spotify-like error body for the status), content_type, and Retry-After:
+F.retry_after if set. The request is then not processed (a code is not
+used up), unless F.process is true: then the fake does the work (issues
+tokens, rotates, uses the code) and loses the answer. A fault with only
+delay_ms slows the normal answer.
+
+Choices where Spotify's behaviour is not documented:
+  * invalid_client is 401 (with WWW-Authenticate: Basic) when an
+    Authorization header was sent and is wrong, 400 otherwise.
+    error_description is "Invalid client" for an unknown or malformed client
+    and "Invalid client secret" for a wrong secret, as Spotify answers.
+  * A failed code exchange (wrong verifier, wrong redirect_uri) does not use
+    up the code; only a successful exchange does.
+  * A reused code answers invalid_grant; with revoke_on_code_reuse the
+    tokens issued for that code are revoked too (RFC 6749 4.1.2 "SHOULD"),
+    off by default because Spotify does not document doing it.
+  * PKCE is required at /authorize (baa always uses it).
+"""
+
+import argparse
+import base64
+import copy
+import hashlib
+import html
+import http
+import http.server
+import ipaddress
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+MAX_BODY = 64 * 1024          # request bodies above this answer 413
+MAX_DRAIN = 1024 * 1024       # bytes read and dropped before closing after a 413
+MAX_FIELDS = 100              # form / query parameters per request
+MAX_LOG_ENTRIES = 10000       # request log entries kept (oldest dropped)
+MAX_ITEMS = 100000            # codes / tokens kept per kind (oldest dropped)
+CODE_LENGTH = 320             # Spotify's codes are a few hundred characters
+REFRESH_TOKEN_LENGTH = 131
+HANDLER_TIMEOUT = 30          # seconds a connection may idle or trickle
+ENDPOINTS = ("authorize", "token", "me")
+
+# The scopes Spotify documents; anything else gets Spotify's "Illegal scope".
+SPOTIFY_SCOPES = frozenset("""
+    ugc-image-upload user-read-playback-state user-modify-playback-state
+    user-read-currently-playing app-remote-control streaming
+    playlist-read-private playlist-read-collaborative playlist-modify-private
+    playlist-modify-public user-follow-modify user-follow-read
+    user-read-playback-position user-top-read user-read-recently-played
+    user-library-modify user-library-read user-read-email user-read-private
+    user-personalized user-soa-link user-soa-unlink soa-manage-entitlements
+    soa-manage-partner soa-create-partner
+""".split())
+
+CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")      # base64url(sha256), no padding
+VERIFIER_RE = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 4.1
+
+DEFAULT_CONFIG = {
+    "deny": False,
+    "access_token_length": 300,
+    "expires_in": 3600,
+    "rotate_refresh_tokens": False,
+    "invalid_grant_on_refresh": False,
+    "code_lifetime": 600,
+    "revoke_on_code_reuse": False,
+    "allow_public_clients": False,
+    "faults": {"authorize": None, "token": None, "me": None},
+}
+BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "invalid_grant_on_refresh",
+                 "revoke_on_code_reuse", "allow_public_clients")
+INT_SETTINGS = {"access_token_length": (8, 8192), "expires_in": (0, 10 ** 8),
+                "code_lifetime": (0, 10 ** 6)}
+FAULT_FIELDS = ("status", "delay_ms", "body", "content_type", "retry_after",
+                "close", "times", "grant_type", "process")
+USER_FIELDS = ("id", "display_name", "email", "country", "product")
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+
+
+class ConfigError(ValueError):
+    """A control-API request that the fake refuses (answered 400)."""
+
+
+def random_token(length, prefix=""):
+    """A random URL-safe string of exactly `length` characters.
+
+    Spotify's tokens start with "BQ" (access) or "AQ" (codes, refresh
+    tokens); the prefix only makes logs of the fake look familiar.
+    """
+    text = prefix
+    while len(text) < length:
+        text += secrets.token_urlsafe(length)
+    return text[:length]
+
+
+def s256(verifier):
+    """The PKCE S256 code challenge of a verifier (RFC 7636 4.2)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def parse_params(text):
+    """Parse a query string or form body.
+
+    Returns (first value of each name, sorted duplicated names). OAuth
+    forbids repeating a parameter (RFC 6749 3.1), so callers reject
+    duplicates; the dict still holds the first value for the request log.
+    Raises ValueError when there are more than MAX_FIELDS parameters.
+    """
+    values, dups = {}, set()
+    for name, value in urllib.parse.parse_qsl(text, keep_blank_values=True,
+                                              max_num_fields=MAX_FIELDS):
+        if name in values:
+            dups.add(name)
+        else:
+            values[name] = value
+    return values, sorted(dups)
+
+
+def canonical_header(name):
+    """'content-TYPE' -> 'Content-Type', so tests can look headers up reliably."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def sanitize_for_log(text, limit=200):
+    """Printable ASCII only, bounded, so a hostile path cannot forge log lines."""
+    text = text[:limit]
+    return "".join(c if " " < c < "\x7f" else "?" for c in text)
+
+
+def bounded_put(mapping, key, value, limit=MAX_ITEMS):
+    """Insert into an insertion-ordered dict, dropping the oldest past `limit`."""
+    mapping[key] = value
+    while len(mapping) > limit:
+        del mapping[next(iter(mapping))]
+
+
+def parse_basic(header):
+    """Decode 'Basic base64(id:secret)' -> (id, secret), or None if malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if ":" not in decoded:
+        return None
+    client_id, _, secret = decoded.partition(":")
+    return client_id, secret
+
+
+def same_secret(given, expected):
+    """Constant-time comparison (a habit worth keeping even in a fake)."""
+    return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def add_query(uri, params):
+    """Append params to a redirect URI that may already have a query."""
+    if "?" not in uri:
+        sep = "?"
+    elif uri.endswith(("?", "&")):
+        sep = ""
+    else:
+        sep = "&"
+    return uri + sep + urllib.parse.urlencode(params)
+
+
+# ---------------------------------------------------------------------------
+# replies
+
+
+class Reply:
+    """A complete HTTP answer: status, extra headers, body bytes."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status, body=b"", headers=()):
+        self.status = int(status)
+        self.body = body
+        self.headers = list(headers)
+
+
+CLOSE = object()  # sentinel: close the connection without answering
+
+
+def json_reply(status, obj, headers=()):
+    body = json.dumps(obj).encode("utf-8")
+    return Reply(status, body, [("Content-Type", "application/json")] + list(headers))
+
+
+def html_reply(status, text, headers=()):
+    """Spotify shows errors of /authorize as a page, not a redirect."""
+    page = "<!DOCTYPE html>\n<html><head><title>Error</title></head><body><p>%s</p></body></html>\n"
+    body = (page % html.escape(text)).encode("utf-8")
+    return Reply(status, body, [("Content-Type", "text/html; charset=utf-8")] + list(headers))
+
+
+NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+def oauth_error(status, error, description, headers=()):
+    """Accounts-service error body: {"error": CODE, "error_description": TEXT}."""
+    return json_reply(status, {"error": error, "error_description": description},
+                      NO_STORE + list(headers))
+
+
+def invalid_client(header_sent, description="Invalid client"):
+    """401 + WWW-Authenticate if the client tried a header (RFC 6749 5.2), else 400."""
+    if header_sent:
+        return oauth_error(401, "invalid_client", description,
+                           [("WWW-Authenticate", 'Basic realm="fake-spotify"')])
+    return oauth_error(400, "invalid_client", description)
+
+
+def invalid_grant(description):
+    return oauth_error(400, "invalid_grant", description)
+
+
+def api_error(status, message, headers=()):
+    """Web API error body: {"error": {"status": N, "message": TEXT}}."""
+    return json_reply(status, {"error": {"status": status, "message": message}}, headers)
+
+
+def unauthorized(message):
+    challenge = 'Bearer realm="spotify", error="invalid_token", error_description="%s"' % message
+    return api_error(401, message, [("WWW-Authenticate", challenge)])
+
+
+def phrase(status):
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+# ---------------------------------------------------------------------------
+# configuration (control API)
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ConfigError("%s must be true or false" % name)
+    return value
+
+
+def check_int(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError("%s must be an integer from %d to %d" % (name, low, high))
+    return value
+
+
+def check_str(name, value, allow_none=False, max_len=MAX_BODY):
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str) or len(value) > max_len:
+        raise ConfigError("%s must be a string" % name)
+    return value
+
+
+def validate_fault(endpoint, fault):
+    """Check one fault object; returns a clean copy, or None (fault off)."""
+    if fault is None or fault == {}:
+        return None
+    if not isinstance(fault, dict):
+        raise ConfigError("faults.%s must be an object or null" % endpoint)
+    unknown = set(fault) - set(FAULT_FIELDS)
+    if unknown:
+        raise ConfigError("faults.%s: unknown field(s) %s" % (endpoint, ", ".join(sorted(unknown))))
+    if endpoint != "token" and fault.get("grant_type") is not None:
+        raise ConfigError("faults.%s: grant_type applies to the token endpoint only" % endpoint)
+    name = "faults.%s." % endpoint
+    clean = {}
+    for key, value in fault.items():
+        if value is None:
+            continue
+        if key == "status":
+            clean[key] = check_int(name + key, value, 100, 599)
+        elif key == "delay_ms":
+            clean[key] = check_int(name + key, value, 0, 60000)
+        elif key in ("retry_after",):
+            clean[key] = check_int(name + key, value, 0, 86400)
+        elif key == "times":
+            clean[key] = check_int(name + key, value, 1, 10 ** 6)
+        elif key in ("close", "process"):
+            clean[key] = check_bool(name + key, value)
+        else:  # body, content_type, grant_type
+            clean[key] = check_str(name + key, value)
+    return clean
+
+
+def validate_user(user):
+    """{"id", "display_name"[, "email", "country", "product"]} -> full profile."""
+    if not isinstance(user, dict):
+        raise ConfigError("user must be an object")
+    unknown = set(user) - set(USER_FIELDS)
+    if unknown:
+        raise ConfigError("user: unknown field(s) %s" % ", ".join(sorted(unknown)))
+    user_id = user.get("id")
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 256:
+        raise ConfigError("user.id must be a non-empty string")
+    return {
+        "id": user_id,
+        "display_name": check_str("user.display_name", user.get("display_name", user_id),
+                                  allow_none=True, max_len=1024),
+        "email": check_str("user.email", user.get("email", user_id + "@example.com"),
+                           allow_none=True, max_len=1024),
+        "country": check_str("user.country", user.get("country", "SE"), max_len=8),
+        "product": check_str("user.product", user.get("product", "premium"), max_len=32),
+    }
+
+
+def merge_config(current, patch):
+    """Return a new config: `current` with the settings in `patch` changed.
+
+    `faults` merges per endpoint (an endpoint not named keeps its fault).
+    Unknown names are refused so that a typo in a test fails loudly.
+    """
+    if not isinstance(patch, dict):
+        raise ConfigError("config must be a JSON object")
+    new = copy.deepcopy(current)
+    for key, value in patch.items():
+        if key in BOOL_SETTINGS:
+            new[key] = check_bool(key, value)
+        elif key in INT_SETTINGS:
+            new[key] = check_int(key, value, *INT_SETTINGS[key])
+        elif key == "user":
+            new[key] = validate_user(value)
+        elif key == "faults":
+            if not isinstance(value, dict):
+                raise ConfigError("faults must be an object")
+            for endpoint, fault in value.items():
+                if endpoint not in ENDPOINTS:
+                    raise ConfigError("faults: unknown endpoint %r (use %s)"
+                                      % (endpoint, ", ".join(ENDPOINTS)))
+                new["faults"][endpoint] = validate_fault(endpoint, fault)
+        else:
+            raise ConfigError("unknown setting %r" % key)
+    return new
+
+
+# ---------------------------------------------------------------------------
+# state
+
+
+class Request:
+    """What the handler parsed from one HTTP request."""
+
+    def __init__(self, method, path, query, query_dups, headers, form, form_dups, is_form):
+        self.method = method
+        self.path = path
+        self.query = query
+        self.query_dups = query_dups
+        self.headers = headers
+        self.form = form
+        self.form_dups = form_dups
+        self.is_form = is_form
+
+
+class FakeState:
+    """Everything the fake remembers. Callers hold `lock` around every use.
+
+    One lock for all state keeps the rules simple and makes each token
+    request atomic: of 20 concurrent exchanges of one code exactly one wins.
+    """
+
+    def __init__(self, client_id, client_secret, redirect_uris, user):
+        self.lock = threading.Lock()
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.redirect_uris = list(redirect_uris)
+        self.initial_user = validate_user(user)
+        self.clock = time.monotonic
+        self.reset()
+
+    def reset(self):
+        """Back to the start: default config, no codes, tokens or log."""
+        self.config = copy.deepcopy(DEFAULT_CONFIG)
+        self.config["user"] = dict(self.initial_user)
+        self.users = {self.initial_user["id"]: dict(self.initial_user)}
+        self.codes = {}
+        self.access_tokens = {}
+        self.refresh_tokens = {}
+        self.log = []
+        self.stats = {"authorize": 0, "token": 0, "token_authorization_code": 0,
+                      "token_refresh_token": 0, "me": 0}
+        self.grant_counter = 0
+
+    def configure(self, patch):
+        self.config = merge_config(self.config, patch)
+        user = self.config["user"]
+        self.users[user["id"]] = dict(user)
+
+    # -- request log and stats
+
+    def record(self, endpoint, req):
+        """Log a request to a Spotify endpoint; the entry gets its status later."""
+        grant_type = req.form.get("grant_type") if endpoint == "token" else None
+        entry = {
+            "endpoint": endpoint, "method": req.method, "path": req.path,
+            "query": req.query, "form": req.form, "headers": req.headers,
+            "status": None, "grant_type": grant_type, "fault": False,
+            "time": time.time(),
+        }
+        self.log.append(entry)
+        if len(self.log) > MAX_LOG_ENTRIES:
+            del self.log[0]
+        if endpoint in self.stats:
+            self.stats[endpoint] += 1
+        if grant_type in ("authorization_code", "refresh_token"):
+            self.stats["token_" + grant_type] += 1
+        return entry
+
+    # -- faults
+
+    def take_fault(self, endpoint, grant_type):
+        """The fault that applies to this request (a copy), counting down `times`."""
+        fault = self.config["faults"].get(endpoint)
+        if not fault:
+            return None
+        if fault.get("grant_type") is not None and fault["grant_type"] != grant_type:
+            return None
+        taken = dict(fault)
+        if "times" in fault:
+            fault["times"] -= 1
+            if fault["times"] <= 0:
+                self.config["faults"][endpoint] = None
+        return taken
+
+    # -- codes and tokens
+
+    def new_code(self, redirect_uri, challenge, scope):
+        self.grant_counter += 1
+        code = random_token(CODE_LENGTH, "AQ")
+        bounded_put(self.codes, code, {
+            "client_id": self.client_id, "redirect_uri": redirect_uri,
+            "challenge": challenge, "scope": scope,
+            "user_id": self.config["user"]["id"], "grant": self.grant_counter,
+            "expires_at": self.clock() + self.config["code_lifetime"], "used": False,
+        })
+        return code
+
+    def new_access_token(self, grant):
+        token = random_token(self.config["access_token_length"], "BQ")
+        bounded_put(self.access_tokens, token, {
+            "client_id": grant["client_id"], "user_id": grant["user_id"],
+            "scope": grant["scope"], "grant": grant["grant"], "revoked": False,
+            "expires_at": self.clock() + self.config["expires_in"],
+        })
+        return token
+
+    def new_refresh_token(self, grant):
+        token = random_token(REFRESH_TOKEN_LENGTH, "AQ")
+        bounded_put(self.refresh_tokens, token, {
+            "client_id": grant["client_id"], "user_id": grant["user_id"],
+            "scope": grant["scope"], "grant": grant["grant"], "revoked": False,
+        })
+        return token
+
+    def revoke_grant(self, grant_id):
+        """Revoke every token descended from one authorization code."""
+        for table in (self.access_tokens, self.refresh_tokens):
+            for record in table.values():
+                if record["grant"] == grant_id:
+                    record["revoked"] = True
+
+    def revoke_refresh_tokens(self):
+        for record in self.refresh_tokens.values():
+            record["revoked"] = True
+        return len(self.refresh_tokens)
+
+    def expire_access_tokens(self):
+        now = self.clock()
+        for record in self.access_tokens.values():
+            record["expires_at"] = min(record["expires_at"], now)
+        return len(self.access_tokens)
+
+    def snapshot_tokens(self):
+        """For /_fake/tokens: what was issued and whether it still works."""
+        now = self.clock()
+        return {
+            "codes": [{"code": code, "user_id": r["user_id"], "redirect_uri": r["redirect_uri"],
+                       "scope": r["scope"], "used": r["used"], "expired": now >= r["expires_at"]}
+                      for code, r in self.codes.items()],
+            "access_tokens": [{"access_token": tok, "user_id": r["user_id"], "scope": r["scope"],
+                               "revoked": r["revoked"], "expired": now >= r["expires_at"],
+                               "expires_in": max(0, int(r["expires_at"] - now))}
+                              for tok, r in self.access_tokens.items()],
+            "refresh_tokens": [{"refresh_token": tok, "user_id": r["user_id"], "scope": r["scope"],
+                                "revoked": r["revoked"]}
+                               for tok, r in self.refresh_tokens.items()],
+        }
+
+
+# ---------------------------------------------------------------------------
+# Accounts service: /authorize
+
+
+def authorize(state, req):
+    """Validate like Spotify; auto-approve (or deny) for the configured user.
+
+    Errors are a 400 page without redirect, as Spotify shows for a bad
+    client, redirect URI or scope: nothing reaches the app's callback.
+    """
+    q = req.query
+    if req.query_dups:
+        return html_reply(400, "Duplicate parameter: %s" % ", ".join(req.query_dups))
+    if q.get("client_id") != state.client_id:
+        return html_reply(400, "INVALID_CLIENT: Invalid client")
+    redirect_uri = q.get("redirect_uri")
+    if redirect_uri not in state.redirect_uris:
+        return html_reply(400, "INVALID_CLIENT: Invalid redirect URI")
+    if q.get("response_type") != "code":
+        return html_reply(400, "unsupported_response_type: response_type must be code")
+    challenge = q.get("code_challenge")
+    if challenge is None:
+        return html_reply(400, "invalid_request: code_challenge required (PKCE)")
+    if q.get("code_challenge_method") != "S256":
+        return html_reply(400, "invalid_request: code_challenge_method must be S256")
+    if not CHALLENGE_RE.fullmatch(challenge):
+        return html_reply(400, "invalid_request: code_challenge must be 43 characters of base64url")
+    scopes = []
+    for scope in q.get("scope", "").split():
+        if scope not in SPOTIFY_SCOPES:
+            return html_reply(400, "Illegal scope")
+        if scope not in scopes:
+            scopes.append(scope)
+    params = []
+    if state.config["deny"]:
+        params.append(("error", "access_denied"))
+    else:
+        params.append(("code", state.new_code(redirect_uri, challenge, " ".join(scopes))))
+    if "state" in q:
+        params.append(("state", q["state"]))
+    location = add_query(redirect_uri, params)
+    return html_reply(302, "Redirecting", [("Location", location)] + NO_STORE)
+
+
+# ---------------------------------------------------------------------------
+# Accounts service: /api/token
+
+
+def authenticate_client(state, req):
+    """Check the client credentials: returns (client_id, None) or (None, error reply).
+
+    Spotify takes them as HTTP Basic or as client_id/client_secret form
+    fields. If both are sent they must agree. With allow_public_clients a
+    client_id alone is accepted, as Spotify does for PKCE public clients.
+    """
+    header = req.headers.get("Authorization")
+    form_id = req.form.get("client_id")
+    form_secret = req.form.get("client_secret")
+    if header is not None:
+        creds = parse_basic(header)
+        if creds is None:
+            return None, invalid_client(True)
+        client_id, secret = creds
+        if (form_id is not None and form_id != client_id) or \
+           (form_secret is not None and form_secret != secret):
+            return None, invalid_client(True)
+        if client_id != state.client_id:
+            return None, invalid_client(True)
+        if not same_secret(secret, state.client_secret):
+            return None, invalid_client(True, "Invalid client secret")
+        return client_id, None
+    if form_id != state.client_id:
+        return None, invalid_client(False)
+    if form_secret is None:
+        if state.config["allow_public_clients"]:
+            return form_id, None
+        return None, invalid_client(False)
+    if not same_secret(form_secret, state.client_secret):
+        return None, invalid_client(False, "Invalid client secret")
+    return form_id, None
+
+
+def token(state, req):
+    """POST /api/token: content type, client authentication, then the grant."""
+    if not req.is_form:
+        return oauth_error(400, "invalid_request",
+                           "Content-Type must be application/x-www-form-urlencoded")
+    if req.form_dups:
+        return oauth_error(400, "invalid_request",
+                           "Duplicate parameter: %s" % ", ".join(req.form_dups))
+    client_id, error = authenticate_client(state, req)
+    if error:
+        return error
+    grant_type = req.form.get("grant_type")
+    if grant_type == "authorization_code":
+        return exchange_code(state, client_id, req.form)
+    if grant_type == "refresh_token":
+        return refresh(state, client_id, req.form)
+    if grant_type is None:
+        return oauth_error(400, "unsupported_grant_type", "grant_type parameter is missing")
+    return oauth_error(400, "unsupported_grant_type",
+                       "grant_type must be authorization_code or refresh_token (in this fake)")
+
+
+def exchange_code(state, client_id, form):
+    """grant_type=authorization_code, with Spotify's error descriptions."""
+    record = state.codes.get(form.get("code") or "")
+    if record is None or record["client_id"] != client_id:
+        return invalid_grant("Invalid authorization code")
+    if record["used"]:
+        if state.config["revoke_on_code_reuse"]:
+            state.revoke_grant(record["grant"])
+        return invalid_grant("Invalid authorization code")
+    if state.clock() >= record["expires_at"]:
+        return invalid_grant("Authorization code expired")
+    if form.get("redirect_uri") != record["redirect_uri"]:
+        return invalid_grant("Invalid redirect URI")
+    verifier = form.get("code_verifier")
+    if verifier is None or not VERIFIER_RE.fullmatch(verifier) \
+            or not secrets.compare_digest(s256(verifier), record["challenge"]):
+        return invalid_grant("code_verifier was incorrect")
+    record["used"] = True
+    return json_reply(200, {
+        "access_token": state.new_access_token(record),
+        "token_type": "Bearer",
+        "expires_in": state.config["expires_in"],
+        "refresh_token": state.new_refresh_token(record),
+        "scope": record["scope"],
+    }, NO_STORE)
+
+
+def refresh(state, client_id, form):
+    """grant_type=refresh_token; a new refresh token only when rotating."""
+    refresh_token = form.get("refresh_token")
+    if not refresh_token:
+        return oauth_error(400, "invalid_request", "refresh_token must be supplied")
+    if state.config["invalid_grant_on_refresh"]:
+        return invalid_grant("Refresh token revoked")
+    record = state.refresh_tokens.get(refresh_token)
+    if record is None or record["client_id"] != client_id:
+        return invalid_grant("Invalid refresh token")
+    if record["revoked"]:
+        return invalid_grant("Refresh token revoked")
+    body = {
+        "access_token": state.new_access_token(record),
+        "token_type": "Bearer",
+        "expires_in": state.config["expires_in"],
+        "scope": record["scope"],
+    }
+    if state.config["rotate_refresh_tokens"]:
+        record["revoked"] = True
+        body["refresh_token"] = state.new_refresh_token(record)
+    return json_reply(200, body, NO_STORE)
+
+
+# ---------------------------------------------------------------------------
+# Web API: /v1/me
+
+
+def me(state, req):
+    """GET /v1/me: the profile of the token's user, fields gated by scope.
+
+    As Spotify: email needs user-read-email; country, product and
+    explicit_content need user-read-private.
+    """
+    header = req.headers.get("Authorization")
+    if header is None:
+        return unauthorized("No token provided")
+    scheme, _, access_token = header.partition(" ")
+    if scheme.lower() != "bearer" or not access_token:
+        return api_error(400, "Only valid bearer authentication supported")
+    record = state.access_tokens.get(access_token)
+    if record is None or record["revoked"]:
+        return unauthorized("Invalid access token")
+    if state.clock() >= record["expires_at"]:
+        return unauthorized("The access token expired")
+    return json_reply(200, profile_body(state.users[record["user_id"]],
+                                        record["scope"].split()))
+
+
+def profile_body(user, scopes):
+    quoted = urllib.parse.quote(user["id"], safe="")
+    private = "user-read-private" in scopes
+    body = {}
+    if private:
+        body["country"] = user["country"]
+    body["display_name"] = user["display_name"]
+    if "user-read-email" in scopes:
+        body["email"] = user["email"]
+    if private:
+        body["explicit_content"] = {"filter_enabled": False, "filter_locked": False}
+    body["external_urls"] = {"spotify": "https://open.spotify.com/user/" + quoted}
+    body["followers"] = {"href": None, "total": 0}
+    body["href"] = "https://api.spotify.com/v1/users/" + quoted
+    body["id"] = user["id"]
+    body["images"] = []
+    if private:
+        body["product"] = user["product"]
+    body["type"] = "user"
+    body["uri"] = "spotify:user:" + user["id"]
+    return body
+
+
+ENDPOINT_LOGIC = {"authorize": authorize, "token": token, "me": me}
+ENDPOINT_PATHS = {"/authorize": ("authorize", "GET"), "/api/token": ("token", "POST"),
+                  "/v1/me": ("me", "GET")}
+
+
+# ---------------------------------------------------------------------------
+# faults
+
+
+def fault_replaces_answer(fault):
+    """A fault with only delay_ms slows the normal answer; others replace it."""
+    return bool(fault.get("close")) or "status" in fault or "body" in fault
+
+
+def fault_reply(endpoint, fault):
+    """The answer a fault sends instead of the normal one (or CLOSE)."""
+    if fault.get("close"):
+        return CLOSE
+    status = fault.get("status", 200)
+    if "body" in fault:
+        default_type = "text/html; charset=utf-8" if endpoint == "authorize" else "application/json"
+        reply = Reply(status, fault["body"].encode("utf-8"), [("Content-Type", default_type)])
+    elif endpoint == "authorize":
+        reply = html_reply(status, "%d %s" % (status, phrase(status)))
+    elif endpoint == "token":
+        error = {400: "invalid_request", 401: "invalid_client", 403: "access_denied",
+                 429: "too_many_requests", 503: "server_error"}.get(status, "server_error")
+        reply = oauth_error(status, error, phrase(status))
+    else:
+        message = "API rate limit exceeded" if status == 429 else phrase(status)
+        reply = api_error(status, message)
+    if "content_type" in fault:
+        reply.headers = [h for h in reply.headers if h[0] != "Content-Type"]
+        reply.headers.append(("Content-Type", fault["content_type"]))
+    if "retry_after" in fault:
+        reply.headers.append(("Retry-After", str(fault["retry_after"])))
+    return reply
+
+
+# ---------------------------------------------------------------------------
+# control API
+
+
+def control(state, method, path, query, body):
+    """/_fake/...: JSON in, JSON out. Returns a Reply."""
+    routes = {
+        "/_fake/health": ("GET", lambda: {"ok": True}),
+        "/_fake/config": (("GET", "POST"), lambda: control_config(state, method, body)),
+        "/_fake/reset": ("POST", lambda: state.reset() or {"ok": True}),
+        "/_fake/revoke_refresh_tokens":
+            ("POST", lambda: {"ok": True, "revoked": state.revoke_refresh_tokens()}),
+        "/_fake/expire_access_tokens":
+            ("POST", lambda: {"ok": True, "expired": state.expire_access_tokens()}),
+        "/_fake/requests": ("GET", lambda: control_requests(state, query)),
+        "/_fake/stats": ("GET", lambda: dict(state.stats)),
+        "/_fake/tokens": ("GET", state.snapshot_tokens),
+    }
+    if path not in routes:
+        return json_reply(404, {"error": "no such control endpoint: %s" % path})
+    allowed, action = routes[path]
+    allowed = (allowed,) if isinstance(allowed, str) else allowed
+    if method not in allowed:
+        return json_reply(405, {"error": "use %s" % " or ".join(allowed)},
+                          [("Allow", ", ".join(allowed))])
+    try:
+        return json_reply(200, action())
+    except ConfigError as e:
+        return json_reply(400, {"error": str(e)})
+
+
+def control_config(state, method, body):
+    if method == "POST":
+        try:
+            patch = json.loads(body.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError):
+            raise ConfigError("body must be JSON")
+        state.configure(patch)
+    return copy.deepcopy(state.config)
+
+
+def control_requests(state, query):
+    endpoint = query.get("endpoint")
+    if endpoint is not None and endpoint not in ENDPOINTS + ("other",):
+        raise ConfigError("endpoint must be one of %s, other" % ", ".join(ENDPOINTS))
+    return [entry for entry in state.log if endpoint is None or entry["endpoint"] == endpoint]
+
+
+# ---------------------------------------------------------------------------
+# HTTP
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """Parses requests, applies faults and limits, and writes replies.
+
+    The Spotify logic above never touches sockets; this class never decides
+    what Spotify would answer.
+    """
+
+    protocol_version = "HTTP/1.1"   # keep-alive, like Spotify
+    server_version = "fake-spotify"
+    sys_version = ""
+    timeout = HANDLER_TIMEOUT
+
+    def do_GET(self):
+        self.dispatch()
+
+    def do_POST(self):
+        self.dispatch()
+
+    # -- logging: method, path (no query: it holds codes and state), status
+
+    def parse_request(self):
+        self.path = None  # a bad request line must not log the previous path
+        return super().parse_request()
+
+    def log_request(self, code="-", size="-"):
+        status = int(code) if isinstance(code, int) else code
+        self.log_line(status)
+
+    def log_error(self, format, *args):
+        """Dropped: send_error also calls log_request, and args may hold the request line."""
+
+    def log_line(self, status):
+        try:
+            path = urllib.parse.urlsplit(self.path).path if self.path else "-"
+        except ValueError:
+            path = "?"
+        line = "fake_spotify: %s %s %s\n" % (sanitize_for_log(self.command or "-"),
+                                             sanitize_for_log(path), status)
+        with self.server.log_lock:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    # -- request handling
+
+    def dispatch(self):
+        state = self.server.state
+        try:
+            url = urllib.parse.urlsplit(self.path)
+        except ValueError:
+            self.send_reply(json_reply(400, {"error": "bad request target"}))
+            return
+        body, early = self.read_body()
+        if url.path.startswith("/_fake/"):
+            self.answer_control(state, url, body, early)
+            return
+        req, bad = self.build_request(url, body)
+        endpoint, method = ENDPOINT_PATHS.get(url.path, ("other", None))
+        with state.lock:
+            entry = state.record(endpoint, req)
+        if early or bad:
+            reply = early or bad
+        elif endpoint == "other":
+            reply = api_error(404, "Service not found")
+        elif self.command != method:
+            reply = self.method_not_allowed(endpoint, method)
+        else:
+            reply = self.run_endpoint(state, endpoint, req, entry)
+        with state.lock:
+            entry["status"] = None if reply is CLOSE else reply.status
+        self.send_reply(reply)
+
+    def run_endpoint(self, state, endpoint, req, entry):
+        """Faults first (delay, then maybe replace the answer), else the logic."""
+        grant_type = req.form.get("grant_type") if endpoint == "token" else None
+        with state.lock:
+            fault = state.take_fault(endpoint, grant_type)
+            if fault:
+                entry["fault"] = True
+        if fault and fault.get("delay_ms"):
+            time.sleep(fault["delay_ms"] / 1000.0)  # outside the lock
+        if fault and fault_replaces_answer(fault):
+            if fault.get("process"):  # do the work, then lose the answer
+                with state.lock:
+                    ENDPOINT_LOGIC[endpoint](state, req)
+            return fault_reply(endpoint, fault)
+        with state.lock:
+            return ENDPOINT_LOGIC[endpoint](state, req)
+
+    def answer_control(self, state, url, body, early):
+        if early:
+            self.send_reply(early)
+            return
+        try:
+            query, _ = parse_params(url.query)
+        except ValueError:
+            self.send_reply(json_reply(400, {"error": "too many parameters"}))
+            return
+        with state.lock:
+            reply = control(state, self.command, url.path, query, body)
+        self.send_reply(reply)
+
+    @staticmethod
+    def method_not_allowed(endpoint, method):
+        headers = [("Allow", method)]
+        if endpoint == "me":
+            return api_error(405, "Method not allowed", headers)
+        if endpoint == "token":
+            return oauth_error(405, "invalid_request", "Method not allowed", headers)
+        return html_reply(405, "Method not allowed", headers)
+
+    def read_body(self):
+        """Read the request body within MAX_BODY: returns (bytes, error reply or None)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            return b"", json_reply(411, {"error": "Content-Length required"})
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            return b"", None
+        try:
+            length = int(length_text)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            return b"", json_reply(400, {"error": "bad Content-Length"})
+        if length > MAX_BODY:
+            self.drain(length)
+            self.close_connection = True
+            return b"", json_reply(413, {"error": "request body larger than %d bytes" % MAX_BODY})
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            return body, json_reply(400, {"error": "truncated body"})
+        return body, None
+
+    def drain(self, length):
+        """Read (a bounded part of) an oversized body so the 413 is not lost to a reset."""
+        remaining = min(length, MAX_DRAIN)
+        try:
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 65536))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:
+            pass
+
+    def build_request(self, url, body):
+        """Parse query, headers and form: returns (Request, error reply or None)."""
+        headers = {}
+        for name, value in self.headers.items():
+            name = canonical_header(name)
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+        bad = None
+        try:
+            query, query_dups = parse_params(url.query)
+        except ValueError:
+            query, query_dups = {}, []
+            bad = json_reply(400, {"error": "too many query parameters"})
+        form, form_dups = {}, []
+        if body:
+            try:
+                form, form_dups = parse_params(body.decode("ascii"))
+            except UnicodeDecodeError:
+                if content_type == "application/x-www-form-urlencoded":
+                    bad = oauth_error(400, "invalid_request", "form body must be ASCII")
+            except ValueError:
+                bad = oauth_error(400, "invalid_request", "too many form parameters")
+        req = Request(self.command, url.path, query, query_dups, headers, form, form_dups,
+                      content_type == "application/x-www-form-urlencoded")
+        return req, bad
+
+    def send_reply(self, reply):
+        if reply is CLOSE:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.log_line("closed")
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+
+class FakeSpotifyServer(http.server.ThreadingHTTPServer):
+    """ThreadingHTTPServer with daemon threads and a backlog for bursts."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops bursts of 20+ connections
+
+    def __init__(self, address, state):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.state = state
+        self.log_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+def loopback_host(host):
+    """Refuse anything but loopback: this fake must never face a network."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise SystemExit("fake_spotify: --host must be a loopback address, not %r" % host)
+
+
+def write_port_file(path, port):
+    """Atomically, so a harness polling the file never reads half a number."""
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.replace(tmp, path)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="Fake Spotify Accounts service and Web API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", help="write the port here once listening")
+    parser.add_argument("--client-id", required=True)
+    parser.add_argument("--client-secret", required=True)
+    parser.add_argument("--redirect-uri", action="append", required=True,
+                        help="a registered redirect URI (repeatable)")
+    parser.add_argument("--user-id", default="demo-user")
+    parser.add_argument("--display-name", default="Demo User")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    host = loopback_host(args.host)
+    state = FakeState(args.client_id, args.client_secret, args.redirect_uri,
+                      {"id": args.user_id, "display_name": args.display_name})
+    server = FakeSpotifyServer((host, args.port), state)
+
+    def stop(signum, frame):
+        # shutdown() waits for serve_forever to return: not from this thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    port = server.server_address[1]
+    if args.port_file:
+        write_port_file(args.port_file, port)
+    sys.stderr.write("fake_spotify: listening on http://%s:%d\n"
+                     % (host if ":" not in host else "[%s]" % host, port))
+    sys.stderr.flush()
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+    sys.stderr.write("fake_spotify: stopped\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

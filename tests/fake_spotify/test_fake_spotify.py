@@ -1,0 +1,1049 @@
+"""Tests of the fake Spotify server itself.
+
+    /usr/bin/python3 -m unittest discover -s tests/fake_spotify -p 'test_*.py'
+
+Each check the fake makes (as Spotify does) is tested both ways: bad input
+is refused, good input accepted. Each fault mode and control call is tested.
+"""
+
+import base64
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from client import (FakeSpotify, basic_auth, code_from_location,  # noqa: E402
+                    location_params, pkce_pair)
+import server  # noqa: E402
+
+CLIENT_ID = "0123456789abcdef0123456789abcdef"
+CLIENT_SECRET = "fedcba9876543210fedcba9876543210"
+REDIRECT = "https://127.0.0.1:8443/callback"
+REDIRECT2 = "http://127.0.0.1:9999/auth/callback?x=1"
+SCOPE = "user-read-email user-read-private"
+URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class FakeTestCase(unittest.TestCase):
+    """One fake per test class, reset before every test."""
+
+    fake = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = FakeSpotify.start(CLIENT_ID, CLIENT_SECRET, [REDIRECT, REDIRECT2])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+
+    def setUp(self):
+        self.fake.reset()
+
+    # helpers
+
+    def get_code(self, challenge=None, redirect_uri=REDIRECT, scope=SCOPE, state="s"):
+        """Authorize; returns (code, verifier)."""
+        verifier = None
+        if challenge is None:
+            verifier, challenge = pkce_pair()
+        resp = self.fake.authorize(challenge, redirect_uri=redirect_uri, scope=scope, state=state)
+        self.assertEqual(resp.status, 302, resp)
+        return code_from_location(resp.headers["Location"]), verifier
+
+    def exchange(self, code, verifier, redirect_uri=REDIRECT, **kw):
+        form = {"grant_type": "authorization_code", "code": code,
+                "redirect_uri": redirect_uri, "code_verifier": verifier}
+        return self.fake.token(form, **kw)
+
+    def refresh(self, refresh_token, **kw):
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        return self.fake.token(form, **kw)
+
+    def assert_oauth_error(self, resp, status, error, description=None):
+        self.assertEqual(resp.status, status, resp)
+        self.assertEqual(resp.headers.get_content_type(), "application/json")
+        body = resp.json()
+        self.assertEqual(body["error"], error, body)
+        if description is not None:
+            self.assertEqual(body["error_description"], description)
+
+    def assert_api_error(self, resp, status, message):
+        self.assertEqual(resp.status, status, resp)
+        self.assertEqual(resp.json(), {"error": {"status": status, "message": message}})
+
+    def assert_page_error(self, resp, text):
+        self.assertEqual(resp.status, 400, resp)
+        self.assertIsNone(resp.headers.get("Location"))
+        self.assertEqual(resp.headers.get_content_type(), "text/html")
+        self.assertIn(text, resp.text)
+
+
+# ---------------------------------------------------------------------------
+
+
+class AuthorizeTests(FakeTestCase):
+
+    def test_valid_request_redirects_with_code_and_state(self):
+        verifier, challenge = pkce_pair()
+        state = "a b&c=d/é+%"
+        resp = self.fake.authorize(challenge, scope=SCOPE, state=state)
+        self.assertEqual(resp.status, 302)
+        location = resp.headers["Location"]
+        self.assertTrue(location.startswith(REDIRECT + "?code="), location)
+        params = location_params(location)
+        self.assertEqual(set(params), {"code", "state"})
+        self.assertEqual(params["state"], state)
+        self.assertGreater(len(params["code"]), 100)
+        self.assertRegex(params["code"], URLSAFE)
+
+    def test_codes_are_random(self):
+        codes = {self.get_code()[0] for _ in range(5)}
+        self.assertEqual(len(codes), 5)
+
+    def test_no_state_means_no_state_in_redirect(self):
+        _, challenge = pkce_pair()
+        resp = self.fake.authorize(challenge)
+        self.assertEqual(set(location_params(resp.headers["Location"])), {"code"})
+
+    def test_second_redirect_uri_with_query_is_accepted_and_extended(self):
+        _, challenge = pkce_pair()
+        resp = self.fake.authorize(challenge, redirect_uri=REDIRECT2, state="z")
+        self.assertEqual(resp.status, 302)
+        location = resp.headers["Location"]
+        self.assertTrue(location.startswith(REDIRECT2 + "&code="), location)
+        self.assertEqual(location_params(location)["x"], "1")
+
+    def test_unknown_or_missing_client_id(self):
+        _, challenge = pkce_pair()
+        self.assert_page_error(self.fake.authorize(challenge, client_id="nope"),
+                               "INVALID_CLIENT: Invalid client")
+        resp = self.fake.request("GET", "/authorize?response_type=code&redirect_uri="
+                                 + urllib.parse.quote(REDIRECT))
+        self.assert_page_error(resp, "Invalid client")
+
+    def test_redirect_uri_must_match_exactly(self):
+        _, challenge = pkce_pair()
+        for bad in (REDIRECT + "/", REDIRECT.upper(), "https://127.0.0.1:8443/callback?x",
+                    "https://evil.example/callback", "", None):
+            with self.subTest(redirect_uri=bad):
+                params = {"client_id": CLIENT_ID, "response_type": "code",
+                          "code_challenge_method": "S256", "code_challenge": challenge}
+                if bad is not None:
+                    params["redirect_uri"] = bad
+                resp = self.fake.request("GET", "/authorize?" + urllib.parse.urlencode(params))
+                self.assert_page_error(resp, "INVALID_CLIENT: Invalid redirect URI")
+
+    def test_response_type_must_be_code(self):
+        _, challenge = pkce_pair()
+        for bad in ("token", "", "CODE"):
+            with self.subTest(response_type=bad):
+                self.assert_page_error(self.fake.authorize(challenge, response_type=bad),
+                                       "response_type must be code")
+
+    def test_code_challenge_method_must_be_s256(self):
+        _, challenge = pkce_pair()
+        for bad in ("plain", "s256", "", None):
+            with self.subTest(method=bad):
+                resp = self.fake.authorize(challenge, code_challenge_method=bad)
+                self.assert_page_error(resp, "code_challenge_method must be S256")
+
+    def test_code_challenge_must_be_43_base64url_characters(self):
+        _, good = pkce_pair()
+        for bad in (good[:42], good + "A", good[:42] + "=", good[:42] + "+", good[:42] + "/"):
+            with self.subTest(challenge=bad):
+                self.assert_page_error(self.fake.authorize(bad), "code_challenge must be 43")
+        self.assert_page_error(self.fake.authorize(None), "code_challenge required")
+        self.assertEqual(self.fake.authorize(good).status, 302)
+
+    def test_illegal_scope(self):
+        _, challenge = pkce_pair()
+        self.assert_page_error(self.fake.authorize(challenge, scope="user-read-email bogus"),
+                               "Illegal scope")
+        self.assertEqual(self.fake.authorize(challenge, scope="playlist-read-private").status, 302)
+
+    def test_duplicate_parameter_is_refused(self):
+        _, challenge = pkce_pair()
+        query = urllib.parse.urlencode({
+            "client_id": CLIENT_ID, "response_type": "code", "redirect_uri": REDIRECT,
+            "code_challenge_method": "S256", "code_challenge": challenge, "state": "a"})
+        resp = self.fake.request("GET", "/authorize?" + query + "&state=b")
+        self.assert_page_error(resp, "Duplicate parameter: state")
+
+    def test_deny_redirects_with_access_denied(self):
+        self.fake.configure(deny=True)
+        _, challenge = pkce_pair()
+        resp = self.fake.authorize(challenge, state="st8")
+        self.assertEqual(resp.status, 302)
+        self.assertEqual(location_params(resp.headers["Location"]),
+                         {"error": "access_denied", "state": "st8"})
+        self.assertEqual(self.fake.tokens()["codes"], [])
+
+    def test_deny_still_validates_first(self):
+        self.fake.configure(deny=True)
+        _, challenge = pkce_pair()
+        self.assert_page_error(self.fake.authorize(challenge, client_id="x"), "Invalid client")
+
+    def test_post_is_not_allowed(self):
+        resp = self.fake.request("POST", "/authorize", body="", headers={})
+        self.assertEqual(resp.status, 405)
+        self.assertEqual(resp.headers["Allow"], "GET")
+
+
+# ---------------------------------------------------------------------------
+
+
+class TokenClientAuthTests(FakeTestCase):
+
+    def test_basic_auth_accepted(self):
+        code, verifier = self.get_code()
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+
+    def test_form_credentials_accepted(self):
+        code, verifier = self.get_code()
+        resp = self.fake.token({"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": REDIRECT, "code_verifier": verifier,
+                                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+                               auth=False)
+        self.assertEqual(resp.status, 200, resp)
+
+    def test_missing_credentials_is_400_invalid_client(self):
+        code, verifier = self.get_code()
+        resp = self.exchange(code, verifier, auth=False)
+        self.assert_oauth_error(resp, 400, "invalid_client", "Invalid client")
+        self.assertIsNone(resp.headers.get("WWW-Authenticate"))
+
+    def test_client_id_without_secret_is_refused_unless_public_clients_allowed(self):
+        code, verifier = self.get_code()
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                "code_verifier": verifier, "client_id": CLIENT_ID}
+        self.assert_oauth_error(self.fake.token(form, auth=False), 400, "invalid_client")
+        self.fake.configure(allow_public_clients=True)
+        self.assertEqual(self.fake.token(form, auth=False).status, 200)
+
+    def test_wrong_secret_in_header_is_401(self):
+        code, verifier = self.get_code()
+        resp = self.exchange(code, verifier,
+                             headers={"Authorization": basic_auth(CLIENT_ID, "wrong")})
+        self.assert_oauth_error(resp, 401, "invalid_client", "Invalid client secret")
+        self.assertTrue(resp.headers["WWW-Authenticate"].startswith("Basic "))
+        # the failed attempt did not use up the code
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+
+    def test_unknown_client_in_header_is_401(self):
+        code, verifier = self.get_code()
+        resp = self.exchange(code, verifier,
+                             headers={"Authorization": basic_auth("other", CLIENT_SECRET)})
+        self.assert_oauth_error(resp, 401, "invalid_client", "Invalid client")
+
+    def test_malformed_authorization_header_is_401(self):
+        code, verifier = self.get_code()
+        good = basic_auth(CLIENT_ID, CLIENT_SECRET)
+        no_colon = "Basic " + base64.b64encode(CLIENT_ID.encode()).decode()
+        for bad in ("Bearer xyz", "Basic", "Basic !!!notbase64", no_colon, good[6:]):
+            with self.subTest(header=bad):
+                resp = self.exchange(code, verifier, headers={"Authorization": bad})
+                self.assert_oauth_error(resp, 401, "invalid_client")
+
+    def test_wrong_secret_in_form_is_400(self):
+        code, verifier = self.get_code()
+        resp = self.fake.token({"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": REDIRECT, "code_verifier": verifier,
+                                "client_id": CLIENT_ID, "client_secret": "wrong"}, auth=False)
+        self.assert_oauth_error(resp, 400, "invalid_client", "Invalid client secret")
+
+    def test_header_and_form_credentials_must_agree(self):
+        code, verifier = self.get_code()
+        resp = self.fake.token({"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": REDIRECT, "code_verifier": verifier,
+                                "client_id": "someone-else"})
+        self.assert_oauth_error(resp, 401, "invalid_client")
+
+    def test_refresh_needs_client_auth_too(self):
+        tokens = self.fake.login()
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"], auth=False),
+                                400, "invalid_client")
+        resp = self.refresh(tokens["refresh_token"],
+                            headers={"Authorization": basic_auth(CLIENT_ID, "x")})
+        self.assert_oauth_error(resp, 401, "invalid_client")
+
+
+class TokenRequestFormTests(FakeTestCase):
+
+    def test_content_type_must_be_form(self):
+        code, verifier = self.get_code()
+        body = urllib.parse.urlencode({"grant_type": "authorization_code", "code": code,
+                                       "redirect_uri": REDIRECT, "code_verifier": verifier})
+        auth = basic_auth(CLIENT_ID, CLIENT_SECRET)
+        for ctype in ("application/json", "text/plain", None):
+            with self.subTest(content_type=ctype):
+                headers = {"Authorization": auth}
+                if ctype:
+                    headers["Content-Type"] = ctype
+                resp = self.fake.request("POST", "/api/token", body=body, headers=headers)
+                self.assert_oauth_error(resp, 400, "invalid_request")
+        headers = {"Authorization": auth,
+                   "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+        self.assertEqual(self.fake.request("POST", "/api/token", body=body,
+                                           headers=headers).status, 200)
+
+    def test_grant_type_missing_or_unsupported(self):
+        self.assert_oauth_error(self.fake.token({"code": "x"}), 400, "unsupported_grant_type",
+                                "grant_type parameter is missing")
+        for grant in ("client_credentials", "password", "implicit"):
+            with self.subTest(grant_type=grant):
+                self.assert_oauth_error(self.fake.token({"grant_type": grant}), 400,
+                                        "unsupported_grant_type")
+
+    def test_duplicate_parameter_is_refused(self):
+        code, verifier = self.get_code()
+        body = urllib.parse.urlencode([("grant_type", "authorization_code"), ("code", code),
+                                       ("redirect_uri", REDIRECT), ("code_verifier", verifier),
+                                       ("code", "other")])
+        resp = self.fake.request("POST", "/api/token", body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": basic_auth(CLIENT_ID, CLIENT_SECRET)})
+        self.assert_oauth_error(resp, 400, "invalid_request", "Duplicate parameter: code")
+
+    def test_get_is_not_allowed(self):
+        resp = self.fake.request("GET", "/api/token")
+        self.assertEqual(resp.status, 405)
+        self.assertEqual(resp.headers["Allow"], "POST")
+
+    def test_body_over_64_kib_is_413(self):
+        auth = basic_auth(CLIENT_ID, CLIENT_SECRET)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": auth}
+        resp = self.fake.request("POST", "/api/token", body="a=" + "x" * (64 * 1024 - 1),
+                                 headers=headers)
+        self.assertEqual(resp.status, 413)
+        # exactly 64 KiB is read and judged normally
+        resp = self.fake.request("POST", "/api/token", body="a=" + "x" * (64 * 1024 - 2),
+                                 headers=headers)
+        self.assert_oauth_error(resp, 400, "unsupported_grant_type")
+
+    def test_chunked_body_is_refused(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.fake.port, timeout=5)
+        try:
+            conn.request("POST", "/api/token", body=iter([b"grant_type=x"]),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"},
+                         encode_chunked=True)
+            self.assertEqual(conn.getresponse().status, 411)
+        finally:
+            conn.close()
+
+
+class AuthorizationCodeGrantTests(FakeTestCase):
+
+    def test_success_answer_has_spotify_shape(self):
+        scope = "user-read-email  user-read-email playlist-read-private"
+        code, verifier = self.get_code(scope=scope)
+        resp = self.exchange(code, verifier)
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.headers.get_content_type(), "application/json")
+        self.assertEqual(resp.headers["Cache-Control"], "no-store")
+        body = resp.json()
+        self.assertEqual(set(body), {"access_token", "token_type", "scope", "expires_in",
+                                     "refresh_token"})
+        self.assertEqual(body["token_type"], "Bearer")
+        self.assertEqual(body["expires_in"], 3600)
+        self.assertEqual(body["scope"], "user-read-email playlist-read-private")
+        self.assertEqual(len(body["access_token"]), 300)
+        self.assertRegex(body["access_token"], URLSAFE)
+        self.assertGreaterEqual(len(body["refresh_token"]), 131)
+        self.assertRegex(body["refresh_token"], URLSAFE)
+
+    def test_no_scope_gives_empty_scope(self):
+        code, verifier = self.get_code(scope=None)
+        self.assertEqual(self.exchange(code, verifier).json()["scope"], "")
+
+    def test_access_token_length_is_configurable(self):
+        self.fake.configure(access_token_length=517)
+        code, verifier = self.get_code()
+        self.assertEqual(len(self.exchange(code, verifier).json()["access_token"]), 517)
+
+    def test_unknown_or_missing_code(self):
+        verifier, _ = pkce_pair()
+        for code in ("AQnot-a-code", ""):
+            with self.subTest(code=code):
+                self.assert_oauth_error(self.exchange(code, verifier), 400, "invalid_grant",
+                                        "Invalid authorization code")
+
+    def test_code_is_single_use(self):
+        code, verifier = self.get_code()
+        first = self.exchange(code, verifier)
+        self.assertEqual(first.status, 200)
+        self.assert_oauth_error(self.exchange(code, verifier), 400, "invalid_grant",
+                                "Invalid authorization code")
+        # by default the tokens from the first use keep working
+        self.assertEqual(self.fake.me(first.json()["access_token"]).status, 200)
+
+    def test_code_reuse_revokes_its_tokens_when_configured(self):
+        self.fake.configure(revoke_on_code_reuse=True, rotate_refresh_tokens=True)
+        code, verifier = self.get_code()
+        first = self.exchange(code, verifier).json()
+        rotated = self.refresh(first["refresh_token"]).json()
+        self.assert_oauth_error(self.exchange(code, verifier), 400, "invalid_grant")
+        self.assert_api_error(self.fake.me(first["access_token"]), 401, "Invalid access token")
+        self.assert_api_error(self.fake.me(rotated["access_token"]), 401, "Invalid access token")
+        self.assert_oauth_error(self.refresh(rotated["refresh_token"]), 400, "invalid_grant",
+                                "Refresh token revoked")
+
+    def test_code_expires(self):
+        self.fake.configure(code_lifetime=1)
+        code, verifier = self.get_code()
+        time.sleep(1.1)
+        self.assert_oauth_error(self.exchange(code, verifier), 400, "invalid_grant",
+                                "Authorization code expired")
+
+    def test_default_code_lifetime_is_ten_minutes(self):
+        self.assertEqual(self.fake.config()["code_lifetime"], 600)
+
+    def test_redirect_uri_must_equal_the_authorize_one(self):
+        code, verifier = self.get_code(redirect_uri=REDIRECT)
+        for bad in (REDIRECT2, REDIRECT + "/", None):
+            with self.subTest(redirect_uri=bad):
+                form = {"grant_type": "authorization_code", "code": code,
+                        "code_verifier": verifier}
+                if bad is not None:
+                    form["redirect_uri"] = bad
+                self.assert_oauth_error(self.fake.token(form), 400, "invalid_grant",
+                                        "Invalid redirect URI")
+        self.assertEqual(self.exchange(code, verifier, redirect_uri=REDIRECT).status, 200)
+
+    def test_second_redirect_uri_works_end_to_end(self):
+        code, verifier = self.get_code(redirect_uri=REDIRECT2)
+        self.assertEqual(self.exchange(code, verifier, redirect_uri=REDIRECT2).status, 200)
+
+    def test_code_verifier_must_match_challenge(self):
+        code, verifier = self.get_code()
+        other, _ = pkce_pair()
+        for bad in (other, verifier[:-1], verifier + "a", None):
+            with self.subTest(verifier=bad):
+                form = {"grant_type": "authorization_code", "code": code,
+                        "redirect_uri": REDIRECT}
+                if bad is not None:
+                    form["code_verifier"] = bad
+                self.assert_oauth_error(self.fake.token(form), 400, "invalid_grant",
+                                        "code_verifier was incorrect")
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+
+    def test_code_verifier_length_and_alphabet(self):
+        """A verifier whose hash matches is still refused outside RFC 7636's rules."""
+        for verifier, ok in (("a" * 42, False), ("a" * 43, True), ("A1-._~" * 21 + "xy", True),
+                             ("b" * 129, False), ("c" * 50 + "+", False),
+                             ("d" * 50 + "=", False), ("e" * 50 + " ", False)):
+            with self.subTest(verifier=verifier, ok=ok):
+                code, _ = self.get_code(challenge=server.s256(verifier))
+                resp = self.exchange(code, verifier)
+                if ok:
+                    self.assertEqual(resp.status, 200, resp)
+                else:
+                    self.assert_oauth_error(resp, 400, "invalid_grant",
+                                            "code_verifier was incorrect")
+
+    def test_failed_exchange_does_not_use_up_the_code(self):
+        code, verifier = self.get_code()
+        self.assertEqual(self.exchange(code, "x" * 43).status, 400)
+        self.assertEqual(self.exchange(code, verifier, redirect_uri=REDIRECT2).status, 400)
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+
+
+class RefreshTokenGrantTests(FakeTestCase):
+
+    def test_refresh_without_rotation(self):
+        tokens = self.fake.login()
+        resp = self.refresh(tokens["refresh_token"])
+        self.assertEqual(resp.status, 200)
+        body = resp.json()
+        self.assertEqual(set(body), {"access_token", "token_type", "scope", "expires_in"})
+        self.assertEqual(body["token_type"], "Bearer")
+        self.assertEqual(body["expires_in"], 3600)
+        self.assertEqual(body["scope"], tokens["scope"])
+        self.assertNotEqual(body["access_token"], tokens["access_token"])
+        self.assertEqual(len(body["access_token"]), 300)
+        # the new and the old access token both work; the refresh token stays valid
+        self.assertEqual(self.fake.me(body["access_token"]).status, 200)
+        self.assertEqual(self.fake.me(tokens["access_token"]).status, 200)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+
+    def test_refresh_with_rotation(self):
+        self.fake.configure(rotate_refresh_tokens=True)
+        tokens = self.fake.login()
+        body = self.refresh(tokens["refresh_token"]).json()
+        self.assertIn("refresh_token", body)
+        self.assertNotEqual(body["refresh_token"], tokens["refresh_token"])
+        self.assertGreaterEqual(len(body["refresh_token"]), 131)
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant",
+                                "Refresh token revoked")
+        self.assertEqual(self.refresh(body["refresh_token"]).status, 200)
+
+    def test_unknown_and_missing_refresh_token(self):
+        self.assert_oauth_error(self.refresh("AQunknown"), 400, "invalid_grant",
+                                "Invalid refresh token")
+        self.assert_oauth_error(self.fake.token({"grant_type": "refresh_token"}), 400,
+                                "invalid_request", "refresh_token must be supplied")
+
+    def test_access_token_is_not_a_refresh_token(self):
+        tokens = self.fake.login()
+        self.assert_oauth_error(self.refresh(tokens["access_token"]), 400, "invalid_grant")
+
+    def test_revoke_refresh_tokens(self):
+        tokens = self.fake.login()
+        self.assertEqual(self.fake.revoke_refresh_tokens()["revoked"], 1)
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant",
+                                "Refresh token revoked")
+        # access tokens keep working until they expire
+        self.assertEqual(self.fake.me(tokens["access_token"]).status, 200)
+        # a new login gets a working refresh token
+        self.assertEqual(self.refresh(self.fake.login()["refresh_token"]).status, 200)
+
+    def test_invalid_grant_on_refresh(self):
+        tokens = self.fake.login()
+        self.fake.configure(invalid_grant_on_refresh=True)
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant",
+                                "Refresh token revoked")
+        # the code exchange is not affected
+        code, verifier = self.get_code()
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+        self.fake.configure(invalid_grant_on_refresh=False)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+
+    def test_expires_in_is_configurable(self):
+        self.fake.configure(expires_in=2)
+        tokens = self.fake.login()
+        self.assertEqual(tokens["expires_in"], 2)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).json()["expires_in"], 2)
+
+
+# ---------------------------------------------------------------------------
+
+
+class MeTests(FakeTestCase):
+
+    def test_profile(self):
+        tokens = self.fake.login(scope="user-read-email user-read-private")
+        resp = self.fake.me(tokens["access_token"])
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.json(), {
+            "country": "SE", "display_name": "Demo User", "email": "demo-user@example.com",
+            "explicit_content": {"filter_enabled": False, "filter_locked": False},
+            "external_urls": {"spotify": "https://open.spotify.com/user/demo-user"},
+            "followers": {"href": None, "total": 0},
+            "href": "https://api.spotify.com/v1/users/demo-user", "id": "demo-user",
+            "images": [], "product": "premium", "type": "user", "uri": "spotify:user:demo-user",
+        })
+
+    def test_email_and_private_fields_need_their_scopes(self):
+        body = self.fake.me(self.fake.login(scope="")["access_token"]).json()
+        self.assertEqual(body["id"], "demo-user")
+        for field in ("email", "country", "product", "explicit_content"):
+            self.assertNotIn(field, body)
+        body = self.fake.me(self.fake.login(scope="user-read-email")["access_token"]).json()
+        self.assertIn("email", body)
+        self.assertNotIn("country", body)
+
+    def test_missing_token(self):
+        resp = self.fake.request("GET", "/v1/me")
+        self.assert_api_error(resp, 401, "No token provided")
+        self.assertTrue(resp.headers["WWW-Authenticate"].startswith("Bearer"))
+
+    def test_unknown_token(self):
+        self.assert_api_error(self.fake.me("BQ" + "x" * 298), 401, "Invalid access token")
+        tokens = self.fake.login()
+        self.assert_api_error(self.fake.me(tokens["refresh_token"]), 401, "Invalid access token")
+        self.assert_api_error(self.fake.me(tokens["access_token"][:-1]), 401,
+                              "Invalid access token")
+
+    def test_not_bearer(self):
+        resp = self.fake.request("GET", "/v1/me", headers={
+            "Authorization": basic_auth(CLIENT_ID, CLIENT_SECRET)})
+        self.assert_api_error(resp, 400, "Only valid bearer authentication supported")
+
+    def test_token_expires(self):
+        self.fake.configure(expires_in=1)
+        tokens = self.fake.login()
+        self.assertEqual(self.fake.me(tokens["access_token"]).status, 200)
+        time.sleep(1.1)
+        self.assert_api_error(self.fake.me(tokens["access_token"]), 401,
+                              "The access token expired")
+        # refreshing gives a working token again
+        fresh = self.refresh(tokens["refresh_token"]).json()["access_token"]
+        self.assertEqual(self.fake.me(fresh).status, 200)
+
+    def test_zero_expires_in_is_expired_at_once(self):
+        self.fake.configure(expires_in=0)
+        tokens = self.fake.login()
+        self.assert_api_error(self.fake.me(tokens["access_token"]), 401,
+                              "The access token expired")
+
+    def test_expire_access_tokens(self):
+        tokens = self.fake.login()
+        self.assertEqual(self.fake.expire_access_tokens()["expired"], 1)
+        self.assert_api_error(self.fake.me(tokens["access_token"]), 401,
+                              "The access token expired")
+        # tokens issued afterwards are fine
+        self.assertEqual(self.fake.me(self.fake.login()["access_token"]).status, 200)
+
+    def test_set_user_changes_who_the_next_login_is(self):
+        first = self.fake.login()["access_token"]
+        self.fake.set_user("alice", "Alice Andersson", email="alice@example.org")
+        second = self.fake.login()["access_token"]
+        body = self.fake.me(second).json()
+        self.assertEqual((body["id"], body["display_name"], body["email"], body["uri"]),
+                         ("alice", "Alice Andersson", "alice@example.org", "spotify:user:alice"))
+        self.assertEqual(self.fake.me(first).json()["id"], "demo-user")
+        self.fake.set_user("bob")
+        self.assertEqual(self.fake.me(self.fake.login()["access_token"]).json()["display_name"],
+                         "bob")
+
+    def test_post_is_not_allowed_and_unknown_paths_are_404(self):
+        resp = self.fake.request("POST", "/v1/me", body="")
+        self.assert_api_error(resp, 405, "Method not allowed")
+        self.assert_api_error(self.fake.request("GET", "/v1/nothing"), 404, "Service not found")
+
+
+# ---------------------------------------------------------------------------
+
+
+class FaultTests(FakeTestCase):
+
+    def test_token_status_fault_does_not_consume_the_code(self):
+        self.fake.set_fault("token", status=503)
+        code, verifier = self.get_code()
+        for _ in range(2):
+            resp = self.exchange(code, verifier)
+            self.assertEqual(resp.status, 503)
+            self.assertEqual(resp.json()["error"], "server_error")
+        self.fake.set_fault("token")  # off
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+
+    def test_token_500(self):
+        self.fake.set_fault("token", status=500)
+        self.assert_oauth_error(self.fake.token({"grant_type": "refresh_token"}), 500,
+                                "server_error")
+
+    def test_times(self):
+        self.fake.set_fault("token", status=500, times=2)
+        code, verifier = self.get_code()
+        self.assertEqual(self.exchange(code, verifier).status, 500)
+        self.assertEqual(self.fake.config()["faults"]["token"]["times"], 1)
+        self.assertEqual(self.exchange(code, verifier).status, 500)
+        self.assertIsNone(self.fake.config()["faults"]["token"])
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+
+    def test_grant_type_filter(self):
+        self.fake.set_fault("token", status=503, grant_type="refresh_token")
+        tokens = self.fake.login()  # authorization_code is not faulted
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 503)
+
+    def test_429_with_retry_after(self):
+        self.fake.set_fault("token", status=429, retry_after=7)
+        resp = self.fake.token({"grant_type": "refresh_token", "refresh_token": "x"})
+        self.assertEqual(resp.status, 429)
+        self.assertEqual(resp.headers["Retry-After"], "7")
+        self.fake.set_fault("me", status=429, retry_after=3)
+        resp = self.fake.me("x")
+        self.assert_api_error(resp, 429, "API rate limit exceeded")
+        self.assertEqual(resp.headers["Retry-After"], "3")
+
+    def test_raw_body_and_content_type(self):
+        self.fake.set_fault("token", body="not json", content_type="text/plain")
+        resp = self.fake.token({"grant_type": "refresh_token", "refresh_token": "x"})
+        self.assertEqual((resp.status, resp.body, resp.headers["Content-Type"]),
+                         (200, b"not json", "text/plain"))
+        self.fake.set_fault("token", body='{"access_token": 5}')
+        resp = self.fake.token({"grant_type": "refresh_token", "refresh_token": "x"})
+        self.assertEqual((resp.status, resp.json(), resp.headers["Content-Type"]),
+                         (200, {"access_token": 5}, "application/json"))
+        self.fake.set_fault("me", status=502, body="<html>bad gateway</html>",
+                            content_type="text/html")
+        resp = self.fake.me("x")
+        self.assertEqual((resp.status, resp.body), (502, b"<html>bad gateway</html>"))
+
+    def test_close_without_answer(self):
+        self.fake.set_fault("token", close=True, times=1)
+        code, verifier = self.get_code()
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.exchange(code, verifier)
+        # not processed: the code still works
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+        entries = self.fake.requests("token")
+        self.assertIsNone(entries[0]["status"])
+        self.assertTrue(entries[0]["fault"])
+        self.assertEqual(entries[1]["status"], 200)
+        self.assertIn("POST /api/token closed", self.fake.log_text())
+
+    def test_process_then_close_loses_the_answer(self):
+        """The fake does the work (code used, tokens issued) and then drops the answer."""
+        self.fake.set_fault("token", close=True, process=True, times=1)
+        code, verifier = self.get_code()
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.exchange(code, verifier)
+        self.assert_oauth_error(self.exchange(code, verifier), 400, "invalid_grant")
+        self.assertEqual(len(self.fake.tokens()["access_tokens"]), 1)
+
+    def test_process_with_rotation_and_500(self):
+        self.fake.configure(rotate_refresh_tokens=True)
+        tokens = self.fake.login()
+        self.fake.set_fault("token", status=500, process=True, times=1)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 500)
+        # the old refresh token was rotated away although baa never saw the new one
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+
+    def test_delay_applies_to_normal_answers(self):
+        self.fake.set_fault("me", delay_ms=300)
+        tokens = self.fake.login()
+        start = time.monotonic()
+        resp = self.fake.me(tokens["access_token"])
+        self.assertGreaterEqual(time.monotonic() - start, 0.29)
+        self.assertEqual(resp.status, 200)
+
+    def test_delay_longer_than_client_timeout(self):
+        self.fake.set_fault("token", delay_ms=1500, times=1)
+        with self.assertRaises(socket.timeout):
+            self.fake.request("POST", "/api/token", body="",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"},
+                              timeout=0.3)
+
+    def test_delay_does_not_block_other_requests(self):
+        self.fake.set_fault("authorize", delay_ms=1000, times=1)
+        _, challenge = pkce_pair()
+        thread = threading.Thread(target=self.fake.authorize, args=(challenge,))
+        thread.start()
+        time.sleep(0.1)
+        start = time.monotonic()
+        self.assertEqual(self.fake.stats()["authorize"], 1)
+        self.assertEqual(self.fake.me("x").status, 401)
+        self.assertLess(time.monotonic() - start, 0.5)
+        thread.join(5)
+
+    def test_me_500(self):
+        self.fake.set_fault("me", status=500)
+        self.assert_api_error(self.fake.me(self.fake.login()["access_token"]), 500,
+                              "Internal Server Error")
+
+    def test_authorize_503(self):
+        self.fake.set_fault("authorize", status=503, times=1)
+        _, challenge = pkce_pair()
+        resp = self.fake.authorize(challenge)
+        self.assertEqual(resp.status, 503)
+        self.assertEqual(resp.headers.get_content_type(), "text/html")
+        self.assertIsNone(resp.headers.get("Location"))
+        self.assertEqual(self.fake.authorize(challenge).status, 302)
+
+    def test_invalid_fault_configs_are_refused(self):
+        for faults in ({"tokens": {"status": 500}}, {"token": {"stauts": 500}},
+                       {"token": {"status": "500"}}, {"token": {"status": 999}},
+                       {"token": {"times": 0}}, {"token": {"close": 1}},
+                       {"me": {"grant_type": "refresh_token"}}, {"token": [500]},
+                       {"token": {"delay_ms": -1}}):
+            with self.subTest(faults=faults):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"faults": faults}))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertEqual(self.fake.config()["faults"],
+                         {"authorize": None, "token": None, "me": None})
+
+    def test_faults_merge_per_endpoint(self):
+        self.fake.set_fault("token", status=500)
+        self.fake.set_fault("me", status=503)
+        faults = self.fake.config()["faults"]
+        self.assertEqual((faults["token"], faults["me"]), ({"status": 500}, {"status": 503}))
+        self.fake.clear_faults()
+        self.assertEqual(self.fake.config()["faults"],
+                         {"authorize": None, "token": None, "me": None})
+
+
+# ---------------------------------------------------------------------------
+
+
+class ControlApiTests(FakeTestCase):
+
+    def test_health(self):
+        self.assertEqual(self.fake.health(), {"ok": True})
+
+    def test_request_log_has_full_values(self):
+        verifier, challenge = pkce_pair()
+        resp = self.fake.authorize(challenge, scope=SCOPE, state="xyz")
+        code = code_from_location(resp.headers["Location"])
+        self.exchange(code, verifier)
+        log = self.fake.requests()
+        self.assertEqual([e["endpoint"] for e in log], ["authorize", "token"])
+        auth, tok = log
+        self.assertEqual(auth["method"], "GET")
+        self.assertEqual(auth["path"], "/authorize")
+        self.assertEqual(auth["query"]["code_challenge"], challenge)
+        self.assertEqual(auth["query"]["state"], "xyz")
+        self.assertEqual(auth["status"], 302)
+        self.assertIsNone(auth["grant_type"])
+        self.assertEqual(tok["form"], {"grant_type": "authorization_code", "code": code,
+                                       "redirect_uri": REDIRECT, "code_verifier": verifier})
+        self.assertEqual(tok["headers"]["Authorization"], basic_auth(CLIENT_ID, CLIENT_SECRET))
+        self.assertEqual(tok["headers"]["Content-Type"], "application/x-www-form-urlencoded")
+        self.assertEqual(tok["grant_type"], "authorization_code")
+        self.assertEqual(tok["status"], 200)
+        self.assertFalse(tok["fault"])
+        self.assertLessEqual(auth["time"], tok["time"])
+        self.assertEqual(self.fake.requests("token"), [tok])
+        self.assertEqual(self.fake.requests("me"), [])
+
+    def test_request_log_rejects_unknown_endpoint_filter(self):
+        self.assertEqual(self.fake.request("GET", "/_fake/requests?endpoint=nope").status, 400)
+
+    def test_stats(self):
+        tokens = self.fake.login()
+        self.refresh(tokens["refresh_token"])
+        self.refresh(tokens["refresh_token"])
+        self.fake.me(tokens["access_token"])
+        self.fake.token({"grant_type": "password"})
+        self.assertEqual(self.fake.stats(), {"authorize": 1, "token": 4,
+                                             "token_authorization_code": 1,
+                                             "token_refresh_token": 2, "me": 1})
+
+    def test_reset_clears_everything_but_credentials(self):
+        self.fake.configure(expires_in=5, deny=True, faults={"me": {"status": 500}})
+        self.fake.configure(deny=False)
+        tokens = self.fake.login()
+        self.fake.set_user("alice")
+        self.fake.reset()
+        config = self.fake.config()
+        self.assertEqual(config["expires_in"], 3600)
+        self.assertEqual(config["user"]["id"], "demo-user")
+        self.assertIsNone(config["faults"]["me"])
+        self.assertEqual(self.fake.requests(), [])
+        self.assertEqual(self.fake.stats()["token"], 0)
+        self.assertEqual(self.fake.tokens(),
+                         {"codes": [], "access_tokens": [], "refresh_tokens": []})
+        self.assert_api_error(self.fake.me(tokens["access_token"]), 401, "Invalid access token")
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+        self.assertEqual(self.fake.login()["token_type"], "Bearer")  # credentials kept
+
+    def test_tokens_snapshot(self):
+        tokens = self.fake.login()
+        snap = self.fake.tokens()
+        self.assertEqual(len(snap["codes"]), 1)
+        self.assertTrue(snap["codes"][0]["used"])
+        self.assertEqual(snap["access_tokens"][0]["access_token"], tokens["access_token"])
+        self.assertFalse(snap["access_tokens"][0]["expired"])
+        self.assertEqual(snap["refresh_tokens"][0]["refresh_token"], tokens["refresh_token"])
+        self.assertEqual(snap["refresh_tokens"][0]["user_id"], "demo-user")
+
+    def test_config_validation(self):
+        for bad in ('{"expires_in": "5"}', '{"deny": 1}', '{"nope": true}', "not json", "[1]",
+                    '{"user": {"display_name": "x"}}', '{"user": {"id": "a", "age": 3}}',
+                    '{"access_token_length": 1}'):
+            with self.subTest(body=bad):
+                self.assertEqual(self.fake.request("POST", "/_fake/config", body=bad).status, 400)
+        self.assertEqual(self.fake.config()["expires_in"], 3600)
+
+    def test_unknown_control_path_and_wrong_method(self):
+        self.assertEqual(self.fake.request("GET", "/_fake/nothing").status, 404)
+        self.assertEqual(self.fake.request("GET", "/_fake/reset").status, 405)
+        self.assertEqual(self.fake.request("POST", "/_fake/stats", body="").status, 405)
+
+    def test_control_requests_are_not_logged_as_spotify_requests(self):
+        self.fake.stats()
+        self.fake.config()
+        self.assertEqual(self.fake.requests(), [])
+
+    def test_keep_alive(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.fake.port, timeout=5)
+        try:
+            for _ in range(3):
+                conn.request("GET", "/_fake/health")
+                resp = conn.getresponse()
+                self.assertEqual(resp.status, 200)
+                resp.read()
+            conn.request("GET", "/v1/me")
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 401)
+            resp.read()
+        finally:
+            conn.close()
+
+
+# ---------------------------------------------------------------------------
+
+
+class ConcurrencyTests(FakeTestCase):
+
+    def run_parallel(self, calls):
+        results = [None] * len(calls)
+        barrier = threading.Barrier(len(calls))
+
+        def run(i):
+            barrier.wait(5)
+            try:
+                results[i] = calls[i]()
+            except Exception as e:  # noqa: BLE001 - reported through results
+                results[i] = e
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return results
+
+    def test_25_concurrent_code_exchanges(self):
+        pairs = [self.get_code() for _ in range(25)]
+        results = self.run_parallel([lambda c=c, v=v: self.exchange(c, v) for c, v in pairs])
+        self.assertEqual([getattr(r, "status", r) for r in results], [200] * 25)
+        self.assertEqual(len({r.json()["access_token"] for r in results}), 25)
+        self.assertEqual(self.fake.stats()["token_authorization_code"], 25)
+
+    def test_one_code_used_concurrently_succeeds_once(self):
+        code, verifier = self.get_code()
+        results = self.run_parallel([lambda: self.exchange(code, verifier)] * 20)
+        statuses = sorted(getattr(r, "status", r) for r in results)
+        self.assertEqual(statuses, [200] + [400] * 19)
+
+    def test_rotating_refresh_concurrently_succeeds_once(self):
+        self.fake.configure(rotate_refresh_tokens=True)
+        tokens = self.fake.login()
+        results = self.run_parallel([lambda: self.refresh(tokens["refresh_token"])] * 20)
+        statuses = sorted(getattr(r, "status", r) for r in results)
+        self.assertEqual(statuses, [200] + [400] * 19)
+
+    def test_fault_times_is_exact_under_concurrency(self):
+        self.fake.set_fault("me", status=503, times=5)
+        results = self.run_parallel([lambda: self.fake.me("x")] * 20)
+        statuses = sorted(getattr(r, "status", r) for r in results)
+        self.assertEqual(statuses, [401] * 15 + [503] * 5)
+
+
+# ---------------------------------------------------------------------------
+
+
+class ProcessTests(unittest.TestCase):
+    """The command line, the port file, logging and signals."""
+
+    def start_raw(self, *extra, port_file=None):
+        argv = [sys.executable, server.__file__, "--client-id", CLIENT_ID,
+                "--client-secret", CLIENT_SECRET, "--redirect-uri", REDIRECT] + list(extra)
+        if port_file:
+            argv += ["--port", "0", "--port-file", port_file]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        self.addCleanup(self.kill, proc)
+        return proc
+
+    @staticmethod
+    def kill(proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+        proc.stderr.close()
+
+    def wait_port(self, path, proc):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    return int(f.read())
+            self.assertIsNone(proc.poll(), "server exited")
+            time.sleep(0.02)
+        self.fail("no port file")
+
+    def test_port_file_and_signals_exit_cleanly(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with self.subTest(signal=sig), tempfile.TemporaryDirectory() as tmp:
+                port_file = os.path.join(tmp, "port")
+                proc = self.start_raw(port_file=port_file)
+                port = self.wait_port(port_file, proc)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/_fake/health")
+                self.assertEqual(conn.getresponse().status, 200)
+                conn.close()
+                proc.send_signal(sig)
+                self.assertEqual(proc.wait(5), 0)
+                self.assertIn(b"fake_spotify: stopped", proc.stderr.read())
+
+    def test_signal_with_an_idle_keep_alive_connection(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            port_file = os.path.join(tmp, "port")
+            proc = self.start_raw(port_file=port_file)
+            port = self.wait_port(port_file, proc)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/_fake/health")
+            conn.getresponse().read()
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(5), 0)
+            conn.close()
+
+    def test_refuses_non_loopback_host(self):
+        for host in ("0.0.0.0", "192.0.2.1", "example.com", "::"):
+            with self.subTest(host=host):
+                proc = self.start_raw("--host", host, "--port", "0")
+                self.assertNotEqual(proc.wait(5), 0)
+                self.assertIn(b"loopback", proc.stderr.read())
+
+    def test_requires_client_and_redirect_uri(self):
+        proc = subprocess.run([sys.executable, server.__file__, "--client-id", "x"],
+                              capture_output=True, timeout=10)
+        self.assertEqual(proc.returncode, 2)
+
+    def test_ipv6_loopback(self):
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        fake = FakeSpotify.start(CLIENT_ID, CLIENT_SECRET, [REDIRECT], host="::1")
+        try:
+            self.assertTrue(fake.url.startswith("http://[::1]:"))
+            self.assertEqual(fake.login()["token_type"], "Bearer")
+        finally:
+            fake.stop()
+
+    def test_log_has_one_line_per_request_and_no_secrets(self):
+        fake = FakeSpotify.start(CLIENT_ID, CLIENT_SECRET, [REDIRECT])
+        try:
+            verifier, challenge = pkce_pair()
+            state = "STATE-" + "q" * 20
+            resp = fake.authorize(challenge, scope=SCOPE, state=state)
+            code = code_from_location(resp.headers["Location"])
+            tokens = fake.token({"grant_type": "authorization_code", "code": code,
+                                 "redirect_uri": REDIRECT, "code_verifier": verifier}).json()
+            fake.me(tokens["access_token"])
+            fake.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+            fake.request("GET", "/authorize?code=" + code)  # a bad request line with a secret
+            raw = socket.create_connection(("127.0.0.1", fake.port), timeout=5)
+            raw.sendall(b"GET /x?" + code.encode() + b" HTTP/1.1 extra\r\n\r\n")
+            raw.recv(4096)
+            raw.close()
+        finally:
+            fake.stop()
+        log = fake.log_text()
+        for secret in (CLIENT_SECRET, code, verifier, challenge, state, tokens["access_token"],
+                       tokens["refresh_token"], basic_auth(CLIENT_ID, CLIENT_SECRET)[6:]):
+            self.assertNotIn(secret, log)
+        lines = [line for line in log.splitlines() if not line.startswith("fake_spotify: listening")
+                 and line != "fake_spotify: stopped"]
+        self.assertIn("fake_spotify: GET /authorize 302", lines)
+        self.assertIn("fake_spotify: POST /api/token 200", lines)
+        self.assertIn("fake_spotify: GET /v1/me 200", lines)
+        self.assertIn("fake_spotify: GET /authorize 400", lines)
+        self.assertIn("fake_spotify: - - 400", lines)
+        for line in lines:
+            self.assertRegex(line, r"^fake_spotify: \S+ \S+ (\d{3}|closed)$")
+
+    def test_client_start_reports_a_server_that_cannot_start(self):
+        with self.assertRaises(Exception) as ctx:
+            FakeSpotify.start(CLIENT_ID, CLIENT_SECRET, [REDIRECT], host="10.0.0.1", timeout=5)
+        self.assertIn("loopback", str(ctx.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
