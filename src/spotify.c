@@ -22,6 +22,8 @@
 
 static const struct config *cfg;
 static CURL *curl;
+/* After a 429, this worker leaves Spotify alone until Retry-After passes. */
+static time_t rate_limited_until;
 static char body[SPOTIFY_BODY_MAX + 1];
 static size_t body_len;
 
@@ -246,6 +248,27 @@ is_invalid_grant(void)
 	return dead;
 }
 
+/* Whether Spotify asked us to wait; fills result when it did. */
+static int
+still_rate_limited(struct spotify_outcome *result)
+{
+	time_t now = time(NULL);
+
+	if (now >= rate_limited_until)
+		return 0;
+	result->status = SPOTIFY_RATE_LIMITED;
+	result->retry_after = (long)(rate_limited_until - now);
+	return 1;
+}
+
+static void
+note_rate_limit(struct spotify_outcome *result)
+{
+	result->status = SPOTIFY_RATE_LIMITED;
+	result->retry_after = retry_after_seconds();
+	rate_limited_until = time(NULL) + result->retry_after;
+}
+
 static struct spotify_outcome
 token_request(const char *grant, const char *form, struct spotify_tokens *out)
 {
@@ -253,6 +276,8 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	char url[1024];
 	long status;
 
+	if (still_rate_limited(&result))
+		return result;
 	snprintf(url, sizeof(url), "%s/api/token", cfg->spotify_accounts_url);
 	status = perform(grant, url, form, NULL);
 	if (status == 200) {
@@ -263,9 +288,9 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	} else if (status == 400 && is_invalid_grant()) {
 		result.status = SPOTIFY_INVALID_GRANT;
 	} else if (status == 429) {
-		result.status = SPOTIFY_RATE_LIMITED;
-		result.retry_after = retry_after_seconds();
+		note_rate_limit(&result);
 	}
+	memset(body, 0, body_len);
 	return result;
 }
 
@@ -304,14 +329,14 @@ spotify_me(const char *access_token, struct spotify_user *out)
 	cJSON *json;
 	long status;
 
+	if (still_rate_limited(&result))
+		return result;
 	snprintf(url, sizeof(url), "%s/v1/me", cfg->spotify_api_url);
 	status = perform("me", url, NULL, access_token);
 	if (status == 401)
 		result.status = SPOTIFY_UNAUTHORIZED;
-	if (status == 429) {
-		result.status = SPOTIFY_RATE_LIMITED;
-		result.retry_after = retry_after_seconds();
-	}
+	if (status == 429)
+		note_rate_limit(&result);
 	if (status != 200)
 		return result;
 
