@@ -123,7 +123,8 @@ config_parse_client_id(const char *value, void *field, char *err, size_t errlen)
 	 * but nothing that could break a header or a form. */
 	for (const char *c = value; *c; c++) {
 		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
-			snprintf(err, errlen, "must not contain spaces or control characters");
+			snprintf(err, errlen,
+				 "must not contain spaces or control characters");
 			return -1;
 		}
 	}
@@ -176,8 +177,8 @@ config_parse_redirect_uri(const char *value, void *field, char *err, size_t errl
 	char scheme[16], host[256];
 	int fragment = 0;
 
-	if (strlen(value) > 512 || url_parts(value, scheme, sizeof(scheme), host, sizeof(host),
-					      &fragment) < 0) {
+	if (strlen(value) > 512 ||
+	    url_parts(value, scheme, sizeof(scheme), host, sizeof(host), &fragment) < 0) {
 		snprintf(err, errlen, "is not a valid URL");
 		return -1;
 	}
@@ -188,13 +189,15 @@ config_parse_redirect_uri(const char *value, void *field, char *err, size_t errl
 	/* Spotify's rules: HTTPS, except the loopback IP literals; never "localhost". */
 	if (strcmp(host, "localhost") == 0) {
 		snprintf(err, errlen,
-			 "uses 'localhost', which Spotify refuses: use http://127.0.0.1:PORT/callback");
+			 "uses 'localhost', which Spotify refuses: use "
+			 "http://127.0.0.1:PORT/callback");
 		return -1;
 	}
 	if (strcmp(scheme, "https") != 0 &&
 	    !(strcmp(scheme, "http") == 0 && is_loopback_literal(host))) {
 		snprintf(err, errlen,
-			 "must use https (Spotify allows http only for http://127.0.0.1:PORT and "
+			 "must use https (Spotify allows http only for "
+			 "http://127.0.0.1:PORT and "
 			 "http://[::1]:PORT)");
 		return -1;
 	}
@@ -225,9 +228,11 @@ config_parse_service_url(const char *value, void *field, char *err, size_t errle
 	int fragment = 0;
 	size_t len = strlen(value);
 
-	if (len > 256 || url_parts(value, scheme, sizeof(scheme), host, sizeof(host),
-				   &fragment) < 0 || fragment || strchr(value, '?')) {
-		snprintf(err, errlen, "is not a valid base URL (scheme://host[:port][/path])");
+	if (len > 256 ||
+	    url_parts(value, scheme, sizeof(scheme), host, sizeof(host), &fragment) < 0 ||
+	    fragment || strchr(value, '?')) {
+		snprintf(err, errlen,
+			 "is not a valid base URL (scheme://host[:port][/path])");
 		return -1;
 	}
 	if (value[len - 1] == '/') {
@@ -238,7 +243,8 @@ config_parse_service_url(const char *value, void *field, char *err, size_t errle
 	if (strcmp(scheme, "https") != 0 &&
 	    !(strcmp(scheme, "http") == 0 &&
 	      (is_loopback_literal(host) || strcmp(host, "localhost") == 0))) {
-		snprintf(err, errlen, "must use https (http only for a loopback address)");
+		snprintf(err, errlen,
+			 "must use https (http only for a loopback address)");
 		return -1;
 	}
 	*(const char **)field = value;
@@ -261,7 +267,8 @@ int
 config_parse_timeout_ms(const char *value, void *field, char *err, size_t errlen)
 {
 	if (parse_bounded_int(value, 100, 60000, field) < 0) {
-		snprintf(err, errlen, "must be a number of milliseconds from 100 to 60000");
+		snprintf(err, errlen,
+			 "must be a number of milliseconds from 100 to 60000");
 		return -1;
 	}
 	return 0;
@@ -271,7 +278,8 @@ int
 config_parse_session_ttl(const char *value, void *field, char *err, size_t errlen)
 {
 	if (parse_bounded_int(value, 60, 366 * 86400, field) < 0) {
-		snprintf(err, errlen, "must be a number of seconds from 60 to %d", 366 * 86400);
+		snprintf(err, errlen, "must be a number of seconds from 60 to %d",
+			 366 * 86400);
 		return -1;
 	}
 	return 0;

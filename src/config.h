@@ -32,24 +32,24 @@ enum config_scope {
 	  config_parse_listen)                                                           \
 	X(BAA_WORKERS, workers, int, CONFIG_SERVE, "auto", config_parse_workers)         \
 	X(BAA_SHUTDOWN_TIMEOUT, shutdown_timeout, int, CONFIG_SERVE, "10",               \
-	  config_parse_seconds)                                                            \
-	X(SPOTIFY_CLIENT_ID, spotify_client_id, const char *, CONFIG_SERVE, NULL,          \
-	  config_parse_client_id)                                                          \
-	X(SPOTIFY_CLIENT_SECRET, spotify_client_secret, const char *, CONFIG_SERVE, NULL,  \
-	  config_parse_client_id)                                                          \
-	X(SPOTIFY_REDIRECT_URI, spotify_redirect_uri, const char *, CONFIG_SERVE, NULL,    \
-	  config_parse_redirect_uri)                                                       \
-	X(BAA_SECRET_KEY, secret_key, const char *, CONFIG_SERVE, NULL,                    \
-	  config_parse_secret_key)                                                         \
-	X(SPOTIFY_ACCOUNTS_URL, spotify_accounts_url, const char *, CONFIG_SERVE,          \
-	  "https://accounts.spotify.com", config_parse_service_url)                        \
-	X(SPOTIFY_API_URL, spotify_api_url, const char *, CONFIG_SERVE,                    \
-	  "https://api.spotify.com", config_parse_service_url)                             \
-	X(SPOTIFY_SCOPES, spotify_scopes, const char *, CONFIG_SERVE,                      \
-	  "user-read-private user-read-email", config_parse_scopes)                        \
-	X(BAA_SPOTIFY_TIMEOUT_MS, spotify_timeout_ms, int, CONFIG_SERVE, "4000",           \
-	  config_parse_timeout_ms)                                                         \
-	X(BAA_SESSION_TTL, session_ttl, int, CONFIG_SERVE, "2592000",                      \
+	  config_parse_seconds)                                                          \
+	X(SPOTIFY_CLIENT_ID, spotify_client_id, const char *, CONFIG_SERVE, NULL,        \
+	  config_parse_client_id)                                                        \
+	X(SPOTIFY_CLIENT_SECRET, spotify_client_secret, const char *, CONFIG_SERVE,      \
+	  NULL, config_parse_client_id)                                                  \
+	X(SPOTIFY_REDIRECT_URI, spotify_redirect_uri, const char *, CONFIG_SERVE, NULL,  \
+	  config_parse_redirect_uri)                                                     \
+	X(BAA_SECRET_KEY, secret_key, const char *, CONFIG_SERVE, NULL,                  \
+	  config_parse_secret_key)                                                       \
+	X(SPOTIFY_ACCOUNTS_URL, spotify_accounts_url, const char *, CONFIG_SERVE,        \
+	  "https://accounts.spotify.com", config_parse_service_url)                      \
+	X(SPOTIFY_API_URL, spotify_api_url, const char *, CONFIG_SERVE,                  \
+	  "https://api.spotify.com", config_parse_service_url)                           \
+	X(SPOTIFY_SCOPES, spotify_scopes, const char *, CONFIG_SERVE,                    \
+	  "user-read-private user-read-email", config_parse_scopes)                      \
+	X(BAA_SPOTIFY_TIMEOUT_MS, spotify_timeout_ms, int, CONFIG_SERVE, "4000",         \
+	  config_parse_timeout_ms)                                                       \
+	X(BAA_SESSION_TTL, session_ttl, int, CONFIG_SERVE, "2592000",                    \
 	  config_parse_session_ttl)
 
 struct config {
@@ -66,9 +66,10 @@ struct config {
 typedef int config_parser(const char *value, void *field, char *err, size_t errlen);
 
 config_parser config_parse_string, config_parse_database_name, config_parse_postgres_url,
-	config_parse_listen, config_parse_workers, config_parse_seconds, config_parse_client_id,
-	config_parse_redirect_uri, config_parse_secret_key, config_parse_service_url,
-	config_parse_scopes, config_parse_timeout_ms, config_parse_session_ttl;
+	config_parse_listen, config_parse_workers, config_parse_seconds,
+	config_parse_client_id, config_parse_redirect_uri, config_parse_secret_key,
+	config_parse_service_url, config_parse_scopes, config_parse_timeout_ms,
+	config_parse_session_ttl;
 
 #define CONFIG_SECRET_KEY_MIN 32
 

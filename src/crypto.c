@@ -26,8 +26,8 @@ crypto_derive_key(const char *secret, size_t secret_len, const char *purpose,
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret,
 						      secret_len);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)purpose,
-						      strlen(purpose));
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+						      (void *)purpose, strlen(purpose));
 	params[3] = OSSL_PARAM_construct_end();
 	if (EVP_KDF_derive(ctx, key, CRYPTO_KEY_LEN, params) == 1)
 		rc = 0;
@@ -88,7 +88,8 @@ b64url_encode(const unsigned char *in, size_t len, char *out)
 		out[n++] = alphabet[v & 63];
 	}
 	if (i < len) {
-		unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
+		unsigned v = (unsigned)in[i] << 16 |
+			     (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
 		out[n++] = alphabet[v >> 18 & 63];
 		out[n++] = alphabet[v >> 12 & 63];
 		if (i + 1 < len)

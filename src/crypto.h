@@ -10,7 +10,7 @@
 #define CRYPTO_KEY_LEN 32
 #define CRYPTO_MAC_LEN 32
 /* base64url without padding of n bytes */
-#define B64URL_LEN(n) (((n) * 4 + 2) / 3)
+#define B64URL_LEN(n) (((n)*4 + 2) / 3)
 
 /* Derives a purpose-bound key: HKDF-SHA256(secret, info = purpose). */
 int crypto_derive_key(const char *secret, size_t secret_len, const char *purpose,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 
 static void
 ignore_notice(void *arg, const char *message)
@@ -83,8 +84,10 @@ db_reconnect(struct db *db)
 		log_event(LOG_ERROR, "db_connect_failed", LOG_STR("reason", err));
 		return -1;
 	}
-	if (!first)
+	if (!first) {
 		db->reconnects++;
+		metrics_db_reconnect();
+	}
 	log_event(LOG_INFO, first ? "db_connected" : "db_reconnected",
 		  LOG_INT("reconnects", (long long)db->reconnects));
 	return 0;
@@ -105,6 +108,7 @@ remember_failure(struct db *db, const struct db_statement *st, const PGresult *r
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+	metrics_db_error();
 	log_event(LOG_ERROR, "db_statement_failed", LOG_STR("statement", st->name),
 		  LOG_STR("sqlstate", db->sqlstate));
 }

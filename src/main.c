@@ -9,6 +9,8 @@
 
 #include "db.h"
 #include "master.h"
+#include "metrics.h"
+#include "router.h"
 #include "schema.h"
 #include "session.h"
 #include "spotify.h"
@@ -55,8 +57,10 @@ cmd_serve(void)
 		return EXIT_CONFIG;
 	/* Once, before the fork: every worker shares the keys and curl's globals. */
 	if (session_init(cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
-	    spotify_global_init() < 0) {
-		fputs("baa serve: could not initialise libcrypto or libcurl\n", stderr);
+	    spotify_global_init() < 0 || metrics_init(app_route_count) < 0) {
+		fputs("baa serve: could not initialise libcrypto, libcurl or the "
+		      "metrics\n",
+		      stderr);
 		return 1;
 	}
 	return master_run(&cfg);

@@ -18,6 +18,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start counts as a crash. */
@@ -161,6 +162,7 @@ note_exit(struct master *m, struct worker_slot *w, int wstatus)
 			  LOG_INT("lived_ms", lived));
 
 	if (crashed && !m->stopping) {
+		metrics_worker_restart();
 		if (lived < YOUNG_DEATH_MS) {
 			long long delay = RESPAWN_DELAY_MIN_MS;
 			for (int i = 0;

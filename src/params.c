@@ -99,7 +99,8 @@ params_parse_form(struct params *p, const char *s, size_t len)
 		size_t end = amp ? (size_t)(amp - s) : len;
 		/* Empty pieces ("a=1&&b=2", a trailing '&') carry nothing. */
 		if (end > start) {
-			enum params_status status = add_pair(p, s + start, end - start, 1);
+			enum params_status status =
+				add_pair(p, s + start, end - start, 1);
 			if (status != PARAMS_OK)
 				return status;
 		}

@@ -53,6 +53,21 @@ response_json(struct response *res, int status, const cJSON *json)
 }
 
 void
+response_body(struct response *res, int status, const char *content_type,
+	      const char *body, size_t len)
+{
+	if (len >= sizeof(res->body)) {
+		res->overflow = 1;
+		return;
+	}
+	res->status = status;
+	res->content_type = content_type;
+	memcpy(res->body, body, len);
+	res->body_len = len;
+	res->body[len] = '\0';
+}
+
+void
 response_json_string(struct response *res, int status, const char *key, const char *value)
 {
 	cJSON *json = cJSON_CreateObject();
@@ -74,7 +89,8 @@ void
 response_cookie(struct response *res, const char *name, const char *value, long max_age)
 {
 	char line[2048];
-	int n = snprintf(line, sizeof(line), "%s=%s; Max-Age=%ld; Path=/; HttpOnly; Secure; SameSite=Lax",
+	int n = snprintf(line, sizeof(line),
+			 "%s=%s; Max-Age=%ld; Path=/; HttpOnly; Secure; SameSite=Lax",
 			 name, value, max_age);
 
 	if (n < 0 || (size_t)n >= sizeof(line)) {
@@ -145,7 +161,8 @@ response_render(const struct response *res, int head_only, char *out, size_t siz
 
 	if (res->overflow)
 		return render_overflow(head_only, out, size);
-	n = snprintf(out, size, "Status: %d %s\r\n%s%s%s%sCache-Control: no-store\r\n"
+	n = snprintf(out, size,
+		     "Status: %d %s\r\n%s%s%s%sCache-Control: no-store\r\n"
 		     "Content-Length: %zu\r\n\r\n",
 		     res->status, response_reason(res->status),
 		     res->content_type ? "Content-Type: " : "",

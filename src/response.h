@@ -10,7 +10,7 @@
 #include <cjson/cJSON.h>
 
 #define RESPONSE_HEADERS_MAX 4096
-#define RESPONSE_BODY_MAX 16384
+#define RESPONSE_BODY_MAX 65536
 
 struct response {
 	int status;
@@ -30,6 +30,10 @@ void response_header(struct response *res, const char *name, const char *value);
 /* Sets status and a JSON body printed from json (which stays the caller's). */
 void response_json(struct response *res, int status, const cJSON *json);
 
+/* Sets status and a body of another type; body is copied. */
+void response_body(struct response *res, int status, const char *content_type,
+		   const char *body, size_t len);
+
 /* Sets status and the body {key: value}. */
 void response_json_string(struct response *res, int status, const char *key,
 			  const char *value);
@@ -41,7 +45,8 @@ void response_error(struct response *res, int status, const char *message);
  * Sets a cookie for the whole site: HttpOnly; Secure; SameSite=Lax. A
  * max_age of 0 deletes it.
  */
-void response_cookie(struct response *res, const char *name, const char *value, long max_age);
+void response_cookie(struct response *res, const char *name, const char *value,
+		     long max_age);
 
 /* 302 to location, with a small JSON body for clients that show it. */
 void response_redirect(struct response *res, const char *location);

@@ -13,6 +13,7 @@ const struct route app_routes[] = {
 	{HTTP_GET, "/me", me_profile, "me"},
 	{HTTP_DELETE, "/me", me_delete, "me_delete"},
 	{HTTP_GET, "/me/token", me_token, "me_token"},
+	{HTTP_GET, "/metrics", metrics_scrape, "metrics"},
 };
 
 const size_t app_route_count = sizeof(app_routes) / sizeof(app_routes[0]);

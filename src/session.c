@@ -17,7 +17,8 @@ int
 session_init(const char *secret, size_t secret_len)
 {
 	if (crypto_derive_key(secret, secret_len, "baa oauth cookie v1", oauth_key) < 0 ||
-	    crypto_derive_key(secret, secret_len, "baa session cookie v1", session_key) < 0 ||
+	    crypto_derive_key(secret, secret_len, "baa session cookie v1", session_key) <
+		    0 ||
 	    crypto_derive_key(secret, secret_len, "baa pkce verifier v1", pkce_key) < 0)
 		return -1;
 	return 0;
@@ -77,7 +78,8 @@ append_mac(const unsigned char *key, const char *name, char *out, size_t size)
 	size_t len = strlen(out);
 	int n = snprintf(input, sizeof(input), "%s|%s", name, out);
 
-	if (n < 0 || (size_t)n >= sizeof(input) || crypto_hmac(key, input, (size_t)n, mac) < 0)
+	if (n < 0 || (size_t)n >= sizeof(input) ||
+	    crypto_hmac(key, input, (size_t)n, mac) < 0)
 		return -1;
 	if (len + 1 + B64URL_LEN(CRYPTO_MAC_LEN) + 1 > size)
 		return -1;
@@ -95,8 +97,8 @@ check_mac(const unsigned char *key, const char *name, char *value_copy)
 	char input[SESSION_COOKIE_MAX + 32];
 	int n;
 
-	if (dot == NULL ||
-	    b64url_decode(dot + 1, strlen(dot + 1), given, sizeof(given)) != CRYPTO_MAC_LEN)
+	if (dot == NULL || b64url_decode(dot + 1, strlen(dot + 1), given,
+					 sizeof(given)) != CRYPTO_MAC_LEN)
 		return -1;
 	*dot = '\0';
 	n = snprintf(input, sizeof(input), "%s|%s", name, value_copy);
@@ -112,7 +114,8 @@ parse_decimal(const char *s, long long *out)
 {
 	size_t len = strlen(s);
 
-	if (len == 0 || len > 18 || strspn(s, "0123456789") != len || (s[0] == '0' && len > 1))
+	if (len == 0 || len > 18 || strspn(s, "0123456789") != len ||
+	    (s[0] == '0' && len > 1))
 		return -1;
 	*out = strtoll(s, NULL, 10);
 	return 0;
@@ -143,7 +146,8 @@ session_sign_login(const struct oauth_login *login, char *out, size_t size)
 	int n;
 
 	b64url_encode((const unsigned char *)login->next, strlen(login->next), next);
-	n = snprintf(out, size, "v1.%s.%lld.%s", login->state, (long long)login->expires, next);
+	n = snprintf(out, size, "v1.%s.%lld.%s", login->state, (long long)login->expires,
+		     next);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
 	return append_mac(oauth_key, OAUTH_COOKIE, out, size);
@@ -196,7 +200,8 @@ session_verify_user(const char *value, time_t now, struct user_session *s)
 	if (strlen(value) > SESSION_COOKIE_MAX)
 		return -1;
 	strcpy(copy, value);
-	if (check_mac(session_key, SESSION_COOKIE, copy) < 0 || split_fields(copy, f, 4) < 0)
+	if (check_mac(session_key, SESSION_COOKIE, copy) < 0 ||
+	    split_fields(copy, f, 4) < 0)
 		return -1;
 	if (strcmp(f[0], "v1") != 0 || parse_decimal(f[1], &user_id) < 0 ||
 	    parse_decimal(f[2], &generation) < 0 || parse_decimal(f[3], &expires) < 0 ||

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define SPOTIFY_BODY_MAX 65536
 #define RETRY_AFTER_DEFAULT 1
@@ -79,14 +80,16 @@ form_add(char *out, size_t size, const char *name, const char *value)
 }
 
 int
-spotify_authorize_url(const char *state, const char *code_challenge, char *out, size_t size)
+spotify_authorize_url(const char *state, const char *code_challenge, char *out,
+		      size_t size)
 {
 	char query[2048] = "";
 	int n;
 
 	if (form_add(query, sizeof(query), "client_id", cfg->spotify_client_id) < 0 ||
 	    form_add(query, sizeof(query), "response_type", "code") < 0 ||
-	    form_add(query, sizeof(query), "redirect_uri", cfg->spotify_redirect_uri) < 0 ||
+	    form_add(query, sizeof(query), "redirect_uri", cfg->spotify_redirect_uri) <
+		    0 ||
 	    form_add(query, sizeof(query), "scope", cfg->spotify_scopes) < 0 ||
 	    form_add(query, sizeof(query), "state", state) < 0 ||
 	    form_add(query, sizeof(query), "code_challenge", code_challenge) < 0 ||
@@ -142,7 +145,8 @@ perform(const char *endpoint, const char *url, const char *form, const char *bea
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, total_ms < 2000 ? total_ms : 2000L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 total_ms < 2000 ? total_ms : 2000L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, total_ms);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "baa/" PACKAGE_VERSION);
@@ -152,8 +156,8 @@ perform(const char *endpoint, const char *url, const char *form, const char *bea
 		curl_easy_setopt(curl, CURLOPT_USERNAME, cfg->spotify_client_id);
 		curl_easy_setopt(curl, CURLOPT_PASSWORD, cfg->spotify_client_secret);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form);
-		headers = curl_slist_append(headers,
-					    "Content-Type: application/x-www-form-urlencoded");
+		headers = curl_slist_append(
+			headers, "Content-Type: application/x-www-form-urlencoded");
 	} else {
 		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
 		curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, bearer);
@@ -190,7 +194,8 @@ copy_string(const cJSON *obj, const char *name, char *out, size_t size, int requ
 		return required ? -1 : 0;
 	}
 	if (!cJSON_IsString(item) || item->valuestring == NULL ||
-	    strlen(item->valuestring) >= size || (required && item->valuestring[0] == '\0'))
+	    strlen(item->valuestring) >= size ||
+	    (required && item->valuestring[0] == '\0'))
 		return -1;
 	strcpy(out, item->valuestring);
 	return 0;
@@ -221,10 +226,10 @@ parse_tokens(struct spotify_tokens *out, int refresh_required)
 	    !cJSON_IsNumber(expires) || expires->valuedouble < 1 ||
 	    expires->valuedouble > 86400 * 366)
 		goto out;
-	if (copy_string(json, "access_token", out->access_token, sizeof(out->access_token), 1) <
-		    0 ||
-	    copy_string(json, "refresh_token", out->refresh_token, sizeof(out->refresh_token),
-			refresh_required) < 0 ||
+	if (copy_string(json, "access_token", out->access_token,
+			sizeof(out->access_token), 1) < 0 ||
+	    copy_string(json, "refresh_token", out->refresh_token,
+			sizeof(out->refresh_token), refresh_required) < 0 ||
 	    copy_string(json, "scope", out->scope, sizeof(out->scope), 0) < 0)
 		goto out;
 	if (!is_token_text(out->access_token) || !is_token_text(out->refresh_token))
@@ -242,7 +247,8 @@ is_invalid_grant(void)
 {
 	cJSON *json = cJSON_ParseWithLength(body, body_len);
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
-	int dead = cJSON_IsString(error) && strcmp(error->valuestring, "invalid_grant") == 0;
+	int dead =
+		cJSON_IsString(error) && strcmp(error->valuestring, "invalid_grant") == 0;
 
 	cJSON_Delete(json);
 	return dead;
@@ -284,7 +290,8 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 		if (parse_tokens(out, strcmp(grant, "authorization_code") == 0) == 0)
 			result.status = SPOTIFY_OK;
 		else
-			log_event(LOG_WARN, "spotify_bad_answer", LOG_STR("endpoint", grant));
+			log_event(LOG_WARN, "spotify_bad_answer",
+				  LOG_STR("endpoint", grant));
 	} else if (status == 400 && is_invalid_grant()) {
 		result.status = SPOTIFY_INVALID_GRANT;
 	} else if (status == 429) {
@@ -294,8 +301,28 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	return result;
 }
 
+static enum metrics_spotify_outcome
+outcome_label(enum spotify_status status)
+{
+	switch (status) {
+	case SPOTIFY_OK: return METRICS_OUTCOME_OK;
+	case SPOTIFY_INVALID_GRANT: return METRICS_OUTCOME_INVALID_GRANT;
+	case SPOTIFY_UNAUTHORIZED: return METRICS_OUTCOME_UNAUTHORIZED;
+	case SPOTIFY_RATE_LIMITED: return METRICS_OUTCOME_RATE_LIMITED;
+	default: return METRICS_OUTCOME_FAILED;
+	}
+}
+
+static struct spotify_outcome
+counted(enum metrics_spotify_call call, struct spotify_outcome outcome)
+{
+	metrics_spotify(call, outcome_label(outcome.status));
+	return outcome;
+}
+
 struct spotify_outcome
-spotify_exchange_code(const char *code, const char *code_verifier, struct spotify_tokens *out)
+spotify_exchange_code(const char *code, const char *code_verifier,
+		      struct spotify_tokens *out)
 {
 	char form[4096] = "";
 
@@ -304,7 +331,7 @@ spotify_exchange_code(const char *code, const char *code_verifier, struct spotif
 	    form_add(form, sizeof(form), "redirect_uri", cfg->spotify_redirect_uri) < 0 ||
 	    form_add(form, sizeof(form), "code_verifier", code_verifier) < 0)
 		return (struct spotify_outcome){SPOTIFY_FAILED, 0};
-	return token_request("authorization_code", form, out);
+	return counted(METRICS_CALL_CODE, token_request("authorization_code", form, out));
 }
 
 struct spotify_outcome
@@ -318,11 +345,20 @@ spotify_refresh(const char *refresh_token, struct spotify_tokens *out)
 		return (struct spotify_outcome){SPOTIFY_FAILED, 0};
 	result = token_request("refresh_token", form, out);
 	memset(form, 0, sizeof(form));
-	return result;
+	return counted(METRICS_CALL_REFRESH, result);
 }
+
+static struct spotify_outcome me_request(const char *access_token,
+					 struct spotify_user *out);
 
 struct spotify_outcome
 spotify_me(const char *access_token, struct spotify_user *out)
+{
+	return counted(METRICS_CALL_ME, me_request(access_token, out));
+}
+
+static struct spotify_outcome
+me_request(const char *access_token, struct spotify_user *out)
 {
 	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
 	char url[1024];
@@ -341,9 +377,10 @@ spotify_me(const char *access_token, struct spotify_user *out)
 		return result;
 
 	json = cJSON_ParseWithLength(body, body_len);
-	if (cJSON_IsObject(json) && copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
-	    copy_string(json, "display_name", out->display_name, sizeof(out->display_name), 0) ==
-		    0)
+	if (cJSON_IsObject(json) &&
+	    copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
+	    copy_string(json, "display_name", out->display_name,
+			sizeof(out->display_name), 0) == 0)
 		result.status = SPOTIFY_OK;
 	else
 		log_event(LOG_WARN, "spotify_bad_answer", LOG_STR("endpoint", "me"));

@@ -53,7 +53,8 @@ int spotify_authorize_url(const char *state, const char *code_challenge, char *o
 
 struct spotify_outcome spotify_exchange_code(const char *code, const char *code_verifier,
 					     struct spotify_tokens *out);
-struct spotify_outcome spotify_refresh(const char *refresh_token, struct spotify_tokens *out);
+struct spotify_outcome spotify_refresh(const char *refresh_token,
+				       struct spotify_tokens *out);
 struct spotify_outcome spotify_me(const char *access_token, struct spotify_user *out);
 
 #endif

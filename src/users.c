@@ -16,8 +16,10 @@ static const struct db_statement upsert = {
 	" VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::int), $6, now())"
 	" ON CONFLICT (spotify_id) DO UPDATE SET"
 	"  display_name = EXCLUDED.display_name, spotify_token = EXCLUDED.spotify_token,"
-	"  refresh_token = EXCLUDED.refresh_token, token_expires_at = EXCLUDED.token_expires_at,"
-	"  scope = EXCLUDED.scope, authorized_at = EXCLUDED.authorized_at, updated_at = now()"
+	"  refresh_token = EXCLUDED.refresh_token, token_expires_at = "
+	"EXCLUDED.token_expires_at,"
+	"  scope = EXCLUDED.scope, authorized_at = EXCLUDED.authorized_at, updated_at = "
+	"now()"
 	" RETURNING id, session_generation",
 	6,
 };
@@ -79,7 +81,8 @@ static const struct db_statement delete_user = {
 
 /* Runs st; on success *res holds the result (PQclear it), else NULL. */
 static enum users_status
-run(struct db *db, const struct db_statement *st, const char *const *params, PGresult **res)
+run(struct db *db, const struct db_statement *st, const char *const *params,
+    PGresult **res)
 {
 	return db_exec(db, st, params, res) == DB_OK ? USERS_OK : USERS_DB_ERROR;
 }
@@ -91,13 +94,16 @@ copy_value(const PGresult *res, int col, char *out, size_t size)
 }
 
 enum users_status
-users_upsert(struct db *db, const struct spotify_user *who, const struct spotify_tokens *tokens,
-	     long long *id, long long *generation)
+users_upsert(struct db *db, const struct spotify_user *who,
+	     const struct spotify_tokens *tokens, long long *id, long long *generation)
 {
 	char expires_in[24];
-	const char *params[6] = {who->id,	       who->display_name[0] ? who->display_name : NULL,
-				 tokens->access_token, tokens->refresh_token,
-				 expires_in,	       tokens->scope};
+	const char *params[6] = {who->id,
+				 who->display_name[0] ? who->display_name : NULL,
+				 tokens->access_token,
+				 tokens->refresh_token,
+				 expires_in,
+				 tokens->scope};
 	PGresult *res;
 
 	snprintf(expires_in, sizeof(expires_in), "%ld", tokens->expires_in);
@@ -139,8 +145,8 @@ users_profile(struct db *db, long long id, long long generation, struct user_pro
 }
 
 static enum users_status
-read_token(struct db *db, const struct db_statement *st, long long id, long long generation,
-	   struct user_token *out)
+read_token(struct db *db, const struct db_statement *st, long long id,
+	   long long generation, struct user_token *out)
 {
 	char id_text[24], gen_text[24];
 	const char *params[2] = {id_text, gen_text};
@@ -155,7 +161,8 @@ read_token(struct db *db, const struct db_statement *st, long long id, long long
 		out->expires_at = (time_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		out->refresh_token[0] = '\0';
 		if (PQnfields(res) > 2)
-			copy_value(res, 2, out->refresh_token, sizeof(out->refresh_token));
+			copy_value(res, 2, out->refresh_token,
+				   sizeof(out->refresh_token));
 		status = USERS_OK;
 	}
 	PQclear(res);
@@ -169,7 +176,8 @@ users_token(struct db *db, long long id, long long generation, struct user_token
 }
 
 enum users_status
-users_lock_token(struct db *db, long long id, long long generation, struct user_token *out)
+users_lock_token(struct db *db, long long id, long long generation,
+		 struct user_token *out)
 {
 	return read_token(db, &lock_token, id, generation, out);
 }

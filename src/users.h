@@ -17,7 +17,7 @@ struct user_profile {
 };
 
 struct user_token {
-	char access_token[SPOTIFY_TOKEN_MAX + 1]; /* "" when tokens were cleared */
+	char access_token[SPOTIFY_TOKEN_MAX + 1];  /* "" when tokens were cleared */
 	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* only from users_lock_token */
 	time_t expires_at;
 };
@@ -46,13 +46,15 @@ enum users_status users_lock_token(struct db *db, long long id, long long genera
 
 /* Stores a refreshed token; a new refresh token only when Spotify rotated it. */
 enum users_status users_store_refresh(struct db *db, long long id,
-				      const struct spotify_tokens *tokens, time_t *expires_at);
+				      const struct spotify_tokens *tokens,
+				      time_t *expires_at);
 
 /* Forgets tokens Spotify no longer honours: the user must log in again. */
 enum users_status users_clear_tokens(struct db *db, long long id);
 
 /* Revokes every session cookie issued so far (logout). */
-enum users_status users_bump_generation(struct db *db, long long id, long long generation);
+enum users_status users_bump_generation(struct db *db, long long id,
+					long long generation);
 
 enum users_status users_delete(struct db *db, long long id, long long generation);
 

@@ -19,6 +19,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "response.h"
 #include "router.h"
@@ -125,6 +126,8 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 	    FCGX_FFlush(fcgi->out) < 0)
 		log_event(LOG_WARN, "response_not_sent", LOG_STR("path", req.path));
 
+	metrics_request(route ? (size_t)(route - app_routes) : app_route_count,
+			res.overflow ? 500 : res.status, elapsed_ms(&start));
 	log_event(LOG_INFO, "request",
 		  LOG_STR("method", req.method_name ? req.method_name : "-"),
 		  LOG_STR("path", req.path ? req.path : "-"),

@@ -50,7 +50,8 @@ auth_login(const struct request *req, struct response *res)
 	}
 	next = params_get(&query, "next");
 	if (next && (params_count(&query, "next") > 1 || !session_is_local_path(next))) {
-		response_error(res, 400, "next must be a single local path such as /account");
+		response_error(res, 400,
+			       "next must be a single local path such as /account");
 		return;
 	}
 	if (session_new_login(&login, next, time(NULL), LOGIN_TTL) < 0 ||
@@ -99,7 +100,8 @@ spotify_failed(struct response *res, struct spotify_outcome outcome, const char 
 		char seconds[24];
 		snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
 		response_header(res, "Retry-After", seconds);
-		response_error(res, 503, "Spotify is rate-limiting this service: try again later");
+		response_error(res, 503,
+			       "Spotify is rate-limiting this service: try again later");
 		return;
 	}
 	response_error(res, 502, what);
@@ -141,7 +143,9 @@ auth_callback(const struct request *req, struct response *res)
 		return;
 	}
 	if (pending_login(req, &login) < 0) {
-		response_error(res, 400, "no login in progress or it expired: start again at /login");
+		response_error(
+			res, 400,
+			"no login in progress or it expired: start again at /login");
 		return;
 	}
 	if (strlen(state) != SESSION_STATE_LEN ||
@@ -156,7 +160,8 @@ auth_callback(const struct request *req, struct response *res)
 	}
 	outcome = spotify_exchange_code(code, verifier, &tokens);
 	if (outcome.status != SPOTIFY_OK) {
-		spotify_failed(res, outcome, "Spotify refused or failed the code exchange");
+		spotify_failed(res, outcome,
+			       "Spotify refused or failed the code exchange");
 		goto out;
 	}
 	outcome = spotify_me(tokens.access_token, &who);
@@ -169,7 +174,8 @@ auth_callback(const struct request *req, struct response *res)
 		goto out;
 	}
 
-	session = (struct user_session){id, generation, time(NULL) + req->cfg->session_ttl};
+	session =
+		(struct user_session){id, generation, time(NULL) + req->cfg->session_ttl};
 	if (session_sign_user(&session, cookie, sizeof(cookie)) < 0) {
 		response_error(res, 500, "could not finish the login");
 		goto out;
@@ -188,7 +194,8 @@ auth_logout(const struct request *req, struct response *res)
 	struct user_session session;
 
 	if (auth_current_session(req, &session) == 0 &&
-	    users_bump_generation(req->db, session.user_id, session.generation) == USERS_DB_ERROR) {
+	    users_bump_generation(req->db, session.user_id, session.generation) ==
+		    USERS_DB_ERROR) {
 		response_error(res, 503, "database unavailable");
 		return;
 	}

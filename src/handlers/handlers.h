@@ -16,6 +16,9 @@ route_handler auth_login, auth_callback, auth_logout;
 /* The request's valid session cookie: 0, or -1 when there is none. */
 int auth_current_session(const struct request *req, struct user_session *session);
 
+/* metrics.c */
+route_handler metrics_scrape;
+
 /* me.c */
 route_handler me_profile, me_token, me_delete;
 

@@ -19,7 +19,8 @@
 
 /* The caller's session, or a 401 already in res. */
 static int
-require_session(const struct request *req, struct response *res, struct user_session *session)
+require_session(const struct request *req, struct response *res,
+		struct user_session *session)
 {
 	if (auth_current_session(req, session) == 0)
 		return 0;
@@ -45,14 +46,9 @@ me_profile(const struct request *req, struct response *res)
 	if (require_session(req, res, &session) < 0)
 		return;
 	switch (users_profile(req->db, session.user_id, session.generation, &profile)) {
-	case USERS_OK:
-		break;
-	case USERS_NOT_FOUND:
-		revoked(res);
-		return;
-	case USERS_DB_ERROR:
-		response_error(res, 503, "database unavailable");
-		return;
+	case USERS_OK: break;
+	case USERS_NOT_FOUND: revoked(res); return;
+	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
 	}
 	json = cJSON_CreateObject();
 	if (json == NULL || !cJSON_AddNumberToObject(json, "id", (double)profile.id) ||
@@ -60,9 +56,10 @@ me_profile(const struct request *req, struct response *res)
 	    !(profile.display_name[0] ? cJSON_AddStringToObject(json, "display_name",
 								profile.display_name)
 				      : cJSON_AddNullToObject(json, "display_name")) ||
-	    !(profile.token_expires_at[0] ? cJSON_AddStringToObject(json, "token_expires_at",
-								    profile.token_expires_at)
-					  : cJSON_AddNullToObject(json, "token_expires_at")))
+	    !(profile.token_expires_at[0]
+		      ? cJSON_AddStringToObject(json, "token_expires_at",
+						profile.token_expires_at)
+		      : cJSON_AddNullToObject(json, "token_expires_at")))
 		res->overflow = 1;
 	else
 		response_json(res, 200, json);
@@ -79,7 +76,8 @@ token_body(struct response *res, const char *access_token, time_t expires_at)
 
 	gmtime_r(&expires_at, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (json == NULL || !cJSON_AddStringToObject(json, "access_token", access_token) ||
+	if (json == NULL ||
+	    !cJSON_AddStringToObject(json, "access_token", access_token) ||
 	    !cJSON_AddStringToObject(json, "token_type", "Bearer") ||
 	    !cJSON_AddStringToObject(json, "expires_at", when) ||
 	    !cJSON_AddNumberToObject(json, "expires_in",
@@ -115,9 +113,9 @@ refresh_and_answer(const struct request *req, struct response *res,
 		response_error(res, 503, "database unavailable");
 		return;
 	}
-	switch (users_lock_token(req->db, session->user_id, session->generation, &current)) {
-	case USERS_OK:
-		break;
+	switch (users_lock_token(req->db, session->user_id, session->generation,
+				 &current)) {
+	case USERS_OK: break;
 	case USERS_NOT_FOUND:
 		db_rollback(req->db);
 		revoked(res);
@@ -148,7 +146,8 @@ refresh_and_answer(const struct request *req, struct response *res,
 			response_error(res, 503, "database unavailable");
 			goto out;
 		}
-		log_event(LOG_INFO, "token_refreshed", LOG_INT("user_id", session->user_id),
+		log_event(LOG_INFO, "token_refreshed",
+			  LOG_INT("user_id", session->user_id),
 			  LOG_INT("rotated", fresh.refresh_token[0] != '\0'));
 		token_body(res, fresh.access_token, expires_at);
 		break;
@@ -160,7 +159,8 @@ refresh_and_answer(const struct request *req, struct response *res,
 			response_error(res, 503, "database unavailable");
 			goto out;
 		}
-		log_event(LOG_INFO, "tokens_cleared", LOG_INT("user_id", session->user_id));
+		log_event(LOG_INFO, "tokens_cleared",
+			  LOG_INT("user_id", session->user_id));
 		logged_out_by_spotify(res);
 		break;
 	case SPOTIFY_RATE_LIMITED: {
@@ -168,7 +168,8 @@ refresh_and_answer(const struct request *req, struct response *res,
 		db_rollback(req->db);
 		snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
 		response_header(res, "Retry-After", seconds);
-		response_error(res, 503, "Spotify is rate-limiting this service: try again later");
+		response_error(res, 503,
+			       "Spotify is rate-limiting this service: try again later");
 		break;
 	}
 	default:
@@ -190,14 +191,9 @@ me_token(const struct request *req, struct response *res)
 	if (require_session(req, res, &session) < 0)
 		return;
 	switch (users_token(req->db, session.user_id, session.generation, &stored)) {
-	case USERS_OK:
-		break;
-	case USERS_NOT_FOUND:
-		revoked(res);
-		return;
-	case USERS_DB_ERROR:
-		response_error(res, 503, "database unavailable");
-		return;
+	case USERS_OK: break;
+	case USERS_NOT_FOUND: revoked(res); return;
+	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
 	}
 	if (stored.access_token[0] == '\0')
 		logged_out_by_spotify(res);
@@ -221,11 +217,7 @@ me_delete(const struct request *req, struct response *res)
 		response_cookie(res, SESSION_COOKIE, "", 0);
 		response_json_string(res, 200, "status", "deleted");
 		break;
-	case USERS_NOT_FOUND:
-		revoked(res);
-		break;
-	case USERS_DB_ERROR:
-		response_error(res, 503, "database unavailable");
-		break;
+	case USERS_NOT_FOUND: revoked(res); break;
+	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); break;
 	}
 }

@@ -1,0 +1,240 @@
+/*
+ * Instance-wide counters in shared memory, and their Prometheus text form.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define ROUTES_MAX 32
+
+static const double bucket_ms[] = {0.25, 0.5, 1,   2.5, 5,    10,   25,
+				   50,	 100, 250, 500, 1000, 2500, 5000};
+#define BUCKETS (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
+
+static const char *const status_labels[METRICS_STATUS_COUNT] = {
+	"200", "302", "400", "401", "403", "404",
+	"405", "414", "500", "502", "503", "other",
+};
+static const char *const call_labels[METRICS_CALL_COUNT] = {"authorization_code",
+							    "refresh_token", "me"};
+static const char *const outcome_labels[METRICS_OUTCOME_COUNT] = {
+	"ok", "invalid_grant", "unauthorized", "rate_limited", "failed"};
+
+struct route_counters {
+	uint64_t by_status[METRICS_STATUS_COUNT];
+	uint64_t buckets[BUCKETS]; /* non-cumulative; summed when rendered */
+	uint64_t count;
+	uint64_t sum_us;
+};
+
+struct shared {
+	size_t route_count;
+	struct route_counters routes[ROUTES_MAX + 1];
+	uint64_t db_reconnects;
+	uint64_t db_errors;
+	uint64_t spotify[METRICS_CALL_COUNT][METRICS_OUTCOME_COUNT];
+	uint64_t worker_restarts;
+};
+
+static struct shared *shared;
+
+int
+metrics_init(size_t route_count)
+{
+	if (route_count > ROUTES_MAX)
+		return -1;
+	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED) {
+		shared = NULL;
+		return -1;
+	}
+	memset(shared, 0, sizeof(*shared));
+	shared->route_count = route_count;
+	return 0;
+}
+
+static void
+add(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+static uint64_t
+get(const uint64_t *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+static enum metrics_status
+status_slot(int status)
+{
+	switch (status) {
+	case 200: return METRICS_2XX_200;
+	case 302: return METRICS_302;
+	case 400: return METRICS_400;
+	case 401: return METRICS_401;
+	case 403: return METRICS_403;
+	case 404: return METRICS_404;
+	case 405: return METRICS_405;
+	case 414: return METRICS_414;
+	case 500: return METRICS_500;
+	case 502: return METRICS_502;
+	case 503: return METRICS_503;
+	default: return METRICS_OTHER;
+	}
+}
+
+void
+metrics_request(size_t route, int status, double duration_ms)
+{
+	struct route_counters *r;
+	size_t b = 0;
+
+	if (shared == NULL)
+		return;
+	r = &shared->routes[route < shared->route_count ? route : shared->route_count];
+	add(&r->by_status[status_slot(status)], 1);
+	while (b < BUCKETS && duration_ms > bucket_ms[b])
+		b++;
+	if (b < BUCKETS)
+		add(&r->buckets[b], 1);
+	add(&r->count, 1);
+	add(&r->sum_us, (uint64_t)(duration_ms * 1000.0));
+}
+
+void
+metrics_db_reconnect(void)
+{
+	if (shared)
+		add(&shared->db_reconnects, 1);
+}
+
+void
+metrics_db_error(void)
+{
+	if (shared)
+		add(&shared->db_errors, 1);
+}
+
+void
+metrics_spotify(enum metrics_spotify_call call, enum metrics_spotify_outcome outcome)
+{
+	if (shared)
+		add(&shared->spotify[call][outcome], 1);
+}
+
+void
+metrics_worker_restart(void)
+{
+	if (shared)
+		add(&shared->worker_restarts, 1);
+}
+
+struct text {
+	char *buf;
+	size_t size;
+	size_t len;
+	int overflow;
+};
+
+static void emit(struct text *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+emit(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(t->buf + t->len, t->size - t->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= t->size - t->len)
+		t->overflow = 1;
+	else
+		t->len += (size_t)n;
+}
+
+static void
+render_requests(struct text *t, const char *const *route_names)
+{
+	emit(t, "# HELP baa_requests_total Requests answered, by route and status.\n"
+		"# TYPE baa_requests_total counter\n");
+	for (size_t r = 0; r <= shared->route_count; r++) {
+		const char *name = r < shared->route_count ? route_names[r] : "none";
+		for (int s = 0; s < METRICS_STATUS_COUNT; s++) {
+			uint64_t n = get(&shared->routes[r].by_status[s]);
+			if (n)
+				emit(t,
+				     "baa_requests_total{route=\"%s\",status=\"%s\"} "
+				     "%llu\n",
+				     name, status_labels[s], (unsigned long long)n);
+		}
+	}
+	emit(t,
+	     "# HELP baa_request_duration_seconds Time from request parsed to response "
+	     "written.\n# TYPE baa_request_duration_seconds histogram\n");
+	for (size_t r = 0; r <= shared->route_count; r++) {
+		const struct route_counters *c = &shared->routes[r];
+		const char *name = r < shared->route_count ? route_names[r] : "none";
+		uint64_t cumulative = 0, count = get(&c->count);
+
+		if (count == 0)
+			continue;
+		for (size_t b = 0; b < BUCKETS; b++) {
+			cumulative += get(&c->buckets[b]);
+			emit(t,
+			     "baa_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"}"
+			     " %llu\n",
+			     name, bucket_ms[b] / 1000.0, (unsigned long long)cumulative);
+		}
+		emit(t,
+		     "baa_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
+		     "%llu\n",
+		     name, (unsigned long long)count);
+		emit(t, "baa_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
+		     (double)get(&c->sum_us) / 1e6);
+		emit(t, "baa_request_duration_seconds_count{route=\"%s\"} %llu\n", name,
+		     (unsigned long long)count);
+	}
+}
+
+size_t
+metrics_render(char *out, size_t size, const char *const *route_names)
+{
+	struct text t = {out, size, 0, 0};
+
+	if (shared == NULL)
+		return 0;
+	render_requests(&t, route_names);
+	emit(&t,
+	     "# HELP baa_db_reconnects_total Database connections re-opened by workers.\n"
+	     "# TYPE baa_db_reconnects_total counter\nbaa_db_reconnects_total %llu\n",
+	     (unsigned long long)get(&shared->db_reconnects));
+	emit(&t,
+	     "# HELP baa_db_errors_total Database statements that failed.\n"
+	     "# TYPE baa_db_errors_total counter\nbaa_db_errors_total %llu\n",
+	     (unsigned long long)get(&shared->db_errors));
+	emit(&t,
+	     "# HELP baa_spotify_calls_total Calls to Spotify, by endpoint and outcome.\n"
+	     "# TYPE baa_spotify_calls_total counter\n");
+	for (int c = 0; c < METRICS_CALL_COUNT; c++)
+		for (int o = 0; o < METRICS_OUTCOME_COUNT; o++)
+			emit(&t,
+			     "baa_spotify_calls_total{endpoint=\"%s\",outcome=\"%s\"} "
+			     "%llu\n",
+			     call_labels[c], outcome_labels[o],
+			     (unsigned long long)get(&shared->spotify[c][o]));
+	emit(&t,
+	     "# HELP baa_worker_restarts_total Workers that died and were replaced.\n"
+	     "# TYPE baa_worker_restarts_total counter\nbaa_worker_restarts_total %llu\n",
+	     (unsigned long long)get(&shared->worker_restarts));
+	return t.overflow ? 0 : t.len;
+}

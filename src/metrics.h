@@ -1,0 +1,58 @@
+/*
+ * Counters shared by the master and every worker of an instance, in one
+ * anonymous shared mapping made before the first fork: they survive a
+ * worker's death and are summed by nobody, since there is only one copy.
+ * Updates are relaxed atomic adds; a scrape reads whatever is there.
+ */
+#ifndef BAA_METRICS_H
+#define BAA_METRICS_H
+
+#include <stddef.h>
+
+enum metrics_status {
+	METRICS_2XX_200,
+	METRICS_302,
+	METRICS_400,
+	METRICS_401,
+	METRICS_403,
+	METRICS_404,
+	METRICS_405,
+	METRICS_414,
+	METRICS_500,
+	METRICS_502,
+	METRICS_503,
+	METRICS_OTHER,
+	METRICS_STATUS_COUNT,
+};
+
+enum metrics_spotify_call {
+	METRICS_CALL_CODE,
+	METRICS_CALL_REFRESH,
+	METRICS_CALL_ME,
+	METRICS_CALL_COUNT
+};
+
+enum metrics_spotify_outcome {
+	METRICS_OUTCOME_OK,
+	METRICS_OUTCOME_INVALID_GRANT,
+	METRICS_OUTCOME_UNAUTHORIZED,
+	METRICS_OUTCOME_RATE_LIMITED,
+	METRICS_OUTCOME_FAILED,
+	METRICS_OUTCOME_COUNT,
+};
+
+/* Creates the shared counters; once, in the master, before forking. */
+int metrics_init(size_t route_count);
+
+/* route: index in the route table, or route_count for "no route". */
+void metrics_request(size_t route, int status, double duration_ms);
+void metrics_db_reconnect(void);
+void metrics_db_error(void);
+void metrics_spotify(enum metrics_spotify_call call,
+		     enum metrics_spotify_outcome outcome);
+void metrics_worker_restart(void);
+
+/* Prometheus text exposition; returns the length, or 0 when out is too small. */
+size_t metrics_render(char *out, size_t size, const char *const *route_names);
+
+#endif
