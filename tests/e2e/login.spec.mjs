@@ -1,0 +1,328 @@
+// End-to-end test of the Spotify login in a real browser (Chromium through
+// playwright-core): the static page served by nginx, baa behind it over
+// FastCGI, and the fake Spotify. tests/e2e/run.py starts all of that and runs
+// this file; it can also be run by hand against a running stack:
+//
+//   BAA_E2E_URL=https://127.0.0.1:8443 BAA_E2E_DISPLAY_NAME="Demo User" \
+//     node tests/e2e/login.spec.mjs [SCREENSHOT_DIR]
+//
+// Environment:
+//   BAA_E2E_URL           base URL of nginx (required), e.g. https://127.0.0.1:8443
+//   BAA_E2E_FAKE_URL      base URL of the fake Spotify (checked in the redirect chain)
+//   BAA_E2E_DISPLAY_NAME  the display name the fake approves (default "Demo User")
+//   BAA_E2E_SCREENSHOTS   where screenshots go (or argv[2]; default a new temp dir)
+//   BAA_E2E_USER_DATA_DIR the browser profile dir (default a new temp dir, removed)
+//   BAA_E2E_RESULTS       file to write the results to, as JSON (optional)
+//   BAA_E2E_CHROMIUM      browser binary (default /usr/bin/chromium)
+//
+// Prints "ok NAME" / "FAIL NAME" (+ indented details) per step, the
+// screenshot paths as "# screenshot: PATH", then "N passed, N failed".
+// A failed step stops the test: the later steps are reported as failed
+// ("not run"), as they depend on the earlier ones. Exit status 0 iff all
+// passed.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const STEP_TIMEOUT_MS = 15_000; // a whole step
+const WAIT_TIMEOUT_MS = 10_000; // one wait or action inside a step (so it fails first, saying what)
+const TOTAL_TIMEOUT_MS = 55_000;
+
+const base = (process.env.BAA_E2E_URL || '').replace(/\/+$/, '');
+const fakeUrl = (process.env.BAA_E2E_FAKE_URL || '').replace(/\/+$/, '');
+const displayName = process.env.BAA_E2E_DISPLAY_NAME || 'Demo User';
+const executablePath = process.env.BAA_E2E_CHROMIUM || '/usr/bin/chromium';
+const resultsFile = process.env.BAA_E2E_RESULTS || '';
+const shotDir = process.argv[2] || process.env.BAA_E2E_SCREENSHOTS ||
+  fs.mkdtempSync(path.join(os.tmpdir(), 'baa-e2e-screenshots-'));
+let userDataDir = process.env.BAA_E2E_USER_DATA_DIR || '';
+const ownUserDataDir = !userDataDir;
+
+if (!base.startsWith('https://')) {
+  console.error('login.spec.mjs: set BAA_E2E_URL to the https base URL of nginx');
+  process.exit(2);
+}
+fs.mkdirSync(shotDir, { recursive: true });
+
+// The steps, in order. Each gets the shared state object `t`.
+const steps = [];
+const step = (name, fn) => steps.push({ name, fn });
+
+const results = [];
+const screenshots = [];
+
+class StepFailure extends Error {}
+function check(cond, message) {
+  if (!cond) throw new StepFailure(message);
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new StepFailure(`${what}: no result within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// What the page shows: which section is visible, the name, the error line.
+async function pageState(page) {
+  return page.evaluate(() => {
+    const visible = (id) => {
+      const e = document.getElementById(id);
+      return !!e && !e.hidden && e.getClientRects().length > 0;
+    };
+    return {
+      url: location.href,
+      loading: visible('loading'),
+      anonymous: visible('anonymous'),
+      user: visible('user'),
+      name: document.getElementById('name')?.textContent ?? null,
+      greeting: document.getElementById('greeting')?.textContent ?? null,
+      error: visible('error') ? document.getElementById('error').textContent : null,
+      loginText: document.getElementById('login')?.textContent ?? null,
+      text: (document.body?.innerText ?? '').slice(0, 300),
+    };
+  });
+}
+
+async function shoot(page, name) {
+  const file = path.join(shotDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true, timeout: WAIT_TIMEOUT_MS });
+  screenshots.push(file);
+  return file;
+}
+
+// GET /me from the page itself (same origin, the browser's cookies).
+async function fetchMe(page) {
+  return page.evaluate(async () => {
+    const r = await fetch('/me', { credentials: 'same-origin', cache: 'no-store' });
+    return { status: r.status, body: await r.text() };
+  });
+}
+
+async function expectAnonymous(page, what) {
+  const login = page.locator('#login');
+  await login.waitFor({ state: 'visible' });
+  const text = (await login.textContent()).trim();
+  check(text === 'Log in with Spotify', `${what}: login link reads ${JSON.stringify(text)}`);
+  const s = await pageState(page);
+  check(s.anonymous && !s.user && !s.loading, `${what}: wrong sections visible: ${JSON.stringify(s)}`);
+  check(s.error === null, `${what}: the page shows an error: ${JSON.stringify(s.error)}`);
+  return s;
+}
+
+async function expectLoggedIn(page, what) {
+  await page.locator('#user').waitFor({ state: 'visible' });
+  const s = await pageState(page);
+  check(s.user && !s.anonymous && !s.loading, `${what}: wrong sections visible: ${JSON.stringify(s)}`);
+  check(s.name === displayName,
+        `${what}: name is ${JSON.stringify(s.name)}, expected ${JSON.stringify(displayName)}`);
+  const greeting = (s.greeting || '').replace(/\s+/g, ' ').trim();
+  check(greeting === `Logged in as ${displayName}`, `${what}: greeting is ${JSON.stringify(greeting)}`);
+  check(s.error === null, `${what}: the page shows an error: ${JSON.stringify(s.error)}`);
+  const logout = (await page.locator('#logout').textContent()).trim();
+  check(logout === 'Log out', `${what}: logout button reads ${JSON.stringify(logout)}`);
+  return s;
+}
+
+async function sessionCookies(context) {
+  return (await context.cookies(base + '/')).filter((c) => c.name === 'baa_session');
+}
+
+// ---------------------------------------------------------------------------
+// the steps
+
+step('anonymous_page_offers_login', async (t) => {
+  const resp = await t.page.goto(base + '/', { waitUntil: 'load' });
+  check(resp && resp.status() === 200, `GET / -> ${resp && resp.status()}`);
+  await expectAnonymous(t.page, 'GET /');
+  const href = await t.page.locator('#login').getAttribute('href');
+  check(href === '/login', `login link points to ${JSON.stringify(href)}`);
+  const me = await fetchMe(t.page);
+  check(me.status === 401, `GET /me before login -> ${me.status} ${me.body}`);
+  check((await sessionCookies(t.context)).length === 0, 'a baa_session cookie exists before login');
+});
+
+step('login_through_spotify_shows_user', async (t) => {
+  await Promise.all([
+    t.page.waitForURL(base + '/', { waitUntil: 'load' }),
+    t.page.locator('#login').click(),
+  ]);
+  await expectLoggedIn(t.page, 'after login');
+  // The main frame went /login -> fake /authorize -> /callback -> /, by redirects.
+  const chain = t.navigations.map((n) => `${n.status} ${n.url}`);
+  const where = (i) => new URL(t.navigations[i].url);
+  const describe = `navigations:\n    ${chain.join('\n    ')}`;
+  check(t.navigations.length === 4, `expected 4 document responses; ${describe}`);
+  check(where(0).href === base + '/login' && t.navigations[0].status === 302, `first is not 302 /login; ${describe}`);
+  check(where(1).pathname === '/authorize' && t.navigations[1].status === 302,
+        `second is not a 302 from /authorize; ${describe}`);
+  if (fakeUrl) check(where(1).origin === new URL(fakeUrl).origin, `/authorize is not the fake's; ${describe}`);
+  check(where(1).searchParams.get('code_challenge_method') === 'S256', `no PKCE at /authorize; ${describe}`);
+  check(where(2).origin + where(2).pathname === base + '/callback' && t.navigations[2].status === 302 &&
+        where(2).searchParams.get('code') && where(2).searchParams.get('state') ===
+        where(1).searchParams.get('state'), `third is not a 302 /callback with code and state; ${describe}`);
+  check(where(3).href === base + '/' && [200, 304].includes(t.navigations[3].status),
+        `last is not 200 (or 304) /; ${describe}`);
+  const me = await fetchMe(t.page);
+  check(me.status === 200, `GET /me after login -> ${me.status} ${me.body}`);
+  check(JSON.parse(me.body).display_name === displayName, `GET /me: ${me.body}`);
+  t.loggedInShot = await shoot(t.page, 'logged-in');
+});
+
+step('reload_keeps_session', async (t) => {
+  const resp = await t.page.reload({ waitUntil: 'load' });
+  check(resp && [200, 304].includes(resp.status()), `reload -> ${resp && resp.status()}`);
+  await expectLoggedIn(t.page, 'after reload');
+});
+
+step('session_cookie_is_httponly_secure_lax', async (t) => {
+  const all = await t.context.cookies(base + '/');
+  const cookies = all.filter((c) => c.name === 'baa_session');
+  check(cookies.length === 1, `expected one baa_session cookie, have ${JSON.stringify(all)}`);
+  const c = cookies[0];
+  t.sessionCookie = c;
+  check(c.value.length > 0, 'baa_session is empty');
+  check(c.httpOnly === true, `baa_session is not HttpOnly: ${JSON.stringify(c)}`);
+  check(c.secure === true, `baa_session is not Secure: ${JSON.stringify(c)}`);
+  check(c.sameSite === 'Lax', `baa_session is SameSite=${c.sameSite}, not Lax`);
+  check(c.path === '/', `baa_session has path ${c.path}`);
+  check(c.domain === '127.0.0.1', `baa_session has domain ${c.domain} (expected a host-only cookie)`);
+  check(c.expires > Date.now() / 1000, `baa_session is a session cookie or expired: expires=${c.expires}`);
+  check(!all.some((x) => x.name === 'baa_oauth' && x.value !== ''),
+        'the login cookie baa_oauth is still set after the callback');
+  const visible = await t.page.evaluate(() => document.cookie);
+  check(!visible.includes('baa_session') && !visible.includes(c.value),
+        `document.cookie exposes the session: ${JSON.stringify(visible)}`);
+});
+
+step('logout_shows_login_again', async (t) => {
+  await t.page.locator('#logout').click();
+  await expectAnonymous(t.page, 'after logout');
+  const me = await fetchMe(t.page);
+  check(me.status === 401, `GET /me after logout -> ${me.status} ${me.body}`);
+  const left = await sessionCookies(t.context);
+  check(left.length === 0, `baa_session still in the browser after logout: ${JSON.stringify(left)}`);
+  t.loggedOutShot = await shoot(t.page, 'logged-out');
+  // Reloading does not bring the session back.
+  await t.page.reload({ waitUntil: 'load' });
+  await expectAnonymous(t.page, 'after logout and reload');
+});
+
+step('old_session_cookie_is_revoked', async (t) => {
+  check(t.sessionCookie, 'no session cookie was captured');
+  // Put the pre-logout cookie back, as a copy of it would be: the server must refuse it.
+  const c = t.sessionCookie;
+  await t.context.addCookies([{ name: c.name, value: c.value, domain: c.domain, path: c.path,
+                                expires: c.expires, httpOnly: c.httpOnly, secure: c.secure,
+                                sameSite: c.sameSite }]);
+  const me = await fetchMe(t.page);
+  check(me.status === 401, `GET /me with the logged-out cookie -> ${me.status} ${me.body}`);
+  await t.context.clearCookies();
+});
+
+// ---------------------------------------------------------------------------
+// runner
+
+function record(name, ok, detail, ms) {
+  results.push({ name, ok, detail: detail || '', ms });
+  console.log(`${ok ? 'ok' : 'FAIL'} ${name}`);
+  if (detail) console.log(detail.replace(/^/gm, '  '));
+}
+
+function finish() {
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.length - passed;
+  for (const s of screenshots) console.log(`# screenshot: ${s}`);
+  if (resultsFile) {
+    fs.writeFileSync(resultsFile, JSON.stringify({ results, screenshots, shotDir }, null, 2));
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 && results.length === steps.length ? 0 : 1;
+}
+
+async function main() {
+  const t = { navigations: [], pageErrors: [] };
+  let context;
+  const watchdog = setTimeout(() => {
+    const done = new Set(results.map((r) => r.name));
+    for (const s of steps) {
+      if (!done.has(s.name)) record(s.name, false, `not finished: the whole test exceeded ${TOTAL_TIMEOUT_MS} ms`);
+    }
+    const code = finish();
+    // Playwright kills the browser it launched when the process exits.
+    process.exit(code || 1);
+  }, TOTAL_TIMEOUT_MS);
+
+  if (!userDataDir) userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'baa-e2e-profile-'));
+  try {
+    try {
+      context = await chromium.launchPersistentContext(userDataDir, {
+        executablePath,
+        headless: true,
+        timeout: STEP_TIMEOUT_MS,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+               '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        ignoreHTTPSErrors: true,
+        viewport: { width: 800, height: 600 },
+      });
+    } catch (e) {
+      record('browser_starts', false, `could not launch ${executablePath}: ${e.message}`);
+      for (const s of steps) record(s.name, false, 'not run: the browser did not start');
+      return;
+    }
+    t.context = context;
+    context.setDefaultTimeout(WAIT_TIMEOUT_MS);
+    context.setDefaultNavigationTimeout(WAIT_TIMEOUT_MS);
+    t.page = context.pages()[0] || await context.newPage();
+    t.page.on('pageerror', (e) => t.pageErrors.push(String(e)));
+    t.page.on('response', (r) => {
+      const req = r.request();
+      if (req.isNavigationRequest() && req.frame() === t.page.mainFrame()) {
+        t.navigations.push({ url: r.url(), status: r.status() });
+      }
+    });
+
+    let failedStep = null;
+    for (const s of steps) {
+      if (failedStep) {
+        record(s.name, false, `not run: step ${failedStep} failed`);
+        continue;
+      }
+      const start = Date.now();
+      t.navigations.length = 0;
+      try {
+        const before = t.pageErrors.length;
+        await withTimeout(s.fn(t), STEP_TIMEOUT_MS, s.name);
+        check(t.pageErrors.length === before,
+              `JavaScript errors on the page: ${t.pageErrors.slice(before).join('; ')}`);
+        record(s.name, true, '', Date.now() - start);
+      } catch (e) {
+        failedStep = s.name;
+        let detail = e instanceof StepFailure ? e.message : (e && e.message) || String(e);
+        if (t.navigations.length) {
+          detail += `\ndocuments loaded in this step:\n${t.navigations.map((n) => `  ${n.status} ${n.url}`).join('\n')}`;
+        }
+        try {
+          const st = await withTimeout(pageState(t.page), 3000, 'page state');
+          detail += `\npage: ${JSON.stringify(st)}`;
+          detail += `\nscreenshot: ${await withTimeout(shoot(t.page, `failed-${s.name}`), 5000, 'screenshot')}`;
+        } catch (e2) {
+          detail += `\n(could not inspect the page: ${e2.message})`;
+        }
+        record(s.name, false, detail, Date.now() - start);
+      }
+    }
+  } finally {
+    clearTimeout(watchdog);
+    if (context) await withTimeout(context.close(), 10_000, 'closing the browser').catch(() => {});
+    if (ownUserDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+main().then(() => process.exit(finish()), (e) => {
+  record('login.spec.mjs', false, (e && e.stack) || String(e));
+  process.exit(finish() || 1);
+});

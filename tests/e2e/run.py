@@ -1,0 +1,507 @@
+#!/usr/bin/python3
+"""Run baa's end-to-end browser test (login.spec.mjs) against a real stack.
+
+usage: /usr/bin/python3 tests/e2e/run.py [--screenshots DIR]
+
+Starts, in temp dirs and on free ports: a throwaway PostgreSQL cluster
+(tests/integration/harness.py) with a fresh database (`baa resetdb`), the
+fake Spotify (tests/fake_spotify) approving "Ada Lovelace", `baa serve` on a
+unix socket, and nginx from the shipped template nginx/local.conf.in (TLS
+with a self-signed certificate, rendered as scripts/run-local does). Then
+Chromium, driven by playwright-core, logs in through the page, and
+everything is torn down again, also on failure, SIGINT or SIGTERM.
+
+Prints `ok NAME` / `FAIL NAME` (+ indented details) per test case, the
+screenshot paths (`# screenshot: PATH`), and finally one line
+`N passed, N failed`. Exit status 0 iff all passed.
+
+Needs: chromium (Debian package), node >= 20 and npm (`npm ci` is run in
+tests/e2e when node_modules is missing), nginx, openssl, PostgreSQL.
+
+Environment:
+  BAA_BIN              the baa binary (default <repo>/build/src/baa)
+  SANITIZER_LOG_DIR    baa gets ASAN/UBSAN options writing there; a report
+                       written during this run fails the run
+  BAA_E2E_SCREENSHOTS  screenshot dir (default: a new /tmp/baa-e2e-screenshots-*)
+  BAA_E2E_CHROMIUM     browser binary (default /usr/bin/chromium)
+  BAA_E2E_TIMEOUT      seconds before the whole run is aborted (default 110)
+  BAA_IT_KEEP_TMP      keep the temp dirs (logs, rendered nginx.conf)
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tests", "fake_spotify"))
+
+import harness  # noqa: E402
+from client import FakeSpotify  # noqa: E402
+
+CHROMIUM = os.environ.get("BAA_E2E_CHROMIUM", "/usr/bin/chromium")
+NGINX_TEMPLATE = os.path.join(REPO, "nginx", "local.conf.in")
+STATIC_DIR = os.path.join(REPO, "nginx", "static")
+SPEC = os.path.join(HERE, "login.spec.mjs")
+USER_ID = "ada-lovelace-e2e"
+DISPLAY_NAME = "Ada Lovelace"
+TOTAL_TIMEOUT = int(float(os.environ.get("BAA_E2E_TIMEOUT", "110")))
+NODE_TIMEOUT = 75  # login.spec.mjs gives up by itself after 55 s
+NPM_TIMEOUT = 90
+
+
+class Aborted(BaseException):
+    """SIGINT, SIGTERM or the run's time limit: stop and tear down."""
+
+
+class SetupError(Exception):
+    """The environment could not be set up (not a failure of the code under test)."""
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, name):
+        self.passed += 1
+        print("ok %s" % name, flush=True)
+
+    def fail(self, name, detail=""):
+        self.failed += 1
+        print("FAIL %s" % name, flush=True)
+        if detail:
+            print("\n".join("  " + line for line in detail.rstrip().splitlines()), flush=True)
+
+    def check(self, name, problems):
+        if problems:
+            self.fail(name, "\n".join(problems))
+        else:
+            self.ok(name)
+
+
+def log(msg):
+    print("# " + msg, flush=True)
+
+
+def tail(text, n=40):
+    return "\n".join(text.rstrip().splitlines()[-n:])
+
+
+# ---------------------------------------------------------------------------
+# prerequisites
+
+
+def check_prerequisites():
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        raise SetupError("Chromium not found at %s. Install it (Debian 12): "
+                         "apt-get update && apt-get install -y --no-install-recommends chromium "
+                         "(or set BAA_E2E_CHROMIUM to a Chromium binary)" % CHROMIUM)
+    node = shutil.which("node")
+    if not node:
+        raise SetupError("node not found in PATH: install Node.js >= 20 (and npm)")
+    res = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10)
+    m = re.match(r"v(\d+)\.", res.stdout.strip())
+    if not m or int(m.group(1)) < 20:
+        raise SetupError("node %s is too old: playwright-core needs Node.js >= 20" % res.stdout.strip())
+    for tool in (harness.NGINX_BIN, shutil.which("openssl")):
+        if not tool or not os.access(tool, os.X_OK):
+            raise SetupError("missing tool: %s (nginx and openssl are needed)" % (tool or "openssl"))
+    try:
+        harness.require_baa()
+    except AssertionError as exc:
+        raise SetupError(str(exc))
+    if not os.path.isfile(os.path.join(HERE, "node_modules", "playwright-core", "package.json")):
+        npm = shutil.which("npm")
+        if not npm:
+            raise SetupError("npm not found in PATH, and tests/e2e/node_modules is missing")
+        log("installing tests/e2e/node_modules (npm ci)")
+        try:
+            res = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
+                                 capture_output=True, text=True, timeout=NPM_TIMEOUT,
+                                 stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise SetupError("npm ci in %s took more than %d s" % (HERE, NPM_TIMEOUT))
+        if res.returncode != 0:
+            raise SetupError("npm ci in %s failed (%d):\n%s%s" % (HERE, res.returncode, res.stdout, res.stderr))
+    return node
+
+
+# ---------------------------------------------------------------------------
+# the stack
+
+
+def start_cluster(attempts=3):
+    """harness.cluster(), again if its port was taken before the server bound it.
+
+    PostgresCluster picks 5432 (or a free port) and binds it only later, so
+    another run starting a cluster at the same moment can win the port.
+    A failed start leaves no cluster behind: the next call tries a new port.
+    """
+    for attempt in range(attempts):
+        try:
+            return harness.cluster()
+        except harness.HarnessError as exc:
+            if "already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+            log("PostgreSQL lost its port to another process, retrying")
+
+
+class Stack:
+    def __init__(self):
+        self.state = None
+        self.https_port = None
+        self.http_port = None
+        self.base_url = None
+        self.fake = None
+        self.baa = None
+        self.nginx = None
+        self.nginx_stderr = None
+
+    # -- nginx from the shipped template, as scripts/run-local renders it --
+    def prepare_state(self):
+        # make_temp_dir: mode 0777 under /tmp, so nginx's workers (nobody) get in.
+        self.state = harness.make_temp_dir("baa-e2e-")
+        for sub in ("nginx/tmp", "log", "run"):
+            os.makedirs(os.path.join(self.state, sub), mode=0o755)
+        ng = os.path.join(self.state, "nginx")
+        res = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", os.path.join(ng, "key.pem"), "-out", os.path.join(ng, "cert.pem")],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise SetupError("openssl could not make a certificate:\n" + res.stderr)
+        static = os.path.join(ng, "static")
+        shutil.copytree(STATIC_DIR, static)
+        for root, dirs, files in os.walk(static):
+            os.chmod(root, 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o644)
+        self.https_port = harness.free_port()
+        self.http_port = harness.free_port()
+        while self.http_port == self.https_port:
+            self.http_port = harness.free_port()
+        self.base_url = "https://127.0.0.1:%d" % self.https_port
+
+    def render_nginx(self):
+        with open(NGINX_TEMPLATE) as f:
+            text = f.read()
+        text = (text.replace("@STATE@", self.state)
+                .replace("@HTTPS_PORT@", str(self.https_port))
+                .replace("@HTTP_PORT@", str(self.http_port)))
+        code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+        left = sorted(set(re.findall(r"@[A-Z_]+@", code)))
+        if left:
+            raise SetupError("nginx/local.conf.in has placeholders run.py does not know: %s" % ", ".join(left))
+        conf = os.path.join(self.state, "nginx", "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        return conf
+
+    def nginx_argv(self, conf, *extra):
+        return [harness.NGINX_BIN, "-p", os.path.join(self.state, "nginx"), "-c", conf,
+                "-e", os.path.join(self.state, "log", "nginx-error.log")] + list(extra)
+
+    def start_nginx(self):
+        conf = self.render_nginx()
+        res = subprocess.run(self.nginx_argv(conf, "-q", "-t"), capture_output=True, text=True,
+                             timeout=30, stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise SetupError("nginx -t rejects the rendered nginx/local.conf.in (%s):\n%s%s" % (
+                conf, res.stdout, res.stderr))
+        self.nginx_stderr = open(os.path.join(self.state, "log", "nginx-stderr.log"), "wb")
+        self.nginx = harness.register_process(subprocess.Popen(
+            self.nginx_argv(conf), stdin=subprocess.DEVNULL, stdout=self.nginx_stderr,
+            stderr=subprocess.STDOUT, start_new_session=True))
+
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+
+        def healthy():
+            if self.nginx.poll() is not None:
+                raise SetupError("nginx exited with %s:\n%s\n%s" % (
+                    self.nginx.returncode, self.log_text("nginx-stderr.log"), self.log_text("nginx-error.log")))
+            conn = http.client.HTTPSConnection("127.0.0.1", self.https_port, timeout=2, context=ctx)
+            try:
+                conn.request("GET", "/healthz")
+                return conn.getresponse().status == 200
+            except OSError:
+                return False
+            finally:
+                conn.close()
+        try:
+            harness.wait_until(healthy, 15, interval=0.1)
+        except AssertionError:
+            raise SetupError("GET %s/healthz through nginx did not answer 200 within 15 s\n"
+                             "--- nginx error log ---\n%s\n--- baa log ---\n%s" % (
+                                 self.base_url, tail(self.log_text("nginx-error.log")),
+                                 tail(self.baa.log() if self.baa else "")))
+
+    def stop_nginx(self):
+        if self.nginx is None:
+            return
+        if self.nginx.poll() is None:
+            self.nginx.send_signal(signal.SIGQUIT)
+            try:
+                self.nginx.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        harness.kill_process_tree(self.nginx)
+        if self.nginx_stderr:
+            self.nginx_stderr.close()
+            self.nginx_stderr = None
+
+    def log_text(self, name):
+        return harness.read_text(os.path.join(self.state, "log", name)) if self.state else ""
+
+    # -- database, fake Spotify, baa ----------------------------------------
+    def start(self):
+        self.prepare_state()
+        redirect_uri = self.base_url + "/callback"
+        t0 = time.monotonic()
+        start_cluster()
+        db = harness.db_name_for("e2e_login")
+        cli = harness.Baa(harness.make_temp_dir("baa-e2e-cli-"))
+        res = cli.run(["resetdb"], env=harness.base_env(db), timeout=60)
+        if res.returncode != 0:
+            raise SetupError("baa resetdb failed (%d):\n%s%s" % (res.returncode, res.stdout, res.stderr))
+        log("PostgreSQL and database ready in %.1f s" % (time.monotonic() - t0))
+
+        self.fake = FakeSpotify.start(harness.SPOTIFY_CLIENT_ID, harness.SPOTIFY_CLIENT_SECRET,
+                                      [redirect_uri], user_id=USER_ID, display_name=DISPLAY_NAME)
+
+        env = harness.base_env(db, listen=os.path.join(self.state, "run", "baa.sock"))
+        env.update(harness.spotify_env(redirect_uri, self.fake.url))
+        self.baa = harness.Baa(harness.make_temp_dir("baa-e2e-serve-"))
+        try:
+            self.baa.serve(env, timeout=15)
+        except AssertionError as exc:
+            raise SetupError(str(exc))
+        self.start_nginx()
+        log("stack up at %s (fake Spotify %s, state %s)" % (self.base_url, self.fake.url, self.state))
+
+    def stop(self):
+        for fn in (self.stop_nginx, self.baa.stop if self.baa else None,
+                   self.fake.stop if self.fake else None):
+            if fn is None:
+                continue
+            try:
+                fn()
+            except Exception as exc:
+                print("# teardown: %r" % (exc,), file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+# the browser test
+
+
+def kill_browser_leftovers(marker):
+    """Kill processes still running with our (unique) profile dir on their command line.
+
+    Playwright starts Chromium in a process group of its own; if node was
+    killed, its browser would outlive it.
+    """
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def run_browser(node, stack, shot_dir, report):
+    work = harness.make_temp_dir("baa-e2e-browser-")
+    profile = os.path.join(work, "profile")
+    os.mkdir(profile)
+    results_file = os.path.join(work, "results.json")
+    output_file = os.path.join(work, "node-output.log")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": work,
+        "XDG_CONFIG_HOME": os.path.join(work, "config"),
+        "XDG_CACHE_HOME": os.path.join(work, "cache"),
+        "TMPDIR": work,
+        "LANG": "C.UTF-8",
+        "BAA_E2E_URL": stack.base_url,
+        "BAA_E2E_FAKE_URL": stack.fake.url,
+        "BAA_E2E_DISPLAY_NAME": DISPLAY_NAME,
+        "BAA_E2E_SCREENSHOTS": shot_dir,
+        "BAA_E2E_USER_DATA_DIR": profile,
+        "BAA_E2E_RESULTS": results_file,
+        "BAA_E2E_CHROMIUM": CHROMIUM,
+    }
+    t0 = time.monotonic()
+    with open(output_file, "wb") as out:
+        proc = harness.register_process(subprocess.Popen(
+            [node, SPEC], cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True))
+        timed_out = False
+        try:
+            proc.wait(timeout=NODE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            harness.kill_process_tree(proc)
+            kill_browser_leftovers(profile)
+    log("browser test took %.1f s" % (time.monotonic() - t0))
+    output = harness.read_text(output_file)
+    try:
+        with open(results_file) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        data = None
+    if data is None or not data.get("results"):
+        why = "was killed after %d s" % NODE_TIMEOUT if timed_out else "exited with %s" % proc.returncode
+        report.fail("browser_test", "node %s %s and wrote no results\n--- its output ---\n%s" % (
+            SPEC, why, tail(output, 60)))
+        return None
+    failed = False
+    for r in data["results"]:
+        if r["ok"]:
+            report.ok(r["name"])
+        else:
+            failed = True
+            report.fail(r["name"], r.get("detail", ""))
+    if timed_out or (proc.returncode != 0 and not failed):
+        report.fail("browser_test", "node exited with %s%s\n--- its output ---\n%s" % (
+            proc.returncode, " (killed after %d s)" % NODE_TIMEOUT if timed_out else "", tail(output, 60)))
+    # Anything node said besides the results (e.g. browser warnings) helps with a failure.
+    extra = [l for l in output.splitlines()
+             if l.strip() and not re.match(r"(ok |FAIL |  |# screenshot: |\d+ passed, \d+ failed$)", l)]
+    if failed and extra:
+        print("  --- other output of node ---\n" + "\n".join("  " + l for l in extra[-40:]))
+    return data
+
+
+def server_side_checks(stack, report, browser_data):
+    """What the servers saw, checked after the browser is done."""
+    if browser_data is None:
+        return
+    problems = []
+    try:
+        stats = stack.fake.stats()
+        if stats.get("authorize") != 1:
+            problems.append("the fake's /authorize was called %s times, expected 1" % stats.get("authorize"))
+        if stats.get("token_authorization_code") != 1:
+            problems.append("the fake exchanged %s codes, expected 1" % stats.get("token_authorization_code"))
+        if not stats.get("me"):
+            problems.append("baa never read the profile (/v1/me) at the fake")
+    except Exception as exc:
+        problems.append("could not read the fake's stats: %r" % (exc,))
+    records = []
+    for line in stack.baa.log_lines():
+        try:
+            records.append(harness.parse_logfmt(line))
+        except ValueError:
+            problems.append("baa log line is not logfmt: %r" % line)
+    logins = [r for r in records if r.get("event") == "login"]
+    if len(logins) != 1:
+        problems.append("baa logged %d event=login lines, expected 1" % len(logins))
+    if problems:
+        problems.append("--- baa log ---\n" + tail(stack.baa.log()))
+    report.check("servers_saw_one_login", problems)
+
+    errors = [l for l in stack.log_text("nginx-error.log").splitlines()
+              if re.search(r"\[(error|crit|alert|emerg)\]", l)]
+    report.check("nginx_logged_no_errors", errors)
+
+
+def sanitizer_check(before, report):
+    log_dir = os.environ.get("SANITIZER_LOG_DIR")
+    if not log_dir:
+        return
+    new = sorted(set(os.listdir(log_dir)) - before) if os.path.isdir(log_dir) else []
+    detail = []
+    for f in new:
+        detail.append("===== %s =====" % f)
+        detail.append(harness.read_text(os.path.join(log_dir, f))[:20000].rstrip())
+    report.check("sanitizer_reports_are_absent", detail)
+
+
+# ---------------------------------------------------------------------------
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--screenshots", default=os.environ.get("BAA_E2E_SCREENSHOTS"),
+                        help="directory for the screenshots (default: a new temp dir)")
+    args = parser.parse_args(argv)
+
+    def on_signal(signum, _frame):
+        raise Aborted("signal %d" % signum)
+
+    def on_alarm(_signum, _frame):
+        raise Aborted("the run exceeded %d s" % TOTAL_TIMEOUT)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(TOTAL_TIMEOUT)
+
+    t0 = time.monotonic()
+    report = Report()
+    stack = Stack()
+    sanitizer_dir = os.environ.get("SANITIZER_LOG_DIR")
+    if sanitizer_dir:
+        os.makedirs(sanitizer_dir, exist_ok=True)
+    before = set(os.listdir(sanitizer_dir)) if sanitizer_dir else set()
+    shot_dir = None
+    data = None
+    try:
+        try:
+            node = check_prerequisites()
+            if args.screenshots:
+                shot_dir = os.path.abspath(args.screenshots)
+                os.makedirs(shot_dir, exist_ok=True)
+            else:
+                shot_dir = tempfile.mkdtemp(prefix="baa-e2e-screenshots-")
+            os.chmod(shot_dir, 0o755)
+            stack.start()
+        except (SetupError, harness.HarnessError) as exc:
+            report.fail("setup", str(exc))
+        else:
+            data = run_browser(node, stack, shot_dir, report)
+            server_side_checks(stack, report, data)
+    except Aborted as exc:
+        report.fail("run", "aborted: %s" % exc)
+    except Exception as exc:
+        import traceback
+        report.fail("run", "run.py internal error: %r\n%s" % (exc, traceback.format_exc()))
+    finally:
+        # A second signal must not cut the teardown short.
+        signal.alarm(0)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stack.stop()
+        harness.cleanup_all()
+    if stack.baa is not None:
+        sanitizer_check(before, report)
+    for shot in (data or {}).get("screenshots", []):
+        print("# screenshot: %s" % shot)
+    print("# %.1f s" % (time.monotonic() - t0))
+    print("%d passed, %d failed" % (report.passed, report.failed), flush=True)
+    return 0 if report.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
