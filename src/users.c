@@ -228,22 +228,26 @@ users_clear_tokens(struct db *db, long long id)
 	return run_touching(db, &clear_tokens, params);
 }
 
-enum users_status
-users_bump_generation(struct db *db, long long id, long long generation)
+/* A statement on one user's row, for the session holding generation. */
+static enum users_status
+touch_session_row(struct db *db, const struct db_statement *st, long long id,
+		  long long generation)
 {
 	char id_text[24], gen_text[24];
 	const char *params[2] = {id_text, gen_text};
 
 	id_params(id, generation, id_text, gen_text);
-	return run_touching(db, &bump_generation, params);
+	return run_touching(db, st, params);
+}
+
+enum users_status
+users_bump_generation(struct db *db, long long id, long long generation)
+{
+	return touch_session_row(db, &bump_generation, id, generation);
 }
 
 enum users_status
 users_delete(struct db *db, long long id, long long generation)
 {
-	char id_text[24], gen_text[24];
-	const char *params[2] = {id_text, gen_text};
-
-	id_params(id, generation, id_text, gen_text);
-	return run_touching(db, &delete_user, params);
+	return touch_session_row(db, &delete_user, id, generation);
 }

@@ -18,8 +18,14 @@
 #define LOGIN_TTL 600
 #define CODE_MAX 1024
 
-int
-auth_current_session(const struct request *req, struct user_session *session)
+typedef int cookie_check(const char *value, time_t now, void *out);
+
+/*
+ * Checks each cookie called name until one verifies. Trying them all means
+ * a stale duplicate (another path or domain) cannot hide a good one.
+ */
+static int
+first_valid_cookie(const struct request *req, const char *name, cookie_check *check, void *out)
 {
 	struct params cookies;
 	time_t now = time(NULL);
@@ -27,12 +33,29 @@ auth_current_session(const struct request *req, struct user_session *session)
 	if (req->cookie == NULL ||
 	    params_parse_cookies(&cookies, req->cookie, strlen(req->cookie)) != PARAMS_OK)
 		return -1;
-	/* A stale duplicate (another path or domain) must not hide a good one. */
 	for (int i = 0; i < cookies.count; i++)
-		if (strcmp(cookies.items[i].name, SESSION_COOKIE) == 0 &&
-		    session_verify_user(cookies.items[i].value, now, session) == 0)
+		if (strcmp(cookies.items[i].name, name) == 0 &&
+		    check(cookies.items[i].value, now, out) == 0)
 			return 0;
 	return -1;
+}
+
+static int
+check_session(const char *value, time_t now, void *out)
+{
+	return session_verify_user(value, now, out);
+}
+
+static int
+check_login(const char *value, time_t now, void *out)
+{
+	return session_verify_login(value, now, out);
+}
+
+int
+auth_current_session(const struct request *req, struct user_session *session)
+{
+	return first_valid_cookie(req, SESSION_COOKIE, check_session, session);
 }
 
 void
@@ -63,23 +86,6 @@ auth_login(const struct request *req, struct response *res)
 	}
 	response_cookie(res, OAUTH_COOKIE, cookie, LOGIN_TTL);
 	response_redirect(res, url);
-}
-
-/* The one baa_oauth cookie that verifies, or -1. */
-static int
-pending_login(const struct request *req, struct oauth_login *login)
-{
-	struct params cookies;
-	time_t now = time(NULL);
-
-	if (req->cookie == NULL ||
-	    params_parse_cookies(&cookies, req->cookie, strlen(req->cookie)) != PARAMS_OK)
-		return -1;
-	for (int i = 0; i < cookies.count; i++)
-		if (strcmp(cookies.items[i].name, OAUTH_COOKIE) == 0 &&
-		    session_verify_login(cookies.items[i].value, now, login) == 0)
-			return 0;
-	return -1;
 }
 
 static int
@@ -142,7 +148,7 @@ auth_callback(const struct request *req, struct response *res)
 		response_error(res, 400, "missing or malformed code or state");
 		return;
 	}
-	if (pending_login(req, &login) < 0) {
+	if (first_valid_cookie(req, OAUTH_COOKIE, check_login, &login) < 0) {
 		response_error(
 			res, 400,
 			"no login in progress or it expired: start again at /login");
