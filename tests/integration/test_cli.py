@@ -110,6 +110,36 @@ class EnvironmentValidationTest(BaaTestCase):
                 self.assertNotEqual(res.returncode, 0, self.describe(res))
                 self.assertIn("BAA_WORKERS", res.stderr, self.describe(res))
 
+    def test_serve_requires_each_spotify_variable_with_the_same_message(self):
+        for name in ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REDIRECT_URI",
+                     "BAA_SECRET_KEY"):
+            with self.subTest(missing=name):
+                env = self.env(**{name: None})
+                res = self.run_baa(["serve"], env, timeout=10)
+                self.assertNotEqual(res.returncode, 0, self.describe(res))
+                self.assertEqual(res.stderr, "Expected environment variable '%s' not set.\n" % name)
+
+    def test_serve_refuses_a_short_secret_key_without_printing_it(self):
+        env = self.env(BAA_SECRET_KEY="short-but-secret-value")
+        res = self.run_baa(["serve"], env, timeout=10)
+        self.assertNotEqual(res.returncode, 0, self.describe(res))
+        self.assertIn("'BAA_SECRET_KEY' must be at least 32 bytes", res.stderr)
+        self.assertNotIn("short-but-secret-value", res.stderr + res.stdout)
+
+    def test_serve_refuses_redirect_uris_that_spotify_refuses(self):
+        cases = {
+            "http://localhost:8080/callback": "'localhost', which Spotify refuses",
+            "http://baa.example/callback": "must use https",
+            "http://192.168.1.10:8080/callback": "must use https",
+        }
+        for uri, reason in cases.items():
+            with self.subTest(uri=uri):
+                res = self.run_baa(["serve"], self.env(SPOTIFY_REDIRECT_URI=uri), timeout=10)
+                self.assertNotEqual(res.returncode, 0, self.describe(res))
+                self.assertIn("SPOTIFY_REDIRECT_URI", res.stderr)
+                self.assertIn(reason, res.stderr)
+                self.assertIn("127.0.0.1", res.stderr)
+
     def test_password_value_never_appears_in_validation_errors(self):
         # run_baa checks every result for the password; make sure that the
         # password is set while other things are wrong.
