@@ -8,7 +8,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -68,31 +67,80 @@ install_signals(void)
 }
 
 /*
- * Waits until fd is readable. Returns 0 when it is, -1 when a stop
- * signal arrived (or is already pending) instead.
+ * One FastCGI connection per worker, kept open when the web server asks
+ * for it (fastcgi_keep_conn): requests on it then skip connect, accept and
+ * close. The trap of kept connections is a worker sitting idle on one while
+ * the web server opens another that nobody accepts. So an idle worker
+ * holding a connection also watches the listening socket, and when a new
+ * connection is waiting it lets its idle one go and takes the new one: no
+ * connection ever waits while a worker is idle.
  */
-static int
-wait_readable(int epoll_fd, int kept_fd)
+struct connection {
+	FCGX_Request fcgi;
+	int listen_fd;
+	int epoll_fd;
+	int watched_fd; /* the kept connection registered in epoll_fd, or -1 */
+};
+
+enum work { WORK_KEPT, WORK_NEW, WORK_STOP };
+
+/*
+ * Waits for a request on the kept connection or a new connection.
+ * Stop signals are let in only here, atomically with the wait.
+ */
+static enum work
+wait_for_work(struct connection *c)
 {
 	for (;;) {
-		int n;
+		struct epoll_event events[2];
+		int kept_ready = 0, new_waiting = 0, n;
 
 		if (stop_requested)
-			return -1;
-		if (kept_fd >= 0) {
-			/* The web server kept the connection open for its next request.
-			 */
-			struct pollfd p = {.fd = kept_fd, .events = POLLIN};
-			n = ppoll(&p, 1, NULL, &waiting_mask);
-		} else {
-			struct epoll_event ev;
-			n = epoll_pwait(epoll_fd, &ev, 1, -1, &waiting_mask);
+			return WORK_STOP;
+		if (c->fcgi.ipcFd >= 0 && c->watched_fd != c->fcgi.ipcFd) {
+			struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->fcgi.ipcFd};
+			if (epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, c->fcgi.ipcFd, &ev) == 0)
+				c->watched_fd = c->fcgi.ipcFd;
 		}
-		if (n > 0)
-			return 0;
+		n = epoll_pwait(c->epoll_fd, events, 2, -1, &waiting_mask);
 		if (n < 0 && errno != EINTR)
-			return -1;
+			return WORK_STOP;
+		for (int i = 0; i < n; i++) {
+			if (events[i].data.fd == c->listen_fd)
+				new_waiting = 1;
+			else if (events[i].data.fd == c->fcgi.ipcFd)
+				kept_ready = 1;
+		}
+		if (kept_ready)
+			return WORK_KEPT;
+		if (new_waiting) {
+			if (c->fcgi.ipcFd >= 0) {
+				/* Closing also drops it from the epoll set. */
+				FCGX_Free(&c->fcgi, 1);
+				c->watched_fd = -1;
+			}
+			return WORK_NEW;
+		}
 	}
+}
+
+/*
+ * Reads the next request: from the kept connection, or from a connection
+ * accepted now. libfcgi accepts on the request's listen_sock whenever it
+ * has no connection, so that is set only when we mean to accept: a kept
+ * connection that closes must not turn into a silent accept.
+ */
+static int
+next_request(struct connection *c, enum work work)
+{
+	int rc;
+
+	c->fcgi.listen_sock = work == WORK_NEW ? c->listen_fd : -1;
+	rc = FCGX_Accept_r(&c->fcgi);
+	c->fcgi.listen_sock = -1;
+	if (c->fcgi.ipcFd < 0 || work == WORK_NEW)
+		c->watched_fd = -1; /* closed, or a new descriptor to watch */
+	return rc;
 }
 
 static void
@@ -141,7 +189,8 @@ int
 worker_run(const struct config *cfg, int listen_fd)
 {
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
-	FCGX_Request fcgi;
+	struct connection conn;
+	enum work work;
 	struct db db;
 	int epoll_fd = -1, status = 1;
 
@@ -159,23 +208,31 @@ worker_run(const struct config *cfg, int listen_fd)
 			  LOG_STR("reason", strerror(errno)));
 		goto out;
 	}
-	FCGX_InitRequest(&fcgi, listen_fd, 0);
+	FCGX_InitRequest(&conn.fcgi, -1, 0);
+	conn.listen_fd = listen_fd;
+	conn.epoll_fd = epoll_fd;
+	conn.watched_fd = -1;
 	db_init(&db, cfg);
 
-	while (wait_readable(epoll_fd, fcgi.ipcFd) == 0) {
-		int rc = FCGX_Accept_r(&fcgi);
+	while ((work = wait_for_work(&conn)) != WORK_STOP) {
+		int rc = next_request(&conn, work);
 		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
 			continue; /* another worker took the connection */
 		if (rc < 0) {
-			log_event(LOG_ERROR, "accept_failed",
-				  LOG_STR("reason", strerror(-rc)));
-			continue;
+			if (work == WORK_NEW) {
+				/* Out of descriptors or memory: do not spin on it. */
+				struct timespec pause = {0, 10 * 1000 * 1000};
+				log_event(LOG_ERROR, "accept_failed",
+					  LOG_STR("reason", strerror(-rc)));
+				nanosleep(&pause, NULL);
+			}
+			continue; /* a kept connection closed: nothing lost */
 		}
-		serve_one(&fcgi, &db, cfg);
-		FCGX_Finish_r(&fcgi);
+		serve_one(&conn.fcgi, &db, cfg);
+		FCGX_Finish_r(&conn.fcgi);
 	}
 	status = 0;
-	FCGX_Free(&fcgi, 1);
+	FCGX_Free(&conn.fcgi, 1);
 	db_close(&db);
 	spotify_cleanup();
 out:
