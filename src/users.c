@@ -36,7 +36,7 @@ static const struct db_statement profile = {
 static const struct db_statement token = {
 	"users_token",
 	"SELECT coalesce(spotify_token, ''),"
-	"  coalesce(extract(epoch FROM token_expires_at)::bigint, 0)"
+	"  coalesce(floor(extract(epoch FROM token_expires_at))::bigint, 0)"
 	" FROM users WHERE id = $1 AND session_generation = $2",
 	2,
 };
@@ -44,7 +44,7 @@ static const struct db_statement token = {
 static const struct db_statement lock_token = {
 	"users_lock_token",
 	"SELECT coalesce(spotify_token, ''),"
-	"  coalesce(extract(epoch FROM token_expires_at)::bigint, 0),"
+	"  coalesce(floor(extract(epoch FROM token_expires_at))::bigint, 0),"
 	"  coalesce(refresh_token, '')"
 	" FROM users WHERE id = $1 AND session_generation = $2 FOR UPDATE",
 	2,
@@ -55,14 +55,15 @@ static const struct db_statement store_refresh = {
 	"UPDATE users SET spotify_token = $2,"
 	"  token_expires_at = now() + make_interval(secs => $3::int),"
 	"  refresh_token = coalesce($4, refresh_token), updated_at = now()"
-	" WHERE id = $1 RETURNING extract(epoch FROM token_expires_at)::bigint",
+	" WHERE id = $1 RETURNING floor(extract(epoch FROM token_expires_at))::bigint",
 	4,
 };
 
 static const struct db_statement clear_tokens = {
 	"users_clear_tokens",
 	"UPDATE users SET spotify_token = NULL, refresh_token = NULL,"
-	"  token_expires_at = NULL, updated_at = now() WHERE id = $1",
+	"  token_expires_at = NULL, session_generation = session_generation + 1,"
+	"  updated_at = now() WHERE id = $1",
 	1,
 };
 

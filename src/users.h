@@ -49,7 +49,10 @@ enum users_status users_store_refresh(struct db *db, long long id,
 				      const struct spotify_tokens *tokens,
 				      time_t *expires_at);
 
-/* Forgets tokens Spotify no longer honours: the user must log in again. */
+/*
+ * Forgets tokens Spotify no longer honours and revokes the user's sessions:
+ * the user must log in again, on every device.
+ */
 enum users_status users_clear_tokens(struct db *db, long long id);
 
 /* Revokes every session cookie issued so far (logout). */

@@ -98,8 +98,10 @@ wait_for_work(struct connection *c)
 		if (stop_requested)
 			return WORK_STOP;
 		if (c->fcgi.ipcFd >= 0 && c->watched_fd != c->fcgi.ipcFd) {
-			struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->fcgi.ipcFd};
-			if (epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, c->fcgi.ipcFd, &ev) == 0)
+			struct epoll_event ev = {.events = EPOLLIN,
+						 .data.fd = c->fcgi.ipcFd};
+			if (epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, c->fcgi.ipcFd, &ev) ==
+			    0)
 				c->watched_fd = c->fcgi.ipcFd;
 		}
 		n = epoll_pwait(c->epoll_fd, events, 2, -1, &waiting_mask);

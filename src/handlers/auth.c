@@ -25,7 +25,8 @@ typedef int cookie_check(const char *value, time_t now, void *out);
  * a stale duplicate (another path or domain) cannot hide a good one.
  */
 static int
-first_valid_cookie(const struct request *req, const char *name, cookie_check *check, void *out)
+first_valid_cookie(const struct request *req, const char *name, cookie_check *check,
+		   void *out)
 {
 	struct params cookies;
 	time_t now = time(NULL);

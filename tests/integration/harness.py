@@ -283,6 +283,7 @@ class PostgresCluster:
         self.port = None
         self.listen_ipv6 = ipv6_loopback_available()
         self.running = False
+        self._started_once = False
         self._lock = threading.RLock()
 
     # -- lifecycle ---------------------------------------------------------
@@ -300,9 +301,9 @@ class PostgresCluster:
             f.write(self.password + "\n")
         os.chmod(pwfile, 0o600)
         give_to_nobody(pwfile)
-        # The unix socket name embeds the port (.s.PGSQL.<port>); a client given
-        # only a socket directory uses 5432, so prefer it when it is free.
-        self.port = 5432 if port_is_free(5432) and (not self.listen_ipv6 or port_is_free(5432, "::1")) else free_port()
+        # A free port, never a fixed one: runs side by side must not collide.
+        # Clients given only the socket directory get PGPORT (see socket_url_env).
+        self.port = free_port()
         cmd = [os.path.join(PG_BIN, "initdb"), "-D", self.datadir, "-U", self.superuser,
                "--pwfile=" + pwfile, "--auth=scram-sha-256", "-E", "UTF8",
                "--locale=C", "--no-sync"]
@@ -315,12 +316,19 @@ class PostgresCluster:
             addrs = "127.0.0.1,::1" if self.listen_ipv6 else "127.0.0.1"
             f.write("\n# baa integration tests\n")
             f.write("listen_addresses = '%s'\n" % addrs)
-            f.write("port = %d\n" % self.port)
+            f.write("include_if_exists = 'port.conf'\n")
             f.write("unix_socket_directories = '%s'\n" % self.sockdir)
             f.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
             f.write("max_connections = 100\n")
             f.write("log_min_messages = warning\n")
+        self._write_port()
         register_cleanup(self._cleanup)
+
+    def _write_port(self):
+        path = os.path.join(self.datadir, "port.conf")
+        with open(path, "w") as f:
+            f.write("port = %d\n" % self.port)
+        give_to_nobody(path)
 
     def start(self, timeout=60):
         with self._lock:
@@ -328,12 +336,22 @@ class PostgresCluster:
                 self.init()
             cmd = [os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir, "-l", self.logfile,
                    "-w", "-t", str(int(timeout)), "start"]
-            res = subprocess.run(as_unprivileged(cmd), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                 timeout=timeout + 10, cwd=self.base)
+            for attempt in range(3):
+                res = subprocess.run(as_unprivileged(cmd), capture_output=True, text=True,
+                                     stdin=subprocess.DEVNULL, timeout=timeout + 10, cwd=self.base)
+                # Another process took the port between free_port() and the
+                # server's bind: only a first start may move to another port.
+                if (res.returncode == 0 or self._started_once
+                        or "already in use" not in read_text(self.logfile)):
+                    break
+                self.port = free_port()
+                self._write_port()
+                open(self.logfile, "w").close()
             if res.returncode != 0:
                 raise HarnessError("pg_ctl start failed (%d):\n%s\n%s\n--- log ---\n%s" % (
                     res.returncode, res.stdout, res.stderr, read_text(self.logfile)[-4000:]))
             self.running = True
+            self._started_once = True
 
     def stop(self, mode="fast", timeout=60):
         with self._lock:
@@ -1059,3 +1077,412 @@ class BaaTestCase(unittest.TestCase):
             cols.append(ts)
             vals.append("now()")
         self.pg.psql("INSERT INTO users (%s) VALUES (%s)" % (", ".join(cols), ", ".join(vals)), db=db)
+
+
+# ---------------------------------------------------------------------------
+# Spotify login: the fake Spotify, a tiny browser, baa's signed cookies
+#
+# Used by test_login.py, test_tokens.py and test_sessions.py. Nothing above
+# depends on it.
+
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import importlib.util  # noqa: E402
+import urllib.parse  # noqa: E402
+
+FAKE_SPOTIFY_DIR = os.path.join(REPO, "tests", "fake_spotify")
+# Only has to be the same at baa and at the fake: the tests play the browser
+# and never follow the redirect to it.
+TEST_REDIRECT_URI = "http://127.0.0.1:9/callback"
+DEFAULT_SCOPES = "user-read-private user-read-email"
+OAUTH_COOKIE = "baa_oauth"
+SESSION_COOKIE = "baa_session"
+_FAKE_CLIENT = None
+
+
+def fake_spotify_client():
+    """tests/fake_spotify/client.py as a module (loaded once, under its own name)."""
+    global _FAKE_CLIENT
+    with _LOCK:
+        if _FAKE_CLIENT is None:
+            spec = importlib.util.spec_from_file_location(
+                "baa_fake_spotify_client", os.path.join(FAKE_SPOTIFY_DIR, "client.py"))
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            _FAKE_CLIENT = mod
+        return _FAKE_CLIENT
+
+
+def start_fake_spotify(redirect_uri=TEST_REDIRECT_URI, **kw):
+    """A running fake Spotify that knows baa's test client id, secret and redirect URI."""
+    client = fake_spotify_client()
+    fake = client.FakeSpotify.start(SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET, [redirect_uri],
+                                    python=sys.executable or "/usr/bin/python3", **kw)
+    register_cleanup(fake.stop)
+    return fake
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hkdf_sha256(ikm, info, length=32, salt=None):
+    """RFC 5869 HKDF with SHA-256; no salt means HashLen zero bytes."""
+    if salt is None:
+        salt = b"\x00" * 32
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def s256(verifier):
+    """PKCE S256 challenge of a verifier (RFC 7636 4.2)."""
+    return b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+class CookieSigner:
+    """Makes and reads baa's signed cookies, from the documented format.
+
+    baa_oauth:   v1.<state>.<expires>.<b64url(next)>.<mac>
+    baa_session: v1.<user id>.<generation>.<expires>.<mac>
+    mac = b64url(HMAC-SHA256(K, b"<cookie name>|" + everything before the last "."))
+    K = HKDF-SHA256(BAA_SECRET_KEY, info=b"baa <purpose> cookie v1", L=32).
+    """
+
+    def __init__(self, secret_key=SECRET_KEY):
+        ikm = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
+        self.oauth_key = hkdf_sha256(ikm, b"baa oauth cookie v1")
+        self.session_key = hkdf_sha256(ikm, b"baa session cookie v1")
+
+    @staticmethod
+    def _mac(key, name, body):
+        return b64url(hmac.new(key, name.encode("ascii") + b"|" + body.encode("ascii"),
+                               hashlib.sha256).digest())
+
+    def oauth_mac(self, body):
+        return self._mac(self.oauth_key, OAUTH_COOKIE, body)
+
+    def session_mac(self, body):
+        return self._mac(self.session_key, SESSION_COOKIE, body)
+
+    def sign_oauth(self, state, expires, next_path="/"):
+        body = "v1.%s.%d.%s" % (state, int(expires), b64url(next_path.encode("utf-8")))
+        return body + "." + self.oauth_mac(body)
+
+    def sign_session(self, user_id, generation, expires):
+        body = "v1.%d.%d.%d" % (int(user_id), int(generation), int(expires))
+        return body + "." + self.session_mac(body)
+
+    @staticmethod
+    def parse_oauth(value):
+        """-> dict(state, expires, next, mac) (no verification)."""
+        version, state, expires, nxt, mac = value.split(".")
+        if version != "v1":
+            raise ValueError("not a v1 cookie: %r" % value)
+        return {"state": state, "expires": int(expires),
+                "next": b64url_decode(nxt).decode("utf-8"), "mac": mac}
+
+    @staticmethod
+    def parse_session(value):
+        """-> dict(user_id, generation, expires, mac) (no verification)."""
+        version, user_id, generation, expires, mac = value.split(".")
+        if version != "v1":
+            raise ValueError("not a v1 cookie: %r" % value)
+        return {"user_id": int(user_id), "generation": int(generation),
+                "expires": int(expires), "mac": mac}
+
+    def oauth_is_authentic(self, value):
+        body, _, mac = value.rpartition(".")
+        return hmac.compare_digest(mac, self.oauth_mac(body))
+
+    def session_is_authentic(self, value):
+        body, _, mac = value.rpartition(".")
+        return hmac.compare_digest(mac, self.session_mac(body))
+
+
+class SetCookie:
+    """One Set-Cookie header: name, value, attributes (lower-case names)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        parts = [p.strip() for p in raw.split(";")]
+        self.name, _, self.value = parts[0].partition("=")
+        self.attrs = {}
+        for p in parts[1:]:
+            if not p:
+                continue
+            k, eq, v = p.partition("=")
+            self.attrs[k.strip().lower()] = v.strip() if eq else True
+
+    @property
+    def max_age(self):
+        v = self.attrs.get("max-age")
+        return int(v) if isinstance(v, str) and re.fullmatch(r"-?\d+", v) else None
+
+    @property
+    def clears(self):
+        return self.value == "" or (self.max_age is not None and self.max_age <= 0)
+
+    def __repr__(self):
+        return "SetCookie(%r)" % self.raw
+
+
+class BrowserResponse:
+    def __init__(self, status, headers, body, elapsed):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.elapsed = elapsed
+        self.set_cookies = {}
+        self.set_cookie_list = [SetCookie(h) for h in (headers.get_all("Set-Cookie") or [])]
+        for c in self.set_cookie_list:
+            self.set_cookies[c.name] = c
+
+    @property
+    def location(self):
+        return self.headers.get("Location")
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<%d %s set-cookie=%r body=%r>" % (self.status, dict(self.headers.items()),
+                                                   [c.raw for c in self.set_cookie_list],
+                                                   self.body[:300])
+
+
+class Browser:
+    """A browser with its own cookie jar, talking to nginx on loopback.
+
+    Follows no redirects. Set-Cookie is applied as a browser would (an empty
+    value or Max-Age <= 0 deletes), so tests that replay an old cookie must
+    pass it explicitly (cookies=... or headers={"Cookie": ...}).
+    """
+
+    def __init__(self, port):
+        self.port = port
+        self.jar = {}
+
+    def cookie_header(self, cookies=None):
+        jar = self.jar if cookies is None else cookies
+        return "; ".join("%s=%s" % kv for kv in jar.items())
+
+    def request(self, method, path, headers=None, cookies=None, timeout=15):
+        """cookies: None = the jar; a dict = exactly these; headers["Cookie"] wins."""
+        hdrs = dict(headers or {})
+        if "Cookie" not in hdrs:
+            value = self.cookie_header(cookies)
+            if value:
+                hdrs["Cookie"] = value
+        t0 = time.monotonic()
+        status, rh, body = http_request(self.port, method, path, headers=hdrs, timeout=timeout)
+        resp = BrowserResponse(status, rh, body, time.monotonic() - t0)
+        for c in resp.set_cookie_list:
+            if c.clears:
+                self.jar.pop(c.name, None)
+            else:
+                self.jar[c.name] = c.value
+        return resp
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # -- the login, step by step -----------------------------------------
+    def start_login(self, next_path=None, query=None):
+        """GET /login[?next=...] (query: a raw query string instead)."""
+        if query is None and next_path is not None:
+            query = urllib.parse.urlencode({"next": next_path})
+        return self.get("/login" + ("?" + query if query else ""))
+
+    @staticmethod
+    def authorize_at(fake, location):
+        """The browser at Spotify: GET the authorize URL on the fake, no redirects.
+
+        Returns (response, params of the redirect Location back to baa)."""
+        parts = urllib.parse.urlsplit(location)
+        resp = fake.request("GET", parts.path + "?" + parts.query)
+        params = {}
+        if resp.headers.get("Location"):
+            params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
+                resp.headers["Location"]).query, keep_blank_values=True))
+        return resp, params
+
+    def callback(self, params, **kw):
+        """GET /callback with params (a dict or a raw query string)."""
+        query = params if isinstance(params, str) else urllib.parse.urlencode(params)
+        return self.get("/callback?" + query, **kw)
+
+    def login(self, fake, next_path=None):
+        """The whole login; returns a LoginResult (assert on it in the test)."""
+        r = LoginResult()
+        r.login = self.start_login(next_path)
+        r.oauth_cookie = self.jar.get(OAUTH_COOKIE)
+        if r.login.status != 302 or not r.login.location:
+            return r
+        r.authorize_url = r.login.location
+        r.authorize_params = dict(urllib.parse.parse_qsl(
+            urllib.parse.urlsplit(r.authorize_url).query, keep_blank_values=True))
+        r.authorize, r.redirect_params = self.authorize_at(fake, r.authorize_url)
+        if r.authorize.status != 302:
+            return r
+        r.code = r.redirect_params.get("code")
+        r.state = r.redirect_params.get("state")
+        r.callback = self.callback(r.redirect_params)
+        r.session_cookie = self.jar.get(SESSION_COOKIE)
+        return r
+
+
+class LoginResult:
+    """Every step of one login (None where the flow stopped early)."""
+    login = authorize = callback = None
+    authorize_url = oauth_cookie = session_cookie = code = state = None
+    authorize_params = redirect_params = None
+
+    @property
+    def ok(self):
+        return self.callback is not None and self.callback.status == 302 and \
+            self.session_cookie is not None
+
+    def describe(self):
+        return "login=%r\nauthorize=%r\ncallback=%r" % (self.login, self.authorize, self.callback)
+
+
+def run_concurrently(funcs, timeout=30):
+    """Call every function in its own thread, released together; -> results in order.
+
+    A raised exception is returned in place of the result."""
+    results = [None] * len(funcs)
+    barrier = threading.Barrier(len(funcs))
+
+    def run(i, fn):
+        try:
+            barrier.wait(timeout)
+            results[i] = fn()
+        except Exception as exc:  # returned, never raised in a thread
+            results[i] = exc
+    threads = [threading.Thread(target=run, args=(i, fn), daemon=True) for i, fn in enumerate(funcs)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        raise AssertionError("concurrent requests did not finish within %ss" % timeout)
+    return results
+
+
+def login_env(db, fake_url, workers=2, redirect_uri=TEST_REDIRECT_URI, **extra):
+    """base_env + the Spotify variables pointing at a fake; extra as in base_env."""
+    env = base_env(db, workers=workers)
+    env.update(spotify_env(redirect_uri, fake_url))
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+class SpotifyTestCase(BaaTestCase):
+    """A fake Spotify per class (reset before each test), an empty users table
+    before each test, and (class_stack = True) one baa + nginx for the class
+    configured with login_extra_env."""
+
+    class_stack = True
+    login_extra_env = {}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fake = start_fake_spotify()
+        cls.addClassCleanup(cls.fake.stop)
+        cls.signer = CookieSigner()
+        if cls.class_stack:
+            cls.baa, cls.nginx = cls.start_class_stack(cls.login_env())
+
+    @classmethod
+    def login_env(cls, **extra):
+        merged = dict(cls.login_extra_env)
+        merged.update(extra)
+        return login_env(cls.db, cls.fake.url, workers=cls.workers, **merged)
+
+    def setUp(self):
+        super().setUp()
+        self.fake.reset()
+        self.pg.psql("DELETE FROM users", db=self.db)
+
+    # -- browser / login ----------------------------------------------------
+    def browser(self, nginx=None):
+        return Browser((nginx or self.nginx).port)
+
+    def login(self, browser=None, next_path=None, nginx=None):
+        """A successful login (asserted); -> (browser, LoginResult)."""
+        b = browser or self.browser(nginx)
+        r = b.login(self.fake, next_path)
+        self.assertTrue(r.ok, "login failed:\n%s%s" % (r.describe(), self.stack_context()))
+        return b, r
+
+    def stack_context(self, baa=None):
+        baa = baa or getattr(self, "baa", None)
+        text = ""
+        if baa is not None:
+            text += "\n--- baa log (tail) ---\n%s" % baa.log()[-2500:]
+        text += "\n--- fake log (tail) ---\n%s" % self.fake.log_text()[-1500:]
+        return text
+
+    # -- database -----------------------------------------------------------
+    def users(self):
+        """Every users row as a dict (JSON types), ordered by id."""
+        out = self.pg.psql("SELECT row_to_json(u) FROM (SELECT * FROM users ORDER BY id) u", db=self.db)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def user(self, spotify_id=None):
+        rows = [u for u in self.users() if spotify_id is None or u["spotify_id"] == spotify_id]
+        self.assertEqual(len(rows), 1, "expected one users row for %r, have %r" % (spotify_id, rows))
+        return rows[0]
+
+    def token_columns(self, spotify_id=None):
+        u = self.user(spotify_id)
+        return {k: u[k] for k in ("spotify_token", "refresh_token", "token_expires_at")}
+
+    def seconds_until(self, ts_column_value):
+        """Seconds from now (database clock) until a timestamptz value."""
+        return float(self.pg.psql_value(
+            "SELECT extract(epoch FROM ('%s'::timestamptz - now()))" % ts_column_value, db=self.db))
+
+    # -- assertions ---------------------------------------------------------
+    def assertNoStore(self, resp, what=""):
+        self.assertEqual(resp.headers.get("Cache-Control"), "no-store", "%s %r" % (what, resp))
+
+    def assertJsonError(self, resp, status, what=""):
+        self.assertEqual(resp.status, status, "%s %r%s" % (what, resp, self.stack_context()))
+        try:
+            doc = resp.json()
+        except ValueError:
+            self.fail("%s: body is not JSON: %r" % (what, resp))
+        self.assertIsInstance(doc, dict, what)
+        self.assertIn("error", doc, "%s %r" % (what, resp))
+        self.assertNoStore(resp, what)
+        return doc
+
+    def assertCookieAttributes(self, cookie, max_age):
+        self.assertEqual(cookie.max_age, max_age, cookie)
+        self.assertEqual(cookie.attrs.get("path"), "/", cookie)
+        self.assertIs(cookie.attrs.get("httponly"), True, cookie)
+        self.assertIs(cookie.attrs.get("secure"), True, cookie)
+        self.assertEqual(str(cookie.attrs.get("samesite", "")).lower(), "lax", cookie)

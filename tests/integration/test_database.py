@@ -171,22 +171,22 @@ class MigrateTest(BaaTestCase):
 
     def test_migrate_accepts_every_postgres_url_form(self):
         db = self.fresh_db("urls")
+        port = self.pg.port
         forms = {
-            "host:port": "127.0.0.1:%d" % self.pg.port,
-            "hostname:port": "localhost:%d" % self.pg.port,
+            "host:port": {"POSTGRES_URL": "127.0.0.1:%d" % port},
+            "hostname:port": {"POSTGRES_URL": "localhost:%d" % port},
+            # A host alone: libpq's default port, here given through PGPORT.
+            "host": {"POSTGRES_URL": "127.0.0.1", "PGPORT": str(port)},
+            "socket dir:port": {"POSTGRES_URL": "%s:%d" % (self.pg.sockdir, port)},
+            "socket dir": socket_url_env(self.pg),
         }
         if self.pg.listen_ipv6:
-            forms["[ipv6]:port"] = "[::1]:%d" % self.pg.port
-        if self.pg.port == 5432:
-            forms["host"] = "127.0.0.1"
-        for label, url in forms.items():
-            with self.subTest(form=label, url=url):
-                res = self.migrate(db, POSTGRES_URL=url)
+            forms["[ipv6]:port"] = {"POSTGRES_URL": "[::1]:%d" % port}
+        for label, env in forms.items():
+            with self.subTest(form=label):
+                res = self.migrate(db, **env)
                 self.assertEqual(res.returncode, 0, self.describe(res))
                 self.assertTrue(self.pg.table_exists(db, "users"))
-        with self.subTest(form="socket dir"):
-            res = self.migrate(db, **socket_url_env(self.pg))
-            self.assertEqual(res.returncode, 0, self.describe(res))
 
     def test_migrate_fails_clearly_with_wrong_password_without_printing_it(self):
         db = self.fresh_db("wrongpw")

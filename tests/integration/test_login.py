@@ -1,0 +1,530 @@
+"""The Spotify login through nginx: /login, the fake's /authorize, /callback.
+
+The test plays the browser (a cookie jar per simulated browser, no redirect
+following) against baa behind nginx, with the fake Spotify of
+tests/fake_spotify standing in for accounts.spotify.com and api.spotify.com.
+"""
+
+import base64
+import re
+import time
+import unittest
+import urllib.parse
+
+from harness import (DEFAULT_SCOPES, OAUTH_COOKIE, SESSION_COOKIE, SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET,
+                     TEST_REDIRECT_URI, CookieSigner, SpotifyTestCase, b64url, s256)
+
+STATE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+OAUTH_VALUE_RE = re.compile(r"^v1\.[A-Za-z0-9_-]{43}\.\d+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{43}$")
+SESSION_VALUE_RE = re.compile(r"^v1\.\d+\.\d+\.\d+\.[A-Za-z0-9_-]{43}$")
+ISO_Z_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+SESSION_TTL = 7200
+
+
+class LoginFlowTest(SpotifyTestCase):
+    """Successful logins, and where they lead."""
+
+    login_extra_env = {"BAA_SESSION_TTL": SESSION_TTL}
+
+    def test_full_login_stores_the_users_tokens_and_sets_a_session_cookie(self):
+        b = self.browser()
+        t0 = int(time.time())
+        r = b.login(self.fake)
+
+        # /login: 302 to the fake's /authorize with every parameter
+        self.assertEqual(r.login.status, 302, r.describe())
+        self.assertNoStore(r.login, "/login")
+        url = urllib.parse.urlsplit(r.authorize_url)
+        self.assertEqual("%s://%s%s" % (url.scheme, url.netloc, url.path), self.fake.url + "/authorize")
+        q = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        self.assertEqual({k: len(v) for k, v in q.items()},
+                         {k: 1 for k in ("client_id", "response_type", "redirect_uri", "scope", "state",
+                                         "code_challenge", "code_challenge_method")}, q)
+        p = r.authorize_params
+        self.assertEqual(p["client_id"], SPOTIFY_CLIENT_ID)
+        self.assertEqual(p["response_type"], "code")
+        self.assertEqual(p["redirect_uri"], TEST_REDIRECT_URI)
+        self.assertEqual(p["scope"], DEFAULT_SCOPES)
+        self.assertEqual(p["code_challenge_method"], "S256")
+        self.assertRegex(p["state"], STATE_RE)
+        self.assertRegex(p["code_challenge"], STATE_RE)
+
+        # the login cookie: attributes, format, signature, state, next
+        oauth = r.login.set_cookies.get(OAUTH_COOKIE)
+        self.assertIsNotNone(oauth, r.login)
+        self.assertCookieAttributes(oauth, 600)
+        self.assertRegex(oauth.value, OAUTH_VALUE_RE)
+        self.assertTrue(self.signer.oauth_is_authentic(oauth.value), oauth.value)
+        fields = CookieSigner.parse_oauth(oauth.value)
+        self.assertEqual(fields["state"], p["state"])
+        self.assertEqual(fields["next"], "/")
+        self.assertTrue(t0 + 590 <= fields["expires"] <= int(time.time()) + 610, fields)
+
+        # the fake redirected back with a code; /callback: 302 to "/"
+        self.assertEqual(r.authorize.status, 302, r.describe())
+        self.assertEqual(r.state, p["state"])
+        self.assertTrue(r.code)
+        self.assertEqual(r.callback.status, 302, r.describe() + self.stack_context())
+        self.assertNoStore(r.callback, "/callback")
+        self.assertEqual(r.callback.location, "/")
+        session = r.callback.set_cookies.get(SESSION_COOKIE)
+        self.assertIsNotNone(session, r.callback)
+        self.assertCookieAttributes(session, SESSION_TTL)
+        self.assertRegex(session.value, SESSION_VALUE_RE)
+        self.assertTrue(self.signer.session_is_authentic(session.value), session.value)
+        cleared = r.callback.set_cookies.get(OAUTH_COOKIE)
+        self.assertIsNotNone(cleared, "the login cookie must be cleared: %r" % r.callback)
+        self.assertEqual(cleared.value, "", cleared)
+        self.assertCookieAttributes(cleared, 0)
+        self.assertNotIn(OAUTH_COOKIE, b.jar)
+
+        # what the fake saw: one code exchange, PKCE, redirect_uri, client auth
+        tok_reqs = self.fake.requests("token")
+        self.assertEqual(len(tok_reqs), 1, tok_reqs)
+        form = tok_reqs[0]["form"]
+        self.assertEqual(form.get("grant_type"), "authorization_code")
+        self.assertEqual(form.get("code"), r.code)
+        self.assertEqual(form.get("redirect_uri"), TEST_REDIRECT_URI)
+        self.assertEqual(s256(form.get("code_verifier", "")), p["code_challenge"],
+                         "code_verifier does not match the challenge sent to /authorize")
+        self.assertEqual(tok_reqs[0]["headers"].get("Authorization"),
+                         self.fake_client_basic_auth())
+        self.assertEqual(tok_reqs[0]["status"], 200)
+
+        # the row
+        issued = self.fake.tokens()
+        self.assertEqual(len(issued["access_tokens"]), 1, issued)
+        access = issued["access_tokens"][0]["access_token"]
+        refresh = issued["refresh_tokens"][0]["refresh_token"]
+        me_reqs = self.fake.requests("me")
+        self.assertEqual(len(me_reqs), 1, me_reqs)
+        self.assertEqual(me_reqs[0]["headers"].get("Authorization"), "Bearer " + access)
+        u = self.user("demo-user")
+        self.assertGreater(len(u["spotify_token"]), 200)
+        self.assertEqual(len(u["spotify_token"]), 300)
+        self.assertEqual(u["spotify_token"], access)
+        self.assertEqual(u["refresh_token"], refresh)
+        self.assertEqual(u["display_name"], "Demo User")
+        self.assertEqual(sorted((u["scope"] or "").split()), sorted(DEFAULT_SCOPES.split()))
+        self.assertIsNotNone(u["authorized_at"])
+        self.assertLess(abs(self.seconds_until(u["authorized_at"])), 60)
+        self.assertTrue(3500 <= self.seconds_until(u["token_expires_at"]) <= 3601, u)
+        s = CookieSigner.parse_session(session.value)
+        self.assertEqual(s["user_id"], u["id"])
+        self.assertEqual(s["generation"], u["session_generation"])
+        self.assertTrue(t0 + SESSION_TTL - 5 <= s["expires"] <= int(time.time()) + SESSION_TTL + 5, s)
+
+        # /me and /me/token with the new session
+        me = b.get("/me")
+        self.assertEqual(me.status, 200, me)
+        self.assertNoStore(me, "/me")
+        doc = me.json()
+        self.assertEqual(set(doc), {"id", "spotify_id", "display_name", "token_expires_at"}, doc)
+        self.assertIsInstance(doc["id"], int)
+        self.assertEqual(doc["id"], u["id"])
+        self.assertEqual(doc["spotify_id"], "demo-user")
+        self.assertEqual(doc["display_name"], "Demo User")
+        self.assertRegex(doc["token_expires_at"], ISO_Z_RE)
+        self.assertNotIn(access, me.body.decode())
+        self.assertNotIn(refresh, me.body.decode())
+
+        tok = b.get("/me/token")
+        self.assertEqual(tok.status, 200, tok)
+        self.assertNoStore(tok, "/me/token")
+        doc = tok.json()
+        self.assertEqual(doc["access_token"], access)
+        self.assertEqual(len(doc["access_token"]), 300)
+        self.assertEqual(doc["token_type"], "Bearer")
+        self.assertRegex(doc["expires_at"], ISO_Z_RE)
+        self.assertIsInstance(doc["expires_in"], int)
+        # 3601: baa rounds the stored expiry to whole seconds
+        self.assertTrue(3500 <= doc["expires_in"] <= 3601, doc)
+        self.assertNotIn(refresh, tok.body.decode())
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 0)
+
+    def fake_client_basic_auth(self):
+        raw = ("%s:%s" % (SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET)).encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def test_second_login_of_the_same_spotify_user_updates_the_same_row(self):
+        b1, r1 = self.login()
+        first = self.user("demo-user")
+        b2, r2 = self.login()
+        rows = self.users()
+        self.assertEqual(len(rows), 1, rows)
+        second = rows[0]
+        self.assertEqual(second["id"], first["id"])
+        self.assertNotEqual(second["spotify_token"], first["spotify_token"])
+        newest = self.fake.tokens()["access_tokens"][-1]["access_token"]
+        self.assertEqual(second["spotify_token"], newest)
+        self.assertEqual(b2.get("/me/token").json()["access_token"], newest)
+        self.assertEqual(b2.get("/me").json()["id"], first["id"])
+
+        # another Spotify user gets a row of their own
+        self.fake.configure(user={"id": "other-user", "display_name": None})
+        b3, r3 = self.login()
+        rows = self.users()
+        self.assertEqual(sorted(u["spotify_id"] for u in rows), ["demo-user", "other-user"])
+        other = self.user("other-user")
+        self.assertNotEqual(other["id"], first["id"])
+        me = b3.get("/me")
+        self.assertEqual(me.status, 200, me)
+        self.assertEqual(me.json()["spotify_id"], "other-user")
+        self.assertIsNone(me.json()["display_name"])
+        self.assertIsNone(other["display_name"])
+        self.assertEqual(b1.get("/me").json()["spotify_id"], "demo-user")
+
+    def test_next_local_path_is_where_the_login_ends(self):
+        for next_path in ("/account", "/a/b?x=1&y=2"):
+            with self.subTest(next=next_path):
+                b, r = self.login(next_path=next_path)
+                self.assertEqual(CookieSigner.parse_oauth(r.oauth_cookie)["next"], next_path)
+                self.assertEqual(r.callback.location, next_path, r.callback)
+
+    def test_next_that_is_not_a_single_local_path_is_refused_without_cookie(self):
+        queries = {
+            "absolute https URL": "next=" + urllib.parse.quote("https://evil.example", safe=""),
+            "absolute URL unencoded": "next=https://evil.example/",
+            "protocol-relative": "next=" + urllib.parse.quote("//evil.example", safe=""),
+            "protocol-relative unencoded": "next=//evil.example",
+            "backslash": "next=" + urllib.parse.quote("/\\evil.example", safe=""),
+            "bare host": "next=evil.example",
+            "two next params": "next=%2Faccount&next=%2Fother",
+            "two next params, one evil": "next=%2Faccount&next=%2F%2Fevil.example",
+        }
+        for what, query in queries.items():
+            with self.subTest(what, query=query):
+                b = self.browser()
+                resp = b.get("/login?" + query)
+                self.assertJsonError(resp, 400, "/login?" + query)
+                self.assertEqual(resp.set_cookie_list, [], resp)
+                self.assertIsNone(resp.location, resp)
+        self.assertEqual(self.fake.stats()["authorize"], 0)
+        # control: a local next is accepted by the same route
+        resp = self.browser().get("/login?next=%2Faccount")
+        self.assertEqual(resp.status, 302, resp)
+
+    def test_cache_control_no_store_on_every_login_answer(self):
+        b = self.browser()
+        answers = {}
+        answers["/login 302"] = b.start_login()
+        answers["/login 400"] = self.browser().get("/login?next=//evil.example")
+        answers["/callback 400 (no cookie)"] = self.browser().get("/callback?code=abc&state=def")
+        self.fake.configure(deny=True)
+        _, params = b.authorize_at(self.fake, answers["/login 302"].location)
+        answers["/callback 403"] = b.callback(params)
+        self.fake.configure(deny=False)
+        b2, r = self.login()
+        answers["/callback 302"] = r.callback
+        answers["/me 200"] = b2.get("/me")
+        answers["/me 401"] = self.browser().get("/me")
+        answers["/me/token 200"] = b2.get("/me/token")
+        answers["/me/token 401"] = self.browser().get("/me/token")
+        answers["/logout 200"] = b2.post("/logout")
+        for what, resp in answers.items():
+            with self.subTest(what):
+                self.assertEqual(str(resp.status), what.split()[1], resp)
+                self.assertNoStore(resp, what)
+                try:
+                    resp.json()
+                except ValueError:
+                    self.fail("%s: body is not JSON: %r" % (what, resp))
+
+
+class CallbackStateTest(SpotifyTestCase):
+    """/callback refuses what is not the browser's own pending login, before
+    calling Spotify: zero token requests, nothing stored."""
+
+    def begin(self):
+        """/login + the fake's authorize: -> (browser, oauth cookie value, code, state)."""
+        b = self.browser()
+        resp = b.start_login()
+        self.assertEqual(resp.status, 302, resp)
+        auth, params = b.authorize_at(self.fake, resp.location)
+        self.assertEqual(auth.status, 302, auth)
+        return b, b.jar[OAUTH_COOKIE], params["code"], params["state"]
+
+    def assertRefusedBeforeSpotify(self, resp, what):
+        self.assertJsonError(resp, 400, what)
+        self.assertNotIn(SESSION_COOKIE, resp.set_cookies, what)
+        self.assertEqual(self.fake.stats()["token"], 0, "%s: baa called the token endpoint" % what)
+        self.assertEqual(self.users(), [], what)
+
+    def assertLoginGoesThrough(self, b, code, state, cookie):
+        """The control: the same code and state with a good cookie do log in."""
+        resp = b.callback({"code": code, "state": state}, cookies={OAUTH_COOKIE: cookie})
+        self.assertEqual(resp.status, 302, "%r%s" % (resp, self.stack_context()))
+        self.assertIn(SESSION_COOKIE, resp.set_cookies, resp)
+        self.assertEqual(len(self.users()), 1)
+
+    def test_python_signer_matches_baa(self):
+        b, cookie, code, state = self.begin()
+        f = CookieSigner.parse_oauth(cookie)
+        self.assertEqual(self.signer.sign_oauth(f["state"], f["expires"], f["next"]), cookie)
+        self.assertFalse(CookieSigner("another-secret-key-0123456789-abcdefgh").oauth_is_authentic(cookie))
+
+    def test_missing_or_duplicate_code_or_state_is_400(self):
+        b, cookie, code, state = self.begin()
+        e = urllib.parse.quote
+        cases = {
+            "no query": "",
+            "no code": "state=%s" % e(state),
+            "no state": "code=%s" % e(code),
+            "empty code": "code=&state=%s" % e(state),
+            "empty state": "code=%s&state=" % e(code),
+            "two codes": "code=%s&code=%s&state=%s" % (e(code), e(code), e(state)),
+            "two states": "code=%s&state=%s&state=%s" % (e(code), e(state), e(state)),
+        }
+        for what, query in cases.items():
+            with self.subTest(what):
+                resp = b.get("/callback" + ("?" + query if query else ""),
+                             cookies={OAUTH_COOKIE: cookie})
+                self.assertRefusedBeforeSpotify(resp, what)
+        self.assertLoginGoesThrough(b, code, state, cookie)
+
+    def test_missing_forged_or_tampered_login_cookie_is_400(self):
+        b, cookie, code, state = self.begin()
+        f = CookieSigner.parse_oauth(cookie)
+        body, _, mac = cookie.rpartition(".")
+        other_key = CookieSigner("another-secret-key-0123456789-abcdefgh")
+        flip = lambda s, i: s[:i] + ("A" if s[i] != "A" else "B") + s[i + 1:]  # noqa: E731
+        variants = {
+            "no cookie": None,
+            "empty value": "",
+            "garbage": "garbage",
+            "mac flipped": body + "." + flip(mac, 5),
+            "mac missing": body,
+            "mac truncated": cookie[:-2],
+            "state flipped": "v1.%s.%d.%s.%s" % (flip(f["state"], 0), f["expires"],
+                                                  b64url(f["next"].encode()), mac),
+            "expiry pushed back, old mac": "v1.%s.%d.%s.%s" % (f["state"], f["expires"] + 3600,
+                                                              b64url(f["next"].encode()), mac),
+            "signed with another key": other_key.sign_oauth(f["state"], f["expires"], f["next"]),
+            "signed with the session key": body + "." + self.signer.session_mac(body),
+            "version v2": "v2" + cookie[2:],
+        }
+        for what, value in variants.items():
+            with self.subTest(what):
+                cookies = {} if value is None else {OAUTH_COOKIE: value}
+                resp = b.callback({"code": code, "state": state}, cookies=cookies)
+                self.assertRefusedBeforeSpotify(resp, what)
+        # the login cookie sent under the session cookie's name is no login cookie either
+        resp = b.callback({"code": code, "state": state}, cookies={SESSION_COOKIE: cookie})
+        self.assertRefusedBeforeSpotify(resp, "login cookie named baa_session")
+        self.assertLoginGoesThrough(b, code, state, cookie)
+
+    def test_expired_login_cookie_is_400_and_a_fresh_resigned_one_works(self):
+        b, cookie, code, state = self.begin()
+        f = CookieSigner.parse_oauth(cookie)
+        now = int(time.time())
+        expired = self.signer.sign_oauth(f["state"], now - 5, f["next"])
+        resp = b.callback({"code": code, "state": state}, cookies={OAUTH_COOKIE: expired})
+        self.assertRefusedBeforeSpotify(resp, "expired cookie")
+        # the same state, signed by this test, not expired: baa accepts it, so the
+        # 400 above was for the expiry, not for the signature
+        fresh = self.signer.sign_oauth(f["state"], now + 120, f["next"])
+        self.assertNotEqual(fresh, cookie)
+        self.assertLoginGoesThrough(b, code, state, fresh)
+
+    def test_state_not_matching_the_login_cookie_is_400(self):
+        b, cookie, code, state = self.begin()
+        # an authentic cookie of another login of this browser (a second tab)
+        b2, cookie2, code2, state2 = self.begin()
+        self.assertNotEqual(state, state2)
+        resp = b.callback({"code": code, "state": state}, cookies={OAUTH_COOKIE: cookie2})
+        self.assertRefusedBeforeSpotify(resp, "cookie of another login")
+        # an authentic cookie (signed here) for a random state
+        now = int(time.time())
+        random_state = b64url(bytes(range(32)))
+        resp = b.callback({"code": code, "state": state},
+                          cookies={OAUTH_COOKIE: self.signer.sign_oauth(random_state, now + 300)})
+        self.assertRefusedBeforeSpotify(resp, "signed cookie with another state")
+        # state altered in the query
+        changed = state[:-1] + ("A" if state[-1] != "A" else "B")
+        for what, bad in (("other state", state2), ("one char changed", changed),
+                          ("prefix", state[:20]), ("longer", state + "A")):
+            with self.subTest(what):
+                resp = b.callback({"code": code, "state": bad}, cookies={OAUTH_COOKIE: cookie})
+                self.assertRefusedBeforeSpotify(resp, "state " + what)
+        self.assertLoginGoesThrough(b, code, state, cookie)
+
+    def test_login_cookie_is_one_of_several_cookies(self):
+        b, cookie, code, state = self.begin()
+        resp = b.callback({"code": code, "state": state},
+                          headers={"Cookie": "theme=dark; %s=%s; other=1" % (OAUTH_COOKIE, cookie)})
+        self.assertEqual(resp.status, 302, resp)
+
+    def test_malformed_percent_encoding_in_callback_query_is_400(self):
+        b, cookie, code, state = self.begin()
+        for query in ("code=%%zz&state=%s" % state, "code=%s&state=%%zz" % code, "code=%zz&state=x",
+                      "code=%s&state=%s%%" % (code, state), "code=%s%%0&state=%s" % (code, state),
+                      "code=%s%%00&state=%s" % (code, state)):
+            with self.subTest(query=query[:40]):
+                resp = b.get("/callback?" + query, cookies={OAUTH_COOKIE: cookie})
+                self.assertRefusedBeforeSpotify(resp, "/callback?" + query[:40])
+        self.assertLoginGoesThrough(b, code, state, cookie)
+
+
+class CallbackSpotifyErrorTest(SpotifyTestCase):
+    """Spotify says no or misbehaves during /callback: a clear error, nothing stored."""
+
+    login_extra_env = {"BAA_SPOTIFY_TIMEOUT_MS": 1000}
+
+    def begin(self):
+        b = self.browser()
+        resp = b.start_login()
+        self.assertEqual(resp.status, 302, resp)
+        auth, params = b.authorize_at(self.fake, resp.location)
+        self.assertEqual(auth.status, 302, auth)
+        return b, params
+
+    def assertNothingStored(self, resp, what):
+        self.assertNotIn(SESSION_COOKIE, resp.set_cookies, "%s: %r" % (what, resp))
+        self.assertEqual(self.users(), [], what)
+
+    def test_access_denied_at_spotify_is_403_and_clears_login_cookie(self):
+        self.fake.configure(deny=True)
+        b, params = self.begin()
+        self.assertEqual(params.get("error"), "access_denied", params)
+        self.assertNotIn("code", params)
+        resp = b.callback(params)
+        self.assertJsonError(resp, 403, "access_denied")
+        cleared = resp.set_cookies.get(OAUTH_COOKIE)
+        self.assertIsNotNone(cleared, resp)
+        self.assertTrue(cleared.clears, cleared)
+        self.assertEqual(cleared.max_age, 0, cleared)
+        self.assertNothingStored(resp, "access_denied")
+        self.assertEqual(self.fake.stats()["token"], 0)
+
+    def test_other_error_from_spotify_is_400(self):
+        b, params = self.begin()
+        resp = b.callback({"error": "server_error", "state": params["state"]})
+        self.assertJsonError(resp, 400, "error=server_error")
+        self.assertTrue(resp.set_cookies.get(OAUTH_COOKIE) and resp.set_cookies[OAUTH_COOKIE].clears, resp)
+        self.assertNothingStored(resp, "error=server_error")
+        self.assertEqual(self.fake.stats()["token"], 0)
+
+    def check_token_fault(self, what, expect, **fault):
+        self.fake.reset()
+        self.pg.psql("DELETE FROM users", db=self.db)
+        b, params = self.begin()
+        if fault.get("close"):
+            # Every attempt is dropped: libcurl resends a request once, by
+            # itself, when a kept-alive connection dies without an answer.
+            self.fake.set_fault("token", **fault)
+        else:
+            self.fake.set_fault("token", times=1, **fault)
+        resp = b.callback(params)
+        self.assertJsonError(resp, expect, what)
+        self.assertNothingStored(resp, what)
+        calls = self.fake.stats()["token"]
+        if fault.get("close"):
+            self.assertIn(calls, (1, 2), what)
+        else:
+            self.assertEqual(calls, 1, what)
+        return resp
+
+    def test_token_endpoint_failures_are_502(self):
+        cases = {
+            "500": dict(status=500),
+            "503": dict(status=503),
+            "502 html": dict(status=502, body="<html>bad gateway</html>", content_type="text/html"),
+            "connection closed": dict(close=True),
+            "not json": dict(status=200, body="not json"),
+            "access_token a number": dict(status=200, body='{"access_token": 5}'),
+            "access_token a number, rest right": dict(
+                status=200, body='{"access_token": 5, "token_type": "Bearer", "expires_in": 3600,'
+                                 ' "refresh_token": "AQrefresh", "scope": "user-read-email"}'),
+            "expires_in a string": dict(
+                status=200, body='{"access_token": "BQaccess", "token_type": "Bearer", "expires_in": "3600",'
+                                 ' "refresh_token": "AQrefresh", "scope": "user-read-email"}'),
+            "json array": dict(status=200, body="[]"),
+            "invalid_grant": dict(status=400, body='{"error": "invalid_grant",'
+                                                   ' "error_description": "Invalid authorization code"}'),
+        }
+        for what, fault in cases.items():
+            with self.subTest(what):
+                self.check_token_fault(what, 502, **fault)
+
+    def test_token_endpoint_timeout_is_502_within_the_time_bound(self):
+        b, params = self.begin()
+        self.fake.set_fault("token", delay_ms=3000, times=1)
+        t0 = time.monotonic()
+        resp = b.callback(params)
+        elapsed = time.monotonic() - t0
+        self.assertJsonError(resp, 502, "timeout")
+        self.assertLess(elapsed, 2.5, "BAA_SPOTIFY_TIMEOUT_MS=1000 but the answer took %.2fs" % elapsed)
+        self.assertNothingStored(resp, "timeout")
+        self.assertEqual(self.fake.stats()["token"], 1)
+
+    def test_real_invalid_grant_for_an_unknown_code_is_502(self):
+        b, params = self.begin()
+        params = dict(params, code="AQ" + "x" * 40)
+        resp = b.callback(params)
+        self.assertJsonError(resp, 502, "unknown code")
+        self.assertNothingStored(resp, "unknown code")
+        reqs = self.fake.requests("token")
+        self.assertEqual(len(reqs), 1, reqs)
+        self.assertEqual(reqs[0]["status"], 400)
+
+    def test_replayed_callback_is_refused_and_changes_nothing(self):
+        b, params = self.begin()
+        oauth = b.jar[OAUTH_COOKIE]
+        resp = b.callback(params)
+        self.assertEqual(resp.status, 302, resp)
+        before = self.users()
+        # an attacker replays the same callback with the (captured) login cookie
+        replay = self.browser().callback(params, cookies={OAUTH_COOKIE: oauth})
+        self.assertIn(replay.status, (400, 502), replay)
+        self.assertNotIn(SESSION_COOKIE, replay.set_cookies, replay)
+        self.assertEqual(self.users(), before)
+
+    def test_profile_failure_is_502(self):
+        for what, fault in (("500", dict(status=500)), ("closed", dict(close=True)),
+                            ("no id", dict(status=200, body='{"display_name": "x"}')),
+                            ("id a number", dict(status=200, body='{"id": 7}')),
+                            ("not json", dict(status=200, body="{"))):
+            with self.subTest(what):
+                self.fake.reset()
+                self.pg.psql("DELETE FROM users", db=self.db)
+                b, params = self.begin()
+                if fault.get("close"):
+                    self.fake.set_fault("me", **fault)  # every attempt: see check_token_fault
+                else:
+                    self.fake.set_fault("me", times=1, **fault)
+                resp = b.callback(params)
+                self.assertJsonError(resp, 502, "/v1/me " + what)
+                self.assertNothingStored(resp, "/v1/me " + what)
+                self.assertEqual(self.fake.stats()["token"], 1)
+                self.assertIn(self.fake.stats()["me"], (1, 2) if fault.get("close") else (1,))
+
+    def test_rate_limited_code_exchange_is_503_with_spotifys_retry_after(self):
+        # its own baa: a worker may remember Spotify's Retry-After
+        baa, nginx = self.start_stack(self.login_env())
+        b = self.browser(nginx)
+        resp = b.start_login()
+        auth, params = b.authorize_at(self.fake, resp.location)
+        self.fake.set_fault("token", status=429, retry_after=7, times=1)
+        resp = b.callback(params)
+        self.assertJsonError(resp, 503, "429")
+        self.assertEqual(resp.headers.get("Retry-After"), "7", resp)
+        self.assertNothingStored(resp, "429")
+        self.assertEqual(self.fake.stats()["token"], 1, "no retry loop at a 429")
+
+
+class SessionTtlDefaultTest(SpotifyTestCase):
+    """Without BAA_SESSION_TTL the session cookie lasts 30 days."""
+
+    workers = 1
+
+    def test_default_session_max_age_is_30_days(self):
+        t0 = int(time.time())
+        b, r = self.login()
+        c = r.callback.set_cookies[SESSION_COOKIE]
+        self.assertCookieAttributes(c, 2592000)
+        exp = CookieSigner.parse_session(c.value)["expires"]
+        self.assertTrue(t0 + 2592000 - 5 <= exp <= int(time.time()) + 2592000 + 5, exp)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,262 @@
+"""GET /me/token: the stored Spotify access token, refreshed at the fake
+Spotify when it is about to expire, and what baa keeps when that fails."""
+
+import base64
+import time
+import unittest
+
+from harness import (SECRET_KEY, SESSION_COOKIE, SPOTIFY_CLIENT_ID,
+                     SPOTIFY_CLIENT_SECRET, SpotifyTestCase, run_concurrently, wait_until)
+
+
+def pieces(value, size=20):
+    """Overlapping pieces of a long secret that cover all of it."""
+    if len(value) < 2 * size:
+        return []
+    return [value[i:i + size] for i in range(0, len(value) - size + 1, size // 2)] + [value[-size:]]
+
+
+class TokenTestCase(SpotifyTestCase):
+    def login_expiring(self, expires_in=30, nginx=None):
+        """Log in with a token that expires within baa's 60 s margin; the fake
+        then issues hour-long tokens. -> (browser, session cookie, row)."""
+        self.fake.configure(expires_in=expires_in)
+        b, r = self.login(nginx=nginx)
+        self.fake.configure(expires_in=3600)
+        row = self.user()
+        self.assertLessEqual(self.seconds_until(row["token_expires_at"]), 60, row)
+        return b, r.session_cookie, row
+
+    def get_token(self, nginx, cookie, timeout=15):
+        b = self.browser(nginx)
+        return b.get("/me/token", cookies={SESSION_COOKIE: cookie}, timeout=timeout)
+
+    def newest(self, kind):
+        issued = self.fake.tokens()[kind]
+        self.assertTrue(issued, kind)
+        return issued[-1]["access_token" if kind == "access_tokens" else "refresh_token"]
+
+    def assertTokenAnswer(self, resp, token=None):
+        self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
+        self.assertNoStore(resp, "/me/token")
+        doc = resp.json()
+        self.assertEqual(doc["token_type"], "Bearer", doc)
+        self.assertIsInstance(doc["expires_in"], int, doc)
+        self.assertRegex(doc["expires_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        if token is not None:
+            self.assertEqual(doc["access_token"], token)
+        return doc
+
+
+class TokenRefreshTest(TokenTestCase):
+    workers = 4
+    login_extra_env = {"BAA_SPOTIFY_TIMEOUT_MS": 1000}
+
+    def test_fresh_token_is_returned_without_calling_spotify(self):
+        b, r = self.login()
+        stored = self.user()["spotify_token"]
+        for i in range(5):
+            self.assertTokenAnswer(b.get("/me/token"), stored)
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 0)
+        self.assertEqual(self.user()["spotify_token"], stored)
+
+    def test_concurrent_requests_for_an_expiring_token_refresh_it_exactly_once(self):
+        b, cookie, before = self.login_expiring()
+        # a slow refresh, so that every request arrives while it is in flight
+        self.fake.set_fault("token", delay_ms=300, grant_type="refresh_token")
+        results = run_concurrently([lambda: self.get_token(self.nginx, cookie)] * 20)
+        errors = [r for r in results if isinstance(r, Exception)]
+        self.assertEqual(errors, [])
+        for resp in results:
+            self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
+        tokens = {resp.json()["access_token"] for resp in results}
+        self.assertEqual(len(tokens), 1, "different tokens handed out: %d" % len(tokens))
+        new = tokens.pop()
+        self.assertNotEqual(new, before["spotify_token"])
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 1,
+                         "expected exactly one refresh at Spotify%s" % self.stack_context())
+        self.assertEqual(new, self.newest("access_tokens"))
+        for resp in results:
+            self.assertTrue(3500 <= resp.json()["expires_in"] <= 3601, resp.json())
+        after = self.user()
+        self.assertEqual(after["spotify_token"], new)
+        self.assertEqual(after["refresh_token"], before["refresh_token"])
+        self.assertTrue(3500 <= self.seconds_until(after["token_expires_at"]) <= 3601, after)
+        req = self.fake.requests("token")[-1]
+        self.assertEqual(req["form"].get("grant_type"), "refresh_token")
+        self.assertEqual(req["form"].get("refresh_token"), before["refresh_token"])
+        raw = ("%s:%s" % (SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET)).encode()
+        self.assertEqual(req["headers"].get("Authorization"), "Basic " + base64.b64encode(raw).decode())
+        # and from now on the refreshed token is served without another refresh
+        self.assertTokenAnswer(self.get_token(self.nginx, cookie), new)
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 1)
+
+    def test_rotated_refresh_token_is_stored_and_used_next_time(self):
+        b, cookie, before = self.login_expiring()
+        self.fake.configure(rotate_refresh_tokens=True, expires_in=30)
+        first = self.assertTokenAnswer(self.get_token(self.nginx, cookie))
+        row = self.user()
+        rotated = self.newest("refresh_tokens")
+        self.assertNotEqual(rotated, before["refresh_token"])
+        self.assertEqual(row["refresh_token"], rotated)
+        self.assertEqual(row["spotify_token"], first["access_token"])
+        state = {t["refresh_token"]: t["revoked"] for t in self.fake.tokens()["refresh_tokens"]}
+        self.assertTrue(state[before["refresh_token"]], "the old refresh token must be dead at the fake")
+        self.assertFalse(state[rotated])
+        # the token again expires within the margin: the next refresh uses the rotated token
+        second = self.assertTokenAnswer(self.get_token(self.nginx, cookie))
+        self.assertNotEqual(second["access_token"], first["access_token"])
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 2)
+        self.assertEqual(self.fake.requests("token")[-1]["form"].get("refresh_token"), rotated)
+        self.assertEqual(self.user()["refresh_token"], self.newest("refresh_tokens"))
+
+    def test_refresh_without_rotation_keeps_the_refresh_token(self):
+        b, cookie, before = self.login_expiring()
+        doc = self.assertTokenAnswer(self.get_token(self.nginx, cookie))
+        after = self.user()
+        self.assertEqual(after["refresh_token"], before["refresh_token"])
+        self.assertEqual(after["spotify_token"], doc["access_token"])
+        self.assertNotEqual(after["spotify_token"], before["spotify_token"])
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 1)
+
+    def check_invalid_grant(self, kill_grant):
+        b, cookie, before = self.login_expiring()
+        kill_grant()
+        resp = self.get_token(self.nginx, cookie)
+        self.assertJsonError(resp, 401, "refresh invalid_grant")
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 1)
+        self.assertEqual(self.token_columns(), {"spotify_token": None, "refresh_token": None,
+                                                "token_expires_at": None})
+        # Spotify would work again; baa has nothing to refresh with and does not call it
+        self.fake.configure(invalid_grant_on_refresh=False)
+        calls = self.fake.stats()["token"]
+        for i in range(3):
+            self.assertJsonError(self.get_token(self.nginx, cookie), 401, "after invalid_grant")
+        self.assertEqual(self.fake.stats()["token"], calls)
+        # the user must log in again: the session is revoked too, so every
+        # device shows the login instead of a user without tokens
+        me = self.browser().get("/me", cookies={SESSION_COOKIE: cookie})
+        self.assertEqual(me.status, 401, me)
+
+    def test_invalid_grant_on_refresh_is_401_and_forgets_the_tokens(self):
+        self.check_invalid_grant(lambda: self.fake.configure(invalid_grant_on_refresh=True))
+
+    def test_revoked_refresh_token_is_401_and_forgets_the_tokens(self):
+        self.check_invalid_grant(self.fake.revoke_refresh_tokens)
+
+    def test_refresh_failures_are_502_and_keep_the_stored_tokens(self):
+        cases = {
+            "500": dict(status=500, times=1),
+            "503": dict(status=503, times=1),
+            "not json": dict(status=200, body="not json", times=1),
+            "access_token a number": dict(status=200, body='{"access_token": 5, "token_type": "Bearer",'
+                                                            ' "expires_in": 3600}', times=1),
+            "connection closed (every attempt)": dict(close=True),
+        }
+        for what, fault in cases.items():
+            with self.subTest(what):
+                self.fake.reset()
+                self.pg.psql("DELETE FROM users", db=self.db)
+                b, cookie, before = self.login_expiring()
+                self.fake.set_fault("token", grant_type="refresh_token", **fault)
+                resp = self.get_token(self.nginx, cookie)
+                self.assertJsonError(resp, 502, what)
+                self.assertEqual(self.token_columns(), {k: before[k] for k in
+                                                        ("spotify_token", "refresh_token", "token_expires_at")})
+                self.assertGreaterEqual(self.fake.stats()["token_refresh_token"], 1)
+                # once Spotify is back, the stored refresh token still works
+                self.fake.clear_faults()
+                doc = self.assertTokenAnswer(self.get_token(self.nginx, cookie))
+                self.assertNotEqual(doc["access_token"], before["spotify_token"])
+
+    def test_refresh_timeout_is_502_in_time_and_keeps_the_stored_tokens(self):
+        b, cookie, before = self.login_expiring()
+        self.fake.set_fault("token", grant_type="refresh_token", delay_ms=3000, times=1)
+        t0 = time.monotonic()
+        resp = self.get_token(self.nginx, cookie)
+        elapsed = time.monotonic() - t0
+        self.assertJsonError(resp, 502, "refresh timeout")
+        self.assertLess(elapsed, 2.5, "BAA_SPOTIFY_TIMEOUT_MS=1000 but the answer took %.2fs" % elapsed)
+        self.assertEqual(self.token_columns(), {k: before[k] for k in
+                                                ("spotify_token", "refresh_token", "token_expires_at")})
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 1)
+
+
+class TokenRateLimitTest(TokenTestCase):
+    """A 429 at refresh: its own baa per test (a worker may remember Retry-After)."""
+
+    class_stack = False
+    workers = 2
+
+    def test_rate_limited_refresh_is_503_with_retry_after_and_one_call(self):
+        baa, nginx = self.start_stack(self.login_env())
+        self.baa = baa
+        b, cookie, before = self.login_expiring(nginx=nginx)
+        self.fake.set_fault("token", grant_type="refresh_token", status=429, retry_after=7, times=1)
+        resp = self.get_token(nginx, cookie)
+        self.assertJsonError(resp, 503, "refresh 429")
+        self.assertEqual(resp.headers.get("Retry-After"), "7", resp)
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 1, "no retry loop at a 429")
+        self.assertEqual(self.fake.stats()["token"], 2)  # the login's code exchange + one refresh
+        self.assertEqual(self.token_columns(), {k: before[k] for k in
+                                                ("spotify_token", "refresh_token", "token_expires_at")})
+
+
+class LogSecrecyTest(TokenTestCase):
+    """baa's log never holds a code, token, cookie value or secret."""
+
+    workers = 2
+
+    def test_login_refresh_and_logout_leave_no_secret_in_the_log(self):
+        # login 1 with a token about to expire, refreshed with rotation
+        self.fake.configure(expires_in=30, rotate_refresh_tokens=True)
+        b1, r1 = self.login()
+        self.fake.configure(expires_in=3600)
+        self.assertTokenAnswer(b1.get("/me/token"))
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 1)
+        # login 2 of another user, then both log out
+        self.fake.configure(user={"id": "second-user"})
+        b2, r2 = self.login()
+        self.assertTokenAnswer(b2.get("/me/token"))
+        for b in (b1, b2):
+            out = b.post("/logout")
+            self.assertEqual(out.status, 200, out)
+        wait_until(lambda: self.baa.log().count("path=/logout") >= 2, 5,
+                   message="logout requests not logged" + self.stack_context())
+
+        issued = self.fake.tokens()
+        self.assertEqual(len(issued["codes"]), 2, issued["codes"])
+        self.assertEqual(len(issued["access_tokens"]), 3)
+        self.assertEqual(len(issued["refresh_tokens"]), 3)  # two logins + one rotation
+        secrets_ = {
+            "client secret": SPOTIFY_CLIENT_SECRET,
+            "BAA_SECRET_KEY": SECRET_KEY,
+            "client credentials (Basic)": base64.b64encode(
+                ("%s:%s" % (SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET)).encode()).decode(),
+        }
+        for i, c in enumerate(issued["codes"]):
+            secrets_["code %d" % i] = c["code"]
+        for i, t in enumerate(issued["access_tokens"]):
+            secrets_["access token %d" % i] = t["access_token"]
+        for i, t in enumerate(issued["refresh_tokens"]):
+            secrets_["refresh token %d" % i] = t["refresh_token"]
+        cookies = {"oauth cookie 1": r1.oauth_cookie, "oauth cookie 2": r2.oauth_cookie,
+                   "session cookie 1": r1.session_cookie, "session cookie 2": r2.session_cookie}
+        log = self.baa.log()
+        self.assertIn("path=/callback", log)
+        self.assertIn("event=token_refreshed", log)
+        for what, value in secrets_.items():
+            with self.subTest(what):
+                self.assertTrue(value)
+                self.assertNotIn(value, log, "%s leaked into baa's log" % what)
+                for part in pieces(value):  # a truncated copy is a leak too
+                    self.assertNotIn(part, log, "part of %s leaked into baa's log: %r" % (what, part))
+        for what, value in cookies.items():
+            with self.subTest(what):
+                self.assertTrue(value)
+                self.assertNotIn(value, log, "%s leaked into baa's log" % what)
+                self.assertNotIn(value.rpartition(".")[2], log, "the MAC of %s is in baa's log" % what)
+
+
+if __name__ == "__main__":
+    unittest.main()
