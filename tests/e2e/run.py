@@ -6,7 +6,7 @@ usage: /usr/bin/python3 tests/e2e/run.py [--screenshots DIR]
 Starts, in temp dirs and on free ports: a throwaway PostgreSQL cluster
 (tests/integration/harness.py) with a fresh database (`baa resetdb`), the
 fake Spotify (tests/fake_spotify) approving "Ada Lovelace", `baa serve` on a
-unix socket, and nginx from the shipped template nginx/local.conf.in (TLS
+unix socket, and nginx from the shipped template nginx/baa.conf.in (TLS
 with a self-signed certificate, rendered as scripts/run-local does). Then
 Chromium, driven by playwright-core, logs in through the page, and
 everything is torn down again, also on failure, SIGINT or SIGTERM.
@@ -50,8 +50,7 @@ import harness  # noqa: E402
 from client import FakeSpotify  # noqa: E402
 
 CHROMIUM = os.environ.get("BAA_E2E_CHROMIUM", "/usr/bin/chromium")
-NGINX_TEMPLATE = os.path.join(REPO, "nginx", "local.conf.in")
-STATIC_DIR = os.path.join(REPO, "nginx", "static")
+RENDER_NGINX = os.path.join(REPO, "scripts", "render-nginx")
 SPEC = os.path.join(HERE, "login.spec.mjs")
 USER_ID = "ada-lovelace-e2e"
 DISPLAY_NAME = "Ada Lovelace"
@@ -168,26 +167,12 @@ class Stack:
         self.nginx = None
         self.nginx_stderr = None
 
-    # -- nginx from the shipped template, as scripts/run-local renders it --
+    # -- nginx from the shipped configuration, as scripts/run-local renders it --
     def prepare_state(self):
         # make_temp_dir: mode 0777 under /tmp, so nginx's workers (nobody) get in.
         self.state = harness.make_temp_dir("baa-e2e-")
         for sub in ("nginx/tmp", "log", "run"):
             os.makedirs(os.path.join(self.state, sub), mode=0o755)
-        ng = os.path.join(self.state, "nginx")
-        res = subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
-             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", os.path.join(ng, "key.pem"), "-out", os.path.join(ng, "cert.pem")],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        if res.returncode != 0:
-            raise SetupError("openssl could not make a certificate:\n" + res.stderr)
-        static = os.path.join(ng, "static")
-        shutil.copytree(STATIC_DIR, static)
-        for root, dirs, files in os.walk(static):
-            os.chmod(root, 0o755)
-            for f in files:
-                os.chmod(os.path.join(root, f), 0o644)
         self.https_port = harness.free_port()
         self.http_port = harness.free_port()
         while self.http_port == self.https_port:
@@ -195,19 +180,13 @@ class Stack:
         self.base_url = "https://127.0.0.1:%d" % self.https_port
 
     def render_nginx(self):
-        with open(NGINX_TEMPLATE) as f:
-            text = f.read()
-        text = (text.replace("@STATE@", self.state)
-                .replace("@HTTPS_PORT@", str(self.https_port))
-                .replace("@HTTP_PORT@", str(self.http_port)))
-        code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-        left = sorted(set(re.findall(r"@[A-Z_]+@", code)))
-        if left:
-            raise SetupError("nginx/local.conf.in has placeholders run.py does not know: %s" % ", ".join(left))
-        conf = os.path.join(self.state, "nginx", "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(text)
-        return conf
+        res = subprocess.run(
+            [RENDER_NGINX, "local", self.state, str(self.http_port), str(self.https_port),
+             "unix:" + os.path.join(self.state, "run", "baa.sock")],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise SetupError("scripts/render-nginx failed:\n" + res.stdout + res.stderr)
+        return os.path.join(self.state, "nginx", "nginx.conf")
 
     def nginx_argv(self, conf, *extra):
         return [harness.NGINX_BIN, "-p", os.path.join(self.state, "nginx"), "-c", conf,
@@ -218,7 +197,7 @@ class Stack:
         res = subprocess.run(self.nginx_argv(conf, "-q", "-t"), capture_output=True, text=True,
                              timeout=30, stdin=subprocess.DEVNULL)
         if res.returncode != 0:
-            raise SetupError("nginx -t rejects the rendered nginx/local.conf.in (%s):\n%s%s" % (
+            raise SetupError("nginx -t rejects the rendered nginx/baa.conf.in (%s):\n%s%s" % (
                 conf, res.stdout, res.stderr))
         self.nginx_stderr = open(os.path.join(self.state, "log", "nginx-stderr.log"), "wb")
         self.nginx = harness.register_process(subprocess.Popen(
