@@ -1,0 +1,291 @@
+#!/usr/bin/python3
+"""One benchmark run: baa's GET /me beside the machine's ceilings.
+
+In one run, on one PostgreSQL cluster, with the same wrk threads and
+connections, through the same nginx:
+  baa-me      baa GET /me (cookie check, one primary-key SELECT, JSON)
+  bare-fcgi   a do-nothing libfcgi responder, one connection per request
+  nginx-200   nginx `return 200` with a body of the same size
+  pgbench     `pgbench -M prepared` running baa's SELECT (no HTTP at all)
+and reports req/s, p50/p99, CPU per request of baa, nginx and PostgreSQL,
+the RSS of each baa worker, and the ratios, as a markdown table.
+
+usage: tests/load/bench.py [--seconds 5] [--connections 16,64] [--workers 2]
+                           [--out FILE.md]
+Run it on a quiet machine: wrk, nginx, baa and PostgreSQL share its cores.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+import harness  # noqa: E402
+
+BARE = os.path.join(REPO, "build", "tests", "load", "bare-responder")
+PGBENCH = os.path.join(harness.PG_BIN, "pgbench")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+NGINX_CONF = """worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+{user}
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; proxy_temp_path {d}/tmp;
+    uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+    default_type application/json;
+
+    # baa as shipped: kept connections (nginx/baa.conf.in).
+    upstream baa {{ server unix:{d}/baa.sock; keepalive 8; }}
+    # The ceiling as the issue defines it: one connection per request.
+    upstream bare {{ server unix:{d}/bare.sock; }}
+
+    server {{
+        listen 127.0.0.1:{baa_port};
+        location / {{ include /etc/nginx/fastcgi_params; fastcgi_keep_conn on; fastcgi_pass baa; }}
+    }}
+    server {{
+        listen 127.0.0.1:{bare_port};
+        location / {{ include /etc/nginx/fastcgi_params; fastcgi_pass bare; }}
+    }}
+    server {{
+        listen 127.0.0.1:{return_port};
+        location / {{ return 200 '{body}'; }}
+    }}
+}}
+"""
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    out = [pid]
+    for child in harness.child_pids(pid):
+        out.extend(tree(child))
+    return out
+
+
+def postgres_pids(datadir):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if b"postgres" in cmd.split(b"\0")[0]:
+                pids.append(int(entry))
+    return pids
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def parse_wrk(text):
+    def ms(value, unit):
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", text)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {"rps": rps, "requests": requests, "p50": ms(*p50.groups()), "p99": ms(*p99.groups()),
+            "errors": errors.group(1) if errors else "", "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.rows = []
+        self.rss = []
+
+    def setup(self):
+        self.pg = harness.cluster()
+        self.db = "baa_bench"
+        env = harness.base_env(self.db, workers=self.args.workers)
+        self.dir = harness.make_temp_dir("baa-bench-")
+        cli = harness.Baa(self.dir)
+        res = cli.run(["resetdb"], env=env)
+        if res.returncode != 0:
+            raise SystemExit("resetdb failed: " + res.stderr)
+        token = "T" * 300
+        self.user_id = int(self.pg.psql_value(
+            "INSERT INTO users (spotify_id, display_name, spotify_token, refresh_token,"
+            " token_expires_at, scope, authorized_at) VALUES ('bench-user', 'Bench User',"
+            " '%s', 'R', now() + interval '1 day', 'user-read-private', now()) RETURNING id"
+            % token, db=self.db))
+        cookie = harness.CookieSigner().sign_session(self.user_id, 1, int(time.time()) + 86400)
+        self.cookie = cookie
+
+        env["BAA_LISTEN"] = os.path.join(self.dir, "baa.sock")
+        self.baa = harness.Baa(self.dir)
+        self.baa.serve(env)
+        # Same body size as baa's /me answer, for the ceilings.
+        probe = self.http_me_body()
+        self.body_len = len(probe)
+        self.bare = harness.register_process(subprocess.Popen(
+            [BARE, os.path.join(self.dir, "bare.sock"), str(self.args.workers),
+             str(self.body_len)], stdin=subprocess.DEVNULL, start_new_session=True))
+        harness.wait_until(lambda: os.path.exists(os.path.join(self.dir, "bare.sock")), 5)
+        os.chmod(os.path.join(self.dir, "bare.sock"), 0o666)
+        self.start_nginx()
+
+    def http_me_body(self):
+        # Ask baa directly through a throwaway nginx-less path: use the
+        # FastCGI socket via nginx once it is up; until then, a fixed guess.
+        return '{"id":%d,"spotify_id":"bench-user","display_name":"Bench User",' \
+               '"token_expires_at":"2026-01-01T00:00:00Z"}\n' % self.user_id
+
+    def start_nginx(self):
+        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
+        os.chmod(os.path.join(self.dir, "tmp"), 0o777)
+        self.ports = {k: harness.free_port() for k in ("baa", "bare", "return")}
+        conf = NGINX_CONF.format(d=self.dir, baa_port=self.ports["baa"],
+                                 bare_port=self.ports["bare"], return_port=self.ports["return"],
+                                 body="x" * (self.body_len - 1) + "\\n",
+                                 user="user nobody nogroup;" if os.geteuid() == 0 else "")
+        path = os.path.join(self.dir, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        argv = [harness.NGINX_BIN, "-p", self.dir, "-c", path, "-e", os.path.join(self.dir, "error.log")]
+        subprocess.run(argv + ["-q", "-t"], check=True)
+        self.nginx = harness.register_process(subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, start_new_session=True))
+        for port in self.ports.values():
+            harness.wait_until(lambda: harness.port_answers(port), 10)
+        status, _, body = harness.http_request(self.ports["baa"], "GET", "/me",
+                                               headers={"Cookie": "baa_session=" + self.cookie})
+        if status != 200:
+            raise SystemExit("baa /me answered %d: %r" % (status, body))
+        if len(body) != self.body_len:
+            self.body_len = len(body)
+
+    def measure(self, name, port, connections, script=None):
+        groups = {"baa": tree(self.baa.pid), "nginx": tree(self.nginx.pid),
+                  "postgres": postgres_pids(self.pg.datadir)}
+        argv = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % self.args.seconds, "--latency"]
+        if script:
+            argv += ["-s", os.path.join(HERE, script)]
+        argv.append("http://127.0.0.1:%d/me" % port)
+        before = {k: cpu_ticks(v) for k, v in groups.items()}
+        out = subprocess.run(argv, capture_output=True, text=True,
+                             env=dict(os.environ, BAA_SESSION=self.cookie),
+                             timeout=self.args.seconds + 30).stdout
+        after = {k: cpu_ticks(v) for k, v in groups.items()}
+        r = parse_wrk(out)
+        r.update(name=name, connections=connections)
+        for k in groups:
+            r["cpu_" + k] = (after[k] - before[k]) / CLK_TCK / max(r["requests"], 1) * 1e6
+        self.rows.append(r)
+        print("%-10s c=%-3d %9.0f req/s  p50 %.2f ms  p99 %.2f ms  baa %.1f us/req  errors %s non2xx %d"
+              % (name, connections, r["rps"], r["p50"], r["p99"], r["cpu_baa"], r["errors"] or "0",
+                 r["non2xx"]), flush=True)
+
+    def pgbench(self, connections):
+        script = os.path.join(self.dir, "me.sql")
+        with open(script, "w") as f:
+            f.write("SELECT id, spotify_id, coalesce(display_name, ''), token_expires_at"
+                    " FROM users WHERE id = %d AND session_generation = 1;\n" % self.user_id)
+        os.chmod(script, 0o644)
+        env = dict(harness.clean_env(), PGPASSWORD=self.pg.password)
+        out = subprocess.run(
+            [PGBENCH, "-n", "-M", "prepared", "-T", str(self.args.seconds), "-c", str(connections),
+             "-j", "2", "-f", script, "-h", self.pg.sockdir, "-p", str(self.pg.port),
+             "-U", self.pg.superuser, self.db],
+            capture_output=True, text=True, env=env, timeout=self.args.seconds + 30).stdout
+        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+        lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+        self.rows.append({"name": "pgbench", "connections": connections, "rps": tps,
+                          "p50": lat, "p99": None, "errors": "", "non2xx": 0})
+        print("%-10s c=%-3d %9.0f tps     avg %.2f ms" % ("pgbench", connections, tps, lat), flush=True)
+
+    def run(self):
+        for c in self.args.connections:
+            # A short warm-up so every worker has its connection and statements.
+            subprocess.run(["wrk", "-t2", "-c%d" % c, "-d1s", "-s", os.path.join(HERE, "me.lua"),
+                            "http://127.0.0.1:%d/me" % self.ports["baa"]],
+                           capture_output=True, env=dict(os.environ, BAA_SESSION=self.cookie))
+            self.measure("baa-me", self.ports["baa"], c, "me.lua")
+            self.measure("bare-fcgi", self.ports["bare"], c)
+            self.measure("nginx-200", self.ports["return"], c)
+            self.pgbench(c)
+        self.rss = [rss_kib(p) for p in harness.child_pids(self.baa.pid)]
+
+    def report(self):
+        lines = ["| target | conns | req/s | p50 ms | p99 ms | baa CPU µs/req | nginx CPU µs/req "
+                 "| PostgreSQL CPU µs/req | errors |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            def f(key, fmt="%.1f"):
+                return fmt % r[key] if r.get(key) is not None else "–"
+            lines.append("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s |" % (
+                r["name"], r["connections"], r["rps"], f("p50", "%.2f"), f("p99", "%.2f"),
+                f("cpu_baa") if r["name"] == "baa-me" else "–", f("cpu_nginx"),
+                f("cpu_postgres"), (r["errors"] or "0") + ("; non-2xx %d" % r["non2xx"] if r["non2xx"] else "")))
+        lines.append("")
+        for c in self.args.connections:
+            by = {r["name"]: r for r in self.rows if r["connections"] == c}
+            lines.append("- %d connections: baa-me / bare-fcgi = **%.2f**, baa-me / nginx-200 = %.2f, "
+                         "baa-me / pgbench = %.2f" % (c, by["baa-me"]["rps"] / by["bare-fcgi"]["rps"],
+                                                      by["baa-me"]["rps"] / by["nginx-200"]["rps"],
+                                                      by["baa-me"]["rps"] / by["pgbench"]["rps"]))
+        lines.append("- baa worker RSS: %s KiB (%d workers)" % (", ".join(map(str, self.rss)), len(self.rss)))
+        lines.append("- %d s per measurement, wrk -t2, %d baa workers, nginx worker_processes 1, "
+                     "%d CPUs" % (self.args.seconds, self.args.workers, os.cpu_count()))
+        text = "\n".join(lines) + "\n"
+        print()
+        print(text)
+        if self.args.out:
+            with open(self.args.out, "w") as f:
+                f.write(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", default="16,64")
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+    for tool in (BARE, harness.baa_bin(), PGBENCH):
+        if not os.path.exists(tool):
+            raise SystemExit("missing %s: run scripts/build first" % tool)
+    bench = Bench(args)
+    try:
+        bench.setup()
+        bench.run()
+        bench.report()
+    finally:
+        harness.cleanup_all()
+
+
+if __name__ == "__main__":
+    main()
