@@ -285,6 +285,17 @@ config_parse_session_ttl(const char *value, void *field, char *err, size_t errle
 	return 0;
 }
 
+int
+config_parse_switch(const char *value, void *field, char *err, size_t errlen)
+{
+	if (strcmp(value, "on") == 0 || strcmp(value, "off") == 0) {
+		*(int *)field = strcmp(value, "on") == 0;
+		return 0;
+	}
+	snprintf(err, errlen, "must be 'on' or 'off'");
+	return -1;
+}
+
 static void
 append_line(char *errors, size_t errlen, size_t *used, const char *line)
 {

@@ -50,7 +50,8 @@ enum config_scope {
 	X(BAA_SPOTIFY_TIMEOUT_MS, spotify_timeout_ms, int, CONFIG_SERVE, "4000",         \
 	  config_parse_timeout_ms)                                                       \
 	X(BAA_SESSION_TTL, session_ttl, int, CONFIG_SERVE, "2592000",                    \
-	  config_parse_session_ttl)
+	  config_parse_session_ttl)                                                      \
+	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "on", config_parse_switch)
 
 struct config {
 #define CONFIG_FIELD(name, field, type, scope, def, parser) type field;
@@ -69,7 +70,7 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_listen, config_parse_workers, config_parse_seconds,
 	config_parse_client_id, config_parse_redirect_uri, config_parse_secret_key,
 	config_parse_service_url, config_parse_scopes, config_parse_timeout_ms,
-	config_parse_session_ttl;
+	config_parse_session_ttl, config_parse_switch;
 
 #define CONFIG_SECRET_KEY_MIN 32
 

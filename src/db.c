@@ -72,6 +72,38 @@ db_close(struct db *db)
 	db->in_transaction = 0;
 }
 
+/* Subscribes this connection to user-row changes; 1 when it worked. */
+static int
+listen_for_changes(struct db *db)
+{
+	PGresult *res = PQexec(db->conn, "LISTEN " DB_USER_CHANGED_CHANNEL);
+	int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	if (!ok)
+		log_event(LOG_WARN, "db_listen_failed",
+			  LOG_STR("channel", DB_USER_CHANGED_CHANNEL));
+	return ok;
+}
+
+int
+db_notifications(struct db *db, void (*fn)(const char *payload, void *arg), void *arg)
+{
+	PGnotify *n;
+
+	if (db->conn == NULL || !db->listening || PQstatus(db->conn) != CONNECTION_OK)
+		return -1;
+	/* libpq's socket is non-blocking: this reads only what is there. */
+	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)
+		return -1;
+	while ((n = PQnotifies(db->conn)) != NULL) {
+		if (strcmp(n->relname, DB_USER_CHANGED_CHANNEL) == 0)
+			fn(n->extra, arg);
+		PQfreemem(n);
+	}
+	return 0;
+}
+
 static int
 db_reconnect(struct db *db)
 {
@@ -88,6 +120,8 @@ db_reconnect(struct db *db)
 		db->reconnects++;
 		metrics_db_reconnect();
 	}
+	db->epoch++;
+	db->listening = listen_for_changes(db);
 	log_event(LOG_INFO, first ? "db_connected" : "db_reconnected",
 		  LOG_INT("reconnects", (long long)db->reconnects));
 	return 0;

@@ -26,8 +26,13 @@ struct db {
 	int nprepared;
 	char sqlstate[6]; /* of the last failed statement, "" otherwise */
 	unsigned long reconnects;
-	int in_transaction; /* no silent retry on a new connection inside one */
+	int in_transaction;  /* no silent retry on a new connection inside one */
+	unsigned long epoch; /* bumped by every (re)connect */
+	int listening;	     /* LISTEN db_notify_channel succeeded on this connection */
 };
+
+/* The channel baa's users trigger notifies on (sql/002_user_changed_notify.sql). */
+#define DB_USER_CHANGED_CHANNEL "baa_user_changed"
 
 enum db_status {
 	DB_OK,
@@ -54,6 +59,15 @@ void db_close(struct db *db);
  */
 enum db_status db_exec(struct db *db, const struct db_statement *st,
 		       const char *const *params, PGresult **result);
+
+/*
+ * Takes in, without waiting, what the server sent unasked, and calls fn
+ * with the payload of each user-changed notification. Returns 0 when the
+ * connection is up and listening, so that what the caller cached since
+ * this epoch is still trustworthy; -1 otherwise.
+ */
+int db_notifications(struct db *db, void (*fn)(const char *payload, void *arg),
+		     void *arg);
 
 /*
  * Transactions. Inside one, a broken connection is reported, not retried:

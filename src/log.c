@@ -1,6 +1,6 @@
 /*
- * logfmt lines on stderr, written with one write(2) each so that lines from
- * concurrent workers sharing the descriptor never interleave.
+ * logfmt lines on stderr. Each write(2) holds whole lines (one, or a batch
+ * of them), so lines from workers sharing the descriptor never interleave.
  */
 #include "log.h"
 
@@ -122,14 +122,61 @@ log_format(char *buf, size_t size, enum log_level level, const char *event,
 	return l.len;
 }
 
+static int buffered;
+static char batch[16384];
+static size_t batch_len;
+static struct timespec batch_since;
+
+static void
+write_out(const char *buf, size_t len)
+{
+	/* Nothing sensible to do when stderr is gone; the request goes on. */
+	if (write(STDERR_FILENO, buf, len) < 0)
+		return;
+}
+
+void
+log_buffered(int on)
+{
+	log_flush();
+	buffered = on;
+}
+
+void
+log_flush(void)
+{
+	if (batch_len > 0)
+		write_out(batch, batch_len);
+	batch_len = 0;
+}
+
+int
+log_pending(void)
+{
+	return batch_len > 0;
+}
+
 void
 log_fields(enum log_level level, const char *event, const struct log_field *fields,
 	   size_t count)
 {
 	char buf[LOG_LINE_MAX];
 	size_t len = log_format(buf, sizeof(buf), level, event, fields, count);
+	struct timespec now;
 
-	/* Nothing sensible to do when stderr is gone; the request goes on. */
-	if (write(STDERR_FILENO, buf, len) < 0)
+	if (!buffered) {
+		write_out(buf, len);
 		return;
+	}
+	if (batch_len + len > sizeof(batch))
+		log_flush();
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (batch_len == 0)
+		batch_since = now;
+	memcpy(batch + batch_len, buf, len);
+	batch_len += len;
+	if ((now.tv_sec - batch_since.tv_sec) * 1000 +
+		    (now.tv_nsec - batch_since.tv_nsec) / 1000000 >=
+	    LOG_FLUSH_MS)
+		log_flush();
 }

@@ -35,6 +35,18 @@ struct log_field {
 void log_fields(enum log_level level, const char *event, const struct log_field *fields,
 		size_t count);
 
+/*
+ * Workers buffer their lines and write them in batches, so that a request
+ * does not cost a write(2) of its own: a batch goes out when the buffer is
+ * full, when its oldest line is LOG_FLUSH_MS old, or when the worker is
+ * about to wait (log_flush). Lines of a batch are whole; a worker that
+ * crashes loses at most its last batch.
+ */
+#define LOG_FLUSH_MS 50
+void log_buffered(int on);
+void log_flush(void);
+int log_pending(void);
+
 /* Formats one line into buf (always NUL-terminated); returns its length. */
 size_t log_format(char *buf, size_t size, enum log_level level, const char *event,
 		  const struct log_field *fields, size_t count);

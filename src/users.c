@@ -80,6 +80,43 @@ static const struct db_statement delete_user = {
 	2,
 };
 
+/*
+ * GET /me is the hot path; what it shows changes rarely. Each worker keeps
+ * the profiles it served, keyed by user id and session generation, and
+ * forgets one when PostgreSQL notifies that its row changed (the trigger of
+ * sql/002). A connection lost means notifications lost: entries are only
+ * trusted from the connection (epoch) they were read on, and never for
+ * longer than PROFILE_TTL, whatever happens.
+ */
+#define PROFILE_SLOTS 1024
+#define PROFILE_TTL 10
+
+struct cached_profile {
+	long long id; /* 0: empty */
+	long long generation;
+	unsigned long epoch;
+	time_t fetched;
+	struct user_profile profile;
+};
+
+static struct cached_profile profiles[PROFILE_SLOTS];
+
+static struct cached_profile *
+profile_slot(long long id)
+{
+	return &profiles[(unsigned long long)id % PROFILE_SLOTS];
+}
+
+static void
+forget_profile(const char *payload, void *arg)
+{
+	long long id = strtoll(payload, NULL, 10);
+	struct cached_profile *slot = profile_slot(id);
+
+	if (slot->id == id)
+		slot->id = 0;
+}
+
 /* Runs st; on success *res holds the result (PQclear it), else NULL. */
 static enum users_status
 run(struct db *db, const struct db_statement *st, const char *const *params,
@@ -129,7 +166,17 @@ users_profile(struct db *db, long long id, long long generation, struct user_pro
 	char id_text[24], gen_text[24];
 	const char *params[2] = {id_text, gen_text};
 	enum users_status status = USERS_NOT_FOUND;
+	struct cached_profile *slot = profile_slot(id);
+	int use_cache = db->cfg->profile_cache;
+	time_t now = time(NULL);
 	PGresult *res;
+
+	if (use_cache && db_notifications(db, forget_profile, NULL) == 0 &&
+	    slot->id == id && slot->generation == generation &&
+	    slot->epoch == db->epoch && now - slot->fetched < PROFILE_TTL) {
+		*out = slot->profile;
+		return USERS_OK;
+	}
 
 	id_params(id, generation, id_text, gen_text);
 	if (run(db, &profile, params, &res) != USERS_OK)
@@ -140,6 +187,9 @@ users_profile(struct db *db, long long id, long long generation, struct user_pro
 		copy_value(res, 2, out->display_name, sizeof(out->display_name));
 		copy_value(res, 3, out->token_expires_at, sizeof(out->token_expires_at));
 		status = USERS_OK;
+		if (use_cache && db->listening)
+			*slot = (struct cached_profile){id, generation, db->epoch, now,
+							*out};
 	}
 	PQclear(res);
 	return status;

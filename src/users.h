@@ -33,6 +33,7 @@ enum users_status users_upsert(struct db *db, const struct spotify_user *who,
 			       const struct spotify_tokens *tokens, long long *id,
 			       long long *generation);
 
+/* The profile GET /me shows; served from the worker's cache when it may. */
 enum users_status users_profile(struct db *db, long long id, long long generation,
 				struct user_profile *out);
 

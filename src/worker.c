@@ -24,7 +24,14 @@
 #include "router.h"
 #include "spotify.h"
 
+/* More request body than nginx lets through (client_max_body_size). */
+#define DRAIN_MAX (1 << 20)
+
+/* Longer paths are cut in the log line anyway. */
+#define LOG_PATH_MAX 256
+
 static volatile sig_atomic_t stop_requested;
+static long long worker_pid; /* getpid() is a system call; the pid never changes */
 
 static void
 on_stop(int signo)
@@ -104,7 +111,11 @@ wait_for_work(struct connection *c)
 			    0)
 				c->watched_fd = c->fcgi.ipcFd;
 		}
-		n = epoll_pwait(c->epoll_fd, events, 2, -1, &waiting_mask);
+		/* Buffered log lines wait at most LOG_FLUSH_MS for an idle worker. */
+		n = epoll_pwait(c->epoll_fd, events, 2, log_pending() ? LOG_FLUSH_MS : -1,
+				&waiting_mask);
+		if (n == 0)
+			log_flush();
 		if (n < 0 && errno != EINTR)
 			return WORK_STOP;
 		for (int i = 0; i < n; i++) {
@@ -145,11 +156,34 @@ next_request(struct connection *c, enum work work)
 	return rc;
 }
 
+/*
+ * Reads what is left of the request body. With nothing unread, closing the
+ * connection sends a plain FIN, so libfcgi's graceful close (shutdown, then
+ * wait up to two seconds for the web server to hang up) can be skipped: an
+ * unread byte would have turned close into a reset that can destroy the
+ * response on its way. Returns 0 when the input was read to its end.
+ */
+static int
+drain_input(FCGX_Stream *in)
+{
+	char buf[4096];
+	size_t total = 0;
+	int n;
+
+	while ((n = FCGX_GetStr(buf, sizeof(buf), in)) > 0)
+		if ((total += (size_t)n) > DRAIN_MAX)
+			return -1;
+	return 0;
+}
+
+/* Answers one request, then finishes it: the response leaves in one write. */
 static void
 serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 {
 	static char out[RESPONSE_HEADERS_MAX + RESPONSE_BODY_MAX + 256];
 	static struct response res;
+	char path[LOG_PATH_MAX + 1];
+	int status, sent;
 	struct timespec start;
 	struct request req;
 	enum request_error parse_error;
@@ -172,19 +206,23 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 	}
 
 	len = response_render(&res, req.method == HTTP_HEAD, out, sizeof(out));
-	if (len == 0 || FCGX_PutStr(out, (int)len, fcgi->out) < 0 ||
-	    FCGX_FFlush(fcgi->out) < 0)
-		log_event(LOG_WARN, "response_not_sent", LOG_STR("path", req.path));
+	sent = len > 0 && FCGX_PutStr(out, (int)len, fcgi->out) >= 0;
+	/* The path lives in libfcgi's parameters, which finishing frees. */
+	snprintf(path, sizeof(path), "%s", req.path ? req.path : "-");
+	if (drain_input(fcgi->in) == 0)
+		FCGX_Detach(fcgi); /* close without the graceful wait */
+	FCGX_Finish_r(fcgi);
 
-	metrics_request(route ? (size_t)(route - app_routes) : app_route_count,
-			res.overflow ? 500 : res.status, elapsed_ms(&start));
+	status = res.overflow ? 500 : res.status;
+	metrics_request(route ? (size_t)(route - app_routes) : app_route_count, status,
+			elapsed_ms(&start));
+	if (!sent)
+		log_event(LOG_WARN, "response_not_sent", LOG_STR("path", path));
 	log_event(LOG_INFO, "request",
 		  LOG_STR("method", req.method_name ? req.method_name : "-"),
-		  LOG_STR("path", req.path ? req.path : "-"),
-		  LOG_STR("route", route ? route->name : "-"),
-		  LOG_INT("status", res.overflow ? 500 : res.status),
-		  LOG_MS("duration_ms", elapsed_ms(&start)),
-		  LOG_INT("pid", (long long)getpid()));
+		  LOG_STR("path", path), LOG_STR("route", route ? route->name : "-"),
+		  LOG_INT("status", status), LOG_MS("duration_ms", elapsed_ms(&start)),
+		  LOG_INT("pid", worker_pid));
 }
 
 int
@@ -196,6 +234,7 @@ worker_run(const struct config *cfg, int listen_fd)
 	struct db db;
 	int epoll_fd = -1, status = 1;
 
+	worker_pid = getpid();
 	/* FCGX_Init installs its own SIGTERM/SIGPIPE handlers; ours come after. */
 	if (FCGX_Init() != 0 || install_signals() < 0 || spotify_init(cfg) < 0) {
 		log_event(LOG_ERROR, "worker_init_failed",
@@ -210,6 +249,7 @@ worker_run(const struct config *cfg, int listen_fd)
 			  LOG_STR("reason", strerror(errno)));
 		goto out;
 	}
+	log_buffered(1);
 	FCGX_InitRequest(&conn.fcgi, -1, 0);
 	conn.listen_fd = listen_fd;
 	conn.epoll_fd = epoll_fd;
@@ -231,7 +271,6 @@ worker_run(const struct config *cfg, int listen_fd)
 			continue; /* a kept connection closed: nothing lost */
 		}
 		serve_one(&conn.fcgi, &db, cfg);
-		FCGX_Finish_r(&conn.fcgi);
 	}
 	status = 0;
 	FCGX_Free(&conn.fcgi, 1);
@@ -241,5 +280,6 @@ out:
 	if (epoll_fd >= 0)
 		close(epoll_fd);
 	close(listen_fd);
+	log_flush();
 	return status;
 }

@@ -44,14 +44,15 @@ http {{
     uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
     default_type application/json;
 
-    # baa as shipped: kept connections (nginx/baa.conf.in).
-    upstream baa {{ server unix:{d}/baa.sock; keepalive 8; }}
+    # baa as shipped (nginx/baa.conf.in): one connection per request, unless
+    # --keepalive asks for kept connections.
+    upstream baa {{ server unix:{d}/baa.sock; {baa_keepalive} }}
     # The ceiling as the issue defines it: one connection per request.
     upstream bare {{ server unix:{d}/bare.sock; }}
 
     server {{
         listen 127.0.0.1:{baa_port};
-        location / {{ include /etc/nginx/fastcgi_params; fastcgi_keep_conn on; fastcgi_pass baa; }}
+        location / {{ include /etc/nginx/fastcgi_params; {baa_keep_conn} fastcgi_pass baa; }}
     }}
     server {{
         listen 127.0.0.1:{bare_port};
@@ -66,15 +67,21 @@ http {{
 
 
 def cpu_ticks(pids):
-    total = 0
+    """{pid: utime + stime} of the pids still alive."""
+    ticks = {}
     for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
+            ticks[pid] = int(fields[11]) + int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    return ticks
+
+
+def ticks_spent(before, after):
+    """CPU ticks spent between two snapshots by the processes in both."""
+    return sum(after[p] - before[p] for p in before if p in after)
 
 
 def tree(pid):
@@ -167,7 +174,10 @@ class Bench:
         os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
         os.chmod(os.path.join(self.dir, "tmp"), 0o777)
         self.ports = {k: harness.free_port() for k in ("baa", "bare", "return")}
+        keep = self.args.keepalive > 0
         conf = NGINX_CONF.format(d=self.dir, baa_port=self.ports["baa"],
+                                 baa_keepalive="keepalive %d;" % self.args.keepalive if keep else "",
+                                 baa_keep_conn="fastcgi_keep_conn on;" if keep else "",
                                  bare_port=self.ports["bare"], return_port=self.ports["return"],
                                  body="x" * (self.body_len - 1) + "\\n",
                                  user="user nobody nogroup;" if os.geteuid() == 0 else "")
@@ -202,7 +212,7 @@ class Bench:
         r = parse_wrk(out)
         r.update(name=name, connections=connections)
         for k in groups:
-            r["cpu_" + k] = (after[k] - before[k]) / CLK_TCK / max(r["requests"], 1) * 1e6
+            r["cpu_" + k] = ticks_spent(before[k], after[k]) / CLK_TCK / max(r["requests"], 1) * 1e6
         self.rows.append(r)
         print("%-10s c=%-3d %9.0f req/s  p50 %.2f ms  p99 %.2f ms  baa %.1f us/req  errors %s non2xx %d"
               % (name, connections, r["rps"], r["p50"], r["p99"], r["cpu_baa"], r["errors"] or "0",
@@ -257,8 +267,9 @@ class Bench:
                                                       by["baa-me"]["rps"] / by["nginx-200"]["rps"],
                                                       by["baa-me"]["rps"] / by["pgbench"]["rps"]))
         lines.append("- baa worker RSS: %s KiB (%d workers)" % (", ".join(map(str, self.rss)), len(self.rss)))
-        lines.append("- %d s per measurement, wrk -t2, %d baa workers, nginx worker_processes 1, "
-                     "%d CPUs" % (self.args.seconds, self.args.workers, os.cpu_count()))
+        lines.append("- %d s per measurement, wrk -t2, %d baa workers, nginx worker_processes 1 "
+                     "with keepalive %d to baa, %d CPUs" % (self.args.seconds, self.args.workers,
+                                                           self.args.keepalive, os.cpu_count()))
         text = "\n".join(lines) + "\n"
         print()
         print(text)
@@ -272,6 +283,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--keepalive", type=int, default=0,
+                        help="nginx's idle connections to baa per nginx worker (0: none)")
     parser.add_argument("--out")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
