@@ -20,7 +20,7 @@ ignore_notice(void *arg, const char *message)
 PGconn *
 db_connect(const struct config *cfg, const char *dbname, char *err, size_t errlen)
 {
-	const char *keys[10], *values[10];
+	const char *keys[12], *values[12];
 	int n = 0;
 	PGconn *conn;
 
@@ -34,6 +34,9 @@ db_connect(const struct config *cfg, const char *dbname, char *err, size_t errle
 	keys[n] = "connect_timeout", values[n++] = "3";
 	keys[n] = "options", values[n++] = "-c statement_timeout=5000";
 	keys[n] = "application_name", values[n++] = "baa";
+	/* No Kerberos: it would cost a round trip at each connect and the
+	 * memory of the GSSAPI libraries in every worker. */
+	keys[n] = "gssencmode", values[n++] = "disable";
 	keys[n] = NULL, values[n] = NULL;
 
 	/* expand_dbname = 0: a database name is never parsed as a conninfo. */
