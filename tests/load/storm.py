@@ -141,7 +141,7 @@ def main():
         for i in (1, 2, 3):
             sock = os.path.join(state, "run", "baa-%d.sock" % i)
             # The Spotify instance's workers mostly wait: it gets more of them.
-            harness.Baa(state).serve(dict(env, BAA_LISTEN=sock, BAA_WORKERS=2 if i < 3 else 8))
+            harness.Baa(state).serve(dict(env, BAA_LISTEN=sock, BAA_WORKERS="2" if i < 3 else "8"))
             sockets.append("unix:" + sock)
 
         rows = []
