@@ -51,7 +51,9 @@ enum config_scope {
 	  config_parse_timeout_ms)                                                       \
 	X(BAA_SESSION_TTL, session_ttl, int, CONFIG_SERVE, "2592000",                    \
 	  config_parse_session_ttl)                                                      \
-	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "on", config_parse_switch)
+	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "on",                     \
+	  config_parse_switch)                                                           \
+	X(BAA_IO_TIMEOUT, io_timeout, int, CONFIG_SERVE, "10", config_parse_seconds)
 
 struct config {
 #define CONFIG_FIELD(name, field, type, scope, def, parser) type field;

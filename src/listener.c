@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 4096
@@ -90,13 +91,33 @@ open_tcp(const struct address *a, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * Bounds every read and write on accepted TCP connections, which inherit
+ * these from the listening socket: the web server sends a whole request at
+ * once, so a connection that goes quiet mid-request is a lost peer (a host
+ * whose link went down), and must not hold a worker forever. (Unix-socket
+ * connections do not inherit them, and need not: their peer is on this
+ * host, and hangs up when it dies.)
+ */
+static int
+bound_io(int fd, int seconds)
+{
+	struct timeval limit = {.tv_sec = seconds};
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit)) < 0)
+		return -1;
+	return 0;
+}
+
 int
-listener_open(const struct address *a, char *err, size_t errlen)
+listener_open(const struct address *a, int io_timeout, char *err, size_t errlen)
 {
 	int fd = a->is_unix ? open_unix(a, err, errlen) : open_tcp(a, err, errlen);
 
-	if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
-		snprintf(err, errlen, "fcntl: %s", strerror(errno));
+	if (fd >= 0 && (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+			bound_io(fd, io_timeout) < 0)) {
+		snprintf(err, errlen, "socket options: %s", strerror(errno));
 		listener_close(fd, a);
 		return -1;
 	}

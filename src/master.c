@@ -256,7 +256,7 @@ master_run(const struct config *cfg)
 	if (sigprocmask(SIG_BLOCK, &signals, NULL) < 0)
 		return 1;
 
-	m.listen_fd = listener_open(&cfg->listen, err, sizeof(err));
+	m.listen_fd = listener_open(&cfg->listen, cfg->io_timeout, err, sizeof(err));
 	if (m.listen_fd < 0) {
 		log_event(LOG_ERROR, "listen_failed", LOG_STR("reason", err));
 		return 1;

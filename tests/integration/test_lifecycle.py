@@ -218,3 +218,27 @@ class CrashLoopTest(BaaTestCase):
         # The loop ends: once workers live, service comes back.
         wait_until(lambda: len(baa.workers()) == 1, 15, message="no worker after the crash loop")
         wait_until(lambda: nginx.get("/healthz")[0] == 200, 10)
+
+
+class SilentConnectionTest(BaaTestCase):
+
+    workers = 1
+
+    def test_a_silent_connection_does_not_hold_the_worker(self):
+        # A peer that connects and then says nothing (a web server on a host
+        # whose link went down) is dropped after BAA_IO_TIMEOUT; the only
+        # worker then serves the next request.
+        import socket
+        env = self.env(BAA_IO_TIMEOUT="1")
+        baa, nginx = self.start_stack(env)
+        host, port = env["BAA_LISTEN"].rsplit(":", 1)
+        silent = socket.create_connection((host, int(port)))
+        self.addCleanup(silent.close)
+        # Let the worker take the silent connection first.
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        status = nginx.get("/healthz", timeout=8)[0]
+        waited = time.monotonic() - t0
+        self.assertEqual(status, 200)
+        self.assertLess(waited, 4, "the worker was held %.1fs by a silent connection" % waited)
+        self.assertEqual(len(baa.workers()), 1)
