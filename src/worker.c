@@ -11,6 +11,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +90,7 @@ struct connection {
 	int listen_fd;
 	int epoll_fd;
 	int watched_fd;	  /* the kept connection registered in epoll_fd, or -1 */
+	int tcp;	  /* the listening socket is TCP (not a unix socket) */
 	int accept_first; /* just served one: another may already be waiting */
 	int streak;	  /* accepts in a row without waiting */
 };
@@ -155,20 +159,34 @@ wait_for_work(struct connection *c)
 
 /*
  * Reads the next request: from the kept connection, or from a connection
- * accepted now. libfcgi accepts on the request's listen_sock whenever it
- * has no connection, so that is set only when we mean to accept: a kept
- * connection that closes must not turn into a silent accept.
+ * accepted now. baa accepts itself and hands the descriptor to libfcgi,
+ * which then only reads: libfcgi's own accept would add a poll per
+ * connection. The hand-over sets two fields libfcgi's header calls
+ * internal (ipcFd, keepConnection), unchanged since libfcgi 2.4 (2002);
+ * listen_sock stays -1, so libfcgi never accepts by itself.
  */
 static int
 next_request(struct connection *c, enum work work)
 {
 	int rc;
 
-	c->fcgi.listen_sock = work == WORK_NEW ? c->listen_fd : -1;
+	if (work == WORK_NEW) {
+		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (c->tcp) {
+			/* Kept connections carry several small responses. */
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		c->fcgi.ipcFd = fd;
+		/* Else FCGX_Accept_r's opening "finish" would close it. */
+		c->fcgi.keepConnection = 1;
+		c->watched_fd = -1;
+	}
 	rc = FCGX_Accept_r(&c->fcgi);
-	c->fcgi.listen_sock = -1;
-	if (c->fcgi.ipcFd < 0 || work == WORK_NEW)
-		c->watched_fd = -1; /* closed, or a new descriptor to watch */
+	if (c->fcgi.ipcFd < 0)
+		c->watched_fd = -1; /* closed: epoll forgot it with the descriptor */
 	return rc;
 }
 
@@ -272,6 +290,7 @@ worker_run(const struct config *cfg, int listen_fd)
 	conn.watched_fd = -1;
 	conn.accept_first = 0;
 	conn.streak = 0;
+	conn.tcp = !cfg->listen.is_unix;
 	db_init(&db, cfg);
 
 	while ((work = wait_for_work(&conn)) != WORK_STOP) {
