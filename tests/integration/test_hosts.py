@@ -603,9 +603,18 @@ class HostsTest(unittest.TestCase):
                         nginx.setting("fastcgi_read_timeout"), nginx.setting("fastcgi_next_upstream_timeout"),
                         what))
         self.assertGreater(in_flight, 0, "no request was waiting on A when its link was cut\n" + what)
-        self.assertNotIn("Socket errors", wrk_out, what)
         self.assertNotIn("Non-2xx or 3xx responses", wrk_out, what)
-        for k in ("connect", "read", "write", "timeout", "status", "non200"):
+        # Every request A had not started to answer is passed to B. One whose
+        # response header had already reached nginx when the link went down
+        # cannot be: nginx has forwarded that header to the client, and
+        # closes the client's connection when the rest never comes (wrk: a
+        # read error; nginx: "timed out ... while reading upstream", the
+        # request logged 200 from A after fastcgi_read_timeout). Seen about
+        # once in 25 runs; any other loss fails the test.
+        cut_mid_response = events.get("upstream timed out while reading upstream", 0)
+        self.assertLessEqual(stats["read"], cut_mid_response,
+                             "wrk read errors not explained by responses cut mid-way\n" + what)
+        for k in ("connect", "write", "timeout", "status", "non200"):
             self.assertEqual(stats[k], 0, "wrk %s=%s\n%s" % (k, stats[k], what))
         # also what wrk cannot see: a request it gave up on when its run ended (nginx logs 499)
         self.assertEqual(failed_on_a, [], "requests on A not answered 200\n" + what)
@@ -615,9 +624,7 @@ class HostsTest(unittest.TestCase):
         # 3. A's link back: A serves again, within fail_timeout (before nginx
         # tries A again) and a few seconds. The few: a worker of A that took
         # a connection whose request the cut held back sits in read() until
-        # nginx's TCP retransmits it, some 7 s after the link is back here
-        # (baa has no timeout there); with both workers caught, A answers
-        # nothing until then.
+        # nginx's TCP retransmits it, or BAA_IO_TIMEOUT (10 s) drops it.
         self.net.set_link("a", up=True)
         up_at = time.monotonic()
         limit = fail_timeout + 8
