@@ -78,22 +78,64 @@ put_value(struct line *l, const char *s)
 		put_char(l, '"');
 }
 
+/* Decimal digits of v, at least min_digits of them (zero-padded). */
+static void
+put_unsigned(struct line *l, unsigned long long v, int min_digits)
+{
+	char digits[24];
+	int n = 0;
+
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0 || n < min_digits);
+	while (n > 0)
+		put_char(l, digits[--n]);
+}
+
+static void
+put_signed(struct line *l, long long v)
+{
+	if (v < 0) {
+		put_char(l, '-');
+		put_unsigned(l, 0ULL - (unsigned long long)v, 1);
+	} else {
+		put_unsigned(l, (unsigned long long)v, 1);
+	}
+}
+
+/*
+ * "2026-11-25T19:42:19", formatted once a second: every request logs a
+ * line, and strftime with its time-zone lock is not free.
+ */
+static const char *
+timestamp_seconds(time_t seconds)
+{
+	static char text[32];
+	static time_t formatted = -1;
+	struct tm tm;
+
+	if (seconds != formatted) {
+		gmtime_r(&seconds, &tm);
+		strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+		formatted = seconds;
+	}
+	return text;
+}
+
 size_t
 log_format(char *buf, size_t size, enum log_level level, const char *event,
 	   const struct log_field *fields, size_t count)
 {
 	struct line l = {buf, size, 0};
-	char scratch[64];
 	struct timespec now;
-	struct tm tm;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(scratch, sizeof(scratch), "%Y-%m-%dT%H:%M:%S", &tm);
 	put_raw(&l, "ts=");
-	put_raw(&l, scratch);
-	snprintf(scratch, sizeof(scratch), ".%03ldZ", now.tv_nsec / 1000000);
-	put_raw(&l, scratch);
+	put_raw(&l, timestamp_seconds(now.tv_sec));
+	put_char(&l, '.');
+	put_unsigned(&l, (unsigned long long)(now.tv_nsec / 1000000), 3);
+	put_char(&l, 'Z');
 	put_raw(&l, " level=");
 	put_raw(&l, level_names[level]);
 	put_raw(&l, " event=");
@@ -108,13 +150,20 @@ log_format(char *buf, size_t size, enum log_level level, const char *event,
 			put_value(&l, fields[i].str ? fields[i].str : "");
 			break;
 		case LOG_FIELD_INT:
-			snprintf(scratch, sizeof(scratch), "%lld", fields[i].num);
-			put_raw(&l, scratch);
+			put_signed(&l, fields[i].num);
 			break;
-		case LOG_FIELD_MS:
-			snprintf(scratch, sizeof(scratch), "%.3f", fields[i].ms);
-			put_raw(&l, scratch);
+		case LOG_FIELD_MS: {
+			/* Three decimals, rounded: microseconds as an integer. */
+			long long us = (long long)(fields[i].ms * 1000.0 + (fields[i].ms < 0 ? -0.5 : 0.5));
+			if (us < 0) {
+				put_char(&l, '-');
+				us = -us;
+			}
+			put_unsigned(&l, (unsigned long long)(us / 1000), 1);
+			put_char(&l, '.');
+			put_unsigned(&l, (unsigned long long)(us % 1000), 3);
 			break;
+		}
 		}
 	}
 	l.buf[l.len++] = '\n';

@@ -41,6 +41,7 @@ me_profile(const struct request *req, struct response *res)
 {
 	struct user_session session;
 	struct user_profile profile;
+	char id[24];
 	cJSON *json;
 
 	if (require_session(req, res, &session) < 0)
@@ -50,8 +51,10 @@ me_profile(const struct request *req, struct response *res)
 	case USERS_NOT_FOUND: revoked(res); return;
 	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
 	}
+	/* The id as raw digits: cJSON would format a double and read it back. */
+	snprintf(id, sizeof(id), "%lld", profile.id);
 	json = cJSON_CreateObject();
-	if (json == NULL || !cJSON_AddNumberToObject(json, "id", (double)profile.id) ||
+	if (json == NULL || !cJSON_AddRawToObject(json, "id", id) ||
 	    !cJSON_AddStringToObject(json, "spotify_id", profile.spotify_id) ||
 	    !(profile.display_name[0] ? cJSON_AddStringToObject(json, "display_name",
 								profile.display_name)
