@@ -150,6 +150,13 @@ remember_failure(struct db *db, const struct db_statement *st, const PGresult *r
 		  LOG_STR("sqlstate", db->sqlstate));
 }
 
+/* Why a statement failed: the server refused it, or the connection is gone. */
+static enum db_status
+failure(const struct db *db)
+{
+	return PQstatus(db->conn) == CONNECTION_OK ? DB_QUERY_FAILED : DB_UNAVAILABLE;
+}
+
 /* Returns the result of one attempt; NULL result means see db->conn. */
 static enum db_status
 try_exec(struct db *db, const struct db_statement *st, const char *const *params,
@@ -165,8 +172,7 @@ try_exec(struct db *db, const struct db_statement *st, const char *const *params
 		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 			remember_failure(db, st, res);
 			PQclear(res);
-			return PQstatus(db->conn) == CONNECTION_OK ? DB_QUERY_FAILED
-								   : DB_UNAVAILABLE;
+			return failure(db);
 		}
 		PQclear(res);
 		db->prepared[db->nprepared++] = st;
@@ -181,7 +187,7 @@ try_exec(struct db *db, const struct db_statement *st, const char *const *params
 	}
 	remember_failure(db, st, res);
 	PQclear(res);
-	return PQstatus(db->conn) == CONNECTION_OK ? DB_QUERY_FAILED : DB_UNAVAILABLE;
+	return failure(db);
 }
 
 enum db_status
@@ -216,7 +222,7 @@ run_simple(struct db *db, const char *sql)
 	if (ok)
 		return DB_OK;
 	log_event(LOG_ERROR, "db_statement_failed", LOG_STR("statement", sql));
-	return PQstatus(db->conn) == CONNECTION_OK ? DB_QUERY_FAILED : DB_UNAVAILABLE;
+	return failure(db);
 }
 
 enum db_status

@@ -149,12 +149,11 @@ log_format(char *buf, size_t size, enum log_level level, const char *event,
 		case LOG_FIELD_STR:
 			put_value(&l, fields[i].str ? fields[i].str : "");
 			break;
-		case LOG_FIELD_INT:
-			put_signed(&l, fields[i].num);
-			break;
+		case LOG_FIELD_INT: put_signed(&l, fields[i].num); break;
 		case LOG_FIELD_MS: {
 			/* Three decimals, rounded: microseconds as an integer. */
-			long long us = (long long)(fields[i].ms * 1000.0 + (fields[i].ms < 0 ? -0.5 : 0.5));
+			long long us = (long long)(fields[i].ms * 1000.0 +
+						   (fields[i].ms < 0 ? -0.5 : 0.5));
 			if (us < 0) {
 				put_char(&l, '-');
 				us = -us;

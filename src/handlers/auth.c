@@ -99,9 +99,10 @@ is_code_text(const char *code)
 			    "0123456789-._~") == len;
 }
 
-/* Maps a failed Spotify call to the answer the browser gets. */
-static void
-spotify_failed(struct response *res, struct spotify_outcome outcome, const char *what)
+/* Maps a failed Spotify call to the answer the client gets. */
+void
+auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
+		    const char *what)
 {
 	if (outcome.status == SPOTIFY_RATE_LIMITED) {
 		char seconds[24];
@@ -167,13 +168,13 @@ auth_callback(const struct request *req, struct response *res)
 	}
 	outcome = spotify_exchange_code(code, verifier, &tokens);
 	if (outcome.status != SPOTIFY_OK) {
-		spotify_failed(res, outcome,
-			       "Spotify refused or failed the code exchange");
+		auth_spotify_failed(res, outcome,
+				    "Spotify refused or failed the code exchange");
 		goto out;
 	}
 	outcome = spotify_me(tokens.access_token, &who);
 	if (outcome.status != SPOTIFY_OK) {
-		spotify_failed(res, outcome, "could not read the Spotify profile");
+		auth_spotify_failed(res, outcome, "could not read the Spotify profile");
 		goto out;
 	}
 	if (users_upsert(req->db, &who, &tokens, &id, &generation) != USERS_OK) {

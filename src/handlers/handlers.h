@@ -5,6 +5,7 @@
 #define BAA_HANDLERS_H
 
 #include "../router.h"
+#include "../spotify.h"
 
 struct user_session;
 
@@ -15,6 +16,10 @@ route_handler health_live, health_ready;
 route_handler auth_login, auth_callback, auth_logout;
 /* The request's valid session cookie: 0, or -1 when there is none. */
 int auth_current_session(const struct request *req, struct user_session *session);
+
+/* 503 with Retry-After when Spotify rate-limits us, else 502 with what. */
+void auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
+			 const char *what);
 
 /* metrics.c */
 route_handler metrics_scrape;

@@ -166,18 +166,9 @@ refresh_and_answer(const struct request *req, struct response *res,
 			  LOG_INT("user_id", session->user_id));
 		logged_out_by_spotify(res);
 		break;
-	case SPOTIFY_RATE_LIMITED: {
-		char seconds[24];
-		db_rollback(req->db);
-		snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
-		response_header(res, "Retry-After", seconds);
-		response_error(res, 503,
-			       "Spotify is rate-limiting this service: try again later");
-		break;
-	}
 	default:
 		db_rollback(req->db);
-		response_error(res, 502, "Spotify token refresh failed");
+		auth_spotify_failed(res, outcome, "Spotify token refresh failed");
 		break;
 	}
 out:

@@ -1268,6 +1268,9 @@ class Browser:
     pass it explicitly (cookies=... or headers={"Cookie": ...}).
     """
 
+    # How a request travels; a subclass may swap it (HTTPS).
+    transport = staticmethod(http_request)
+
     def __init__(self, port):
         self.port = port
         self.jar = {}
@@ -1284,7 +1287,7 @@ class Browser:
             if value:
                 hdrs["Cookie"] = value
         t0 = time.monotonic()
-        status, rh, body = http_request(self.port, method, path, headers=hdrs, timeout=timeout)
+        status, rh, body = self.transport(self.port, method, path, headers=hdrs, timeout=timeout)
         resp = BrowserResponse(status, rh, body, time.monotonic() - t0)
         for c in resp.set_cookie_list:
             if c.clears:
@@ -1486,3 +1489,19 @@ class SpotifyTestCase(BaaTestCase):
         self.assertIs(cookie.attrs.get("httponly"), True, cookie)
         self.assertIs(cookie.attrs.get("secure"), True, cookie)
         self.assertEqual(str(cookie.attrs.get("samesite", "")).lower(), "lax", cookie)
+
+
+# wrk with tests/load/count.lua: non-200 answers and socket errors in one line.
+WRK_COUNT_LUA = os.path.join(REPO, "tests", "load", "count.lua")
+
+
+def parse_wrk_count(out):
+    """The BAA-WRK line's fields ({"requests": n, "non200": n, ...}), or None."""
+    m = re.search(r"BAA-WRK (.*)", out or "")
+    if not m:
+        return None
+    stats = {}
+    for kv in m.group(1).split():
+        k, _, v = kv.partition("=")
+        stats[k] = int(v) if re.fullmatch(r"\d+", v) else v
+    return stats

@@ -26,7 +26,7 @@ import threading
 import time
 import unittest
 
-from harness import (NGINX_BIN, REPO, SESSION_COOKIE, Baa, BaaTestCase, Browser, BrowserResponse,
+from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, Baa, BaaTestCase, Browser, BrowserResponse,
                      HarnessError, _pids_in_group, base_env, free_port, http_request,
                      kill_process_tree, make_temp_dir, pid_alive, read_text, register_pid,
                      register_process, spotify_env, start_fake_spotify, wait_until)
@@ -60,21 +60,7 @@ def https_request(port, method, path, headers=None, body=None, timeout=10):
 class HttpsBrowser(Browser):
     """harness.Browser over HTTPS (nginx's TLS port)."""
 
-    def request(self, method, path, headers=None, cookies=None, timeout=15):
-        hdrs = dict(headers or {})
-        if "Cookie" not in hdrs:
-            value = self.cookie_header(cookies)
-            if value:
-                hdrs["Cookie"] = value
-        t0 = time.monotonic()
-        status, rh, body = https_request(self.port, method, path, headers=hdrs, timeout=timeout)
-        resp = BrowserResponse(status, rh, body, time.monotonic() - t0)
-        for c in resp.set_cookie_list:
-            if c.clears:
-                self.jar.pop(c.name, None)
-            else:
-                self.jar[c.name] = c.value
-        return resp
+    transport = staticmethod(https_request)
 
 
 def parse_metrics(text):
@@ -411,39 +397,14 @@ class DeployStack:
         return Wrk(self, path, duration, connections, threads, headers, timeout)
 
 
-WRK_LUA = r"""
--- Counts every answer that is not 200, per thread, and sums them at the end.
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) non200 = 0; seen = "" end
-function response(status, headers, body)
-  if status ~= 200 then
-    non200 = non200 + 1
-    if not string.find(seen, "[" .. status .. "]", 1, true) then
-      seen = seen .. "[" .. status .. "]"
-    end
-  end
-end
-function done(summary, latency, requests)
-  local n, s = 0, ""
-  for _, t in ipairs(threads) do n = n + t:get("non200"); s = s .. t:get("seen") end
-  io.write(string.format(
-    "BAA-WRK requests=%d non200=%d connect=%d read=%d write=%d timeout=%d status=%d max_us=%d seen=%s\n",
-    summary.requests, n, summary.errors.connect, summary.errors.read, summary.errors.write,
-    summary.errors.timeout, summary.errors.status, latency.max, s))
-end
-"""
 
 
 class Wrk:
     """wrk against nginx's HTTPS port, in the background; result() waits (bounded)."""
 
     def __init__(self, stack, path, duration, connections, threads, headers, timeout):
-        script = os.path.join(stack.state, "count.lua")
-        with open(script, "w") as f:
-            f.write(WRK_LUA)
         argv = [WRK, "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
-                "--timeout", timeout, "-s", script]
+                "--timeout", timeout, "-s", WRK_COUNT_LUA]
         for h in headers:
             argv += ["-H", h]
         argv.append("https://127.0.0.1:%d%s" % (stack.https_port, path))
@@ -462,13 +423,9 @@ class Wrk:
             kill_process_tree(self.proc)
             self.stdout, self.stderr = self.proc.communicate()
             raise AssertionError("wrk did not finish in time:\n%s%s" % (self.stdout, self.stderr))
-        m = re.search(r"BAA-WRK (.*)", self.stdout or "")
-        if self.proc.returncode != 0 or not m:
+        stats = parse_wrk_count(self.stdout)
+        if self.proc.returncode != 0 or stats is None:
             raise AssertionError("wrk failed (%s):\n%s%s" % (self.proc.returncode, self.stdout, self.stderr))
-        stats = {}
-        for kv in m.group(1).split():
-            k, _, v = kv.partition("=")
-            stats[k] = int(v) if re.fullmatch(r"\d+", v) else v
         self.stats = stats
         return stats
 

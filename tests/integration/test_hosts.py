@@ -58,7 +58,7 @@ import sys
 import time
 import unittest
 
-from harness import (NGINX_BIN, REPO, SESSION_COOKIE, Baa, CookieSigner, HarnessError, PostgresCluster,
+from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, Baa, CookieSigner, HarnessError, PostgresCluster,
                      clean_env, db_env, free_port, kill_process_tree, make_temp_dir, read_text,
                      register_cleanup, register_process, require_baa, spotify_env, wait_until)
 
@@ -84,26 +84,6 @@ _SSL = ssl.create_default_context()
 _SSL.check_hostname = False
 _SSL.verify_mode = ssl.CERT_NONE
 
-WRK_LUA = r"""
--- Counts the answers that are not 200 (per status) and prints one summary line.
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) non200 = 0; seen = "" end
-function response(status, headers, body)
-  if status ~= 200 then
-    non200 = non200 + 1
-    if not string.find(seen, "[" .. status .. "]", 1, true) then seen = seen .. "[" .. status .. "]" end
-  end
-end
-function done(summary, latency, requests)
-  local n, s = 0, ""
-  for _, t in ipairs(threads) do n = n + t:get("non200"); s = s .. t:get("seen") end
-  io.write(string.format(
-    "BAA-WRK requests=%d non200=%d connect=%d read=%d write=%d timeout=%d status=%d max_us=%d seen=%s\n",
-    summary.requests, n, summary.errors.connect, summary.errors.read, summary.errors.write,
-    summary.errors.timeout, summary.errors.status, latency.max, s))
-end
-"""
 
 
 def run(argv, timeout=20, check=True, **kw):
@@ -492,10 +472,7 @@ class HostsTest(unittest.TestCase):
         return "\n".join(lines) + "\n" + res.stdout + res.stderr
 
     def wrk(self, seconds):
-        script = os.path.join(self.nginx.state, "count.lua")
-        with open(script, "w") as f:
-            f.write(WRK_LUA)
-        argv = [WRK, "-t2", "-c8", "-d%ds" % seconds, "--timeout", WRK_TIMEOUT, "-s", script,
+        argv = [WRK, "-t2", "-c8", "-d%ds" % seconds, "--timeout", WRK_TIMEOUT, "-s", WRK_COUNT_LUA,
                 "-H", "Cookie: " + self.cookie_header, "https://127.0.0.1:%d/me" % self.nginx.https_port]
         proc = register_process(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                  stderr=subprocess.PIPE, text=True, start_new_session=True))
@@ -520,13 +497,9 @@ class HostsTest(unittest.TestCase):
             kill_process_tree(proc)
             out, err = proc.communicate()
             raise AssertionError("wrk did not finish in time:\n%s%s" % (out, err))
-        m = re.search(r"BAA-WRK (.*)", out or "")
-        if proc.returncode != 0 or not m:
+        stats = parse_wrk_count(out)
+        if proc.returncode != 0 or stats is None:
             raise AssertionError("wrk failed (%s):\n%s%s" % (proc.returncode, out, err))
-        stats = {}
-        for kv in m.group(1).split():
-            k, _, v = kv.partition("=")
-            stats[k] = int(v) if v.isdigit() else v
         return stats, out + err
 
     # -- the test ------------------------------------------------------------------
