@@ -77,118 +77,40 @@ install_signals(void)
 }
 
 /*
- * One FastCGI connection per worker, kept open when the web server asks
- * for it (fastcgi_keep_conn): requests on it then skip connect, accept and
- * close. The trap of kept connections is a worker sitting idle on one while
- * the web server opens another that nobody accepts. So an idle worker
- * holding a connection also watches the listening socket, and when a new
- * connection is waiting it lets its idle one go and takes the new one: no
- * connection ever waits while a worker is idle.
+ * The web server's connections to this worker. A connection kept open
+ * (nginx's keepalive + fastcgi_keep_conn) carries request after request,
+ * skipping connect, accept and close; the worker holds many and serves
+ * whichever has a request, so an idle one never stands in the way of
+ * another (the keep-alive trap of one connection per process). Each is in
+ * the epoll set between requests; the listening socket is too, so a new
+ * connection is taken as soon as the worker is free.
  */
+#define CONNECTIONS_MAX 128
+
 struct connection {
-	FCGX_Request fcgi;
+	FCGX_Request fcgi;  /* fcgi.ipcFd < 0: a free slot */
+	unsigned long used; /* the worker's request count when last served */
+	int watched;	    /* registered in the epoll set */
+};
+
+struct worker {
 	int listen_fd;
 	int epoll_fd;
-	int watched_fd;	  /* the kept connection registered in epoll_fd, or -1 */
-	int tcp;	  /* the listening socket is TCP (not a unix socket) */
-	int accept_first; /* just served one: another may already be waiting */
-	int streak;	  /* accepts in a row without waiting */
+	int tcp; /* the listening socket is TCP (not a unix socket) */
+	int open;
+	unsigned long served;
+	struct connection conns[CONNECTIONS_MAX];
+	struct db db;
+	const struct config *cfg;
 };
 
 /*
  * Under load the next connection is usually queued by the time a request
- * is done: accepting it straight away saves a wait and a wake-up. Every
- * ACCEPT_STREAK_MAX requests the worker waits anyway, which is where stop
- * signals get in.
+ * is done: accepting it straight away saves a wait and a wake-up. After
+ * ACCEPT_STREAK_MAX in a row the worker waits anyway, which is where the
+ * kept connections' requests and stop signals get in.
  */
 #define ACCEPT_STREAK_MAX 32
-
-enum work { WORK_KEPT, WORK_NEW, WORK_STOP };
-
-/*
- * Waits for a request on the kept connection or a new connection.
- * Stop signals are let in only here, atomically with the wait.
- */
-static enum work
-wait_for_work(struct connection *c)
-{
-	if (!stop_requested && c->accept_first && c->fcgi.ipcFd < 0 &&
-	    c->streak < ACCEPT_STREAK_MAX) {
-		c->streak++;
-		return WORK_NEW;
-	}
-	c->streak = 0;
-	for (;;) {
-		struct epoll_event events[2];
-		int kept_ready = 0, new_waiting = 0, n;
-
-		if (stop_requested)
-			return WORK_STOP;
-		if (c->fcgi.ipcFd >= 0 && c->watched_fd != c->fcgi.ipcFd) {
-			struct epoll_event ev = {.events = EPOLLIN,
-						 .data.fd = c->fcgi.ipcFd};
-			if (epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, c->fcgi.ipcFd, &ev) ==
-			    0)
-				c->watched_fd = c->fcgi.ipcFd;
-		}
-		/* Buffered log lines wait at most LOG_FLUSH_MS for an idle worker. */
-		n = epoll_pwait(c->epoll_fd, events, 2, log_pending() ? LOG_FLUSH_MS : -1,
-				&waiting_mask);
-		if (n == 0)
-			log_flush();
-		if (n < 0 && errno != EINTR)
-			return WORK_STOP;
-		for (int i = 0; i < n; i++) {
-			if (events[i].data.fd == c->listen_fd)
-				new_waiting = 1;
-			else if (events[i].data.fd == c->fcgi.ipcFd)
-				kept_ready = 1;
-		}
-		if (kept_ready)
-			return WORK_KEPT;
-		if (new_waiting) {
-			if (c->fcgi.ipcFd >= 0) {
-				/* Closing also drops it from the epoll set. */
-				FCGX_Free(&c->fcgi, 1);
-				c->watched_fd = -1;
-			}
-			return WORK_NEW;
-		}
-	}
-}
-
-/*
- * Reads the next request: from the kept connection, or from a connection
- * accepted now. baa accepts itself and hands the descriptor to libfcgi,
- * which then only reads: libfcgi's own accept would add a poll per
- * connection. The hand-over sets two fields libfcgi's header calls
- * internal (ipcFd, keepConnection), unchanged since libfcgi 2.4 (2002);
- * listen_sock stays -1, so libfcgi never accepts by itself.
- */
-static int
-next_request(struct connection *c, enum work work)
-{
-	int rc;
-
-	if (work == WORK_NEW) {
-		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		if (c->tcp) {
-			/* Kept connections carry several small responses. */
-			int one = 1;
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		}
-		c->fcgi.ipcFd = fd;
-		/* Else FCGX_Accept_r's opening "finish" would close it. */
-		c->fcgi.keepConnection = 1;
-		c->watched_fd = -1;
-	}
-	rc = FCGX_Accept_r(&c->fcgi);
-	if (c->fcgi.ipcFd < 0)
-		c->watched_fd = -1; /* closed: epoll forgot it with the descriptor */
-	return rc;
-}
 
 /*
  * Reads what is left of the request body. With nothing unread, closing the
@@ -244,7 +166,9 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 	/* The path lives in libfcgi's parameters, which finishing frees. */
 	snprintf(path, sizeof(path), "%s", req.path ? req.path : "-");
 	if (drain_input(fcgi->in) == 0)
-		FCGX_Detach(fcgi); /* close without the graceful wait */
+		FCGX_Detach(fcgi); /* if it closes: without the graceful wait */
+	else
+		fcgi->keepConnection = 0; /* the next request would start mid-body */
 	FCGX_Finish_r(fcgi);
 
 	status = res.overflow ? 500 : res.status;
@@ -259,14 +183,157 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 		  LOG_INT("pid", worker_pid));
 }
 
+/* libfcgi closed it (or we just did): closing dropped it from epoll too. */
+static void
+forget_connection(struct worker *w, struct connection *c)
+{
+	c->watched = 0;
+	w->open--;
+}
+
+static void
+close_connection(struct worker *w, struct connection *c)
+{
+	FCGX_Free(&c->fcgi, 1);
+	forget_connection(w, c);
+}
+
+/*
+ * Serves the request waiting on c. libfcgi reads it with blocking reads
+ * (bounded by BAA_IO_TIMEOUT): the web server writes a request whole, so
+ * they find it there. A connection the web server closed, or did not ask
+ * to keep, is closed; a kept one goes (back) into the epoll set.
+ */
+static void
+serve_connection(struct worker *w, struct connection *c)
+{
+	if (FCGX_Accept_r(&c->fcgi) < 0) {
+		/* The web server hung up (libfcgi closed it) or sent garbage. */
+		if (c->fcgi.ipcFd >= 0)
+			close_connection(w, c);
+		else
+			forget_connection(w, c);
+		return;
+	}
+	serve_one(&c->fcgi, &w->db, w->cfg);
+	c->used = ++w->served;
+	if (c->fcgi.ipcFd < 0) {
+		forget_connection(w, c);
+		return;
+	}
+	if (!c->watched) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+		if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, c->fcgi.ipcFd, &ev) < 0)
+			close_connection(w, c);
+		else
+			c->watched = 1;
+	}
+}
+
+/*
+ * A slot for a new connection. When every slot is taken, the connection
+ * served longest ago gives way: the web server holds more connections
+ * than it needs (nginx's keepalive is too high for CONNECTIONS_MAX), and
+ * a new connection must never wait for an idle one.
+ */
+static struct connection *
+free_slot(struct worker *w)
+{
+	struct connection *oldest = &w->conns[0];
+
+	for (int i = 0; i < CONNECTIONS_MAX; i++) {
+		if (w->conns[i].fcgi.ipcFd < 0)
+			return &w->conns[i];
+		if (w->conns[i].used < oldest->used)
+			oldest = &w->conns[i];
+	}
+	close_connection(w, oldest);
+	return oldest;
+}
+
+/*
+ * Takes the connections waiting on the listening socket, serving the
+ * first request of each straight away: the web server sends it with the
+ * connection, so it is there. baa accepts itself and hands the descriptor
+ * to libfcgi, which then only reads; the hand-over sets two fields
+ * libfcgi's header calls internal (ipcFd, keepConnection), unchanged since
+ * libfcgi 2.4 (2002). listen_sock stays -1: libfcgi never accepts.
+ */
+static void
+accept_connections(struct worker *w)
+{
+	for (int streak = 0; streak < ACCEPT_STREAK_MAX; streak++) {
+		int fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		struct connection *c;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED) {
+				/* Out of descriptors or memory: do not spin on it. */
+				struct timespec pause = {0, 10 * 1000 * 1000};
+				log_event(LOG_ERROR, "accept_failed",
+					  LOG_STR("reason", strerror(errno)));
+				nanosleep(&pause, NULL);
+			}
+			return;
+		}
+		if (w->tcp) {
+			/* Kept connections carry several small responses. */
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		c = free_slot(w);
+		FCGX_InitRequest(&c->fcgi, -1, 0);
+		c->fcgi.ipcFd = fd;
+		/* Else FCGX_Accept_r's opening "finish" would close it. */
+		c->fcgi.keepConnection = 1;
+		c->watched = 0;
+		w->open++;
+		serve_connection(w, c);
+	}
+}
+
+#define EVENTS_MAX 64
+
+/*
+ * Waits for work and does it: requests on kept connections first, then
+ * new connections. Stop signals are let in only during the wait, so a
+ * request that has started always finishes.
+ */
+static int
+run_loop(struct worker *w)
+{
+	struct epoll_event events[EVENTS_MAX];
+
+	while (!stop_requested) {
+		int listen_ready = 0;
+		/* Buffered log lines wait at most LOG_FLUSH_MS for an idle worker. */
+		int n = epoll_pwait(w->epoll_fd, events, EVENTS_MAX,
+				    log_pending() ? LOG_FLUSH_MS : -1, &waiting_mask);
+
+		if (n == 0)
+			log_flush();
+		if (n < 0 && errno != EINTR)
+			return -1;
+		for (int i = 0; i < n; i++) {
+			if (events[i].data.ptr == NULL)
+				listen_ready = 1;
+			else
+				serve_connection(w, events[i].data.ptr);
+		}
+		/* After the kept connections: taking a slot may close one. */
+		if (listen_ready)
+			accept_connections(w);
+	}
+	return 0;
+}
+
 int
 worker_run(const struct config *cfg, int listen_fd)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
-	struct connection conn;
-	enum work work;
-	struct db db;
-	int epoll_fd = -1, status = 1;
+	static struct worker w;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+	int status = 1;
 
 	worker_pid = getpid();
 	/* FCGX_Init installs its own SIGTERM/SIGPIPE handlers; ours come after. */
@@ -275,49 +342,31 @@ worker_run(const struct config *cfg, int listen_fd)
 			  LOG_STR("reason", strerror(errno)));
 		return 1;
 	}
+	w.cfg = cfg;
+	w.listen_fd = listen_fd;
+	w.tcp = !cfg->listen.is_unix;
+	for (int i = 0; i < CONNECTIONS_MAX; i++)
+		FCGX_InitRequest(&w.conns[i].fcgi, -1, 0);
 	/* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
-	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	ev.data.fd = listen_fd;
-	if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
+	w.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (w.epoll_fd < 0 || epoll_ctl(w.epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
 		log_event(LOG_ERROR, "worker_init_failed",
 			  LOG_STR("reason", strerror(errno)));
 		goto out;
 	}
 	log_buffered(1);
-	FCGX_InitRequest(&conn.fcgi, -1, 0);
-	conn.listen_fd = listen_fd;
-	conn.epoll_fd = epoll_fd;
-	conn.watched_fd = -1;
-	conn.accept_first = 0;
-	conn.streak = 0;
-	conn.tcp = !cfg->listen.is_unix;
-	db_init(&db, cfg);
+	db_init(&w.db, cfg);
 
-	while ((work = wait_for_work(&conn)) != WORK_STOP) {
-		int rc = next_request(&conn, work);
-		conn.accept_first = 0;
-		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
-			continue; /* nothing waiting, or another worker took it */
-		if (rc < 0) {
-			if (work == WORK_NEW) {
-				/* Out of descriptors or memory: do not spin on it. */
-				struct timespec pause = {0, 10 * 1000 * 1000};
-				log_event(LOG_ERROR, "accept_failed",
-					  LOG_STR("reason", strerror(-rc)));
-				nanosleep(&pause, NULL);
-			}
-			continue; /* a kept connection closed: nothing lost */
-		}
-		serve_one(&conn.fcgi, &db, cfg);
-		conn.accept_first = 1;
-	}
-	status = 0;
-	FCGX_Free(&conn.fcgi, 1);
-	db_close(&db);
+	if (run_loop(&w) == 0)
+		status = 0;
+	for (int i = 0; i < CONNECTIONS_MAX; i++)
+		if (w.conns[i].fcgi.ipcFd >= 0)
+			close_connection(&w, &w.conns[i]);
+	db_close(&w.db);
 	spotify_cleanup();
 out:
-	if (epoll_fd >= 0)
-		close(epoll_fd);
+	if (w.epoll_fd >= 0)
+		close(w.epoll_fd);
 	close(listen_fd);
 	log_flush();
 	return status;
