@@ -296,6 +296,25 @@ accept_connections(struct worker *w)
 #define EVENTS_MAX 64
 
 /*
+ * A stopping worker takes no new connection but keeps answering on its
+ * kept ones until the web server closes them, which nginx does after
+ * keepalive_time (nginx/baa.conf.in: 2s) or sooner when one is idle.
+ * Closing one from this side could cross a request nginx has just sent on
+ * it, which nginx retries elsewhere only when it is safe to and counts as
+ * the instance failing. After DRAIN_MAX_MS the rest are closed anyway.
+ */
+#define DRAIN_MAX_MS 3000
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
  * Waits for work and does it: requests on kept connections first, then
  * new connections. Stop signals are let in only during the wait, so a
  * request that has started always finishes.
@@ -304,13 +323,25 @@ static int
 run_loop(struct worker *w)
 {
 	struct epoll_event events[EVENTS_MAX];
+	long long drain_until = -1;
 
-	while (!stop_requested) {
-		int listen_ready = 0;
+	for (;;) {
+		int listen_ready = 0, timeout = log_pending() ? LOG_FLUSH_MS : -1, n;
+
+		if (stop_requested && drain_until < 0) {
+			/* The master keeps the socket: other workers take over. */
+			epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+			drain_until = now_ms() + DRAIN_MAX_MS;
+		}
+		if (drain_until >= 0) {
+			long long left = drain_until - now_ms();
+			if (w->open == 0 || left <= 0)
+				return 0;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		}
 		/* Buffered log lines wait at most LOG_FLUSH_MS for an idle worker. */
-		int n = epoll_pwait(w->epoll_fd, events, EVENTS_MAX,
-				    log_pending() ? LOG_FLUSH_MS : -1, &waiting_mask);
-
+		n = epoll_pwait(w->epoll_fd, events, EVENTS_MAX, timeout, &waiting_mask);
 		if (n == 0)
 			log_flush();
 		if (n < 0 && errno != EINTR)
@@ -322,10 +353,9 @@ run_loop(struct worker *w)
 				serve_connection(w, events[i].data.ptr);
 		}
 		/* After the kept connections: taking a slot may close one. */
-		if (listen_ready)
+		if (listen_ready && drain_until < 0)
 			accept_connections(w);
 	}
-	return 0;
 }
 
 int

@@ -3,7 +3,10 @@
 
 In one run, on one PostgreSQL cluster, with the same wrk threads and
 connections, through the same nginx:
-  baa-me      baa GET /me (cookie check, one primary-key SELECT, JSON)
+  baa-me      baa GET /me (cookie check, one primary-key SELECT, JSON), with
+              kept FastCGI connections as shipped
+  baa-me-1cpr the same with one connection per request (--keepalive 0 makes
+              baa-me that too)
   bare-fcgi   a do-nothing libfcgi responder, one connection per request
   nginx-200   nginx `return 200` with a body of the same size
   pgbench     `pgbench -M prepared` running baa's SELECT (no HTTP at all)
@@ -44,15 +47,21 @@ http {{
     uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
     default_type application/json;
 
-    # baa as shipped (nginx/baa.conf.in): one connection per request, unless
-    # --keepalive asks for kept connections.
+    # baa as shipped (nginx/baa.conf.in): kept connections (--keepalive 0:
+    # one connection per request).
     upstream baa {{ server unix:{d}/baa.sock; {baa_keepalive} }}
+    # baa as it was first shipped, for comparison: one connection per request.
+    upstream baa_fresh {{ server unix:{d}/baa.sock; }}
     # The ceiling as the issue defines it: one connection per request.
     upstream bare {{ server unix:{d}/bare.sock; }}
 
     server {{
         listen 127.0.0.1:{baa_port};
         location / {{ include /etc/nginx/fastcgi_params; {baa_keep_conn} fastcgi_pass baa; }}
+    }}
+    server {{
+        listen 127.0.0.1:{fresh_port};
+        location / {{ include /etc/nginx/fastcgi_params; fastcgi_pass baa_fresh; }}
     }}
     server {{
         listen 127.0.0.1:{bare_port};
@@ -173,12 +182,12 @@ class Bench:
     def start_nginx(self):
         os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
         os.chmod(os.path.join(self.dir, "tmp"), 0o777)
-        self.ports = {k: harness.free_port() for k in ("baa", "bare", "return")}
+        self.ports = {k: harness.free_port() for k in ("baa", "fresh", "bare", "return")}
         keep = self.args.keepalive > 0
         conf = NGINX_CONF.format(d=self.dir, baa_port=self.ports["baa"],
-                                 baa_keepalive="keepalive %d;" % self.args.keepalive if keep else "",
+                                 baa_keepalive="keepalive %d; keepalive_timeout 2s; keepalive_time 2s;" % self.args.keepalive if keep else "",
                                  baa_keep_conn="fastcgi_keep_conn on;" if keep else "",
-                                 bare_port=self.ports["bare"], return_port=self.ports["return"],
+                                 fresh_port=self.ports["fresh"], bare_port=self.ports["bare"], return_port=self.ports["return"],
                                  body="x" * (self.body_len - 1) + "\\n",
                                  user="user nobody nogroup;" if os.geteuid() == 0 else "")
         path = os.path.join(self.dir, "nginx.conf")
@@ -243,6 +252,7 @@ class Bench:
                             "http://127.0.0.1:%d/me" % self.ports["baa"]],
                            capture_output=True, env=dict(os.environ, BAA_SESSION=self.cookie))
             self.measure("baa-me", self.ports["baa"], c, "me.lua")
+            self.measure("baa-me-1cpr", self.ports["fresh"], c, "me.lua")
             self.measure("bare-fcgi", self.ports["bare"], c)
             self.measure("nginx-200", self.ports["return"], c)
             self.pgbench(c)
@@ -257,15 +267,17 @@ class Bench:
                 return fmt % r[key] if r.get(key) is not None else "–"
             lines.append("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s |" % (
                 r["name"], r["connections"], r["rps"], f("p50", "%.2f"), f("p99", "%.2f"),
-                f("cpu_baa") if r["name"] == "baa-me" else "–", f("cpu_nginx"),
+                f("cpu_baa") if r["name"].startswith("baa-") else "–", f("cpu_nginx"),
                 f("cpu_postgres"), (r["errors"] or "0") + ("; non-2xx %d" % r["non2xx"] if r["non2xx"] else "")))
         lines.append("")
         for c in self.args.connections:
             by = {r["name"]: r for r in self.rows if r["connections"] == c}
-            lines.append("- %d connections: baa-me / bare-fcgi = **%.2f**, baa-me / nginx-200 = %.2f, "
-                         "baa-me / pgbench = %.2f" % (c, by["baa-me"]["rps"] / by["bare-fcgi"]["rps"],
-                                                      by["baa-me"]["rps"] / by["nginx-200"]["rps"],
-                                                      by["baa-me"]["rps"] / by["pgbench"]["rps"]))
+            lines.append("- %d connections: baa-me / bare-fcgi = **%.2f** (one connection per request: "
+                         "%.2f), baa-me / nginx-200 = %.2f, baa-me / pgbench = %.2f"
+                         % (c, by["baa-me"]["rps"] / by["bare-fcgi"]["rps"],
+                            by["baa-me-1cpr"]["rps"] / by["bare-fcgi"]["rps"],
+                            by["baa-me"]["rps"] / by["nginx-200"]["rps"],
+                            by["baa-me"]["rps"] / by["pgbench"]["rps"]))
         lines.append("- baa worker RSS: %s KiB (%d workers)" % (", ".join(map(str, self.rss)), len(self.rss)))
         lines.append("- %d s per measurement, wrk -t2, %d baa workers, nginx worker_processes 1 "
                      "with keepalive %d to baa, %d CPUs" % (self.args.seconds, self.args.workers,
@@ -283,7 +295,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--keepalive", type=int, default=0,
+    parser.add_argument("--keepalive", type=int, default=32,
                         help="nginx's idle connections to baa per nginx worker (0: none)")
     parser.add_argument("--out")
     args = parser.parse_args()
