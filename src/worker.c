@@ -85,7 +85,7 @@ install_signals(void)
  * the epoll set between requests; the listening socket is too, so a new
  * connection is taken as soon as the worker is free.
  */
-#define CONNECTIONS_MAX 128
+#define CONNECTIONS_MAX 256
 
 struct connection {
 	FCGX_Request fcgi;  /* fcgi.ipcFd < 0: a free slot */

@@ -483,7 +483,7 @@ class DeployTest(BaaTestCase):
             self.assertNotIn("fastcgi_keep_conn", loc)
         default = re.search(r"location / \{[^}]*\}", site).group(0)
         if kept:
-            self.assertRegex(main, r"keepalive 32;\s*keepalive_timeout 2s;\s*keepalive_time 2s;")
+            self.assertRegex(main, r"keepalive 128;\s*keepalive_timeout 2s;\s*keepalive_time 2s;")
             self.assertIn("fastcgi_keep_conn on;", default)
         else:
             self.assertNotIn("keepalive", main)
@@ -712,7 +712,7 @@ class DeployTest(BaaTestCase):
         self.assertLess(wrk.stats["max_us"], 1000000,
                         "a request waited %.2fs\n%s" % (wrk.stats["max_us"] / 1e6, wrk.describe()))
         # Which connections survive the end of the load is nginx's choice
-        # (its cache keeps 32); what matters is that keeping still works.
+        # (its cache keeps 128); what matters is that keeping still works.
         for _ in range(6):
             self.assertEqual(stack.get("/healthz")[0], 200)
         held = inst.held_connections()

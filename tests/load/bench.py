@@ -295,7 +295,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--keepalive", type=int, default=32,
+    parser.add_argument("--keepalive", type=int, default=128,
                         help="nginx's idle connections to baa per nginx worker (0: none)")
     parser.add_argument("--out")
     args = parser.parse_args()
