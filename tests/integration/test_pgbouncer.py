@@ -8,8 +8,8 @@ work through the bouncer."""
 import threading
 import time
 
-from harness import (SESSION_COOKIE, PgBouncer, SpotifyTestCase, base_env, run_concurrently,
-                     wait_until)
+from harness import (SESSION_COOKIE, PgBouncer, SpotifyTestCase, base_env, parse_logfmt,
+                     run_concurrently, wait_until)
 
 POOL_SIZE = 2
 WORKERS = 4  # more than POOL_SIZE: server connections really are shared
@@ -45,8 +45,10 @@ class BouncerTestCase(SpotifyTestCase):
         """Client connections PgBouncer holds for the class database: baa's workers."""
         return [c for c in self.bouncer.admin("SHOW CLIENTS") if c["database"] == self.db]
 
-    def failed_statements(self, baa):
-        return [r for r in baa.log_records() if r.get("event") == "db_statement_failed"]
+    def failed_statements(self, baa, since=0):
+        """db_statement_failed records of baa's log, from character `since` on."""
+        return [r for r in map(parse_logfmt, baa.log()[since:].splitlines())
+                if r.get("event") == "db_statement_failed"]
 
 
 class TransactionPoolingTest(BouncerTestCase):
@@ -57,6 +59,14 @@ class TransactionPoolingTest(BouncerTestCase):
         super().setUpClass()
         cls.baa, cls.nginx = cls.start_class_stack(cls.bouncer_env(
             BAA_DB_POOLER="transaction", BAA_SPOTIFY_TIMEOUT_MS=1000))
+
+    def setUp(self):
+        super().setUp()
+        # the class's baa: this test's part of its log, from a whole line on
+        self.log_start = self.baa.log().rfind("\n") + 1
+
+    def failed_statements(self, baa, since=None):
+        return super().failed_statements(baa, self.log_start if since is None else since)
 
     def me(self, cookie, method="GET", path="/me"):
         return self.browser().request(method, path, cookies={SESSION_COOKIE: cookie})
@@ -156,6 +166,21 @@ class TransactionPoolingTest(BouncerTestCase):
         servers = [s for s in self.bouncer.admin("SHOW SERVERS") if s["database"] == self.db]
         self.assertLessEqual(len(servers), POOL_SIZE, servers)
         self.assertEqual(self.failed_statements(self.baa), [])
+
+    def test_statements_are_bounded_by_the_pools_statement_timeout(self):
+        # baa cannot send its 5 s statement_timeout through PgBouncer; the
+        # pool's connect_query (as the README configures it) sets it instead.
+        b, r = self.login()
+        locker = self.pg.session(self.db)
+        self.addCleanup(locker.close)
+        locker.hold_lock(table="users")
+        resp = b.get("/me", timeout=30)
+        self.assertJsonError(resp, 503, "GET /me behind a lock")
+        # 57014: query_canceled, which is what statement_timeout does
+        wait_until(lambda: "57014" in [x.get("sqlstate") for x in self.failed_statements(self.baa)],
+                   5, message="not cancelled by statement_timeout" + self.stack_context())
+        locker.close()
+        self.assertEqual(b.get("/me").status, 200)
 
     def test_migrate_works_through_the_bouncer_and_resetdb_is_refused(self):
         db = self.db + "_migrate"
