@@ -296,6 +296,57 @@ config_parse_switch(const char *value, void *field, char *err, size_t errlen)
 	return -1;
 }
 
+int
+config_parse_pooler(const char *value, void *field, char *err, size_t errlen)
+{
+	if (strcmp(value, "none") == 0)
+		*(enum config_pooler *)field = CONFIG_POOLER_NONE;
+	else if (strcmp(value, "transaction") == 0)
+		*(enum config_pooler *)field = CONFIG_POOLER_TRANSACTION;
+	else {
+		snprintf(err, errlen, "must be 'none' or 'transaction'");
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_parse_profile_cache(const char *value, void *field, char *err, size_t errlen)
+{
+	if (strcmp(value, "auto") == 0) {
+		*(int *)field = CONFIG_PROFILE_CACHE_AUTO;
+		return 0;
+	}
+	if (config_parse_switch(value, field, err, errlen) == 0)
+		return 0;
+	snprintf(err, errlen, "must be 'auto', 'on' or 'off'");
+	return -1;
+}
+
+/*
+ * The profile cache learns of changes by LISTEN, which a transaction
+ * pooler cannot carry: asked for explicitly behind one, it is refused
+ * rather than quietly serving revoked sessions. Returns 0 or writes why.
+ */
+static int
+resolve_profile_cache(struct config *cfg, char *line, size_t len)
+{
+	int pooled = cfg->db_pooler == CONFIG_POOLER_TRANSACTION;
+
+	if (cfg->profile_cache == CONFIG_PROFILE_CACHE_AUTO) {
+		cfg->profile_cache = !pooled;
+		return 0;
+	}
+	if (cfg->profile_cache && pooled) {
+		snprintf(line, len,
+			 "Environment variable 'BAA_PROFILE_CACHE' is 'on', but the "
+			 "profile cache needs LISTEN, which BAA_DB_POOLER=transaction "
+			 "cannot carry: set it to 'auto' or 'off'.");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 append_line(char *errors, size_t errlen, size_t *used, const char *line)
 {
@@ -336,6 +387,12 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 		} else {
 			continue;
 		}
+		append_line(errors, errlen, &used, line);
+		problems++;
+	}
+	/* Only a combination of values that each parsed is worth judging. */
+	if (problems == 0 && (scopes & CONFIG_SERVE) &&
+	    resolve_profile_cache(cfg, line, sizeof(line)) < 0) {
 		append_line(errors, errlen, &used, line);
 		problems++;
 	}

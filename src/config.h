@@ -17,6 +17,18 @@ enum config_scope {
 };
 
 /*
+ * What stands between baa and PostgreSQL. A transaction pooler (PgBouncer's
+ * pool_mode=transaction) lends a server connection per transaction, so
+ * nothing that outlives one (prepared statements, LISTEN, session
+ * settings) may be relied on. Direct connections and session pooling are
+ * the same to baa: none.
+ */
+enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
+
+/* BAA_PROFILE_CACHE before config_load resolves it: on unless a pooler forbids. */
+#define CONFIG_PROFILE_CACHE_AUTO (-1)
+
+/*
  * X(NAME, field, C type, scope, default or NULL when required, parser)
  */
 #define CONFIG_VARIABLES(X)                                                              \
@@ -28,6 +40,8 @@ enum config_scope {
 	  config_parse_string)                                                           \
 	X(POSTGRES_DB, postgres_db, const char *, CONFIG_DATABASE, NULL,                 \
 	  config_parse_database_name)                                                    \
+	X(BAA_DB_POOLER, db_pooler, enum config_pooler, CONFIG_DATABASE, "none",         \
+	  config_parse_pooler)                                                           \
 	X(BAA_LISTEN, listen, struct address, CONFIG_SERVE, "127.0.0.1:9000",            \
 	  config_parse_listen)                                                           \
 	X(BAA_WORKERS, workers, int, CONFIG_SERVE, "auto", config_parse_workers)         \
@@ -51,8 +65,8 @@ enum config_scope {
 	  config_parse_timeout_ms)                                                       \
 	X(BAA_SESSION_TTL, session_ttl, int, CONFIG_SERVE, "2592000",                    \
 	  config_parse_session_ttl)                                                      \
-	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "on",                     \
-	  config_parse_switch)                                                           \
+	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "auto",                   \
+	  config_parse_profile_cache)                                                    \
 	X(BAA_IO_TIMEOUT, io_timeout, int, CONFIG_SERVE, "10", config_parse_seconds)
 
 struct config {
@@ -73,6 +87,7 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_client_id, config_parse_redirect_uri, config_parse_secret_key,
 	config_parse_service_url, config_parse_scopes, config_parse_timeout_ms,
 	config_parse_session_ttl, config_parse_switch;
+config_parser config_parse_pooler, config_parse_profile_cache;
 
 #define CONFIG_SECRET_KEY_MIN 32
 

@@ -32,7 +32,10 @@ db_connect(const struct config *cfg, const char *dbname, char *err, size_t errle
 	keys[n] = "dbname", values[n++] = dbname ? dbname : cfg->postgres_db;
 	/* Bounded waits: a worker must not hang on an unreachable server. */
 	keys[n] = "connect_timeout", values[n++] = "3";
-	keys[n] = "options", values[n++] = "-c statement_timeout=5000";
+	/* PgBouncer refuses a client that sends options; behind it the
+	 * timeout is the pooler's or the role's to set (README). */
+	if (cfg->db_pooler == CONFIG_POOLER_NONE)
+		keys[n] = "options", values[n++] = "-c statement_timeout=5000";
 	keys[n] = "application_name", values[n++] = "baa";
 	/* No Kerberos: it would cost a round trip at each connect and the
 	 * memory of the GSSAPI libraries in every worker. */
@@ -124,7 +127,9 @@ db_reconnect(struct db *db)
 		metrics_db_reconnect();
 	}
 	db->epoch++;
-	db->listening = listen_for_changes(db);
+	/* Only the profile cache needs to hear of changes; a connection that
+	 * listens and is never asked would hoard the notifications. */
+	db->listening = db->cfg->profile_cache && listen_for_changes(db);
 	log_event(LOG_INFO, first ? "db_connected" : "db_reconnected",
 		  LOG_INT("reconnects", (long long)db->reconnects));
 	return 0;
@@ -157,7 +162,33 @@ failure(const struct db *db)
 	return PQstatus(db->conn) == CONNECTION_OK ? DB_QUERY_FAILED : DB_UNAVAILABLE;
 }
 
-/* Returns the result of one attempt; NULL result means see db->conn. */
+/* Prepares st on this connection the first time it is run there. */
+static enum db_status
+prepare_once(struct db *db, const struct db_statement *st)
+{
+	PGresult *res;
+
+	if (is_prepared(db, st))
+		return DB_OK;
+	if (db->nprepared == DB_PREPARED_MAX)
+		return DB_QUERY_FAILED;
+	res = PQprepare(db->conn, st->name, st->sql, st->nparams, NULL);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		remember_failure(db, st, res);
+		PQclear(res);
+		return failure(db);
+	}
+	PQclear(res);
+	db->prepared[db->nprepared++] = st;
+	return DB_OK;
+}
+
+/*
+ * Returns the result of one attempt; NULL result means see db->conn.
+ * Behind a transaction pooler the next statement may reach another server
+ * connection, one that never saw our PREPARE: there every statement goes
+ * unnamed, parse, bind and execute in one message train, one round trip.
+ */
 static enum db_status
 try_exec(struct db *db, const struct db_statement *st, const char *const *params,
 	 PGresult **result)
@@ -165,20 +196,16 @@ try_exec(struct db *db, const struct db_statement *st, const char *const *params
 	PGresult *res;
 	ExecStatusType status;
 
-	if (!is_prepared(db, st)) {
-		if (db->nprepared == DB_PREPARED_MAX)
-			return DB_QUERY_FAILED;
-		res = PQprepare(db->conn, st->name, st->sql, st->nparams, NULL);
-		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-			remember_failure(db, st, res);
-			PQclear(res);
-			return failure(db);
-		}
-		PQclear(res);
-		db->prepared[db->nprepared++] = st;
+	if (db->cfg->db_pooler == CONFIG_POOLER_TRANSACTION) {
+		res = PQexecParams(db->conn, st->sql, st->nparams, NULL, params, NULL,
+				   NULL, 0);
+	} else {
+		enum db_status prepared = prepare_once(db, st);
+		if (prepared != DB_OK)
+			return prepared;
+		res = PQexecPrepared(db->conn, st->name, st->nparams, params, NULL, NULL,
+				     0);
 	}
-
-	res = PQexecPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0);
 	status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
 		db->sqlstate[0] = '\0';

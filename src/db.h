@@ -1,6 +1,7 @@
 /*
  * The worker's PostgreSQL connection: opened on first use, kept for the
- * life of the process, statements prepared once per connection, and
+ * life of the process, statements prepared once per connection (or sent
+ * unnamed each time behind a transaction pooler, BAA_DB_POOLER), and
  * re-opened by itself when the server went away (a restart, a failover).
  */
 #ifndef BAA_DB_H
@@ -22,13 +23,13 @@ struct db_statement {
 struct db {
 	const struct config *cfg;
 	PGconn *conn;
-	const struct db_statement *prepared[DB_PREPARED_MAX];
+	const struct db_statement *prepared[DB_PREPARED_MAX]; /* none when pooled */
 	int nprepared;
 	char sqlstate[6]; /* of the last failed statement, "" otherwise */
 	unsigned long reconnects;
 	int in_transaction;  /* no silent retry on a new connection inside one */
 	unsigned long epoch; /* bumped by every (re)connect */
-	int listening;	     /* LISTEN db_notify_channel succeeded on this connection */
+	int listening;	     /* LISTEN succeeded on this connection (profile cache on) */
 };
 
 /* The channel baa's users trigger notifies on (sql/002_user_changed_notify.sql). */

@@ -74,6 +74,15 @@ cmd_resetdb(void)
 
 	if (load_config(&cfg, CONFIG_DATABASE) < 0)
 		return EXIT_CONFIG;
+	/* A pooler keeps server connections into the database being dropped
+	 * and need not lead to the maintenance database at all. */
+	if (cfg.db_pooler != CONFIG_POOLER_NONE) {
+		fputs("baa resetdb: drops and recreates the database, which needs a "
+		      "direct connection: point POSTGRES_URL at PostgreSQL itself and "
+		      "unset BAA_DB_POOLER\n",
+		      stderr);
+		return EXIT_CONFIG;
+	}
 	if (schema_reset(&cfg, stdout, err, sizeof(err)) < 0) {
 		fprintf(stderr, "baa resetdb: %s\n", err);
 		return 1;

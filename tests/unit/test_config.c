@@ -13,7 +13,9 @@
 
 static const char *const all_names[] = {
 	"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",		"POSTGRES_DB",
-	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT"};
+	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT",
+	/* set by some tests, not wanted by the next */
+	"BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL", "SPOTIFY_API_URL"};
 
 static int
 set_database_env(void **state)
@@ -291,6 +293,80 @@ test_service_urls_must_be_https_unless_loopback(void **state)
 	assert_non_null(strstr(errors, "must not end with '/'"));
 }
 
+static void
+test_direct_connection_and_profile_cache_are_the_defaults(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		0);
+	assert_int_equal(cfg.db_pooler, CONFIG_POOLER_NONE);
+	assert_int_equal(cfg.profile_cache, 1);
+	setenv("BAA_PROFILE_CACHE", "off", 1);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		0);
+	assert_int_equal(cfg.profile_cache, 0);
+}
+
+static void
+test_transaction_pooler_turns_the_profile_cache_off(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_DB_POOLER", "transaction", 1);
+	for (int explicit = 0; explicit < 3; explicit ++) {
+		if (explicit == 1)
+			setenv("BAA_PROFILE_CACHE", "auto", 1);
+		if (explicit == 2)
+			setenv("BAA_PROFILE_CACHE", "off", 1);
+		assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors,
+					     sizeof(errors)),
+				 0);
+		assert_int_equal(cfg.db_pooler, CONFIG_POOLER_TRANSACTION);
+		assert_int_equal(cfg.profile_cache, 0);
+	}
+	/* migrate and resetdb read the pooler too */
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.db_pooler, CONFIG_POOLER_TRANSACTION);
+}
+
+static void
+test_profile_cache_on_behind_a_transaction_pooler_is_refused(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_DB_POOLER", "transaction", 1);
+	setenv("BAA_PROFILE_CACHE", "on", 1);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		1);
+	assert_non_null(strstr(errors, "'BAA_PROFILE_CACHE' is 'on'"));
+	assert_non_null(strstr(errors, "BAA_DB_POOLER=transaction"));
+}
+
+static void
+test_unknown_pooler_or_cache_values_are_refused(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_DB_POOLER", "statement", 1);
+	setenv("BAA_PROFILE_CACHE", "yes", 1);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		2);
+	assert_string_equal(
+		errors,
+		"Environment variable 'BAA_DB_POOLER' must be 'none' or 'transaction'.\n"
+		"Environment variable 'BAA_PROFILE_CACHE' must be 'auto', 'on' or "
+		"'off'.\n");
+}
+
 int
 main(void)
 {
@@ -329,6 +405,17 @@ main(void)
 		cmocka_unit_test_setup(test_short_secret_key_is_refused_without_echoing_it,
 				       set_database_env),
 		cmocka_unit_test_setup(test_service_urls_must_be_https_unless_loopback,
+				       set_database_env),
+		cmocka_unit_test_setup(
+			test_direct_connection_and_profile_cache_are_the_defaults,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_transaction_pooler_turns_the_profile_cache_off,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_profile_cache_on_behind_a_transaction_pooler_is_refused,
+			set_database_env),
+		cmocka_unit_test_setup(test_unknown_pooler_or_cache_values_are_refused,
 				       set_database_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
