@@ -13,7 +13,7 @@
 
 static const char *const all_names[] = {
 	"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",		"POSTGRES_DB",
-	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT"};
+	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT", "BAA_USER"};
 
 static int
 set_database_env(void **state)
@@ -291,6 +291,27 @@ test_service_urls_must_be_https_unless_loopback(void **state)
 	assert_non_null(strstr(errors, "must not end with '/'"));
 }
 
+static void
+test_baa_user_is_optional_and_must_look_like_a_user_name(void **state)
+{
+	static const char *const bad[] = {"two words", "a:b", "../etc", "x\n", "",
+					  "a-name-longer-than-thirty-two-bytes"};
+	struct config cfg;
+	char errors[1024];
+
+	unsetenv("SPOTIFY_ACCOUNTS_URL"); /* left invalid by the test before */
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_null(cfg.user);
+	setenv("BAA_USER", "www-data", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.user, "www-data");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("BAA_USER", bad[i], 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		assert_non_null(strstr(errors, "'BAA_USER'"));
+	}
+}
+
 int
 main(void)
 {
@@ -329,6 +350,8 @@ main(void)
 		cmocka_unit_test_setup(test_short_secret_key_is_refused_without_echoing_it,
 				       set_database_env),
 		cmocka_unit_test_setup(test_service_urls_must_be_https_unless_loopback,
+				       set_database_env),
+		cmocka_unit_test_setup(test_baa_user_is_optional_and_must_look_like_a_user_name,
 				       set_database_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
