@@ -347,6 +347,23 @@ resolve_profile_cache(struct config *cfg, char *line, size_t len)
 	return 0;
 }
 
+int
+config_parse_user_name(const char *value, void *field, char *err, size_t errlen)
+{
+	/* A name for getpwnam, bounded as useradd bounds it; whether the user
+	 * exists is decided at start-up (privileges.c). */
+	if (strlen(value) > 32 ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			  "0123456789._-$") != strlen(value)) {
+		snprintf(err, errlen,
+			 "must be a user name (up to 32 letters, digits, '.', '_', "
+			 "'-' or '$')");
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
+}
+
 static void
 append_line(char *errors, size_t errlen, size_t *used, const char *line)
 {
@@ -372,6 +389,8 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 		if (!(v->scope & scopes))
 			continue;
 		value = getenv(v->name);
+		if (value == NULL && v->fallback != NULL && v->fallback[0] == '\0')
+			continue; /* optional and unset: the field stays zero */
 		if (value == NULL)
 			value = v->fallback;
 		if (value == NULL) {

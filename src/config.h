@@ -29,7 +29,9 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 #define CONFIG_PROFILE_CACHE_AUTO (-1)
 
 /*
- * X(NAME, field, C type, scope, default or NULL when required, parser)
+ * X(NAME, field, C type, scope, default, parser)
+ * The default is NULL when the variable is required, and "" when it is
+ * optional with no value: unset, its field stays zero.
  */
 #define CONFIG_VARIABLES(X)                                                              \
 	X(POSTGRES_URL, postgres_url, struct address, CONFIG_DATABASE, NULL,             \
@@ -67,7 +69,8 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  config_parse_session_ttl)                                                      \
 	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "auto",                   \
 	  config_parse_profile_cache)                                                    \
-	X(BAA_IO_TIMEOUT, io_timeout, int, CONFIG_SERVE, "10", config_parse_seconds)
+	X(BAA_IO_TIMEOUT, io_timeout, int, CONFIG_SERVE, "10", config_parse_seconds)     \
+	X(BAA_USER, user, const char *, CONFIG_SERVE, "", config_parse_user_name)
 
 struct config {
 #define CONFIG_FIELD(name, field, type, scope, def, parser) type field;
@@ -86,7 +89,7 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_listen, config_parse_workers, config_parse_seconds,
 	config_parse_client_id, config_parse_redirect_uri, config_parse_secret_key,
 	config_parse_service_url, config_parse_scopes, config_parse_timeout_ms,
-	config_parse_session_ttl, config_parse_switch;
+	config_parse_session_ttl, config_parse_switch, config_parse_user_name;
 config_parser config_parse_pooler, config_parse_profile_cache;
 
 #define CONFIG_SECRET_KEY_MIN 32

@@ -21,7 +21,8 @@ open_unix(const struct address *a, char *err, size_t errlen)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct stat st;
-	int fd;
+	mode_t old_mask;
+	int fd, bound;
 
 	/* address_parse bounded the path to sun_path already. */
 	if (strlen(a->host) >= sizeof(sun.sun_path)) {
@@ -50,11 +51,17 @@ open_unix(const struct address *a, char *err, size_t errlen)
 		if (fd < 0)
 			goto fail;
 	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-		goto fail;
-	/* Who may connect is decided by the permissions of the socket's
-	 * directory, as for any unix-socket service behind a web server. */
-	if (chmod(a->host, 0666) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+	/*
+	 * Who may connect is decided by the permissions of the socket's
+	 * directory, as for any unix-socket service behind a web server: the
+	 * file itself is 0666. It gets that mode as bind creates it (the
+	 * process is single-threaded here), rather than from a chmod of the
+	 * path afterwards, which could follow a symlink swapped in meanwhile.
+	 */
+	old_mask = umask(0111);
+	bound = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old_mask);
+	if (bound < 0 || listen(fd, LISTEN_BACKLOG) < 0)
 		goto fail;
 	return fd;
 fail:
@@ -122,6 +129,18 @@ listener_open(const struct address *a, int io_timeout, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
+}
+
+int
+listener_set_owner(const struct address *a, uid_t uid, gid_t gid, char *err,
+		   size_t errlen)
+{
+	/* lchown: never follow a symlink put in the socket's place. */
+	if (a->is_unix && lchown(a->host, uid, gid) < 0) {
+		snprintf(err, errlen, "%s: %s", a->host, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 void

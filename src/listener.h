@@ -5,6 +5,7 @@
 #define BAA_LISTENER_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "address.h"
 
@@ -16,6 +17,15 @@
  * Returns the descriptor, or -1 with the reason in err.
  */
 int listener_open(const struct address *a, int io_timeout, char *err, size_t errlen);
+
+/*
+ * Gives a unix socket's file to the user the server is about to become,
+ * so that it can still remove the file at exit (in a sticky directory such
+ * as /tmp only the owner may; elsewhere the directory must be writable by
+ * that user). Nothing to do for TCP. Returns 0, or -1 with the reason.
+ */
+int listener_set_owner(const struct address *a, uid_t uid, gid_t gid, char *err,
+		       size_t errlen);
 
 /* Closes fd and removes a unix socket's file, so new connects fail fast. */
 void listener_close(int fd, const struct address *a);

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "master.h"
 #include "metrics.h"
+#include "privileges.h"
 #include "router.h"
 #include "schema.h"
 #include "session.h"
@@ -34,7 +35,8 @@ static const char usage[] =
 	"Configuration is read from the environment: POSTGRES_URL, POSTGRES_USER,\n"
 	"POSTGRES_PW, POSTGRES_DB; serve also needs SPOTIFY_CLIENT_ID,\n"
 	"SPOTIFY_CLIENT_SECRET, SPOTIFY_REDIRECT_URI and BAA_SECRET_KEY, and reads\n"
-	"BAA_LISTEN, BAA_WORKERS and more. See README.md.\n";
+	"BAA_LISTEN, BAA_WORKERS and more; started as root, it needs BAA_USER,\n"
+	"the unprivileged user to run as. See README.md.\n";
 
 static int
 load_config(struct config *cfg, unsigned scopes)
@@ -52,9 +54,15 @@ static int
 cmd_serve(void)
 {
 	static struct config cfg;
+	struct privileges privs;
+	char err[256];
 
 	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_SERVE) < 0)
 		return EXIT_CONFIG;
+	if (privileges_plan(cfg.user, &privs, err, sizeof(err)) < 0) {
+		fprintf(stderr, "baa serve: %s\n", err);
+		return EXIT_CONFIG;
+	}
 	/* Once, before the fork: every worker shares the keys and curl's globals. */
 	if (session_init(cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
 	    spotify_global_init() < 0 || metrics_init(app_route_count) < 0) {
@@ -63,7 +71,7 @@ cmd_serve(void)
 		      stderr);
 		return 1;
 	}
-	return master_run(&cfg);
+	return master_run(&cfg, &privs);
 }
 
 static int

@@ -241,8 +241,31 @@ kill_overdue(struct master *m)
 	}
 }
 
+/*
+ * Becomes BAA_USER once the socket is bound, before any worker exists.
+ * What the master does later needs no root: it forks from the socket it
+ * holds, writes its log to stderr, and removes a unix socket's file, which
+ * it is given here for that.
+ */
+static int
+drop_privileges(const struct master *m, const struct privileges *privs)
+{
+	char err[512];
+
+	if (listener_set_owner(&m->cfg->listen, privs->uid, privs->gid, err,
+			       sizeof(err)) < 0 ||
+	    privileges_drop(privs, err, sizeof(err)) < 0) {
+		log_event(LOG_ERROR, "privilege_drop_failed", LOG_STR("reason", err));
+		return -1;
+	}
+	log_event(LOG_INFO, "privileges_dropped", LOG_STR("user", privs->user),
+		  LOG_INT("uid", (long long)privs->uid),
+		  LOG_INT("gid", (long long)privs->gid));
+	return 0;
+}
+
 int
-master_run(const struct config *cfg)
+master_run(const struct config *cfg, const struct privileges *privs)
 {
 	struct master m = {.cfg = cfg, .pid = getpid()};
 	char err[512], where[300];
@@ -259,6 +282,10 @@ master_run(const struct config *cfg)
 	m.listen_fd = listener_open(&cfg->listen, cfg->io_timeout, err, sizeof(err));
 	if (m.listen_fd < 0) {
 		log_event(LOG_ERROR, "listen_failed", LOG_STR("reason", err));
+		return 1;
+	}
+	if (privs->drop && drop_privileges(&m, privs) < 0) {
+		listener_close(m.listen_fd, &cfg->listen);
 		return 1;
 	}
 	/* Room for a full set plus the extra worker of a reload. */

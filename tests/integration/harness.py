@@ -734,12 +734,35 @@ def baa_bin():
     return os.environ.get("BAA_BIN") or os.path.join(REPO, "build", "src", "baa")
 
 
+_BINARIES_NOBODY_CAN_READ = set()
+
+
 def require_baa():
     path = baa_bin()
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         raise AssertionError("baa binary not found or not executable at %s "
                              "(build it with scripts/build, or set BAA_BIN)" % path)
+    if IS_ROOT and path not in _BINARIES_NOBODY_CAN_READ:
+        # baa serve runs as nobody once bound; the sanitizers' symbolizer
+        # then reads the binary as nobody.
+        res = subprocess.run(as_unprivileged(["test", "-r", path, "-a", "-x", path]),
+                             stdin=subprocess.DEVNULL, timeout=30)
+        if res.returncode != 0:
+            raise HarnessError("%s must be readable and executable by %s (baa serve "
+                               "runs as %s when the tests run as root): build in a "
+                               "directory %s can reach" % (path, UNPRIVILEGED_USER,
+                                                          UNPRIVILEGED_USER, UNPRIVILEGED_USER))
+        _BINARIES_NOBODY_CAN_READ.add(path)
     return path
+
+
+def serve_env(env):
+    """env for `baa serve`: started as root, baa refuses to serve unless
+    BAA_USER names the user to become, so the tests give it nobody (unless
+    the test chose a BAA_USER itself)."""
+    if IS_ROOT and "BAA_USER" not in env:
+        env = dict(env, BAA_USER=UNPRIVILEGED_USER)
+    return env
 
 
 class Baa:
@@ -776,6 +799,7 @@ class Baa:
 
     # -- serve -----------------------------------------------------------
     def serve(self, env, wait_listening=True, timeout=15, umask=None):
+        env = serve_env(env)
         self.env = env
         self.logpath = os.path.join(self.tmpdir, "baa-serve-%s.log" % secrets.token_hex(3))
         self._logf = open(self.logpath, "wb")

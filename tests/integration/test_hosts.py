@@ -60,7 +60,7 @@ import unittest
 
 from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, Baa, CookieSigner, HarnessError, PostgresCluster,
                      clean_env, db_env, free_port, kill_process_tree, make_temp_dir, read_text,
-                     register_cleanup, register_process, require_baa, spotify_env, wait_until)
+                     register_cleanup, register_process, require_baa, serve_env, spotify_env, wait_until)
 
 IP = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip")
                                  if os.path.exists(p)), None)
@@ -271,6 +271,7 @@ class NsBaa(Baa):
         self.name = name
 
     def serve(self, env, wait_listening=True, timeout=15, umask=None):
+        env = serve_env(env)
         self.env = env
         self.logpath = os.path.join(self.tmpdir, "baa-serve-%s.log" % self.name)
         self._logf = open(self.logpath, "wb")

@@ -15,7 +15,7 @@ static const char *const all_names[] = {
 	"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",		"POSTGRES_DB",
 	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT",
 	/* set by some tests, not wanted by the next */
-	"BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL", "SPOTIFY_API_URL"};
+	"BAA_USER", "BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL", "SPOTIFY_API_URL"};
 
 static int
 set_database_env(void **state)
@@ -367,6 +367,27 @@ test_unknown_pooler_or_cache_values_are_refused(void **state)
 		"'off'.\n");
 }
 
+static void
+test_baa_user_is_optional_and_must_look_like_a_user_name(void **state)
+{
+	static const char *const bad[] = {"two words", "a:b", "../etc", "x\n", "",
+					  "a-name-longer-than-thirty-two-bytes"};
+	struct config cfg;
+	char errors[1024];
+
+	unsetenv("SPOTIFY_ACCOUNTS_URL"); /* left invalid by the test before */
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_null(cfg.user);
+	setenv("BAA_USER", "www-data", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.user, "www-data");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("BAA_USER", bad[i], 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		assert_non_null(strstr(errors, "'BAA_USER'"));
+	}
+}
+
 int
 main(void)
 {
@@ -416,6 +437,8 @@ main(void)
 			test_profile_cache_on_behind_a_transaction_pooler_is_refused,
 			set_database_env),
 		cmocka_unit_test_setup(test_unknown_pooler_or_cache_values_are_refused,
+				       set_database_env),
+		cmocka_unit_test_setup(test_baa_user_is_optional_and_must_look_like_a_user_name,
 				       set_database_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
