@@ -28,7 +28,7 @@ import shutil
 import signal
 
 from harness import (SESSION_COOKIE, Baa, Nginx, SpotifyTestCase, baa_bin, make_temp_dir,
-                     read_text)
+                     read_text, wait_until)
 
 VALGRIND = shutil.which("valgrind") or "/usr/bin/valgrind"
 
@@ -107,10 +107,11 @@ class WorkerMemoryTest(SpotifyTestCase):
         self.expect(b.request("HEAD", "/me"), 200, "HEAD /me")
         for _ in range(3):
             self.expect(b.get("/me/token"), 200, "/me/token " + ("refreshed" if expiring else "fresh"))
-        # A change of the row (NOTIFY): the next /me misses the cache.
+        # A change of the row: PostgreSQL's notification reaches the worker
+        # a moment after the commit, and the next /me misses the cache.
         self.pg.psql("UPDATE users SET display_name = 'Renamed %d'" % i, db=self.db)
-        self.assertEqual(self.expect(b.get("/me"), 200, "/me after a change").json()["display_name"],
-                         "Renamed %d" % i)
+        wait_until(lambda: self.expect(b.get("/me"), 200, "/me after a change").json()["display_name"]
+                   == "Renamed %d" % i, 15, message="/me never showed the changed row")
 
         if expiring and i % 4 == 1:
             self.fake.set_fault("token", status=500, grant_type="refresh_token")
