@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "spread.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start counts as a crash. */
@@ -79,7 +80,7 @@ spawn_worker(struct master *m)
 			_exit(1);
 		/* The child never returns into the master's loop. */
 		free(m->slots);
-		_exit(worker_run(m->cfg, m->listen_fd));
+		_exit(worker_run(m->cfg, m->listen_fd, (int)(slot - m->slots)));
 	}
 	*slot = (struct worker_slot){
 		.pid = pid, .generation = m->generation, .started_ms = now_ms()};
@@ -179,6 +180,7 @@ note_exit(struct master *m, struct worker_slot *w, int wstatus)
 		}
 	}
 	w->pid = 0;
+	spread_clear((int)(w - m->slots));
 }
 
 static void
@@ -291,7 +293,7 @@ master_run(const struct config *cfg, const struct privileges *privs)
 	/* Room for a full set plus the extra worker of a reload. */
 	m.nslots = cfg->workers * 2 + 1;
 	m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));
-	if (m.slots == NULL) {
+	if (m.slots == NULL || spread_init(m.nslots) < 0) {
 		listener_close(m.listen_fd, &cfg->listen);
 		return 1;
 	}

@@ -26,6 +26,7 @@
 #include "response.h"
 #include "router.h"
 #include "spotify.h"
+#include "spread.h"
 
 /* More request body than nginx lets through (client_max_body_size). */
 #define DRAIN_MAX (1 << 20)
@@ -96,7 +97,9 @@ struct connection {
 struct worker {
 	int listen_fd;
 	int epoll_fd;
-	int tcp; /* the listening socket is TCP (not a unix socket) */
+	int tcp;       /* the listening socket is TCP (not a unix socket) */
+	int slot;      /* in the spread table */
+	int accepting; /* the listening socket is in the epoll set */
 	int open;
 	unsigned long served;
 	struct connection conns[CONNECTIONS_MAX];
@@ -262,7 +265,9 @@ free_slot(struct worker *w)
 static void
 accept_connections(struct worker *w)
 {
-	for (int streak = 0; streak < ACCEPT_STREAK_MAX; streak++) {
+	for (int streak = 0;
+	     streak < ACCEPT_STREAK_MAX && spread_may_accept(w->slot, w->open);
+	     streak++) {
 		int fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		struct connection *c;
 
@@ -294,6 +299,20 @@ accept_connections(struct worker *w)
 }
 
 #define EVENTS_MAX 64
+
+/* Takes new connections, or leaves them to the other workers. */
+static void
+watch_listener(struct worker *w, int on)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+
+	if (on == w->accepting)
+		return;
+	/* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
+	if (epoll_ctl(w->epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->listen_fd,
+		      &ev) == 0)
+		w->accepting = on;
+}
 
 /*
  * A stopping worker takes no new connection but keeps answering on its
@@ -328,11 +347,11 @@ run_loop(struct worker *w)
 	for (;;) {
 		int listen_ready = 0, timeout = log_pending() ? LOG_FLUSH_MS : -1, n;
 
-		if (stop_requested && drain_until < 0) {
-			/* The master keeps the socket: other workers take over. */
-			epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+		if (stop_requested && drain_until < 0)
 			drain_until = now_ms() + DRAIN_MAX_MS;
-		}
+		/* The master keeps the socket: other workers take over. */
+		watch_listener(w, drain_until < 0 && spread_may_accept(w->slot, w->open));
+		spread_publish(w->slot, w->open, w->accepting);
 		if (drain_until >= 0) {
 			long long left = drain_until - now_ms();
 			if (w->open == 0 || left <= 0)
@@ -359,10 +378,9 @@ run_loop(struct worker *w)
 }
 
 int
-worker_run(const struct config *cfg, int listen_fd)
+worker_run(const struct config *cfg, int listen_fd, int slot)
 {
 	static struct worker w;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
 	int status = 1;
 
 	worker_pid = getpid();
@@ -375,11 +393,11 @@ worker_run(const struct config *cfg, int listen_fd)
 	w.cfg = cfg;
 	w.listen_fd = listen_fd;
 	w.tcp = !cfg->listen.is_unix;
+	w.slot = slot;
 	for (int i = 0; i < CONNECTIONS_MAX; i++)
 		FCGX_InitRequest(&w.conns[i].fcgi, -1, 0);
-	/* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
 	w.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (w.epoll_fd < 0 || epoll_ctl(w.epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
+	if (w.epoll_fd < 0) {
 		log_event(LOG_ERROR, "worker_init_failed",
 			  LOG_STR("reason", strerror(errno)));
 		goto out;

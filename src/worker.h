@@ -9,9 +9,10 @@
 
 /*
  * Runs the accept loop on listen_fd. Called in a freshly forked child
- * with SIGTERM, SIGINT and SIGHUP blocked (as the master forks). Returns
- * the process exit status.
+ * with SIGTERM, SIGINT and SIGHUP blocked (as the master forks); slot is
+ * the worker's entry in the spread table (spread.h). Returns the process
+ * exit status.
  */
-int worker_run(const struct config *cfg, int listen_fd);
+int worker_run(const struct config *cfg, int listen_fd, int slot);
 
 #endif
