@@ -76,6 +76,13 @@ db_close(struct db *db)
 	db->conn = NULL;
 	db->nprepared = 0;
 	db->in_transaction = 0;
+	db->socket_quiet = 0;
+}
+
+int
+db_socket(const struct db *db)
+{
+	return db->conn ? PQsocket(db->conn) : -1;
 }
 
 /* Subscribes this connection to user-row changes; 1 when it worked. */
@@ -99,6 +106,8 @@ db_notifications(struct db *db, void (*fn)(const char *payload, void *arg), void
 
 	if (db->conn == NULL || !db->listening || PQstatus(db->conn) != CONNECTION_OK)
 		return -1;
+	if (db->socket_quiet)
+		return 0;
 	/* libpq's socket is non-blocking: this reads only what is there. */
 	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)
 		return -1;

@@ -30,6 +30,12 @@ struct db {
 	int in_transaction;  /* no silent retry on a new connection inside one */
 	unsigned long epoch; /* bumped by every (re)connect */
 	int listening;	     /* LISTEN succeeded on this connection (profile cache on) */
+	/*
+	 * Set by a caller that polls the socket (the worker's epoll) while it
+	 * knows nothing has arrived unasked since: db_notifications then
+	 * need not read to find out.
+	 */
+	int socket_quiet;
 };
 
 /* The channel baa's users trigger notifies on (sql/002_user_changed_notify.sql). */
@@ -69,6 +75,9 @@ enum db_status db_exec(struct db *db, const struct db_statement *st,
  */
 int db_notifications(struct db *db, void (*fn)(const char *payload, void *arg),
 		     void *arg);
+
+/* The connection's socket, -1 when there is none. */
+int db_socket(const struct db *db);
 
 /*
  * Transactions. Inside one, a broken connection is reported, not retried:

@@ -117,6 +117,12 @@ forget_profile(const char *payload, void *arg)
 		slot->id = 0;
 }
 
+int
+users_take_notifications(struct db *db)
+{
+	return db_notifications(db, forget_profile, NULL);
+}
+
 /* Runs st; on success *res holds the result (PQclear it), else NULL. */
 static enum users_status
 run(struct db *db, const struct db_statement *st, const char *const *params,

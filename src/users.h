@@ -37,6 +37,13 @@ enum users_status users_upsert(struct db *db, const struct spotify_user *who,
 enum users_status users_profile(struct db *db, long long id, long long generation,
 				struct user_profile *out);
 
+/*
+ * Takes in the notifications of changed users that have arrived, so that
+ * their cached profiles are forgotten now rather than at their next
+ * request. -1 when the connection is broken or not listening.
+ */
+int users_take_notifications(struct db *db);
+
 /* The access token without locking (the fast path of /me/token). */
 enum users_status users_token(struct db *db, long long id, long long generation,
 			      struct user_token *out);

@@ -27,6 +27,7 @@
 #include "router.h"
 #include "spotify.h"
 #include "spread.h"
+#include "users.h"
 
 /* More request body than nginx lets through (client_max_body_size). */
 #define DRAIN_MAX (1 << 20)
@@ -101,6 +102,8 @@ struct worker {
 	int slot;      /* in the spread table */
 	int accepting; /* the listening socket is in the epoll set */
 	int open;
+	int db_watched;		     /* the database socket in the epoll set, or -1 */
+	unsigned long db_epoch_seen; /* the connection db_watched belongs to */
 	unsigned long served;
 	struct connection conns[CONNECTIONS_MAX];
 	struct db db;
@@ -294,11 +297,48 @@ accept_connections(struct worker *w)
 		c->fcgi.keepConnection = 1;
 		c->watched = 0;
 		w->open++;
+		/* It may have come after a notification the epoll wait missed. */
+		w->db.socket_quiet = 0;
 		serve_connection(w, c);
 	}
 }
 
 #define EVENTS_MAX 64
+
+/*
+ * PostgreSQL notifies changed users (the profile cache must forget them)
+ * on the database connection's socket, which sits in the epoll set: while
+ * the wait reports nothing there, requests skip looking for notifications
+ * (a read(2) each). Requests seen by one wait arrived before it returned,
+ * so a notification arriving later is, for them, still to come.
+ */
+static void
+watch_database(struct worker *w)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->db};
+	int fd = db_socket(&w->db);
+
+	if (w->db.epoch == w->db_epoch_seen)
+		return;
+	/* A new connection: the old socket left the set when it was closed. */
+	w->db_epoch_seen = w->db.epoch;
+	w->db_watched = -1;
+	if (fd >= 0 && w->db.listening &&
+	    epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		w->db_watched = fd;
+}
+
+static void
+take_notifications(struct worker *w)
+{
+	w->db.socket_quiet = 0;
+	if (users_take_notifications(&w->db) < 0) {
+		/* Broken: its end-of-file would wake every wait until the
+		 * next request reconnects. Still open, so the number is ours. */
+		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->db_watched, NULL);
+		w->db_watched = -1;
+	}
+}
 
 /* Takes new connections, or leaves them to the other workers. */
 static void
@@ -359,16 +399,21 @@ run_loop(struct worker *w)
 			if (timeout < 0 || left < timeout)
 				timeout = (int)left;
 		}
+		watch_database(w);
 		/* Buffered log lines wait at most LOG_FLUSH_MS for an idle worker. */
 		n = epoll_pwait(w->epoll_fd, events, EVENTS_MAX, timeout, &waiting_mask);
 		if (n == 0)
 			log_flush();
 		if (n < 0 && errno != EINTR)
 			return -1;
+		w->db.socket_quiet = w->db_watched >= 0;
+		for (int i = 0; i < n; i++)
+			if (events[i].data.ptr == &w->db)
+				take_notifications(w);
 		for (int i = 0; i < n; i++) {
 			if (events[i].data.ptr == NULL)
 				listen_ready = 1;
-			else
+			else if (events[i].data.ptr != &w->db)
 				serve_connection(w, events[i].data.ptr);
 		}
 		/* After the kept connections: taking a slot may close one. */
@@ -394,6 +439,7 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 	w.listen_fd = listen_fd;
 	w.tcp = !cfg->listen.is_unix;
 	w.slot = slot;
+	w.db_watched = -1;
 	for (int i = 0; i < CONNECTIONS_MAX; i++)
 		FCGX_InitRequest(&w.conns[i].fcgi, -1, 0);
 	w.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
