@@ -37,13 +37,80 @@ out:
 	return rc;
 }
 
-int
-crypto_hmac(const unsigned char key[CRYPTO_KEY_LEN], const void *data, size_t len,
-	    unsigned char mac[CRYPTO_MAC_LEN])
+/*
+ * OpenSSL 3's one-shot HMAC() looks the algorithm up and builds a context
+ * on every call, five times the cost of the MAC itself on a short cookie.
+ * A process uses a handful of keys (one per cookie kind), so each keeps a
+ * context with its key set, re-initialised per MAC (EVP_MAC_init with a
+ * NULL key reuses the key).
+ */
+#define HMAC_KEYS_MAX 8
+
+struct hmac_key {
+	unsigned char key[CRYPTO_KEY_LEN];
+	EVP_MAC_CTX *ctx;
+};
+
+static struct hmac_key hmac_keys[HMAC_KEYS_MAX];
+
+static EVP_MAC_CTX *
+hmac_context(const unsigned char key[CRYPTO_KEY_LEN])
+{
+	OSSL_PARAM params[2];
+	EVP_MAC *mac;
+	struct hmac_key *slot = NULL;
+
+	for (int i = 0; i < HMAC_KEYS_MAX; i++) {
+		if (hmac_keys[i].ctx == NULL) {
+			slot = &hmac_keys[i];
+			break;
+		}
+		if (CRYPTO_memcmp(hmac_keys[i].key, key, CRYPTO_KEY_LEN) == 0)
+			return EVP_MAC_init(hmac_keys[i].ctx, NULL, 0, NULL) == 1
+				       ? hmac_keys[i].ctx
+				       : NULL;
+	}
+	if (slot == NULL)
+		return NULL;
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	slot->ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_free(mac); /* the context holds its own reference */
+	if (slot->ctx == NULL)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(slot->ctx, key, CRYPTO_KEY_LEN, params) != 1) {
+		EVP_MAC_CTX_free(slot->ctx);
+		slot->ctx = NULL;
+		return NULL;
+	}
+	memcpy(slot->key, key, CRYPTO_KEY_LEN);
+	return slot->ctx;
+}
+
+static int
+hmac_one_shot(const unsigned char key[CRYPTO_KEY_LEN], const void *data, size_t len,
+	      unsigned char mac[CRYPTO_MAC_LEN])
 {
 	unsigned int mac_len = 0;
 
 	if (HMAC(EVP_sha256(), key, CRYPTO_KEY_LEN, data, len, mac, &mac_len) == NULL ||
+	    mac_len != CRYPTO_MAC_LEN)
+		return -1;
+	return 0;
+}
+
+int
+crypto_hmac(const unsigned char key[CRYPTO_KEY_LEN], const void *data, size_t len,
+	    unsigned char mac[CRYPTO_MAC_LEN])
+{
+	EVP_MAC_CTX *ctx = hmac_context(key);
+	size_t mac_len = 0;
+
+	if (ctx == NULL) /* more keys than slots: correct, only slower */
+		return hmac_one_shot(key, data, len, mac);
+	if (EVP_MAC_update(ctx, data, len) != 1 ||
+	    EVP_MAC_final(ctx, mac, &mac_len, CRYPTO_MAC_LEN) != 1 ||
 	    mac_len != CRYPTO_MAC_LEN)
 		return -1;
 	return 0;
