@@ -106,10 +106,11 @@ db_notifications(struct db *db, void (*fn)(const char *payload, void *arg), void
 
 	if (db->conn == NULL || !db->listening || PQstatus(db->conn) != CONNECTION_OK)
 		return -1;
-	if (db->socket_quiet)
-		return 0;
-	/* libpq's socket is non-blocking: this reads only what is there. */
-	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)
+	/* libpq's socket is non-blocking: this reads only what is there. A
+	 * quiet socket has nothing to read, but libpq may hold notifications
+	 * it took in with a statement's answer (our own NOTIFY among them). */
+	if (!db->socket_quiet &&
+	    (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK))
 		return -1;
 	while ((n = PQnotifies(db->conn)) != NULL) {
 		if (strcmp(n->relname, DB_USER_CHANGED_CHANNEL) == 0)

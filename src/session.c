@@ -16,10 +16,21 @@ static unsigned char pkce_key[CRYPTO_KEY_LEN];
 int
 session_init(const char *secret, size_t secret_len)
 {
+	unsigned char mac[CRYPTO_MAC_LEN];
+
 	if (crypto_derive_key(secret, secret_len, "baa oauth cookie v1", oauth_key) < 0 ||
 	    crypto_derive_key(secret, secret_len, "baa session cookie v1", session_key) <
 		    0 ||
 	    crypto_derive_key(secret, secret_len, "baa pkce verifier v1", pkce_key) < 0)
+		return -1;
+	/*
+	 * Called before the workers are forked: a first MAC under each key
+	 * sets up its context here, once, and the workers share the pages
+	 * libcrypto touched doing it instead of each touching its own.
+	 */
+	if (crypto_hmac(oauth_key, "", 0, mac) < 0 ||
+	    crypto_hmac(session_key, "", 0, mac) < 0 ||
+	    crypto_hmac(pkce_key, "", 0, mac) < 0)
 		return -1;
 	return 0;
 }

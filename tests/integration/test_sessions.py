@@ -168,6 +168,21 @@ class LogoutAndDeleteTest(SessionTestCase):
         self.assertEqual(self.me(r2.session_cookie).json()["id"], self.user()["id"])
         self.assertUnauthorized(self.me(old), "old cookie after a new login")
 
+    def test_logout_on_the_worker_that_cached_the_profile_revokes_it_at_once(self):
+        # One worker: it caches the profile, serves the logout (whose own
+        # NOTIFY comes back with the UPDATE's answer, inside libpq, not on
+        # the socket) and must not answer the old cookie from its cache.
+        baa, nginx = self.start_stack(self.login_env(BAA_WORKERS="1"))
+        for round_ in range(3):
+            with self.subTest(round=round_):
+                b, r = self.login(nginx=nginx)
+                old = r.session_cookie
+                for _ in range(3):
+                    self.assertEqual(self.me(old, nginx=nginx).status, 200)
+                self.assertEqual(self.browser(nginx).post(
+                    "/logout", cookies={SESSION_COOKIE: old}).status, 200)
+                self.assertUnauthorized(self.me(old, nginx=nginx), "old cookie, same worker")
+
     def test_logout_only_ends_sessions_of_that_user(self):
         b1, r1 = self.login()
         self.fake.configure(user={"id": "someone-else"})
