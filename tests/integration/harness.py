@@ -920,11 +920,13 @@ http {{
     fastcgi_temp_path {dir}/fastcgi_temp;
     uwsgi_temp_path {dir}/uwsgi_temp;
     scgi_temp_path {dir}/scgi_temp;
+    upstream baa {{ server {upstream}; {keepalive} }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
             include {fastcgi_params};
-            fastcgi_pass {upstream};
+            {keep_conn}
+            fastcgi_pass baa;
         }}
     }}
 }}
@@ -932,11 +934,13 @@ http {{
 
 
 class Nginx:
-    def __init__(self, upstream, user=None):
+    def __init__(self, upstream, user=None, kept=False):
         """upstream: '127.0.0.1:PORT' or 'unix:/path'.
 
         user: nginx worker user; default nobody (root only if asked for, e.g.
         to reach a unix socket whose permissions are not part of the contract).
+        kept: kept FastCGI connections, as nginx/baa.conf.in has them;
+        otherwise one connection per request.
         """
         self.upstream = upstream
         self.dir = make_temp_dir("baa-it-nginx-")
@@ -952,6 +956,9 @@ class Nginx:
             give_to_nobody(p)
         conf = NGINX_CONF.format(dir=self.dir, port=self.port, upstream=upstream,
                                  fastcgi_params=FASTCGI_PARAMS,
+                                 keepalive="keepalive 16; keepalive_timeout 2s; keepalive_time 2s;"
+                                 if kept else "",
+                                 keep_conn="fastcgi_keep_conn on;" if kept else "",
                                  user_line=("user %s;\n" % user) if user else "")
         self.conf = os.path.join(self.dir, "nginx.conf")
         with open(self.conf, "w") as f:
@@ -1162,20 +1169,21 @@ class BaaTestCase(unittest.TestCase):
 
     # -- serve + nginx -----------------------------------------------------
     @classmethod
-    def _start_stack(cls, env, nginx_user, cleanup, umask=None):
+    def _start_stack(cls, env, nginx_user, cleanup, umask=None, kept=False):
         b = Baa(make_temp_dir("baa-it-serve-"))
         cleanup(b.stop)
         b.serve(env, umask=umask)
         listen = env["BAA_LISTEN"]
         upstream = ("unix:" + listen) if listen.startswith("/") else listen
-        n = Nginx(upstream, user=nginx_user)
+        n = Nginx(upstream, user=nginx_user, kept=kept)
         cleanup(n.stop)
         n.start()
         return b, n
 
-    def start_stack(self, env=None, nginx_user=None, umask=None):
+    def start_stack(self, env=None, nginx_user=None, umask=None, kept=False):
         """baa serve + nginx in front of it, stopped after the test."""
-        return self._start_stack(env or self.env(), nginx_user, self.addCleanup, umask=umask)
+        return self._start_stack(env or self.env(), nginx_user, self.addCleanup, umask=umask,
+                                 kept=kept)
 
     @classmethod
     def start_class_stack(cls, env=None, nginx_user=None):
