@@ -1,5 +1,5 @@
 /*
- * baa's command line: serve, resetdb, migrate. Configuration comes from
+ * baa's command line: serve, resetdb, migrate, rotate-keys. Configuration comes from
  * the environment only and is checked in full before any work starts.
  */
 #include "config.h"
@@ -10,10 +10,12 @@
 #include "db.h"
 #include "master.h"
 #include "metrics.h"
+#include "rotate.h"
 #include "router.h"
 #include "schema.h"
 #include "session.h"
 #include "spotify.h"
+#include "tokenbox.h"
 
 /* sysexits.h: a configuration error, distinct from a failure at work. */
 #define EXIT_CONFIG 78
@@ -23,18 +25,21 @@ static const char usage[] =
 	"usage: baa COMMAND\n"
 	"\n"
 	"commands:\n"
-	"  serve      run the FastCGI server (master and preforked workers)\n"
-	"  resetdb    drop and recreate the database and its tables\n"
-	"  migrate    apply the schema migrations not applied yet\n"
+	"  serve        run the FastCGI server (master and preforked workers)\n"
+	"  resetdb      drop and recreate the database and its tables\n"
+	"  migrate      apply the schema migrations not applied yet\n"
+	"  rotate-keys  encrypt every stored token again under the first key of\n"
+	"               BAA_TOKEN_KEY (after a new key was put first)\n"
 	"\n"
 	"options:\n"
-	"  --help     show this help\n"
-	"  --version  show the version\n"
+	"  --help       show this help\n"
+	"  --version    show the version\n"
 	"\n"
 	"Configuration is read from the environment: POSTGRES_URL, POSTGRES_USER,\n"
 	"POSTGRES_PW, POSTGRES_DB; serve also needs SPOTIFY_CLIENT_ID,\n"
 	"SPOTIFY_CLIENT_SECRET, SPOTIFY_REDIRECT_URI and BAA_SECRET_KEY, and reads\n"
-	"BAA_LISTEN, BAA_WORKERS and more. See README.md.\n";
+	"BAA_TOKEN_KEY, BAA_LISTEN, BAA_WORKERS and more; rotate-keys also needs\n"
+	"BAA_SECRET_KEY and reads BAA_TOKEN_KEY. See README.md.\n";
 
 static int
 load_config(struct config *cfg, unsigned scopes)
@@ -53,10 +58,11 @@ cmd_serve(void)
 {
 	static struct config cfg;
 
-	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_SERVE) < 0)
+	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_SERVE | CONFIG_TOKENS) < 0)
 		return EXIT_CONFIG;
 	/* Once, before the fork: every worker shares the keys and curl's globals. */
 	if (session_init(cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
+	    tokenbox_init(cfg.token_keys, cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
 	    spotify_global_init() < 0 || metrics_init(app_route_count) < 0) {
 		fputs("baa serve: could not initialise libcrypto, libcurl or the "
 		      "metrics\n",
@@ -107,6 +113,29 @@ cmd_migrate(void)
 	return 0;
 }
 
+static int
+cmd_rotate_keys(void)
+{
+	struct config cfg;
+	char err[1024];
+	int rc;
+
+	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_TOKENS) < 0)
+		return EXIT_CONFIG;
+	if (tokenbox_init(cfg.token_keys, cfg.secret_key, strlen(cfg.secret_key)) < 0) {
+		fputs("baa rotate-keys: could not load the token keys\n", stderr);
+		return 1;
+	}
+	rc = rotate_keys(&cfg, stdout, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "baa rotate-keys: %s\n", err);
+	else if (rc > 0)
+		fputs("baa rotate-keys: some tokens did not open with any key of "
+		      "BAA_TOKEN_KEY; their rows are left as they were\n",
+		      stderr);
+	return rc == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -135,6 +164,8 @@ main(int argc, char **argv)
 		return cmd_resetdb();
 	if (strcmp(command, "migrate") == 0)
 		return cmd_migrate();
+	if (strcmp(command, "rotate-keys") == 0)
+		return cmd_rotate_keys();
 	fprintf(stderr, "baa: unknown command '%.32s'\n\n%s", command, usage);
 	return EXIT_USAGE;
 }
