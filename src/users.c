@@ -400,7 +400,8 @@ users_delete(struct db *db, long long id, long long generation)
 /*
  * One column of a locked row, sealed again under the current key when it
  * is not already: *param is what to store (the value as it was, or new).
- * Returns 1 when resealed, 0 when left as it was, -1 when it cannot be read.
+ * Returns 1 when resealed, 0 when left as it was (none, or already under
+ * the current key), -1 when it does not open.
  */
 static int
 reseal_column(const PGresult *res, int row, int col, long long id,
@@ -412,8 +413,10 @@ reseal_column(const PGresult *res, int row, int col, long long id,
 	int rc = -1;
 
 	*param = PQgetisnull(res, row, col) ? NULL : stored;
-	if (stored[0] == '\0' || tokenbox_is_current(stored))
+	if (stored[0] == '\0')
 		return 0;
+	/* Opened even under the current key: the count of what does not open
+	 * is then the count of every token that is lost. */
 	status = tokenbox_open(stored, id, role, plain, sizeof(plain));
 	/* Stored before tokens were encrypted: sealed as it is. */
 	if (status == TOKENBOX_PLAINTEXT && strlen(stored) <= SPOTIFY_TOKEN_MAX) {
@@ -424,6 +427,8 @@ reseal_column(const PGresult *res, int row, int col, long long id,
 		log_event(LOG_WARN, "token_unreadable", LOG_INT("user_id", id),
 			  LOG_STR("column", role_name(role)),
 			  LOG_STR("reason", tokenbox_status_name(status)));
+	else if (tokenbox_is_current(stored))
+		rc = 0;
 	else if (seal_token(plain, id, role, sealed, param) == 0)
 		rc = 1;
 	memset(plain, 0, sizeof(plain));
