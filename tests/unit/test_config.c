@@ -206,8 +206,7 @@ test_spotify_defaults_are_the_real_service(void **state)
 static void
 test_spotify_variables_are_required_by_serve(void **state)
 {
-	static const char *const required[] = {"SPOTIFY_CLIENT_ID",
-					       "SPOTIFY_CLIENT_SECRET",
+	static const char *const required[] = {"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET",
 					       "SPOTIFY_REDIRECT_URI", "BAA_SECRET_KEY"};
 	struct config cfg;
 	char errors[1024], expected[128];
@@ -215,8 +214,7 @@ test_spotify_variables_are_required_by_serve(void **state)
 	for (size_t i = 0; i < 4; i++) {
 		set_database_env(state);
 		unsetenv(required[i]);
-		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
-				 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
 		snprintf(expected, sizeof(expected),
 			 "Expected environment variable '%s' not set.\n", required[i]);
 		assert_string_equal(errors, expected);
@@ -226,16 +224,16 @@ test_spotify_variables_are_required_by_serve(void **state)
 static void
 test_redirect_uris_spotify_accepts_are_accepted(void **state)
 {
-	static const char *const good[] = {
-		"https://baa.example/callback", "https://baa.example:8443/callback",
-		"http://127.0.0.1:8443/callback", "http://[::1]:8080/callback"};
+	static const char *const good[] = {"https://baa.example/callback",
+					   "https://baa.example:8443/callback",
+					   "http://127.0.0.1:8443/callback",
+					   "http://[::1]:8080/callback"};
 	struct config cfg;
 	char errors[1024];
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		setenv("SPOTIFY_REDIRECT_URI", good[i], 1);
-		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
-				 0);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
 	}
 }
 
@@ -299,9 +297,8 @@ test_token_keys_default_to_derived_and_malformed_ones_are_not_echoed(void **stat
 	unsetenv("BAA_TOKEN_KEY");
 	/* rotate-keys needs the secret the default key is derived from */
 	unsetenv("BAA_SECRET_KEY");
-	assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_TOKENS, errors,
-				     sizeof(errors)),
-			 1);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_TOKENS, errors, sizeof(errors)), 1);
 	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' not set"));
 }
 
@@ -350,18 +347,15 @@ main(void)
 				       set_database_env),
 		cmocka_unit_test_setup(test_overlong_database_name_is_refused,
 				       set_database_env),
-		cmocka_unit_test_setup(test_spotify_defaults_are_the_real_service,
-				       set_database_env),
+		cmocka_unit_test_setup(test_spotify_defaults_are_the_real_service, set_database_env),
 		cmocka_unit_test_setup(test_spotify_variables_are_required_by_serve,
 				       set_database_env),
 		cmocka_unit_test_setup(test_redirect_uris_spotify_accepts_are_accepted,
 				       set_database_env),
-		cmocka_unit_test_setup(
-			test_redirect_uris_spotify_refuses_are_refused_with_a_reason,
-			set_database_env),
-		cmocka_unit_test_setup(
-			test_short_secret_key_is_refused_without_echoing_it,
-			set_database_env),
+		cmocka_unit_test_setup(test_redirect_uris_spotify_refuses_are_refused_with_a_reason,
+				       set_database_env),
+		cmocka_unit_test_setup(test_short_secret_key_is_refused_without_echoing_it,
+				       set_database_env),
 		cmocka_unit_test_setup(
 			test_token_keys_default_to_derived_and_malformed_ones_are_not_echoed,
 			set_database_env),
