@@ -13,6 +13,8 @@
 
 #include <curl/curl.h>
 
+#include "tokenbox.h"
+
 #define WORKERS_MAX 256
 #define SECONDS_MAX 3600
 
@@ -217,6 +219,15 @@ config_parse_secret_key(const char *value, void *field, char *err, size_t errlen
 			 CONFIG_SECRET_KEY_MIN, len);
 		return -1;
 	}
+	*(const char **)field = value;
+	return 0;
+}
+
+int
+config_parse_token_keys(const char *value, void *field, char *err, size_t errlen)
+{
+	if (tokenbox_check_keys(value, err, errlen) < 0)
+		return -1;
 	*(const char **)field = value;
 	return 0;
 }

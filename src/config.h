@@ -14,6 +14,7 @@
 enum config_scope {
 	CONFIG_DATABASE = 1 << 0, /* serve, resetdb, migrate */
 	CONFIG_SERVE = 1 << 1,	  /* serve only */
+	CONFIG_TOKENS = 1 << 2,	  /* the token keys: serve, rotate-keys */
 };
 
 /*
@@ -55,8 +56,10 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  NULL, config_parse_client_id)                                                  \
 	X(SPOTIFY_REDIRECT_URI, spotify_redirect_uri, const char *, CONFIG_SERVE, NULL,  \
 	  config_parse_redirect_uri)                                                     \
-	X(BAA_SECRET_KEY, secret_key, const char *, CONFIG_SERVE, NULL,                  \
+	X(BAA_SECRET_KEY, secret_key, const char *, CONFIG_SERVE | CONFIG_TOKENS, NULL,  \
 	  config_parse_secret_key)                                                       \
+	X(BAA_TOKEN_KEY, token_keys, const char *, CONFIG_SERVE | CONFIG_TOKENS,         \
+	  "derived", config_parse_token_keys)                                            \
 	X(SPOTIFY_ACCOUNTS_URL, spotify_accounts_url, const char *, CONFIG_SERVE,        \
 	  "https://accounts.spotify.com", config_parse_service_url)                      \
 	X(SPOTIFY_API_URL, spotify_api_url, const char *, CONFIG_SERVE,                  \
@@ -89,7 +92,8 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_listen, config_parse_workers, config_parse_seconds,
 	config_parse_client_id, config_parse_redirect_uri, config_parse_secret_key,
 	config_parse_service_url, config_parse_scopes, config_parse_timeout_ms,
-	config_parse_session_ttl, config_parse_switch, config_parse_user_name;
+	config_parse_session_ttl, config_parse_switch, config_parse_user_name,
+	config_parse_token_keys;
 config_parser config_parse_pooler, config_parse_profile_cache;
 
 #define CONFIG_SECRET_KEY_MIN 32

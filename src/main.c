@@ -1,5 +1,5 @@
 /*
- * baa's command line: serve, resetdb, migrate. Configuration comes from
+ * baa's command line: serve, resetdb, migrate, rotate-keys. Configuration comes from
  * the environment only and is checked in full before any work starts.
  */
 #include "config.h"
@@ -11,10 +11,12 @@
 #include "master.h"
 #include "metrics.h"
 #include "privileges.h"
+#include "rotate.h"
 #include "router.h"
 #include "schema.h"
 #include "session.h"
 #include "spotify.h"
+#include "tokenbox.h"
 
 /* sysexits.h: a configuration error, distinct from a failure at work. */
 #define EXIT_CONFIG 78
@@ -24,19 +26,22 @@ static const char usage[] =
 	"usage: baa COMMAND\n"
 	"\n"
 	"commands:\n"
-	"  serve      run the FastCGI server (master and preforked workers)\n"
-	"  resetdb    drop and recreate the database and its tables\n"
-	"  migrate    apply the schema migrations not applied yet\n"
+	"  serve        run the FastCGI server (master and preforked workers)\n"
+	"  resetdb      drop and recreate the database and its tables\n"
+	"  migrate      apply the schema migrations not applied yet\n"
+	"  rotate-keys  encrypt every stored token again under the first key of\n"
+	"               BAA_TOKEN_KEY (after a new key was put first)\n"
 	"\n"
 	"options:\n"
-	"  --help     show this help\n"
-	"  --version  show the version\n"
+	"  --help       show this help\n"
+	"  --version    show the version\n"
 	"\n"
 	"Configuration is read from the environment: POSTGRES_URL, POSTGRES_USER,\n"
 	"POSTGRES_PW, POSTGRES_DB; serve also needs SPOTIFY_CLIENT_ID,\n"
 	"SPOTIFY_CLIENT_SECRET, SPOTIFY_REDIRECT_URI and BAA_SECRET_KEY, and reads\n"
-	"BAA_LISTEN, BAA_WORKERS and more; started as root, it needs BAA_USER,\n"
-	"the unprivileged user to run as. See README.md.\n";
+	"BAA_TOKEN_KEY, BAA_LISTEN, BAA_WORKERS and more; started as root, it needs\n"
+	"BAA_USER, the unprivileged user to run as. rotate-keys also needs\n"
+	"BAA_SECRET_KEY and reads BAA_TOKEN_KEY. See README.md.\n";
 
 static int
 load_config(struct config *cfg, unsigned scopes)
@@ -57,7 +62,7 @@ cmd_serve(void)
 	struct privileges privs;
 	char err[256];
 
-	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_SERVE) < 0)
+	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_SERVE | CONFIG_TOKENS) < 0)
 		return EXIT_CONFIG;
 	if (privileges_plan(cfg.user, &privs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "baa serve: %s\n", err);
@@ -65,6 +70,7 @@ cmd_serve(void)
 	}
 	/* Once, before the fork: every worker shares the keys and curl's globals. */
 	if (session_init(cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
+	    tokenbox_init(cfg.token_keys, cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
 	    spotify_global_init() < 0 || metrics_init(app_route_count) < 0) {
 		fputs("baa serve: could not initialise libcrypto, libcurl or the "
 		      "metrics\n",
@@ -124,6 +130,29 @@ cmd_migrate(void)
 	return 0;
 }
 
+static int
+cmd_rotate_keys(void)
+{
+	struct config cfg;
+	char err[1024];
+	int rc;
+
+	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_TOKENS) < 0)
+		return EXIT_CONFIG;
+	if (tokenbox_init(cfg.token_keys, cfg.secret_key, strlen(cfg.secret_key)) < 0) {
+		fputs("baa rotate-keys: could not load the token keys\n", stderr);
+		return 1;
+	}
+	rc = rotate_keys(&cfg, stdout, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "baa rotate-keys: %s\n", err);
+	else if (rc > 0)
+		fputs("baa rotate-keys: some tokens did not open with any key of "
+		      "BAA_TOKEN_KEY; their rows are left as they were\n",
+		      stderr);
+	return rc == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -152,6 +181,8 @@ main(int argc, char **argv)
 		return cmd_resetdb();
 	if (strcmp(command, "migrate") == 0)
 		return cmd_migrate();
+	if (strcmp(command, "rotate-keys") == 0)
+		return cmd_rotate_keys();
 	fprintf(stderr, "baa: unknown command '%.32s'\n\n%s", command, usage);
 	return EXIT_USAGE;
 }

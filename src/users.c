@@ -9,19 +9,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+#include "tokenbox.h"
+
+/* A token as stored: sealed, so longer than Spotify's own bound. */
+#define SEALED_MAX TOKENBOX_SEALED_LEN(SPOTIFY_TOKEN_MAX)
+
+/* The row first: its id is part of what the sealed tokens are bound to. */
 static const struct db_statement upsert = {
 	"users_upsert",
-	"INSERT INTO users (spotify_id, display_name, spotify_token, refresh_token,"
-	"                   token_expires_at, scope, authorized_at)"
-	" VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::int), $6, now())"
+	"INSERT INTO users (spotify_id, display_name, token_expires_at, scope,"
+	"                   authorized_at)"
+	" VALUES ($1, $2, now() + make_interval(secs => $3::int), $4, now())"
 	" ON CONFLICT (spotify_id) DO UPDATE SET"
-	"  display_name = EXCLUDED.display_name, spotify_token = EXCLUDED.spotify_token,"
-	"  refresh_token = EXCLUDED.refresh_token, token_expires_at = "
-	"EXCLUDED.token_expires_at,"
+	"  display_name = EXCLUDED.display_name,"
+	"  token_expires_at = EXCLUDED.token_expires_at,"
 	"  scope = EXCLUDED.scope, authorized_at = EXCLUDED.authorized_at, updated_at = "
 	"now()"
 	" RETURNING id, session_generation",
-	6,
+	4,
+};
+
+static const struct db_statement store_tokens = {
+	"users_store_tokens",
+	"UPDATE users SET spotify_token = $2, refresh_token = $3 WHERE id = $1",
+	3,
+};
+
+/* Key rotation walks the table in id order, a locked batch at a time. */
+static const struct db_statement lock_batch = {
+	"users_lock_batch",
+	"SELECT id, spotify_token, refresh_token FROM users WHERE id > $1"
+	" ORDER BY id LIMIT $2 FOR UPDATE",
+	2,
 };
 
 static const struct db_statement profile = {
@@ -137,26 +157,93 @@ copy_value(const PGresult *res, int col, char *out, size_t size)
 	snprintf(out, size, "%s", PQgetvalue(res, 0, col));
 }
 
+static const char *
+role_name(enum tokenbox_role role)
+{
+	return role == TOKENBOX_ACCESS ? "access" : "refresh";
+}
+
+/* Seals a token for the row's column; "" stays NULL (no token). */
+static int
+seal_token(const char *value, long long id, enum tokenbox_role role,
+	   char sealed[SEALED_MAX + 1], const char **param)
+{
+	enum tokenbox_status status;
+
+	*param = NULL;
+	if (value[0] == '\0')
+		return 0;
+	status = tokenbox_seal(value, id, role, sealed, SEALED_MAX + 1);
+	if (status != TOKENBOX_OK) {
+		log_event(LOG_ERROR, "token_seal_failed", LOG_INT("user_id", id),
+			  LOG_STR("column", role_name(role)),
+			  LOG_STR("reason", tokenbox_status_name(status)));
+		return -1;
+	}
+	*param = sealed;
+	return 0;
+}
+
+/*
+ * The stored value of a column opened into out; "" when there is none or
+ * it does not open (sealed for another row, under a key no longer
+ * configured, altered): the user has no usable token and logs in again.
+ */
+static void
+open_token(const char *stored, long long id, enum tokenbox_role role, char *out,
+	   size_t size)
+{
+	enum tokenbox_status status;
+
+	out[0] = '\0';
+	if (stored[0] == '\0')
+		return;
+	status = tokenbox_open(stored, id, role, out, size);
+	if (status != TOKENBOX_OK)
+		log_event(LOG_WARN, "token_unreadable", LOG_INT("user_id", id),
+			  LOG_STR("column", role_name(role)),
+			  LOG_STR("reason", tokenbox_status_name(status)));
+}
+
+/*
+ * One transaction: the identity (which gives a new user its id), then the
+ * tokens sealed for that id. Nobody sees the row in between.
+ */
 enum users_status
 users_upsert(struct db *db, const struct spotify_user *who,
 	     const struct spotify_tokens *tokens, long long *id, long long *generation)
 {
-	char expires_in[24];
-	const char *params[6] = {who->id,
-				 who->display_name[0] ? who->display_name : NULL,
-				 tokens->access_token,
-				 tokens->refresh_token,
-				 expires_in,
-				 tokens->scope};
+	static char access[SEALED_MAX + 1], refresh[SEALED_MAX + 1];
+	char expires_in[24], id_text[24];
+	const char *params[4] = {who->id, who->display_name[0] ? who->display_name : NULL,
+				 expires_in, tokens->scope};
+	const char *token_params[3] = {id_text};
+	enum users_status status = USERS_DB_ERROR;
 	PGresult *res;
 
 	snprintf(expires_in, sizeof(expires_in), "%ld", tokens->expires_in);
-	if (run(db, &upsert, params, &res) != USERS_OK)
+	if (db_begin(db) != DB_OK)
 		return USERS_DB_ERROR;
+	if (run(db, &upsert, params, &res) != USERS_OK)
+		goto out;
 	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	*generation = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	return USERS_OK;
+
+	snprintf(id_text, sizeof(id_text), "%lld", *id);
+	if (seal_token(tokens->access_token, *id, TOKENBOX_ACCESS, access,
+		       &token_params[1]) < 0 ||
+	    seal_token(tokens->refresh_token, *id, TOKENBOX_REFRESH, refresh,
+		       &token_params[2]) < 0 ||
+	    run(db, &store_tokens, token_params, &res) != USERS_OK)
+		goto out;
+	PQclear(res);
+	if (db_commit(db) == DB_OK)
+		status = USERS_OK;
+out:
+	if (status != USERS_OK)
+		db_rollback(db);
+	return status;
 }
 
 static void
@@ -214,12 +301,13 @@ read_token(struct db *db, const struct db_statement *st, long long id,
 	if (run(db, st, params, &res) != USERS_OK)
 		return USERS_DB_ERROR;
 	if (PQntuples(res) == 1) {
-		copy_value(res, 0, out->access_token, sizeof(out->access_token));
+		open_token(PQgetvalue(res, 0, 0), id, TOKENBOX_ACCESS, out->access_token,
+			   sizeof(out->access_token));
 		out->expires_at = (time_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		out->refresh_token[0] = '\0';
 		if (PQnfields(res) > 2)
-			copy_value(res, 2, out->refresh_token,
-				   sizeof(out->refresh_token));
+			open_token(PQgetvalue(res, 0, 2), id, TOKENBOX_REFRESH,
+				   out->refresh_token, sizeof(out->refresh_token));
 		status = USERS_OK;
 	}
 	PQclear(res);
@@ -243,13 +331,19 @@ enum users_status
 users_store_refresh(struct db *db, long long id, const struct spotify_tokens *tokens,
 		    time_t *expires_at)
 {
+	static char access[SEALED_MAX + 1], refresh[SEALED_MAX + 1];
 	char id_text[24], expires_in[24];
-	const char *params[4] = {id_text, tokens->access_token, expires_in,
-				 tokens->refresh_token[0] ? tokens->refresh_token : NULL};
+	const char *params[4] = {id_text, NULL, expires_in, NULL};
 	PGresult *res;
 
 	snprintf(id_text, sizeof(id_text), "%lld", id);
 	snprintf(expires_in, sizeof(expires_in), "%ld", tokens->expires_in);
+	/* No new refresh token (NULL): the stored one is kept as it is. */
+	if (seal_token(tokens->access_token, id, TOKENBOX_ACCESS, access, &params[1]) <
+		    0 ||
+	    seal_token(tokens->refresh_token, id, TOKENBOX_REFRESH, refresh, &params[3]) <
+		    0)
+		return USERS_DB_ERROR;
 	if (run(db, &store_refresh, params, &res) != USERS_OK)
 		return USERS_DB_ERROR;
 	if (PQntuples(res) != 1) {
@@ -307,4 +401,85 @@ enum users_status
 users_delete(struct db *db, long long id, long long generation)
 {
 	return touch_session_row(db, &delete_user, id, generation);
+}
+
+/*
+ * One column of a locked row, sealed again under the current key when it
+ * is not already: *param is what to store (the value as it was, or new).
+ * Returns 1 when resealed, 0 when left as it was (none, or already under
+ * the current key), -1 when it does not open.
+ */
+static int
+reseal_column(const PGresult *res, int row, int col, long long id,
+	      enum tokenbox_role role, char sealed[SEALED_MAX + 1], const char **param)
+{
+	static char plain[SPOTIFY_TOKEN_MAX + 1];
+	const char *stored = PQgetvalue(res, row, col);
+	enum tokenbox_status status;
+	int rc = -1;
+
+	*param = PQgetisnull(res, row, col) ? NULL : stored;
+	if (stored[0] == '\0')
+		return 0;
+	/* Opened even under the current key: the count of what does not open
+	 * is then the count of every token that is lost. */
+	status = tokenbox_open(stored, id, role, plain, sizeof(plain));
+	/* Stored before tokens were encrypted: sealed as it is. */
+	if (status == TOKENBOX_PLAINTEXT && strlen(stored) <= SPOTIFY_TOKEN_MAX) {
+		snprintf(plain, sizeof(plain), "%s", stored);
+		status = TOKENBOX_OK;
+	}
+	if (status != TOKENBOX_OK)
+		log_event(LOG_WARN, "token_unreadable", LOG_INT("user_id", id),
+			  LOG_STR("column", role_name(role)),
+			  LOG_STR("reason", tokenbox_status_name(status)));
+	else if (tokenbox_is_current(stored))
+		rc = 0;
+	else if (seal_token(plain, id, role, sealed, param) == 0)
+		rc = 1;
+	memset(plain, 0, sizeof(plain));
+	return rc;
+}
+
+int
+users_reseal_batch(struct db *db, long long *after, int limit,
+		   struct users_reseal_counts *counts)
+{
+	static char access[SEALED_MAX + 1], refresh[SEALED_MAX + 1];
+	char after_text[24], limit_text[24], id_text[24];
+	const char *params[2] = {after_text, limit_text};
+	const char *row_params[3] = {id_text};
+	PGresult *res, *done;
+	int rows, rc = 0;
+
+	snprintf(after_text, sizeof(after_text), "%lld", *after);
+	snprintf(limit_text, sizeof(limit_text), "%d", limit);
+	if (run(db, &lock_batch, params, &res) != USERS_OK)
+		return -1;
+	rows = PQntuples(res);
+	for (int i = 0; i < rows && rc == 0; i++) {
+		long long id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		int a = reseal_column(res, i, 1, id, TOKENBOX_ACCESS, access,
+				      &row_params[1]);
+		int r = reseal_column(res, i, 2, id, TOKENBOX_REFRESH, refresh,
+				      &row_params[2]);
+
+		*after = id;
+		counts->users++;
+		if (a < 0 || r < 0) {
+			/* Left as it is: the key it needs may yet be configured. */
+			counts->unreadable += (a < 0) + (r < 0);
+			continue;
+		}
+		if (a + r == 0)
+			continue;
+		snprintf(id_text, sizeof(id_text), "%lld", id);
+		if (run(db, &store_tokens, row_params, &done) != USERS_OK)
+			rc = -1;
+		else
+			PQclear(done);
+		counts->resealed += a + r;
+	}
+	PQclear(res);
+	return rc < 0 ? -1 : rows;
 }

@@ -67,6 +67,21 @@ enum users_status users_clear_tokens(struct db *db, long long id);
 enum users_status users_bump_generation(struct db *db, long long id,
 					long long generation);
 
+struct users_reseal_counts {
+	long long users;      /* rows looked at */
+	long long resealed;   /* tokens sealed again under the current key */
+	long long unreadable; /* tokens that did not open: their rows are untouched */
+};
+
+/*
+ * Inside a transaction: locks up to limit rows with an id above *after and
+ * seals every token not under the current key again (plaintext ones from
+ * before encryption included). Moves *after on; returns the number of rows
+ * (0: none left) or -1 when the database failed.
+ */
+int users_reseal_batch(struct db *db, long long *after, int limit,
+		       struct users_reseal_counts *counts);
+
 enum users_status users_delete(struct db *db, long long id, long long generation);
 
 #endif

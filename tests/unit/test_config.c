@@ -277,6 +277,34 @@ test_short_secret_key_is_refused_without_echoing_it(void **state)
 }
 
 static void
+test_token_keys_default_to_derived_and_malformed_ones_are_not_echoed(void **state)
+{
+	static const char hex_key[] =
+		"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	struct config cfg;
+	char errors[1024];
+
+	unsetenv("BAA_TOKEN_KEY");
+	assert_int_equal(config_load(&cfg, CONFIG_TOKENS, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.token_keys, "derived");
+	setenv("BAA_TOKEN_KEY", hex_key, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_TOKENS, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.token_keys, hex_key);
+
+	/* one hex digit short */
+	setenv("BAA_TOKEN_KEY", hex_key + 1, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_TOKENS, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_TOKEN_KEY' has a malformed key (number 1)"));
+	assert_null(strstr(errors, "0112233445566778899"));
+	unsetenv("BAA_TOKEN_KEY");
+	/* rotate-keys needs the secret the default key is derived from */
+	unsetenv("BAA_SECRET_KEY");
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_TOKENS, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' not set"));
+}
+
+static void
 test_service_urls_must_be_https_unless_loopback(void **state)
 {
 	struct config cfg;
@@ -425,6 +453,9 @@ main(void)
 				       set_database_env),
 		cmocka_unit_test_setup(test_short_secret_key_is_refused_without_echoing_it,
 				       set_database_env),
+		cmocka_unit_test_setup(
+			test_token_keys_default_to_derived_and_malformed_ones_are_not_echoed,
+			set_database_env),
 		cmocka_unit_test_setup(test_service_urls_must_be_https_unless_loopback,
 				       set_database_env),
 		cmocka_unit_test_setup(
