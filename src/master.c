@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -48,15 +49,6 @@ struct master {
 	long long respawn_at_ms;
 };
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 spawn_worker(struct master *m)
 {
@@ -83,7 +75,7 @@ spawn_worker(struct master *m)
 		_exit(worker_run(m->cfg, m->listen_fd, (int)(slot - m->slots)));
 	}
 	*slot = (struct worker_slot){
-		.pid = pid, .generation = m->generation, .started_ms = now_ms()};
+		.pid = pid, .generation = m->generation, .started_ms = clock_now_ms()};
 	log_event(LOG_INFO, "worker_started", LOG_INT("pid", (long long)pid),
 		  LOG_INT("generation", (long long)m->generation));
 	return 0;
@@ -93,7 +85,7 @@ static void
 retire(struct worker_slot *w, int timeout_s)
 {
 	w->retiring = 1;
-	w->kill_at_ms = now_ms() + (long long)timeout_s * 1000;
+	w->kill_at_ms = clock_now_ms() + (long long)timeout_s * 1000;
 	kill(w->pid, SIGTERM);
 }
 
@@ -124,7 +116,7 @@ reconcile(struct master *m)
 {
 	int want = m->cfg->workers, fresh, old_active, old_retiring;
 
-	if (m->stopping || now_ms() < m->respawn_at_ms)
+	if (m->stopping || clock_now_ms() < m->respawn_at_ms)
 		return;
 	count_workers(m, &fresh, &old_active, &old_retiring);
 	while (fresh + old_active < want) {
@@ -148,7 +140,7 @@ reconcile(struct master *m)
 static void
 note_exit(struct master *m, struct worker_slot *w, int wstatus)
 {
-	long long lived = now_ms() - w->started_ms;
+	long long lived = clock_now_ms() - w->started_ms;
 	int crashed = !w->retiring;
 
 	if (WIFSIGNALED(wstatus))
@@ -172,7 +164,7 @@ note_exit(struct master *m, struct worker_slot *w, int wstatus)
 			if (delay > RESPAWN_DELAY_MAX_MS)
 				delay = RESPAWN_DELAY_MAX_MS;
 			m->crash_streak++;
-			m->respawn_at_ms = now_ms() + delay;
+			m->respawn_at_ms = clock_now_ms() + delay;
 			log_event(LOG_WARN, "respawn_delayed", LOG_INT("delay_ms", delay),
 				  LOG_INT("crash_streak", (long long)m->crash_streak));
 		} else {
@@ -229,7 +221,7 @@ begin_stop(struct master *m, int signo)
 static void
 kill_overdue(struct master *m)
 {
-	long long now = now_ms();
+	long long now = clock_now_ms();
 
 	for (int i = 0; i < m->nslots; i++) {
 		struct worker_slot *w = &m->slots[i];

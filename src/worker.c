@@ -19,6 +19,7 @@
 
 #include <fcgiapp.h>
 
+#include "clock.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -364,15 +365,6 @@ watch_listener(struct worker *w, int on)
  */
 #define DRAIN_MAX_MS 3000
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Waits for work and does it: requests on kept connections first, then
  * new connections. Stop signals are let in only during the wait, so a
@@ -388,12 +380,12 @@ run_loop(struct worker *w)
 		int listen_ready = 0, timeout = log_pending() ? LOG_FLUSH_MS : -1, n;
 
 		if (stop_requested && drain_until < 0)
-			drain_until = now_ms() + DRAIN_MAX_MS;
+			drain_until = clock_now_ms() + DRAIN_MAX_MS;
 		/* The master keeps the socket: other workers take over. */
 		watch_listener(w, drain_until < 0 && spread_may_accept(w->slot, w->open));
 		spread_publish(w->slot, w->open, w->accepting);
 		if (drain_until >= 0) {
-			long long left = drain_until - now_ms();
+			long long left = drain_until - clock_now_ms();
 			if (w->open == 0 || left <= 0)
 				return 0;
 			if (timeout < 0 || left < timeout)

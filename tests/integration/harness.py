@@ -1670,6 +1670,24 @@ class SpotifyTestCase(BaaTestCase):
         self.assertTrue(r.ok, "login failed:\n%s%s" % (r.describe(), self.stack_context()))
         return b, r
 
+    def assertRefreshedOnceForAll(self, request, before, n=20):
+        """n concurrent calls of request (a /me/token) while Spotify's
+        refresh is slow, so that they all arrive while it is in flight: every
+        one 200 with the same new token, and exactly one refresh at Spotify.
+        Returns the responses and the new token."""
+        self.fake.set_fault("token", delay_ms=300, grant_type="refresh_token")
+        results = run_concurrently([request] * n)
+        self.assertEqual([x for x in results if isinstance(x, Exception)], [])
+        for resp in results:
+            self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
+        tokens = {resp.json()["access_token"] for resp in results}
+        self.assertEqual(len(tokens), 1, "different tokens handed out: %d" % len(tokens))
+        new = tokens.pop()
+        self.assertNotEqual(new, before["spotify_token"])
+        self.assertEqual(self.fake.stats()["token_refresh_token"], 1,
+                         "expected exactly one refresh at Spotify%s" % self.stack_context())
+        return results, new
+
     def stack_context(self, baa=None):
         baa = baa or getattr(self, "baa", None)
         text = ""

@@ -90,17 +90,8 @@ class TransactionPoolingTest(BouncerTestCase):
         b, r = self.login()
         self.fake.configure(expires_in=3600)
         before = self.user()
-        self.fake.set_fault("token", delay_ms=300, grant_type="refresh_token")
-        results = run_concurrently([lambda: self.me(r.session_cookie, path="/me/token")] * 20)
-        self.assertEqual([x for x in results if isinstance(x, Exception)], [])
-        for resp in results:
-            self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
-        tokens = {resp.json()["access_token"] for resp in results}
-        self.assertEqual(len(tokens), 1, "different tokens handed out: %d" % len(tokens))
-        new = tokens.pop()
-        self.assertNotEqual(new, before["spotify_token"])
-        self.assertEqual(self.fake.stats()["token_refresh_token"], 1,
-                         "expected exactly one refresh at Spotify%s" % self.stack_context())
+        results, new = self.assertRefreshedOnceForAll(
+            lambda: self.me(r.session_cookie, path="/me/token"), before)
         self.assertEqual(self.user()["spotify_token"], new)
         self.assertEqual(self.user()["refresh_token"], before["refresh_token"])
         # and the refreshed token is served from now on, without another refresh

@@ -63,19 +63,8 @@ class TokenRefreshTest(TokenTestCase):
 
     def test_concurrent_requests_for_an_expiring_token_refresh_it_exactly_once(self):
         b, cookie, before = self.login_expiring()
-        # a slow refresh, so that every request arrives while it is in flight
-        self.fake.set_fault("token", delay_ms=300, grant_type="refresh_token")
-        results = run_concurrently([lambda: self.get_token(self.nginx, cookie)] * 20)
-        errors = [r for r in results if isinstance(r, Exception)]
-        self.assertEqual(errors, [])
-        for resp in results:
-            self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
-        tokens = {resp.json()["access_token"] for resp in results}
-        self.assertEqual(len(tokens), 1, "different tokens handed out: %d" % len(tokens))
-        new = tokens.pop()
-        self.assertNotEqual(new, before["spotify_token"])
-        self.assertEqual(self.fake.stats()["token_refresh_token"], 1,
-                         "expected exactly one refresh at Spotify%s" % self.stack_context())
+        results, new = self.assertRefreshedOnceForAll(
+            lambda: self.get_token(self.nginx, cookie), before)
         self.assertEqual(new, self.newest("access_tokens"))
         for resp in results:
             self.assertTrue(3500 <= resp.json()["expires_in"] <= 3601, resp.json())
