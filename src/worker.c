@@ -319,6 +319,10 @@ watch_database(struct worker *w)
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->db};
 	int fd = db_socket(&w->db);
 
+	if (fd < 0) {
+		w->db_watched = -1; /* closed, so out of the set: forget its number */
+		return;
+	}
 	if (w->db.epoch == w->db_epoch_seen)
 		return;
 	/* A new connection: the old socket left the set when it was closed. */

@@ -27,7 +27,8 @@ and cut connections) would be part of what the test measures.
 The load: wrk -t2 -c8 --timeout 20s on GET /me (a user inserted by SQL, a
 session cookie signed here), and A's link cut 2s in, with at least one
 request in flight on A: A's workers are paused (SIGSTOP) for the fraction of
-a millisecond it takes nginx to queue a connection at A, the link goes, the
+a millisecond it takes nginx to send A a request (on a kept connection or a
+new one), the link goes, the
 workers go on (SIGCONT) and answer into the dead link. (By chance alone that
 happens in about half of the runs.) nginx must answer every request 200 all
 the same: a connect to A times out (fastcgi_connect_timeout) and is passed
@@ -129,24 +130,27 @@ def set_link_up(ifname, up):
             raise OSError(-err, "setting %s %s: %s" % (ifname, "up" if up else "down", os.strerror(-err)))
 
 
-def accept_queue(pid, port):
-    """Connections waiting in the accept queue of the TCP listener on `port`
-    in the network namespace of process pid (the rx_queue of a LISTEN line
-    of /proc/PID/net/tcp)."""
-    # The kernel lists the listeners first: read no further than them (the
-    # thousands of TIME_WAIT lines after them would make each call slow).
+def requests_waiting(pid, port):
+    """Requests waiting at the TCP server on `port` in the network namespace
+    of process pid: connections in its listener's accept queue, plus kept
+    connections holding unread bytes (a request nginx sent on them), from
+    /proc/PID/net/tcp (the rx_queue of LISTEN and ESTABLISHED lines)."""
+    waiting = 0
     try:
         with open("/proc/%d/net/tcp" % pid) as f:
             f.readline()
             for line in f:
                 parts = line.split()
-                if parts[3] != "0A":
-                    break
-                if int(parts[1].rsplit(":", 1)[1], 16) == port:
-                    return int(parts[4].split(":")[1], 16)
+                if int(parts[1].rsplit(":", 1)[1], 16) != port:
+                    continue
+                rx = int(parts[4].split(":")[1], 16)
+                if parts[3] == "0A":
+                    waiting += rx
+                elif parts[3] == "01" and rx > 0:
+                    waiting += 1
     except OSError:
         pass
-    return 0
+    return waiting
 
 
 class NamespacesUnavailable(Exception):
@@ -541,11 +545,11 @@ class HostsTest(unittest.TestCase):
             for pid in workers_a:
                 os.kill(pid, signal.SIGSTOP)
             try:
-                while not accept_queue(a_pid, BAA_PORT) and time.monotonic() < paused + 1:
+                while not requests_waiting(a_pid, BAA_PORT) and time.monotonic() < paused + 1:
                     time.sleep(0.0001)
                 self.net.set_link("a", up=False)
                 window = time.monotonic() - paused
-                in_flight = accept_queue(a_pid, BAA_PORT)
+                in_flight = requests_waiting(a_pid, BAA_PORT)
             finally:
                 for pid in workers_a:
                     os.kill(pid, signal.SIGCONT)
