@@ -109,19 +109,31 @@ ms_since(const struct timespec *start)
 	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+long
+spotify_parse_retry_after(const char *value)
+{
+	size_t len = value ? strlen(value) : 0;
+	long seconds = 0;
+
+	/* delta-seconds, of any length (RFC 9110); an HTTP date or garbage: the default.
+	 */
+	if (len == 0 || strspn(value, "0123456789") != len)
+		return RETRY_AFTER_DEFAULT;
+	for (const char *c = value; *c && seconds <= RETRY_AFTER_MAX; c++)
+		seconds = seconds * 10 + (*c - '0');
+	if (seconds < 1)
+		seconds = 1;
+	return seconds > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : seconds;
+}
+
 static long
 retry_after_seconds(void)
 {
 	struct curl_header *h;
-	long seconds = RETRY_AFTER_DEFAULT;
 
-	if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
-	    strspn(h->value, "0123456789") == strlen(h->value) && strlen(h->value) > 0 &&
-	    strlen(h->value) < 6)
-		sscanf(h->value, "%ld", &seconds);
-	if (seconds < 1)
-		seconds = 1;
-	return seconds > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : seconds;
+	if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return spotify_parse_retry_after(NULL);
+	return spotify_parse_retry_after(h->value);
 }
 
 /*
@@ -211,10 +223,11 @@ is_token_text(const char *s)
 	return 1;
 }
 
-static int
-parse_tokens(struct spotify_tokens *out, int refresh_required)
+int
+spotify_parse_tokens(const char *text, size_t len, int refresh_required,
+		     struct spotify_tokens *out)
 {
-	cJSON *json = cJSON_ParseWithLength(body, body_len);
+	cJSON *json = cJSON_ParseWithLength(text, len);
 	const cJSON *type, *expires;
 	int rc = -1;
 
@@ -241,17 +254,31 @@ out:
 	return rc;
 }
 
-/* 400 {"error": "invalid_grant"}: the grant is dead, not the service. */
-static int
-is_invalid_grant(void)
+int
+spotify_is_invalid_grant(const char *text, size_t len)
 {
-	cJSON *json = cJSON_ParseWithLength(body, body_len);
+	cJSON *json = cJSON_ParseWithLength(text, len);
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
 	int dead =
 		cJSON_IsString(error) && strcmp(error->valuestring, "invalid_grant") == 0;
 
 	cJSON_Delete(json);
 	return dead;
+}
+
+int
+spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
+{
+	cJSON *json = cJSON_ParseWithLength(text, len);
+	int rc = -1;
+
+	if (cJSON_IsObject(json) &&
+	    copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
+	    copy_string(json, "display_name", out->display_name,
+			sizeof(out->display_name), 0) == 0)
+		rc = 0;
+	cJSON_Delete(json);
+	return rc;
 }
 
 /* Whether Spotify asked us to wait; fills result when it did. */
@@ -287,12 +314,14 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	snprintf(url, sizeof(url), "%s/api/token", cfg->spotify_accounts_url);
 	status = perform(grant, url, form, NULL);
 	if (status == 200) {
-		if (parse_tokens(out, strcmp(grant, "authorization_code") == 0) == 0)
+		if (spotify_parse_tokens(body, body_len,
+					 strcmp(grant, "authorization_code") == 0,
+					 out) == 0)
 			result.status = SPOTIFY_OK;
 		else
 			log_event(LOG_WARN, "spotify_bad_answer",
 				  LOG_STR("endpoint", grant));
-	} else if (status == 400 && is_invalid_grant()) {
+	} else if (status == 400 && spotify_is_invalid_grant(body, body_len)) {
 		result.status = SPOTIFY_INVALID_GRANT;
 	} else if (status == 429) {
 		note_rate_limit(&result);
@@ -362,7 +391,6 @@ me_request(const char *access_token, struct spotify_user *out)
 {
 	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
 	char url[1024];
-	cJSON *json;
 	long status;
 
 	if (still_rate_limited(&result))
@@ -376,14 +404,9 @@ me_request(const char *access_token, struct spotify_user *out)
 	if (status != 200)
 		return result;
 
-	json = cJSON_ParseWithLength(body, body_len);
-	if (cJSON_IsObject(json) &&
-	    copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
-	    copy_string(json, "display_name", out->display_name,
-			sizeof(out->display_name), 0) == 0)
+	if (spotify_parse_user(body, body_len, out) == 0)
 		result.status = SPOTIFY_OK;
 	else
 		log_event(LOG_WARN, "spotify_bad_answer", LOG_STR("endpoint", "me"));
-	cJSON_Delete(json);
 	return result;
 }
