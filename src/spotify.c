@@ -195,7 +195,66 @@ perform(const char *endpoint, const char *url, const char *form, const char *bea
 	return rc == CURLE_OK ? status : 0;
 }
 
-/* Copies a JSON string member into out; -1 when absent, not a string, or too long. */
+/*
+ * Well-formed UTF-8 (RFC 3629: shortest form, no surrogates, at most
+ * U+10FFFF), as a UTF8 PostgreSQL database stores text: anything else in
+ * an answer is garbage from Spotify (502), not a database failure (503).
+ */
+static int
+is_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned long cp, min;
+		size_t n;
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf)
+			n = 1, cp = *p & 0x1f, min = 0x80;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			n = 2, cp = *p & 0x0f, min = 0x800;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			n = 3, cp = *p & 0x07, min = 0x10000;
+		else
+			return 0;
+		/* A NUL fails the test too, so nothing is read past the end. */
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
+/*
+ * Whether text holds the escape \u0000: cJSON decodes it into a NUL, which
+ * would silently cut the C string it is copied into ("abc\u0000x" read as
+ * "abc"). Found anywhere, the answer is refused.
+ */
+static int
+has_escaped_nul(const char *text, size_t len)
+{
+	const char *end = text + len, *p = text;
+
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+		if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0)
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
+/*
+ * Copies a JSON string member into out; -1 when absent, not a string, too
+ * long, or not UTF-8.
+ */
 static int
 copy_string(const cJSON *obj, const char *name, char *out, size_t size, int required)
 {
@@ -207,7 +266,7 @@ copy_string(const cJSON *obj, const char *name, char *out, size_t size, int requ
 	}
 	if (!cJSON_IsString(item) || item->valuestring == NULL ||
 	    strlen(item->valuestring) >= size ||
-	    (required && item->valuestring[0] == '\0'))
+	    (required && item->valuestring[0] == '\0') || !is_utf8(item->valuestring))
 		return -1;
 	strcpy(out, item->valuestring);
 	return 0;
@@ -231,7 +290,7 @@ spotify_parse_tokens(const char *text, size_t len, int refresh_required,
 	const cJSON *type, *expires;
 	int rc = -1;
 
-	if (!cJSON_IsObject(json))
+	if (!cJSON_IsObject(json) || has_escaped_nul(text, len))
 		goto out;
 	type = cJSON_GetObjectItemCaseSensitive(json, "token_type");
 	expires = cJSON_GetObjectItemCaseSensitive(json, "expires_in");
@@ -272,7 +331,7 @@ spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
 	cJSON *json = cJSON_ParseWithLength(text, len);
 	int rc = -1;
 
-	if (cJSON_IsObject(json) &&
+	if (cJSON_IsObject(json) && !has_escaped_nul(text, len) &&
 	    copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
 	    copy_string(json, "display_name", out->display_name,
 			sizeof(out->display_name), 0) == 0)

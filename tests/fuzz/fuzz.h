@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <wchar.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -46,6 +49,56 @@ fuzz_string(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	return s;
+}
+
+/* Bodies up to this size go through fuzz_guarded (libFuzzer's -max_len is less). */
+#define FUZZ_GUARDED_MAX (1 << 20)
+
+/*
+ * data[0..size) at the very end of a readable region that an inaccessible
+ * page follows: a read past the end faults even in a library that ASan
+ * does not instrument (Debian's cJSON). NULL when size is too large.
+ */
+static inline const char *
+fuzz_guarded(const uint8_t *data, size_t size)
+{
+	static char *region;
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (region == NULL) {
+		region = mmap(NULL, FUZZ_GUARDED_MAX + (size_t)page,
+			      PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (region == MAP_FAILED ||
+		    mprotect(region + FUZZ_GUARDED_MAX, (size_t)page, PROT_NONE) < 0)
+			abort();
+	}
+	if (size > FUZZ_GUARDED_MAX)
+		return NULL;
+	memcpy(region + FUZZ_GUARDED_MAX - size, data, size);
+	return region + FUZZ_GUARDED_MAX - size;
+}
+
+/*
+ * Whether s is well-formed UTF-8, by the C library's decoder (the target
+ * sets LC_CTYPE to C.UTF-8), independent of baa's own check.
+ */
+static inline int
+fuzz_is_utf8(const char *s)
+{
+	mbstate_t state;
+	size_t left = strlen(s);
+
+	memset(&state, 0, sizeof(state));
+	while (left > 0) {
+		wchar_t c;
+		size_t n = mbrtowc(&c, s, left, &state);
+		if (n == (size_t)-1 || n == (size_t)-2 || n == 0 ||
+		    (unsigned long)c > 0x10ffff)
+			return 0;
+		s += n;
+		left -= n;
+	}
+	return 1;
 }
 
 #endif

@@ -3,13 +3,24 @@
  * spotify.c reads them: spotify_parse_tokens for a 200, and
  * spotify_is_invalid_grant for a 400. The first byte says whether a refresh
  * token is required (code exchange) or optional (refresh); the rest is the
- * body, exactly sized and not NUL-terminated. Invariants: what is accepted
- * is a bearer token fit for an HTTP header and the database, a bounded
- * lifetime, and a refresh token whenever one is required.
+ * body, not NUL-terminated, right before an inaccessible page. Invariants:
+ * what is accepted is a bearer token fit for an HTTP header and the
+ * database, UTF-8 text, a bounded lifetime, and a refresh token whenever
+ * one is required.
  */
 #include "fuzz.h"
 
+#include <locale.h>
+
 #include "../../src/spotify.h"
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
+		abort();
+	return 0;
+}
 
 /* Printable ASCII without spaces: safe in a header and a text column. */
 static int
@@ -26,15 +37,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct spotify_tokens tokens;
 	int refresh_required, dead;
-	char *body;
+	const char *body;
 
-	if (size == 0)
+	if (size == 0 || (body = fuzz_guarded(data + 1, size - 1)) == NULL)
 		return 0;
 	refresh_required = data[0] & 1;
-	body = malloc(size - 1 ? size - 1 : 1);
-	if (body == NULL)
-		abort();
-	memcpy(body, data + 1, size - 1);
 
 	if (spotify_parse_tokens(body, size - 1, refresh_required, &tokens) == 0) {
 		FUZZ_ASSERT(tokens.access_token[0] != '\0');
@@ -43,11 +50,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    strlen(tokens.scope) <= SPOTIFY_SCOPE_MAX);
 		FUZZ_ASSERT(is_token_text(tokens.access_token) &&
 			    is_token_text(tokens.refresh_token));
+		FUZZ_ASSERT(fuzz_is_utf8(tokens.scope));
 		FUZZ_ASSERT(!refresh_required || tokens.refresh_token[0] != '\0');
 		FUZZ_ASSERT(tokens.expires_in >= 1 && tokens.expires_in <= 86400L * 366);
 	}
 	dead = spotify_is_invalid_grant(body, size - 1);
 	FUZZ_ASSERT(dead == 0 || dead == 1);
-	free(body);
 	return 0;
 }

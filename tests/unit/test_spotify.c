@@ -123,6 +123,45 @@ test_profile_is_read_and_display_name_may_be_null(void **state)
 	assert_int_equal(parse_user("{\"id\":42}"), -1);
 }
 
+/*
+ * Found by tests/fuzz/fuzz_spotify_user: a name that is not UTF-8 was
+ * accepted, and the database then refused it: "database unavailable" (503)
+ * for what is garbage from Spotify (502).
+ */
+static void
+test_profile_text_that_is_not_utf8_is_refused(void **state)
+{
+	assert_int_equal(parse_user("{\"id\":\"u\",\"display_name\":\"Bj\xf6rk\"}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"\xc0\xaf\"}"), -1); /* overlong '/' */
+	assert_int_equal(parse_user("{\"id\":\"u\",\"display_name\":\"\xed\xa0\x80\"}"),
+			 -1); /* surrogate */
+	assert_int_equal(
+		parse_user("{\"id\":\"u\",\"display_name\":\"\xf4\x90\x80\x80\"}"), -1);
+	assert_int_equal(
+		parse_tokens("{\"access_token\":\"AT\",\"token_type\":\"Bearer\","
+			     "\"expires_in\":60,\"scope\":\"\xff\"}",
+			     0),
+		-1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"display_name\":\"Bj\u00f6rk "
+				    "\xf0\x9f\x90\x91\"}"),
+			 0);
+	assert_string_equal(user.display_name, "Bj\xc3\xb6rk \xf0\x9f\x90\x91");
+}
+
+/* cJSON turns \u0000 into a NUL: "abc\u0000x" must not be read as "abc". */
+static void
+test_escaped_nul_is_refused_not_cut(void **state)
+{
+	assert_int_equal(parse_user("{\"id\":\"abc\\u0000x\"}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"a\",\"display_name\":\"\\u0000\"}"), -1);
+	assert_int_equal(parse_tokens("{\"access_token\":\"AT\\u0000\",\"token_type\":"
+				      "\"Bearer\",\"expires_in\":60}",
+				      0),
+			 -1);
+	assert_int_equal(parse_user("{\"id\":\"a\\u0041\"}"), 0);
+	assert_string_equal(user.id, "aA");
+}
+
 int
 main(void)
 {
@@ -137,6 +176,8 @@ main(void)
 		cmocka_unit_test(test_token_answer_that_is_not_a_bearer_token_is_refused),
 		cmocka_unit_test(test_invalid_grant_is_told_from_other_errors),
 		cmocka_unit_test(test_profile_is_read_and_display_name_may_be_null),
+		cmocka_unit_test(test_profile_text_that_is_not_utf8_is_refused),
+		cmocka_unit_test(test_escaped_nul_is_refused_not_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
