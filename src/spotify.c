@@ -115,8 +115,7 @@ spotify_parse_retry_after(const char *value)
 	size_t len = value ? strlen(value) : 0;
 	long seconds = 0;
 
-	/* delta-seconds, of any length (RFC 9110); an HTTP date or garbage: the default.
-	 */
+	/* delta-seconds, of any length (RFC 9110); a date or garbage: the default. */
 	if (len == 0 || strspn(value, "0123456789") != len)
 		return RETRY_AFTER_DEFAULT;
 	for (const char *c = value; *c && seconds <= RETRY_AFTER_MAX; c++)
