@@ -181,7 +181,8 @@ session_verify_login(const char *value, time_t now, struct oauth_login *login)
 		return -1;
 	next_len = b64url_decode(f[3], strlen(f[3]), (unsigned char *)login->next,
 				 sizeof(login->next) - 1);
-	if (next_len < 0)
+	/* A NUL would cut the path short of what was signed. */
+	if (next_len < 0 || memchr(login->next, '\0', (size_t)next_len) != NULL)
 		return -1;
 	login->next[next_len] = '\0';
 	if (!session_is_local_path(login->next))

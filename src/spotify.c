@@ -109,19 +109,30 @@ ms_since(const struct timespec *start)
 	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+long
+spotify_parse_retry_after(const char *value)
+{
+	size_t len = value ? strlen(value) : 0;
+	long seconds = 0;
+
+	/* delta-seconds, of any length (RFC 9110); a date or garbage: the default. */
+	if (len == 0 || strspn(value, "0123456789") != len)
+		return RETRY_AFTER_DEFAULT;
+	for (const char *c = value; *c && seconds <= RETRY_AFTER_MAX; c++)
+		seconds = seconds * 10 + (*c - '0');
+	if (seconds < 1)
+		seconds = 1;
+	return seconds > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : seconds;
+}
+
 static long
 retry_after_seconds(void)
 {
 	struct curl_header *h;
-	long seconds = RETRY_AFTER_DEFAULT;
 
-	if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
-	    strspn(h->value, "0123456789") == strlen(h->value) && strlen(h->value) > 0 &&
-	    strlen(h->value) < 6)
-		sscanf(h->value, "%ld", &seconds);
-	if (seconds < 1)
-		seconds = 1;
-	return seconds > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : seconds;
+	if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return spotify_parse_retry_after(NULL);
+	return spotify_parse_retry_after(h->value);
 }
 
 /*
@@ -183,7 +194,66 @@ perform(const char *endpoint, const char *url, const char *form, const char *bea
 	return rc == CURLE_OK ? status : 0;
 }
 
-/* Copies a JSON string member into out; -1 when absent, not a string, or too long. */
+/*
+ * Well-formed UTF-8 (RFC 3629: shortest form, no surrogates, at most
+ * U+10FFFF), as a UTF8 PostgreSQL database stores text: anything else in
+ * an answer is garbage from Spotify (502), not a database failure (503).
+ */
+static int
+is_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned long cp, min;
+		size_t n;
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf)
+			n = 1, cp = *p & 0x1f, min = 0x80;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			n = 2, cp = *p & 0x0f, min = 0x800;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			n = 3, cp = *p & 0x07, min = 0x10000;
+		else
+			return 0;
+		/* A NUL fails the test too, so nothing is read past the end. */
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
+/*
+ * Whether text holds the escape \u0000: cJSON decodes it into a NUL, which
+ * would silently cut the C string it is copied into ("abc\u0000x" read as
+ * "abc"). Found anywhere, the answer is refused.
+ */
+static int
+has_escaped_nul(const char *text, size_t len)
+{
+	const char *end = text + len, *p = text;
+
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+		if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0)
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
+/*
+ * Copies a JSON string member into out; -1 when absent, not a string, too
+ * long, or not UTF-8.
+ */
 static int
 copy_string(const cJSON *obj, const char *name, char *out, size_t size, int required)
 {
@@ -195,7 +265,7 @@ copy_string(const cJSON *obj, const char *name, char *out, size_t size, int requ
 	}
 	if (!cJSON_IsString(item) || item->valuestring == NULL ||
 	    strlen(item->valuestring) >= size ||
-	    (required && item->valuestring[0] == '\0'))
+	    (required && item->valuestring[0] == '\0') || !is_utf8(item->valuestring))
 		return -1;
 	strcpy(out, item->valuestring);
 	return 0;
@@ -211,14 +281,15 @@ is_token_text(const char *s)
 	return 1;
 }
 
-static int
-parse_tokens(struct spotify_tokens *out, int refresh_required)
+int
+spotify_parse_tokens(const char *text, size_t len, int refresh_required,
+		     struct spotify_tokens *out)
 {
-	cJSON *json = cJSON_ParseWithLength(body, body_len);
+	cJSON *json = cJSON_ParseWithLength(text, len);
 	const cJSON *type, *expires;
 	int rc = -1;
 
-	if (!cJSON_IsObject(json))
+	if (!cJSON_IsObject(json) || has_escaped_nul(text, len))
 		goto out;
 	type = cJSON_GetObjectItemCaseSensitive(json, "token_type");
 	expires = cJSON_GetObjectItemCaseSensitive(json, "expires_in");
@@ -241,17 +312,31 @@ out:
 	return rc;
 }
 
-/* 400 {"error": "invalid_grant"}: the grant is dead, not the service. */
-static int
-is_invalid_grant(void)
+int
+spotify_is_invalid_grant(const char *text, size_t len)
 {
-	cJSON *json = cJSON_ParseWithLength(body, body_len);
+	cJSON *json = cJSON_ParseWithLength(text, len);
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
 	int dead =
 		cJSON_IsString(error) && strcmp(error->valuestring, "invalid_grant") == 0;
 
 	cJSON_Delete(json);
 	return dead;
+}
+
+int
+spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
+{
+	cJSON *json = cJSON_ParseWithLength(text, len);
+	int rc = -1;
+
+	if (cJSON_IsObject(json) && !has_escaped_nul(text, len) &&
+	    copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
+	    copy_string(json, "display_name", out->display_name,
+			sizeof(out->display_name), 0) == 0)
+		rc = 0;
+	cJSON_Delete(json);
+	return rc;
 }
 
 /* Whether Spotify asked us to wait; fills result when it did. */
@@ -287,12 +372,14 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	snprintf(url, sizeof(url), "%s/api/token", cfg->spotify_accounts_url);
 	status = perform(grant, url, form, NULL);
 	if (status == 200) {
-		if (parse_tokens(out, strcmp(grant, "authorization_code") == 0) == 0)
+		if (spotify_parse_tokens(body, body_len,
+					 strcmp(grant, "authorization_code") == 0,
+					 out) == 0)
 			result.status = SPOTIFY_OK;
 		else
 			log_event(LOG_WARN, "spotify_bad_answer",
 				  LOG_STR("endpoint", grant));
-	} else if (status == 400 && is_invalid_grant()) {
+	} else if (status == 400 && spotify_is_invalid_grant(body, body_len)) {
 		result.status = SPOTIFY_INVALID_GRANT;
 	} else if (status == 429) {
 		note_rate_limit(&result);
@@ -362,7 +449,6 @@ me_request(const char *access_token, struct spotify_user *out)
 {
 	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
 	char url[1024];
-	cJSON *json;
 	long status;
 
 	if (still_rate_limited(&result))
@@ -376,14 +462,9 @@ me_request(const char *access_token, struct spotify_user *out)
 	if (status != 200)
 		return result;
 
-	json = cJSON_ParseWithLength(body, body_len);
-	if (cJSON_IsObject(json) &&
-	    copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
-	    copy_string(json, "display_name", out->display_name,
-			sizeof(out->display_name), 0) == 0)
+	if (spotify_parse_user(body, body_len, out) == 0)
 		result.status = SPOTIFY_OK;
 	else
 		log_event(LOG_WARN, "spotify_bad_answer", LOG_STR("endpoint", "me"));
-	cJSON_Delete(json);
 	return result;
 }

@@ -57,4 +57,17 @@ struct spotify_outcome spotify_refresh(const char *refresh_token,
 				       struct spotify_tokens *out);
 struct spotify_outcome spotify_me(const char *access_token, struct spotify_user *out);
 
+/*
+ * The parsers of Spotify's answers, pure so that they can be fuzzed
+ * (tests/fuzz): the calls above run exactly these on what they receive.
+ * Each returns 0, or -1 for an answer baa cannot use.
+ */
+int spotify_parse_tokens(const char *text, size_t len, int refresh_required,
+			 struct spotify_tokens *out);
+int spotify_parse_user(const char *text, size_t len, struct spotify_user *out);
+/* 1 for 400 {"error": "invalid_grant"}: the grant is dead, not the service. */
+int spotify_is_invalid_grant(const char *text, size_t len);
+/* Seconds to wait after a 429, 1 to 3600; value is the header, or NULL. */
+long spotify_parse_retry_after(const char *value);
+
 #endif

@@ -174,8 +174,14 @@ test_another_secret_key_refuses_the_cookie(void **state)
 static void
 test_garbage_cookies_are_refused(void **state)
 {
-	static const char *const bad[] = {"", ".", "v1", "v1....", "v1.1.2.3", "v2.1.2.3.x",
-					  "v1.-1.2.3.AAAA", "v1.01.2.3.AAAA"};
+	static const char *const bad[] = {"",
+					  ".",
+					  "v1",
+					  "v1....",
+					  "v1.1.2.3",
+					  "v2.1.2.3.x",
+					  "v1.-1.2.3.AAAA",
+					  "v1.01.2.3.AAAA"};
 	struct user_session back;
 	struct oauth_login login;
 	char huge[SESSION_COOKIE_MAX + 10];
@@ -187,6 +193,45 @@ test_garbage_cookies_are_refused(void **state)
 	memset(huge, 'a', sizeof(huge) - 1);
 	huge[sizeof(huge) - 1] = '\0';
 	assert_int_equal(session_verify_user(huge, NOW, &back), -1);
+}
+
+/* A login cookie signed over fields, as session.c signs them. */
+static void
+sign_login_fields(const char *fields, char *out, size_t size)
+{
+	unsigned char key[CRYPTO_KEY_LEN], mac[CRYPTO_MAC_LEN];
+	char input[SESSION_COOKIE_MAX + 32];
+	int n = snprintf(input, sizeof(input), "%s|%s", OAUTH_COOKIE, fields);
+
+	assert_int_equal(
+		crypto_derive_key(secret, strlen(secret), "baa oauth cookie v1", key), 0);
+	assert_int_equal(crypto_hmac(key, input, (size_t)n, mac), 0);
+	n = snprintf(out, size, "%s.", fields);
+	b64url_encode(mac, sizeof(mac), out + n);
+}
+
+/*
+ * Found by tests/fuzz/fuzz_session: a signed next whose bytes hold a NUL
+ * was cut at it, so the cookie verified with a path other than the one
+ * signed. Only baa signs, so no one could forge one; still refused now.
+ */
+static void
+test_signed_next_with_a_nul_byte_is_refused_not_cut(void **state)
+{
+	char fields[256], cookie[SESSION_COOKIE_MAX + 1], next[B64URL_LEN(8) + 1];
+	struct oauth_login back;
+
+	/* The helper signs like session.c: a clean path verifies. */
+	b64url_encode((const unsigned char *)"/me", 3, next);
+	snprintf(fields, sizeof(fields), "v1.%043d.%d.%s", 0, NOW + 60, next);
+	sign_login_fields(fields, cookie, sizeof(cookie));
+	assert_int_equal(session_verify_login(cookie, NOW, &back), 0);
+	assert_string_equal(back.next, "/me");
+
+	b64url_encode((const unsigned char *)"/me\0/x", 6, next);
+	snprintf(fields, sizeof(fields), "v1.%043d.%d.%s", 0, NOW + 60, next);
+	sign_login_fields(fields, cookie, sizeof(cookie));
+	assert_int_equal(session_verify_login(cookie, NOW, &back), -1);
 }
 
 static void
@@ -225,6 +270,7 @@ main(void)
 		cmocka_unit_test(test_a_login_cookie_is_no_session_cookie),
 		cmocka_unit_test(test_another_secret_key_refuses_the_cookie),
 		cmocka_unit_test(test_garbage_cookies_are_refused),
+		cmocka_unit_test(test_signed_next_with_a_nul_byte_is_refused_not_cut),
 		cmocka_unit_test(test_only_local_paths_are_places_to_return_to),
 	};
 	return cmocka_run_group_tests(tests, init_keys, NULL);

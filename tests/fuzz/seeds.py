@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets (tests/fuzz/corpus/<target>/).
+
+The seeds are committed; run this again only to change them (for example
+after a change of the cookie format). Cookies are signed with the targets'
+fixed key (FUZZ_SECRET in fuzz.h) and expire in 2100, so the targets'
+verification accepts them and the fuzzer starts behind the MAC. Files
+named regress-* are reproducers of fixed bugs: this script leaves them.
+"""
+import base64
+import hashlib
+import hmac
+import os
+
+FUZZ_SECRET = b"baa fuzzing key, fixed, at least thirty-two bytes"
+EXPIRES = 4102444800  # 2100-01-01
+STATE = "q0bG5y2M2R4Jw8xv3o8WZ1mP0s2T4uV6xY8zA0bC2dE"  # 43 characters
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def hkdf(info):
+    prk = hmac.new(b"\x00" * 32, FUZZ_SECRET, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def sign(key, name, fields):
+    mac = hmac.new(key, name.encode() + b"|" + fields.encode(), hashlib.sha256).digest()
+    return fields + "." + b64url(mac)
+
+
+SESSION_KEY = hkdf(b"baa session cookie v1")
+OAUTH_KEY = hkdf(b"baa oauth cookie v1")
+
+
+def session_fields(user_id=42, generation=7, expires=EXPIRES):
+    return "v1.%d.%d.%d" % (user_id, generation, expires)
+
+
+def login_fields(next_path="/", expires=EXPIRES, state=STATE):
+    return "v1.%s.%d.%s" % (state, expires, b64url(next_path.encode()))
+
+
+def session_cookie(**kw):
+    return sign(SESSION_KEY, "baa_session", session_fields(**kw))
+
+
+def login_cookie(**kw):
+    return sign(OAUTH_KEY, "baa_oauth", login_fields(**kw))
+
+
+def fastcgi(method, uri, query="", cookie=None, length="", extra=()):
+    """The parameters nginx sends (fastcgi_params), one per line."""
+    lines = ["QUERY_STRING=" + query, "REQUEST_METHOD=" + method,
+             "CONTENT_TYPE=", "CONTENT_LENGTH=" + length,
+             "SCRIPT_NAME=" + uri, "REQUEST_URI=" + uri + ("?" + query if query else ""),
+             "DOCUMENT_URI=" + uri, "DOCUMENT_ROOT=/usr/share/nginx/html",
+             "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_SCHEME=https", "HTTPS=on",
+             "GATEWAY_INTERFACE=CGI/1.1", "SERVER_SOFTWARE=nginx/1.22.1",
+             "REMOTE_ADDR=127.0.0.1", "REMOTE_PORT=51234", "SERVER_ADDR=127.0.0.1",
+             "SERVER_PORT=8443", "SERVER_NAME=baa.example.org", "REDIRECT_STATUS=200",
+             "HTTP_HOST=baa.example.org", "HTTP_USER_AGENT=Mozilla/5.0"]
+    if cookie is not None:
+        lines.append("HTTP_COOKIE=" + cookie)
+    lines.extend(extra)
+    return "\n".join(lines)
+
+
+TOKENS = ('{"access_token":"BQD3mK-example_token.value~1","token_type":"Bearer",'
+          '"expires_in":3600,"refresh_token":"AQA-refresh_token","scope":'
+          '"user-read-private user-read-email"}')
+
+SEEDS = {
+    "query": {
+        "login-next": "next=%2Fme",
+        "login-next-plain": "next=/account?tab=1",
+        "callback": "code=AQBx-7yWcS9X_code.value~&state=" + STATE,
+        "callback-denied": "error=access_denied&state=" + STATE,
+        "duplicate-state": "state=a&code=b&state=c",
+        "empty-pieces": "a=1&&b=2&",
+        "plus-and-percent": "a=x+y%20z&%41=%7e",
+        "bad-percent": "a=%zz&b=%4",
+        "encoded-nul": "a=%00",
+        "next-other-origin": "next=//evil.example",
+        "next-backslash": "next=/%5Cevil.example",
+        "utf8": "name=%E2%82%AC%F0%9F%90%91",
+        "many-pairs": "&".join("p%d=%d" % (i, i) for i in range(33)),
+    },
+    "form": {
+        "form": "grant_type=authorization_code&code=AQB&redirect_uri=https%3A%2F%2Fbaa.example.org%2Fcallback",
+        "raw-nul": "a=1\x00&b=2",
+        "no-value": "a&b=&=c",
+        "percent-at-end": "a=%",
+        "percent-edge": "a=%4&b=%41",
+        "plus": "+=+",
+        "uppercase-lowercase-hex": "a=%2f%2F",
+        "many-pairs": "&".join("k=v" for _ in range(32)),
+    },
+    "cookie": {
+        "session": "baa_session=" + session_cookie(),
+        "login": "baa_oauth=" + login_cookie(next_path="/me/token"),
+        "both": "theme=dark; baa_oauth=" + login_cookie() + "; baa_session=" + session_cookie(),
+        "stale-first": "baa_session=v1.1.1.1.AAAA; baa_session=" + session_cookie(),
+        "blanks": "  a=1 ;\tb = 2\t;; c=",
+        "no-name": "=x; a=1",
+        "no-equals": "a=1; bare",
+        "expired": "baa_session=" + session_cookie(expires=1600000000),
+    },
+    "session": {
+        "raw-session": "\x00" + session_cookie(),
+        "raw-login": "\x00" + login_cookie(next_path="/account?x=1"),
+        "raw-forged": "\x00v1.1.0.4102444800.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "signed-session": "\x01" + session_fields(),
+        "signed-session-leading-zero": "\x01v1.042.7.4102444800",
+        "signed-session-large": "\x01v1.999999999999999999.0.999999999999999999",
+        "signed-session-five-fields": "\x01v1.1.2.3.4",
+        "signed-login": "\x02" + login_fields(next_path="/me"),
+        "signed-login-other-origin": "\x02" + login_fields(next_path="//evil.example"),
+        "signed-login-short-state": "\x02v1.abc.4102444800.Lw",
+        "base64url": "\x03" + b64url(b"\x00\xff\x10 baa"),
+        "base64url-noncanonical": "\x03Lx",
+    },
+    "fastcgi": {
+        "get-me": fastcgi("GET", "/me", cookie="baa_session=" + session_cookie()),
+        "head-healthz": fastcgi("HEAD", "/healthz"),
+        "callback": fastcgi("GET", "/callback", query="code=x&state=" + STATE,
+                            cookie="baa_oauth=" + login_cookie()),
+        "post-logout": fastcgi("POST", "/logout", length="0"),
+        "delete-me": fastcgi("DELETE", "/me"),
+        "put-me-405": fastcgi("PUT", "/me"),
+        "unknown-404": fastcgi("GET", "/nope"),
+        "odd-method": fastcgi("BREW", "/me"),
+        "length-bad": fastcgi("POST", "/logout", length="-1"),
+        "length-large": fastcgi("POST", "/logout", length="999999999999"),
+        "script-name-only": "REQUEST_METHOD=GET\nSCRIPT_NAME=/healthz",
+        "relative-path": "REQUEST_METHOD=GET\nDOCUMENT_URI=me",
+        "no-equals": "REQUEST_METHOD\nDOCUMENT_URI",
+    },
+    "spotify_tokens": {
+        "code-exchange": "\x01" + TOKENS,
+        "refresh": '\x00{"access_token":"BQD-new","token_type":"Bearer","expires_in":3600,'
+                   '"scope":"user-read-private"}',
+        "refresh-rotated": "\x00" + TOKENS,
+        "invalid-grant": '\x00{"error":"invalid_grant","error_description":"Refresh token revoked"}',
+        "invalid-client": '\x01{"error":"invalid_client","error_description":"Invalid client"}',
+        "lowercase-bearer": '\x00{"access_token":"a","token_type":"bearer","expires_in":1}',
+        "expires-odd": '\x00{"access_token":"a","token_type":"Bearer","expires_in":1e400}',
+        "expires-string": '\x00{"access_token":"a","token_type":"Bearer","expires_in":"3600"}',
+        "null-refresh": '\x01{"access_token":"a","token_type":"Bearer","expires_in":60,'
+                        '"refresh_token":null}',
+        "escapes": '\x00{"access_token":"a\\u0041\\ud83d\\ude00","token_type":"Bearer",'
+                   '"expires_in":60,"scope":"\\u00e9"}',
+        "not-object": "\x00[1,2,3]",
+        "truncated": '\x01{"access_token":"a","token_',
+    },
+    "spotify_user": {
+        "profile": '{"country":"SE","display_name":"JM Wizzler","email":"email@example.com",'
+                   '"explicit_content":{"filter_enabled":false,"filter_locked":false},'
+                   '"external_urls":{"spotify":"https://open.spotify.com/user/wizzler"},'
+                   '"followers":{"href":null,"total":3829},'
+                   '"href":"https://api.spotify.com/v1/users/wizzler","id":"wizzler",'
+                   '"images":[{"height":null,"url":"https://i.scdn.co/image/ab67","width":null}],'
+                   '"product":"premium","type":"user","uri":"spotify:user:wizzler"}',
+        "null-name": '{"id":"31l77y2al5lnn7mxfrmd4bpbbfaa","display_name":null}',
+        "no-name": '{"id":"x"}',
+        "numeric-id": '{"id":12345,"display_name":"n"}',
+        "empty-id": '{"id":"","display_name":"n"}',
+        "unicode-name": '{"id":"u","display_name":"Bj\\u00f6rk \\ud83d\\udc11 \\u0000x"}',
+        "duplicate-keys": '{"id":"a","id":"b"}',
+        "deep": "[" * 200 + "]" * 200,
+    },
+    "retry_after": {
+        "seconds": "30",
+        "zero": "0",
+        "cap": "3600",
+        "above-cap": "86400",
+        "http-date": "Wed, 21 Oct 2015 07:28:00 GMT",
+        "negative": "-1",
+        "blank": " 5",
+        "empty": "",
+    },
+}
+
+
+def main():
+    for target, seeds in SEEDS.items():
+        folder = os.path.join(CORPUS, target)
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if not name.startswith("regress-"):
+                os.remove(os.path.join(folder, name))
+        for name, text in seeds.items():
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(text.encode("latin-1"))
+
+
+if __name__ == "__main__":
+    main()

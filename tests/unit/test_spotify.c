@@ -1,0 +1,183 @@
+/* Reading Spotify's answers: token and profile JSON, the Retry-After header. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../src/spotify.h"
+
+static struct spotify_tokens tokens;
+static struct spotify_user user;
+
+static int
+parse_tokens(const char *json, int refresh_required)
+{
+	return spotify_parse_tokens(json, strlen(json), refresh_required, &tokens);
+}
+
+static int
+parse_user(const char *json)
+{
+	return spotify_parse_user(json, strlen(json), &user);
+}
+
+static void
+test_retry_after_delta_seconds_are_taken_within_bounds(void **state)
+{
+	assert_int_equal(spotify_parse_retry_after("30"), 30);
+	assert_int_equal(spotify_parse_retry_after("0"), 1);
+	assert_int_equal(spotify_parse_retry_after("3600"), 3600);
+	assert_int_equal(spotify_parse_retry_after("3601"), 3600);
+}
+
+/* Found by tests/fuzz/fuzz_retry_after: six digits and more were read as 1 s. */
+static void
+test_retry_after_of_many_digits_waits_the_longest_not_the_shortest(void **state)
+{
+	assert_int_equal(spotify_parse_retry_after("304247"), 3600);
+	assert_int_equal(spotify_parse_retry_after("99999999999999999999999999"), 3600);
+	assert_int_equal(spotify_parse_retry_after("000000000000000000000000005"), 5);
+}
+
+static void
+test_retry_after_that_is_no_number_waits_one_second(void **state)
+{
+	assert_int_equal(spotify_parse_retry_after(NULL), 1);
+	assert_int_equal(spotify_parse_retry_after(""), 1);
+	assert_int_equal(spotify_parse_retry_after("-5"), 1);
+	assert_int_equal(spotify_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), 1);
+}
+
+static void
+test_token_answer_is_read(void **state)
+{
+	assert_int_equal(
+		parse_tokens("{\"access_token\":\"AT-1\",\"token_type\":\"Bearer\","
+			     "\"expires_in\":3600,\"refresh_token\":\"RT-1\","
+			     "\"scope\":\"user-read-private\"}",
+			     1),
+		0);
+	assert_string_equal(tokens.access_token, "AT-1");
+	assert_string_equal(tokens.refresh_token, "RT-1");
+	assert_string_equal(tokens.scope, "user-read-private");
+	assert_int_equal(tokens.expires_in, 3600);
+}
+
+static void
+test_token_answer_without_a_required_refresh_token_is_refused(void **state)
+{
+	const char *json =
+		"{\"access_token\":\"AT\",\"token_type\":\"bearer\",\"expires_in\":60}";
+
+	assert_int_equal(parse_tokens(json, 1), -1);
+	assert_int_equal(parse_tokens(json, 0), 0);
+	assert_string_equal(tokens.refresh_token, "");
+}
+
+static void
+test_token_answer_that_is_not_a_bearer_token_is_refused(void **state)
+{
+	assert_int_equal(parse_tokens("{\"access_token\":\"AT\",\"token_type\":\"MAC\","
+				      "\"expires_in\":60}",
+				      0),
+			 -1);
+	assert_int_equal(
+		parse_tokens("{\"access_token\":\"A T\",\"token_type\":\"Bearer\","
+			     "\"expires_in\":60}",
+			     0),
+		-1);
+	assert_int_equal(
+		parse_tokens("{\"access_token\":\"AT\",\"token_type\":\"Bearer\","
+			     "\"expires_in\":0}",
+			     0),
+		-1);
+	assert_int_equal(parse_tokens("[]", 0), -1);
+	assert_int_equal(parse_tokens("", 0), -1);
+}
+
+static void
+test_invalid_grant_is_told_from_other_errors(void **state)
+{
+	const char *dead =
+		"{\"error\":\"invalid_grant\",\"error_description\":\"revoked\"}";
+	const char *other = "{\"error\":\"invalid_client\"}";
+
+	assert_int_equal(spotify_is_invalid_grant(dead, strlen(dead)), 1);
+	assert_int_equal(spotify_is_invalid_grant(other, strlen(other)), 0);
+	assert_int_equal(spotify_is_invalid_grant("invalid_grant", 13), 0);
+}
+
+static void
+test_profile_is_read_and_display_name_may_be_null(void **state)
+{
+	assert_int_equal(
+		parse_user("{\"id\":\"wizzler\",\"display_name\":\"JM Wizzler\"}"), 0);
+	assert_string_equal(user.id, "wizzler");
+	assert_string_equal(user.display_name, "JM Wizzler");
+	assert_int_equal(parse_user("{\"id\":\"wizzler\",\"display_name\":null}"), 0);
+	assert_string_equal(user.display_name, "");
+	assert_int_equal(parse_user("{\"id\":\"\"}"), -1);
+	assert_int_equal(parse_user("{\"id\":42}"), -1);
+}
+
+/*
+ * Found by tests/fuzz/fuzz_spotify_user: a name that is not UTF-8 was
+ * accepted, and the database then refused it: "database unavailable" (503)
+ * for what is garbage from Spotify (502).
+ */
+static void
+test_profile_text_that_is_not_utf8_is_refused(void **state)
+{
+	assert_int_equal(parse_user("{\"id\":\"u\",\"display_name\":\"Bj\xf6rk\"}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"\xc0\xaf\"}"), -1); /* overlong '/' */
+	assert_int_equal(parse_user("{\"id\":\"u\",\"display_name\":\"\xed\xa0\x80\"}"),
+			 -1); /* surrogate */
+	assert_int_equal(
+		parse_user("{\"id\":\"u\",\"display_name\":\"\xf4\x90\x80\x80\"}"), -1);
+	assert_int_equal(
+		parse_tokens("{\"access_token\":\"AT\",\"token_type\":\"Bearer\","
+			     "\"expires_in\":60,\"scope\":\"\xff\"}",
+			     0),
+		-1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"display_name\":\"Bj\u00f6rk "
+				    "\xf0\x9f\x90\x91\"}"),
+			 0);
+	assert_string_equal(user.display_name, "Bj\xc3\xb6rk \xf0\x9f\x90\x91");
+}
+
+/* cJSON turns \u0000 into a NUL: "abc\u0000x" must not be read as "abc". */
+static void
+test_escaped_nul_is_refused_not_cut(void **state)
+{
+	assert_int_equal(parse_user("{\"id\":\"abc\\u0000x\"}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"a\",\"display_name\":\"\\u0000\"}"), -1);
+	assert_int_equal(parse_tokens("{\"access_token\":\"AT\\u0000\",\"token_type\":"
+				      "\"Bearer\",\"expires_in\":60}",
+				      0),
+			 -1);
+	assert_int_equal(parse_user("{\"id\":\"a\\u0041\"}"), 0);
+	assert_string_equal(user.id, "aA");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_retry_after_delta_seconds_are_taken_within_bounds),
+		cmocka_unit_test(
+			test_retry_after_of_many_digits_waits_the_longest_not_the_shortest),
+		cmocka_unit_test(test_retry_after_that_is_no_number_waits_one_second),
+		cmocka_unit_test(test_token_answer_is_read),
+		cmocka_unit_test(
+			test_token_answer_without_a_required_refresh_token_is_refused),
+		cmocka_unit_test(test_token_answer_that_is_not_a_bearer_token_is_refused),
+		cmocka_unit_test(test_invalid_grant_is_told_from_other_errors),
+		cmocka_unit_test(test_profile_is_read_and_display_name_may_be_null),
+		cmocka_unit_test(test_profile_text_that_is_not_utf8_is_refused),
+		cmocka_unit_test(test_escaped_nul_is_refused_not_cut),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
