@@ -934,13 +934,14 @@ http {{
 
 
 class Nginx:
-    def __init__(self, upstream, user=None, kept=False):
+    def __init__(self, upstream, user=None, kept=True):
         """upstream: '127.0.0.1:PORT' or 'unix:/path'.
 
         user: nginx worker user; default nobody (root only if asked for, e.g.
         to reach a unix socket whose permissions are not part of the contract).
-        kept: kept FastCGI connections, as nginx/baa.conf.in has them;
-        otherwise one connection per request.
+        kept: kept FastCGI connections, as nginx/baa.conf.in has them (so
+        the tests run the path production runs); False: one connection per
+        request.
         """
         self.upstream = upstream
         self.dir = make_temp_dir("baa-it-nginx-")
@@ -1169,7 +1170,7 @@ class BaaTestCase(unittest.TestCase):
 
     # -- serve + nginx -----------------------------------------------------
     @classmethod
-    def _start_stack(cls, env, nginx_user, cleanup, umask=None, kept=False):
+    def _start_stack(cls, env, nginx_user, cleanup, umask=None, kept=True):
         b = Baa(make_temp_dir("baa-it-serve-"))
         cleanup(b.stop)
         b.serve(env, umask=umask)
@@ -1180,7 +1181,7 @@ class BaaTestCase(unittest.TestCase):
         n.start()
         return b, n
 
-    def start_stack(self, env=None, nginx_user=None, umask=None, kept=False):
+    def start_stack(self, env=None, nginx_user=None, umask=None, kept=True):
         """baa serve + nginx in front of it, stopped after the test."""
         return self._start_stack(env or self.env(), nginx_user, self.addCleanup, umask=umask,
                                  kept=kept)
