@@ -286,6 +286,7 @@ master_run(const struct config *cfg, const struct privileges *privs)
 	m.nslots = cfg->workers * 2 + 1;
 	m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));
 	if (m.slots == NULL || spread_init(m.nslots) < 0) {
+		free(m.slots);
 		listener_close(m.listen_fd, &cfg->listen);
 		return 1;
 	}

@@ -147,6 +147,7 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 	static struct response res;
 	char path[LOG_PATH_MAX + 1];
 	int status, sent;
+	double took_ms;
 	struct timespec start;
 	struct request req;
 	enum request_error parse_error;
@@ -179,14 +180,15 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 	FCGX_Finish_r(fcgi);
 
 	status = res.overflow ? 500 : res.status;
+	took_ms = elapsed_ms(&start);
 	metrics_request(route ? (size_t)(route - app_routes) : app_route_count, status,
-			elapsed_ms(&start));
+			took_ms);
 	if (!sent)
 		log_event(LOG_WARN, "response_not_sent", LOG_STR("path", path));
 	log_event(LOG_INFO, "request",
 		  LOG_STR("method", req.method_name ? req.method_name : "-"),
 		  LOG_STR("path", path), LOG_STR("route", route ? route->name : "-"),
-		  LOG_INT("status", status), LOG_MS("duration_ms", elapsed_ms(&start)),
+		  LOG_INT("status", status), LOG_MS("duration_ms", took_ms),
 		  LOG_INT("pid", worker_pid));
 }
 

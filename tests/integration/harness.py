@@ -718,6 +718,11 @@ def base_env(db, listen=None, workers=2, **extra):
     env.update(spotify_env())
     env["BAA_LISTEN"] = listen or "127.0.0.1:%d" % free_port()
     env["BAA_WORKERS"] = str(workers)
+    return with_extra(env, extra)
+
+
+def with_extra(env, extra):
+    """env with extra's variables set (as text), and those given as None removed."""
     for k, v in extra.items():
         if v is None:
             env.pop(k, None)
@@ -1624,12 +1629,7 @@ def login_env(db, fake_url, workers=2, redirect_uri=TEST_REDIRECT_URI, **extra):
     """base_env + the Spotify variables pointing at a fake; extra as in base_env."""
     env = base_env(db, workers=workers)
     env.update(spotify_env(redirect_uri, fake_url))
-    for k, v in extra.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = str(v)
-    return env
+    return with_extra(env, extra)
 
 
 class SpotifyTestCase(BaaTestCase):

@@ -169,11 +169,12 @@ class LogoutAndDeleteTest(SessionTestCase):
         self.assertUnauthorized(self.me(old), "old cookie after a new login")
 
     def test_logout_on_the_worker_that_cached_the_profile_revokes_it_at_once(self):
-        # One worker on kept connections (as shipped): it caches the profile,
-        # serves the logout (whose own NOTIFY comes back with the UPDATE's
-        # answer, inside libpq, not on the socket its epoll watches) and must
-        # not answer the old cookie from its cache.
-        baa, nginx = self.start_stack(self.login_env(BAA_WORKERS="1"), kept=True)
+        # One worker on kept connections (as shipped, and the harness's
+        # default): it caches the profile, serves the logout (whose own
+        # NOTIFY comes back with the UPDATE's answer, inside libpq, not on
+        # the socket its epoll watches) and must not answer the old cookie
+        # from its cache.
+        baa, nginx = self.start_stack(self.login_env(BAA_WORKERS="1"))
         for round_ in range(3):
             with self.subTest(round=round_):
                 b, r = self.login(nginx=nginx)
