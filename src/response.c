@@ -86,6 +86,125 @@ response_error(struct response *res, int status, const char *message)
 }
 
 void
+response_error_message(struct response *res, int status, const char *code,
+		       const char *message)
+{
+	response_object_begin(res, status);
+	response_member_string(res, "error", code, 0);
+	response_member_string(res, "message", message, 0);
+	response_object_end(res);
+}
+
+/* Appends len bytes to the body; the body stays NUL-terminated. */
+static void
+body_add(struct response *res, const char *data, size_t len)
+{
+	if (res->overflow || len >= sizeof(res->body) - res->body_len) {
+		res->overflow = 1;
+		return;
+	}
+	memcpy(res->body + res->body_len, data, len);
+	res->body_len += len;
+	res->body[res->body_len] = '\0';
+}
+
+static void
+body_add_str(struct response *res, const char *s)
+{
+	body_add(res, s, strlen(s));
+}
+
+/* value as a JSON string: quotes, backslashes and control bytes escaped. */
+static void
+body_add_json_string(struct response *res, const char *value)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = value, *p;
+
+	body_add(res, "\"", 1);
+	for (p = value; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		char esc[6] = {'\\', 0};
+		size_t n = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		body_add(res, run, (size_t)(p - run));
+		run = p + 1;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+		}
+		body_add(res, esc, n);
+	}
+	body_add(res, run, (size_t)(p - run));
+	body_add(res, "\"", 1);
+}
+
+void
+response_object_begin(struct response *res, int status)
+{
+	res->status = status;
+	res->content_type = "application/json";
+	res->body_len = 0;
+	res->body[0] = '\0';
+	body_add(res, "{", 1);
+}
+
+/* ,"name": (no comma before the first member) */
+static void
+member_name(struct response *res, const char *name)
+{
+	if (res->body_len > 1)
+		body_add(res, ",", 1);
+	body_add_json_string(res, name);
+	body_add(res, ":", 1);
+}
+
+void
+response_member_raw(struct response *res, const char *name, const char *json)
+{
+	member_name(res, name);
+	body_add_str(res, json);
+}
+
+void
+response_member_string(struct response *res, const char *name, const char *value,
+		       int empty_is_null)
+{
+	member_name(res, name);
+	if (value == NULL || (empty_is_null && value[0] == '\0'))
+		body_add(res, "null", 4);
+	else
+		body_add_json_string(res, value);
+}
+
+void
+response_member_bool(struct response *res, const char *name, int value)
+{
+	response_member_raw(res, name, value ? "true" : "false");
+}
+
+void
+response_object_end(struct response *res)
+{
+	/* The newline, as response_json has it. */
+	body_add(res, "}\n", 2);
+	if (res->overflow)
+		res->body_len = 0;
+}
+
+void
 response_cookie(struct response *res, const char *name, const char *value, long max_age)
 {
 	char line[2048];
@@ -103,8 +222,14 @@ response_cookie(struct response *res, const char *name, const char *value, long 
 void
 response_redirect(struct response *res, const char *location)
 {
+	response_redirect_status(res, 302, location);
+}
+
+void
+response_redirect_status(struct response *res, int status, const char *location)
+{
 	response_header(res, "Location", location);
-	response_json_string(res, 302, "location", location);
+	response_json_string(res, status, "location", location);
 }
 
 const char *
@@ -115,6 +240,7 @@ response_reason(int status)
 	case 201: return "Created";
 	case 204: return "No Content";
 	case 302: return "Found";
+	case 303: return "See Other";
 	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";

@@ -42,6 +42,27 @@ void response_json_string(struct response *res, int status, const char *key,
 void response_error(struct response *res, int status, const char *message);
 
 /*
+ * Sets status and {"error": code, "message": message}: code is for
+ * programs (a fixed word), message for the person reading it.
+ */
+void response_error_message(struct response *res, int status, const char *code,
+			    const char *message);
+
+/*
+ * A JSON object written member by member straight into the body, without
+ * allocating (GET /me, the hot path, answers this way). Names are baa's
+ * own; string values must be UTF-8 (baa's own, or checked when they came
+ * in) and are escaped as JSON needs. Running out of room sets overflow.
+ */
+void response_object_begin(struct response *res, int status);
+void response_member_raw(struct response *res, const char *name, const char *json);
+/* NULL or "" with empty_is_null: null. */
+void response_member_string(struct response *res, const char *name, const char *value,
+			    int empty_is_null);
+void response_member_bool(struct response *res, const char *name, int value);
+void response_object_end(struct response *res);
+
+/*
  * Sets a cookie for the whole site: HttpOnly; Secure; SameSite=Lax. A
  * max_age of 0 deletes it.
  */
@@ -50,6 +71,9 @@ void response_cookie(struct response *res, const char *name, const char *value,
 
 /* 302 to location, with a small JSON body for clients that show it. */
 void response_redirect(struct response *res, const char *location);
+
+/* The same with another 3xx status (303 See Other after a failed /callback). */
+void response_redirect_status(struct response *res, int status, const char *location);
 
 const char *response_reason(int status);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 
 #include "../../src/response.h"
 
@@ -109,6 +110,115 @@ test_render_refuses_a_too_small_buffer(void **state)
 	assert_int_equal(response_render(&res, 0, tiny, sizeof(tiny)), 0);
 }
 
+/* What the hand-written object reads as, through cJSON's parser. */
+static cJSON *
+body_json(void)
+{
+	assert_int_equal(res.body[res.body_len - 1], '\n');
+	return cJSON_ParseWithLength(res.body, res.body_len);
+}
+
+static void
+test_object_members_read_back_as_written(void **state)
+{
+	/* Every byte below 0x20, quotes, backslashes, UTF-8 and DEL. */
+	char tricky[64];
+	cJSON *json;
+
+	for (int i = 0; i < 32; i++)
+		tricky[i] = (char)(i + 1 < 32 ? i + 1 : '"');
+	strcpy(tricky + 32, "\\/\x7f\xc3\xb6\xf0\x9f\x90\x91 end");
+	response_init(&res);
+	response_object_begin(&res, 200);
+	response_member_raw(&res, "id", "12345678901234567");
+	response_member_string(&res, "tricky", tricky, 0);
+	response_member_string(&res, "empty", "", 0);
+	response_member_string(&res, "none", "", 1);
+	response_member_string(&res, "null", NULL, 0);
+	response_member_bool(&res, "yes", 1);
+	response_member_bool(&res, "no", 0);
+	response_object_end(&res);
+	assert_int_equal(res.status, 200);
+	assert_string_equal(res.content_type, "application/json");
+	assert_int_equal(res.overflow, 0);
+	json = body_json();
+	assert_non_null(json);
+	assert_int_equal(cJSON_GetArraySize(json), 7);
+	assert_string_equal(cJSON_GetObjectItem(json, "tricky")->valuestring, tricky);
+	assert_string_equal(cJSON_GetObjectItem(json, "empty")->valuestring, "");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(json, "none")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(json, "null")));
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(json, "yes")));
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(json, "no")));
+	/* raw digits, not a double read back */
+	assert_non_null(strstr(res.body, "{\"id\":12345678901234567,"));
+	cJSON_Delete(json);
+}
+
+static void
+test_object_is_compact_like_cjsons(void **state)
+{
+	response_init(&res);
+	response_object_begin(&res, 403);
+	response_member_string(&res, "error", "a\tb", 0);
+	response_member_bool(&res, "x", 1);
+	response_object_end(&res);
+	assert_string_equal(res.body, "{\"error\":\"a\\tb\",\"x\":true}\n");
+	response_object_begin(&res, 200);
+	response_object_end(&res);
+	assert_string_equal(res.body, "{}\n");
+}
+
+static void
+test_error_message_has_code_and_sentence(void **state)
+{
+	cJSON *json;
+
+	response_init(&res);
+	response_error_message(&res, 403, "spotify_access_denied", "Ask the \"owner\".");
+	assert_int_equal(res.status, 403);
+	json = body_json();
+	assert_string_equal(cJSON_GetObjectItem(json, "error")->valuestring,
+			    "spotify_access_denied");
+	assert_string_equal(cJSON_GetObjectItem(json, "message")->valuestring,
+			    "Ask the \"owner\".");
+	cJSON_Delete(json);
+}
+
+static void
+test_overflowing_object_turns_into_a_500(void **state)
+{
+	static char big[RESPONSE_BODY_MAX / 2];
+	size_t len;
+
+	memset(big, '"', sizeof(big) - 1); /* each doubles when escaped */
+	response_init(&res);
+	response_object_begin(&res, 200);
+	response_member_string(&res, "big", big, 0);
+	response_object_end(&res);
+	assert_int_equal(res.overflow, 1);
+	len = response_render(&res, 0, out, sizeof(out));
+	out[len] = '\0';
+	assert_non_null(strstr(out, "Status: 500 "));
+}
+
+static void
+test_see_other_keeps_earlier_headers(void **state)
+{
+	size_t len;
+
+	response_init(&res);
+	response_cookie(&res, "baa_oauth", "", 0);
+	response_error(&res, 403, "nope");
+	response_redirect_status(&res, 303, "/?login_error=spotify_access_denied");
+	len = response_render(&res, 0, out, sizeof(out));
+	out[len] = '\0';
+	assert_non_null(strstr(out, "Status: 303 See Other\r\n"));
+	assert_non_null(strstr(out, "Location: /?login_error=spotify_access_denied\r\n"));
+	assert_non_null(strstr(out, "Set-Cookie: baa_oauth=; Max-Age=0"));
+	assert_null(strstr(out, "nope"));
+}
+
 int
 main(void)
 {
@@ -120,6 +230,11 @@ main(void)
 		cmocka_unit_test(test_overflowing_headers_turn_into_a_500),
 		cmocka_unit_test(test_overflowing_body_turns_into_a_500),
 		cmocka_unit_test(test_render_refuses_a_too_small_buffer),
+		cmocka_unit_test(test_object_members_read_back_as_written),
+		cmocka_unit_test(test_object_is_compact_like_cjsons),
+		cmocka_unit_test(test_error_message_has_code_and_sentence),
+		cmocka_unit_test(test_overflowing_object_turns_into_a_500),
+		cmocka_unit_test(test_see_other_keeps_earlier_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
