@@ -296,6 +296,42 @@ config_parse_session_ttl(const char *value, void *field, char *err, size_t errle
 	return 0;
 }
 
+/* Spotify's refresh tokens die this long after the user's authorization. */
+int
+config_parse_grant_lifetime(const char *value, void *field, char *err, size_t errlen)
+{
+	if (parse_bounded_int(value, 60, 10 * 366 * 86400, field) < 0) {
+		snprintf(err, errlen, "must be a number of seconds from 60 to %d",
+			 10 * 366 * 86400);
+		return -1;
+	}
+	return 0;
+}
+
+/* How long before the grant's end the user is asked to renew it. */
+int
+config_parse_reauth_window(const char *value, void *field, char *err, size_t errlen)
+{
+	if (parse_bounded_int(value, 0, 366 * 86400, field) < 0) {
+		snprintf(err, errlen, "must be a number of seconds from 0 to %d",
+			 366 * 86400);
+		return -1;
+	}
+	return 0;
+}
+
+/* How long one invalid_grant waits for a second opinion. */
+int
+config_parse_invalid_grant_confirm(const char *value, void *field, char *err,
+				   size_t errlen)
+{
+	if (parse_bounded_int(value, 0, 86400, field) < 0) {
+		snprintf(err, errlen, "must be a number of seconds from 0 to 86400");
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_parse_switch(const char *value, void *field, char *err, size_t errlen)
 {

@@ -64,12 +64,18 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  "https://accounts.spotify.com", config_parse_service_url)                      \
 	X(SPOTIFY_API_URL, spotify_api_url, const char *, CONFIG_SERVE,                  \
 	  "https://api.spotify.com", config_parse_service_url)                           \
-	X(SPOTIFY_SCOPES, spotify_scopes, const char *, CONFIG_SERVE,                    \
-	  "user-read-private user-read-email", config_parse_scopes)                      \
+	X(SPOTIFY_SCOPES, spotify_scopes, const char *, CONFIG_SERVE, "",                \
+	  config_parse_scopes)                                                           \
 	X(BAA_SPOTIFY_TIMEOUT_MS, spotify_timeout_ms, int, CONFIG_SERVE, "4000",         \
 	  config_parse_timeout_ms)                                                       \
 	X(BAA_SESSION_TTL, session_ttl, int, CONFIG_SERVE, "2592000",                    \
 	  config_parse_session_ttl)                                                      \
+	X(BAA_GRANT_LIFETIME, grant_lifetime, int, CONFIG_SERVE, "15552000",             \
+	  config_parse_grant_lifetime)                                                   \
+	X(BAA_REAUTH_WINDOW, reauth_window, int, CONFIG_SERVE, "1209600",                \
+	  config_parse_reauth_window)                                                    \
+	X(BAA_INVALID_GRANT_CONFIRM, invalid_grant_confirm, int, CONFIG_SERVE, "600",    \
+	  config_parse_invalid_grant_confirm)                                            \
 	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "auto",                   \
 	  config_parse_profile_cache)                                                    \
 	X(BAA_IO_TIMEOUT, io_timeout, int, CONFIG_SERVE, "10", config_parse_seconds)     \
@@ -93,7 +99,8 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_client_id, config_parse_redirect_uri, config_parse_secret_key,
 	config_parse_service_url, config_parse_scopes, config_parse_timeout_ms,
 	config_parse_session_ttl, config_parse_switch, config_parse_user_name,
-	config_parse_token_keys;
+	config_parse_token_keys, config_parse_grant_lifetime, config_parse_reauth_window,
+	config_parse_invalid_grant_confirm;
 config_parser config_parse_pooler, config_parse_profile_cache;
 
 #define CONFIG_SECRET_KEY_MIN 32

@@ -16,13 +16,13 @@ static const double bucket_ms[] = {0.25, 0.5, 1,   2.5, 5,    10,   25,
 #define BUCKETS (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
 
 static const char *const status_labels[METRICS_STATUS_COUNT] = {
-	"200", "302", "400", "401", "403", "404",
+	"200", "302", "303", "400", "401", "403", "404",
 	"405", "414", "500", "502", "503", "other",
 };
 static const char *const call_labels[METRICS_CALL_COUNT] = {"authorization_code",
 							    "refresh_token", "me"};
 static const char *const outcome_labels[METRICS_OUTCOME_COUNT] = {
-	"ok", "invalid_grant", "unauthorized", "rate_limited", "failed"};
+	"ok", "invalid_grant", "unauthorized", "forbidden", "rate_limited", "failed"};
 
 struct route_counters {
 	uint64_t by_status[METRICS_STATUS_COUNT];
@@ -76,6 +76,7 @@ status_slot(int status)
 	switch (status) {
 	case 200: return METRICS_2XX_200;
 	case 302: return METRICS_302;
+	case 303: return METRICS_303;
 	case 400: return METRICS_400;
 	case 401: return METRICS_401;
 	case 403: return METRICS_403;

@@ -79,6 +79,17 @@ form_add(char *out, size_t size, const char *name, const char *value)
 	return n < 0 || (size_t)n >= size - len ? -1 : 0;
 }
 
+/*
+ * Without scopes (the default) Spotify grants what /v1/me needs for id,
+ * display_name and account_id, which is all baa reads; an empty scope
+ * parameter is left out rather than sent.
+ */
+static int
+has_scopes(const char *scopes)
+{
+	return scopes != NULL && scopes[strspn(scopes, " ")] != '\0';
+}
+
 int
 spotify_authorize_url(const char *state, const char *code_challenge, char *out,
 		      size_t size)
@@ -90,7 +101,8 @@ spotify_authorize_url(const char *state, const char *code_challenge, char *out,
 	    form_add(query, sizeof(query), "response_type", "code") < 0 ||
 	    form_add(query, sizeof(query), "redirect_uri", cfg->spotify_redirect_uri) <
 		    0 ||
-	    form_add(query, sizeof(query), "scope", cfg->spotify_scopes) < 0 ||
+	    (has_scopes(cfg->spotify_scopes) &&
+	     form_add(query, sizeof(query), "scope", cfg->spotify_scopes) < 0) ||
 	    form_add(query, sizeof(query), "state", state) < 0 ||
 	    form_add(query, sizeof(query), "code_challenge", code_challenge) < 0 ||
 	    form_add(query, sizeof(query), "code_challenge_method", "S256") < 0)
@@ -250,22 +262,31 @@ has_escaped_nul(const char *text, size_t len)
 	return 0;
 }
 
+/* How copy_string treats a member that is absent, null or "". */
+enum presence {
+	OPTIONAL,  /* absent, null or "": out is "" */
+	REQUIRED,  /* a non-empty string */
+	NONEMPTY,  /* absent or null: out is ""; present: a non-empty string */
+};
+
 /*
- * Copies a JSON string member into out; -1 when absent, not a string, too
- * long, or not UTF-8.
+ * Copies a JSON string member into out; -1 when it is missing or empty
+ * against presence, not a string, too long, or not UTF-8.
  */
 static int
-copy_string(const cJSON *obj, const char *name, char *out, size_t size, int required)
+copy_string(const cJSON *obj, const char *name, char *out, size_t size,
+	    enum presence presence)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
 
 	if (item == NULL || cJSON_IsNull(item)) {
 		out[0] = '\0';
-		return required ? -1 : 0;
+		return presence == REQUIRED ? -1 : 0;
 	}
 	if (!cJSON_IsString(item) || item->valuestring == NULL ||
 	    strlen(item->valuestring) >= size ||
-	    (required && item->valuestring[0] == '\0') || !is_utf8(item->valuestring))
+	    (presence != OPTIONAL && item->valuestring[0] == '\0') ||
+	    !is_utf8(item->valuestring))
 		return -1;
 	strcpy(out, item->valuestring);
 	return 0;
@@ -298,10 +319,11 @@ spotify_parse_tokens(const char *text, size_t len, int refresh_required,
 	    expires->valuedouble > 86400 * 366)
 		goto out;
 	if (copy_string(json, "access_token", out->access_token,
-			sizeof(out->access_token), 1) < 0 ||
+			sizeof(out->access_token), REQUIRED) < 0 ||
 	    copy_string(json, "refresh_token", out->refresh_token,
-			sizeof(out->refresh_token), refresh_required) < 0 ||
-	    copy_string(json, "scope", out->scope, sizeof(out->scope), 0) < 0)
+			sizeof(out->refresh_token),
+			refresh_required ? REQUIRED : OPTIONAL) < 0 ||
+	    copy_string(json, "scope", out->scope, sizeof(out->scope), OPTIONAL) < 0)
 		goto out;
 	if (!is_token_text(out->access_token) || !is_token_text(out->refresh_token))
 		goto out;
@@ -324,6 +346,11 @@ spotify_is_invalid_grant(const char *text, size_t len)
 	return dead;
 }
 
+/*
+ * account_id is optional (answers from before May 2026 lack it) but, when
+ * sent, is held to id's rules: an empty one would make every such user
+ * the same account.
+ */
 int
 spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
 {
@@ -331,9 +358,11 @@ spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
 	int rc = -1;
 
 	if (cJSON_IsObject(json) && !has_escaped_nul(text, len) &&
-	    copy_string(json, "id", out->id, sizeof(out->id), 1) == 0 &&
+	    copy_string(json, "id", out->id, sizeof(out->id), REQUIRED) == 0 &&
+	    copy_string(json, "account_id", out->account_id, sizeof(out->account_id),
+			NONEMPTY) == 0 &&
 	    copy_string(json, "display_name", out->display_name,
-			sizeof(out->display_name), 0) == 0)
+			sizeof(out->display_name), OPTIONAL) == 0)
 		rc = 0;
 	cJSON_Delete(json);
 	return rc;
@@ -381,6 +410,8 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 				  LOG_STR("endpoint", grant));
 	} else if (status == 400 && spotify_is_invalid_grant(body, body_len)) {
 		result.status = SPOTIFY_INVALID_GRANT;
+	} else if (status == 403) {
+		result.status = SPOTIFY_FORBIDDEN;
 	} else if (status == 429) {
 		note_rate_limit(&result);
 	}
@@ -395,6 +426,7 @@ outcome_label(enum spotify_status status)
 	case SPOTIFY_OK: return METRICS_OUTCOME_OK;
 	case SPOTIFY_INVALID_GRANT: return METRICS_OUTCOME_INVALID_GRANT;
 	case SPOTIFY_UNAUTHORIZED: return METRICS_OUTCOME_UNAUTHORIZED;
+	case SPOTIFY_FORBIDDEN: return METRICS_OUTCOME_FORBIDDEN;
 	case SPOTIFY_RATE_LIMITED: return METRICS_OUTCOME_RATE_LIMITED;
 	default: return METRICS_OUTCOME_FAILED;
 	}
@@ -457,6 +489,10 @@ me_request(const char *access_token, struct spotify_user *out)
 	status = perform("me", url, NULL, access_token);
 	if (status == 401)
 		result.status = SPOTIFY_UNAUTHORIZED;
+	/* Development mode: a user the owner has not added gets through the
+	 * consent screen, then the Web API refuses them. */
+	if (status == 403)
+		result.status = SPOTIFY_FORBIDDEN;
 	if (status == 429)
 		note_rate_limit(&result);
 	if (status != 200)

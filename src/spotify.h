@@ -22,8 +22,15 @@ struct spotify_tokens {
 	long expires_in;
 };
 
+/*
+ * What baa reads of /v1/me. account_id is immutable and what accounts are
+ * linked on; id may change. Every other field of the profile (email,
+ * country, product, images, followers...) is optional at Spotify, absent
+ * in development mode, and never read.
+ */
 struct spotify_user {
 	char id[SPOTIFY_ID_MAX + 1];
+	char account_id[SPOTIFY_ID_MAX + 1];	 /* "" when the answer has none */
 	char display_name[SPOTIFY_NAME_MAX + 1]; /* "" when Spotify has none */
 };
 
@@ -31,6 +38,7 @@ enum spotify_status {
 	SPOTIFY_OK,
 	SPOTIFY_INVALID_GRANT, /* the code or refresh token is dead: log in again */
 	SPOTIFY_UNAUTHORIZED,  /* the Web API refused the access token */
+	SPOTIFY_FORBIDDEN,     /* 403: this user may not use the app (development mode) */
 	SPOTIFY_RATE_LIMITED,  /* 429: retry_after says when */
 	SPOTIFY_FAILED,	       /* 5xx, timeout, refused, or an answer we cannot use */
 };

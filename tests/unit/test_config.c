@@ -15,7 +15,8 @@ static const char *const all_names[] = {
 	"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",		"POSTGRES_DB",
 	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT",
 	/* set by some tests, not wanted by the next */
-	"BAA_USER", "BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL", "SPOTIFY_API_URL"};
+	"BAA_USER", "BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL", "SPOTIFY_API_URL",
+	"SPOTIFY_SCOPES", "BAA_GRANT_LIFETIME", "BAA_REAUTH_WINDOW", "BAA_INVALID_GRANT_CONFIRM"};
 
 static int
 set_database_env(void **state)
@@ -202,7 +203,49 @@ test_spotify_defaults_are_the_real_service(void **state)
 	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
 	assert_string_equal(cfg.spotify_accounts_url, "https://accounts.spotify.com");
 	assert_string_equal(cfg.spotify_api_url, "https://api.spotify.com");
-	assert_non_null(strstr(cfg.spotify_scopes, "user-read-private"));
+	/* No scope: id, display_name and account_id need none, and development
+	 * mode grants no more. */
+	assert_null(cfg.spotify_scopes);
+	setenv("SPOTIFY_SCOPES", "user-read-private user-read-email", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.spotify_scopes, "user-read-private user-read-email");
+	setenv("SPOTIFY_SCOPES", "user-read-email\nX", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'SPOTIFY_SCOPES'"));
+}
+
+static void
+test_grant_timings_default_to_spotifys_and_are_bounded(void **state)
+{
+	static const struct {
+		const char *name, *value;
+	} bad[] = {
+		{"BAA_GRANT_LIFETIME", "59"},	     {"BAA_GRANT_LIFETIME", "316224001"},
+		{"BAA_GRANT_LIFETIME", "6 months"},  {"BAA_REAUTH_WINDOW", "31622401"},
+		{"BAA_REAUTH_WINDOW", "-1"},	     {"BAA_INVALID_GRANT_CONFIRM", "86401"},
+		{"BAA_INVALID_GRANT_CONFIRM", "1e3"},
+	};
+	struct config cfg;
+	char errors[1024], expected[64];
+
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.grant_lifetime, 180 * 86400);
+	assert_int_equal(cfg.reauth_window, 14 * 86400);
+	assert_int_equal(cfg.invalid_grant_confirm, 600);
+	setenv("BAA_GRANT_LIFETIME", "60", 1);
+	setenv("BAA_REAUTH_WINDOW", "0", 1);
+	setenv("BAA_INVALID_GRANT_CONFIRM", "0", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.grant_lifetime, 60);
+	assert_int_equal(cfg.reauth_window, 0);
+	assert_int_equal(cfg.invalid_grant_confirm, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		set_database_env(state);
+		setenv(bad[i].name, bad[i].value, 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		snprintf(expected, sizeof(expected), "'%s' must be", bad[i].name);
+		assert_non_null(strstr(errors, expected));
+	}
 }
 
 static void
@@ -445,6 +488,8 @@ main(void)
 		cmocka_unit_test_setup(test_overlong_database_name_is_refused,
 				       set_database_env),
 		cmocka_unit_test_setup(test_spotify_defaults_are_the_real_service, set_database_env),
+		cmocka_unit_test_setup(test_grant_timings_default_to_spotifys_and_are_bounded,
+				       set_database_env),
 		cmocka_unit_test_setup(test_spotify_variables_are_required_by_serve,
 				       set_database_env),
 		cmocka_unit_test_setup(test_redirect_uris_spotify_accepts_are_accepted,

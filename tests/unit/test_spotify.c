@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -162,6 +163,116 @@ test_escaped_nul_is_refused_not_cut(void **state)
 	assert_string_equal(user.id, "aA");
 }
 
+static void
+test_profile_account_id_is_read_and_may_be_absent(void **state)
+{
+	assert_int_equal(parse_user("{\"id\":\"wizzler\",\"account_id\":"
+				    "\"acct-0123456789abcdef\"}"),
+			 0);
+	assert_string_equal(user.id, "wizzler");
+	assert_string_equal(user.account_id, "acct-0123456789abcdef");
+	/* an older answer: no account_id, or null */
+	assert_int_equal(parse_user("{\"id\":\"wizzler\"}"), 0);
+	assert_string_equal(user.account_id, "");
+	assert_int_equal(parse_user("{\"id\":\"wizzler\",\"account_id\":null}"), 0);
+	assert_string_equal(user.account_id, "");
+}
+
+/* Sent, it is held to id's rules: "" would make all such users one account. */
+static void
+test_profile_account_id_that_is_empty_or_no_string_is_refused(void **state)
+{
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":\"\"}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":42}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":{}}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":[\"a\"]}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":true}"), -1);
+}
+
+static void
+test_profile_account_id_is_bounded_not_cut(void **state)
+{
+	char json[SPOTIFY_ID_MAX + 64], id[SPOTIFY_ID_MAX + 2];
+
+	memset(id, 'k', SPOTIFY_ID_MAX);
+	id[SPOTIFY_ID_MAX] = '\0';
+	snprintf(json, sizeof(json), "{\"id\":\"u\",\"account_id\":\"%s\"}", id);
+	assert_int_equal(parse_user(json), 0);
+	assert_int_equal(strlen(user.account_id), SPOTIFY_ID_MAX);
+	strcat(id, "k");
+	snprintf(json, sizeof(json), "{\"id\":\"u\",\"account_id\":\"%s\"}", id);
+	assert_int_equal(parse_user(json), -1);
+}
+
+static void
+test_profile_account_id_must_be_utf8_without_nul(void **state)
+{
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":\"a\\u0000b\"}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":\"\xc0\xaf\"}"), -1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":\"\xed\xa0\x80\"}"),
+			 -1);
+	assert_int_equal(parse_user("{\"id\":\"u\",\"account_id\":\"\\u00e5\"}"), 0);
+	assert_string_equal(user.account_id, "\xc3\xa5");
+}
+
+/*
+ * Development mode: no email, country, product, followers or
+ * explicit_content; images may be empty or absent. None of them matters.
+ */
+static void
+test_development_mode_profile_without_optional_fields_is_read(void **state)
+{
+	assert_int_equal(
+		parse_user("{\"display_name\":\"Dev\",\"external_urls\":{\"spotify\":"
+			   "\"https://open.spotify.com/user/dev\"},\"href\":"
+			   "\"https://api.spotify.com/v1/users/dev\",\"id\":\"dev\","
+			   "\"account_id\":\"acct-1\",\"type\":\"user\","
+			   "\"uri\":\"spotify:user:dev\"}"),
+		0);
+	assert_string_equal(user.id, "dev");
+	assert_string_equal(user.account_id, "acct-1");
+	assert_string_equal(user.display_name, "Dev");
+	/* whatever the optional fields hold, they are not read */
+	assert_int_equal(parse_user("{\"id\":\"dev\",\"email\":5,\"country\":null,"
+				    "\"product\":[],\"images\":\"x\",\"followers\":\"y\"}"),
+			 0);
+	assert_string_equal(user.display_name, "");
+}
+
+static const struct config url_config = {
+	.spotify_client_id = "cid",
+	.spotify_redirect_uri = "https://baa.example/callback",
+	.spotify_accounts_url = "https://accounts.spotify.com",
+};
+
+static void
+authorize_url(const char *scopes, char *out, size_t size)
+{
+	struct config cfg = url_config;
+
+	cfg.spotify_scopes = scopes;
+	assert_int_equal(spotify_init(&cfg), 0);
+	assert_int_equal(spotify_authorize_url("STATE", "CHALLENGE", out, size), 0);
+	spotify_cleanup();
+}
+
+/* Without scopes (the default) the parameter is left out, not sent empty. */
+static void
+test_authorize_url_has_no_scope_parameter_without_scopes(void **state)
+{
+	char url[2048];
+
+	authorize_url(NULL, url, sizeof(url));
+	assert_string_equal(url, "https://accounts.spotify.com/authorize?client_id=cid&"
+				 "response_type=code&redirect_uri=https%3A%2F%2Fbaa.example%"
+				 "2Fcallback&state=STATE&code_challenge=CHALLENGE&"
+				 "code_challenge_method=S256");
+	authorize_url("  ", url, sizeof(url));
+	assert_null(strstr(url, "scope"));
+	authorize_url("user-read-email user-read-private", url, sizeof(url));
+	assert_non_null(strstr(url, "&scope=user-read-email%20user-read-private&"));
+}
+
 int
 main(void)
 {
@@ -178,6 +289,12 @@ main(void)
 		cmocka_unit_test(test_profile_is_read_and_display_name_may_be_null),
 		cmocka_unit_test(test_profile_text_that_is_not_utf8_is_refused),
 		cmocka_unit_test(test_escaped_nul_is_refused_not_cut),
+		cmocka_unit_test(test_profile_account_id_is_read_and_may_be_absent),
+		cmocka_unit_test(test_profile_account_id_that_is_empty_or_no_string_is_refused),
+		cmocka_unit_test(test_profile_account_id_is_bounded_not_cut),
+		cmocka_unit_test(test_profile_account_id_must_be_utf8_without_nul),
+		cmocka_unit_test(test_development_mode_profile_without_optional_fields_is_read),
+		cmocka_unit_test(test_authorize_url_has_no_scope_parameter_without_scopes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
