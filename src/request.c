@@ -62,7 +62,10 @@ request_parse(char *const *params, struct request *req)
 		case 'D': MATCH(document_uri, "DOCUMENT_URI") break;
 		case 'S': MATCH(script_name, "SCRIPT_NAME") break;
 		case 'Q': MATCH(req->query, "QUERY_STRING") break;
-		case 'H': MATCH(req->cookie, "HTTP_COOKIE") break;
+		case 'H':
+			MATCH(req->cookie, "HTTP_COOKIE")
+			MATCH(req->sec_fetch_mode, "HTTP_SEC_FETCH_MODE")
+			break;
 		case 'C': MATCH(length, "CONTENT_LENGTH") break;
 		}
 	}

@@ -29,6 +29,7 @@ struct request {
 	const char *path;	 /* decoded and normalised by nginx, no query */
 	const char *query;	 /* raw, without '?'; "" when absent */
 	const char *cookie;	 /* raw Cookie header, NULL when absent */
+	const char *sec_fetch_mode; /* Sec-Fetch-Mode header, NULL when absent */
 	long content_length;	 /* 0 when absent */
 	struct db *db;		 /* the worker's connection, for handlers */
 	const struct config *cfg;

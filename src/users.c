@@ -15,19 +15,44 @@
 /* A token as stored: sealed, so longer than Spotify's own bound. */
 #define SEALED_MAX TOKENBOX_SEALED_LEN(SPOTIFY_TOKEN_MAX)
 
+/*
+ * The rows a login could belong to, locked until the login commits: the one
+ * holding the profile's account_id ($2, NULL when it has none) and the one
+ * holding its id. At most two; see identity.c for what is done with them.
+ */
+static const struct db_statement find_identity = {
+	"users_find_identity",
+	"SELECT id, coalesce(account_id, ''), account_id = $2, spotify_id = $1"
+	" FROM users WHERE spotify_id = $1 OR account_id = $2 ORDER BY id FOR UPDATE",
+	2,
+};
+
+/* ':' never occurs in a Spotify id (spotify:user:<id>), so no id collides. */
+static const struct db_statement detach_identity = {
+	"users_detach_identity",
+	"UPDATE users SET spotify_id = 'detached:' || id, updated_at = now()"
+	" WHERE id = $1",
+	1,
+};
+
+/* A login restarts the six-month grant and ends any doubt about the old one. */
+static const struct db_statement login_update = {
+	"users_login_update",
+	"UPDATE users SET spotify_id = $2, account_id = coalesce($3, account_id),"
+	"  display_name = $4, token_expires_at = now() + make_interval(secs => $5::int),"
+	"  scope = $6, authorized_at = now(), needs_reauth_at = NULL, updated_at = now()"
+	" WHERE id = $1 RETURNING id, session_generation",
+	6,
+};
+
 /* The row first: its id is part of what the sealed tokens are bound to. */
-static const struct db_statement upsert = {
-	"users_upsert",
-	"INSERT INTO users (spotify_id, display_name, token_expires_at, scope,"
+static const struct db_statement login_insert = {
+	"users_login_insert",
+	"INSERT INTO users (spotify_id, account_id, display_name, token_expires_at, scope,"
 	"                   authorized_at)"
-	" VALUES ($1, $2, now() + make_interval(secs => $3::int), $4, now())"
-	" ON CONFLICT (spotify_id) DO UPDATE SET"
-	"  display_name = EXCLUDED.display_name,"
-	"  token_expires_at = EXCLUDED.token_expires_at,"
-	"  scope = EXCLUDED.scope, authorized_at = EXCLUDED.authorized_at, updated_at = "
-	"now()"
+	" VALUES ($1, $2, $3, now() + make_interval(secs => $4::int), $5, now())"
 	" RETURNING id, session_generation",
-	4,
+	5,
 };
 
 static const struct db_statement store_tokens = {
@@ -44,27 +69,32 @@ static const struct db_statement lock_batch = {
 	2,
 };
 
+#define EPOCH_OR_0(column) "coalesce(floor(extract(epoch FROM " column "))::bigint, 0)"
+
 static const struct db_statement profile = {
 	"users_profile",
 	"SELECT id, spotify_id, coalesce(display_name, ''),"
 	"  coalesce(to_char(token_expires_at AT TIME ZONE 'UTC',"
-	"                   'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
+	"                   'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"
+	"  coalesce(account_id, ''), " EPOCH_OR_0("authorized_at") ","
+	"  needs_reauth_at IS NOT NULL"
 	" FROM users WHERE id = $1 AND session_generation = $2",
 	2,
 };
 
+/* Columns 0-3 of both: what read_token takes in. */
 static const struct db_statement token = {
 	"users_token",
-	"SELECT coalesce(spotify_token, ''),"
-	"  coalesce(floor(extract(epoch FROM token_expires_at))::bigint, 0)"
+	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
+	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at")
 	" FROM users WHERE id = $1 AND session_generation = $2",
 	2,
 };
 
 static const struct db_statement lock_token = {
 	"users_lock_token",
-	"SELECT coalesce(spotify_token, ''),"
-	"  coalesce(floor(extract(epoch FROM token_expires_at))::bigint, 0),"
+	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
+	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at") ","
 	"  coalesce(refresh_token, '')"
 	" FROM users WHERE id = $1 AND session_generation = $2 FOR UPDATE",
 	2,
@@ -74,15 +104,25 @@ static const struct db_statement store_refresh = {
 	"users_store_refresh",
 	"UPDATE users SET spotify_token = $2,"
 	"  token_expires_at = now() + make_interval(secs => $3::int),"
-	"  refresh_token = coalesce($4, refresh_token), updated_at = now()"
+	"  refresh_token = coalesce($4, refresh_token), needs_reauth_at = NULL,"
+	"  updated_at = now()"
 	" WHERE id = $1 RETURNING floor(extract(epoch FROM token_expires_at))::bigint",
 	4,
 };
 
+/* The first invalid_grant counts; a second one during the wait does not move it. */
+static const struct db_statement mark_reauth = {
+	"users_mark_reauth",
+	"UPDATE users SET needs_reauth_at = coalesce(needs_reauth_at, now()),"
+	"  updated_at = now() WHERE id = $1",
+	1,
+};
+
+/* The session generation is left alone: the sessions stay valid. */
 static const struct db_statement clear_tokens = {
 	"users_clear_tokens",
 	"UPDATE users SET spotify_token = NULL, refresh_token = NULL,"
-	"  token_expires_at = NULL, session_generation = session_generation + 1,"
+	"  token_expires_at = NULL, needs_reauth_at = coalesce(needs_reauth_at, now()),"
 	"  updated_at = now() WHERE id = $1",
 	1,
 };
@@ -157,6 +197,30 @@ copy_value(const PGresult *res, int col, char *out, size_t size)
 	snprintf(out, size, "%s", PQgetvalue(res, 0, col));
 }
 
+/* For statements whose only answer is how many rows they touched. */
+static enum users_status
+run_touching(struct db *db, const struct db_statement *st, const char *const *params)
+{
+	enum users_status status;
+	PGresult *res;
+
+	if (run(db, st, params, &res) != USERS_OK)
+		return USERS_DB_ERROR;
+	status = strcmp(PQcmdTuples(res), "0") == 0 ? USERS_NOT_FOUND : USERS_OK;
+	PQclear(res);
+	return status;
+}
+
+static enum users_status
+touch_row(struct db *db, const struct db_statement *st, long long id)
+{
+	char id_text[24];
+	const char *params[1] = {id_text};
+
+	snprintf(id_text, sizeof(id_text), "%lld", id);
+	return run_touching(db, st, params);
+}
+
 static const char *
 role_name(enum tokenbox_role role)
 {
@@ -205,45 +269,132 @@ open_token(const char *stored, long long id, enum tokenbox_role role, char *out,
 			  LOG_STR("reason", tokenbox_status_name(status)));
 }
 
+/* The candidate rows of a login, as identity_plan wants them. */
+static enum users_status
+find_identity_rows(struct db *db, const struct spotify_user *who,
+		   struct identity_rows *rows)
+{
+	const char *params[2] = {who->id, who->account_id[0] ? who->account_id : NULL};
+	PGresult *res;
+
+	*rows = (struct identity_rows){.profile_has_account = who->account_id[0] != '\0'};
+	if (run(db, &find_identity, params, &res) != USERS_OK)
+		return USERS_DB_ERROR;
+	for (int i = 0; i < PQntuples(res); i++) {
+		long long id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		int same_account = strcmp(PQgetvalue(res, i, 2), "t") == 0;
+
+		if (same_account)
+			rows->by_account = id;
+		if (strcmp(PQgetvalue(res, i, 3), "t") == 0) {
+			rows->by_spotify_id = id;
+			rows->spotify_row_account =
+				same_account		     ? IDENTITY_ACCOUNT_SAME
+				: PQgetvalue(res, i, 1)[0] ? IDENTITY_ACCOUNT_OTHER
+							     : IDENTITY_ACCOUNT_NONE;
+		}
+	}
+	PQclear(res);
+	return USERS_OK;
+}
+
+/* Inside the login's transaction: the row, found or made, holds the profile. */
+static enum users_status
+store_identity(struct db *db, const struct spotify_user *who,
+	       const struct spotify_tokens *tokens, long long *id, long long *generation,
+	       enum identity_match *match)
+{
+	char expires_in[24], user_text[24];
+	const char *account = who->account_id[0] ? who->account_id : NULL;
+	const char *name = who->display_name[0] ? who->display_name : NULL;
+	const char *update_params[6] = {user_text, who->id, account,
+					name,	   expires_in, tokens->scope};
+	const char *insert_params[5] = {who->id, account, name, expires_in, tokens->scope};
+	struct identity_rows rows;
+	struct identity_plan plan;
+	PGresult *res;
+
+	if (find_identity_rows(db, who, &rows) != USERS_OK)
+		return USERS_DB_ERROR;
+	plan = identity_plan(&rows);
+	if (plan.detach) {
+		if (touch_row(db, &detach_identity, plan.detach) != USERS_OK)
+			return USERS_DB_ERROR;
+		log_event(LOG_WARN, "identity_detached", LOG_INT("user_id", plan.detach),
+			  LOG_STR("reason", "spotify_id_now_another_account"));
+	}
+	snprintf(expires_in, sizeof(expires_in), "%ld", tokens->expires_in);
+	snprintf(user_text, sizeof(user_text), "%lld", plan.user);
+	if (run(db, plan.user ? &login_update : &login_insert,
+		plan.user ? update_params : insert_params, &res) != USERS_OK)
+		return USERS_DB_ERROR;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return USERS_DB_ERROR;
+	}
+	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	*generation = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	*match = plan.match;
+	PQclear(res);
+	return USERS_OK;
+}
+
+/* The tokens, sealed for the row's id, into the row. */
+static enum users_status
+store_login_tokens(struct db *db, long long id, const struct spotify_tokens *tokens)
+{
+	static char access[SEALED_MAX + 1], refresh[SEALED_MAX + 1];
+	char id_text[24];
+	const char *params[3] = {id_text};
+	PGresult *res;
+
+	snprintf(id_text, sizeof(id_text), "%lld", id);
+	if (seal_token(tokens->access_token, id, TOKENBOX_ACCESS, access, &params[1]) <
+		    0 ||
+	    seal_token(tokens->refresh_token, id, TOKENBOX_REFRESH, refresh,
+		       &params[2]) < 0 ||
+	    run(db, &store_tokens, params, &res) != USERS_OK)
+		return USERS_DB_ERROR;
+	PQclear(res);
+	return USERS_OK;
+}
+
+/*
+ * Another login of the same account, committed between our look and our
+ * insert, makes the insert fail on a UNIQUE index (23505); rows locked in
+ * another order can deadlock (40P01). Both go away by doing it again: the
+ * second look sees the other login's row.
+ */
+#define LOGIN_ATTEMPTS 3
+
+static int
+worth_retrying(const struct db *db)
+{
+	return strcmp(db->sqlstate, "23505") == 0 || strcmp(db->sqlstate, "40P01") == 0 ||
+	       strcmp(db->sqlstate, "40001") == 0;
+}
+
 /*
  * One transaction: the identity (which gives a new user its id), then the
  * tokens sealed for that id. Nobody sees the row in between.
  */
 enum users_status
 users_upsert(struct db *db, const struct spotify_user *who,
-	     const struct spotify_tokens *tokens, long long *id, long long *generation)
+	     const struct spotify_tokens *tokens, long long *id, long long *generation,
+	     enum identity_match *match)
 {
-	static char access[SEALED_MAX + 1], refresh[SEALED_MAX + 1];
-	char expires_in[24], id_text[24];
-	const char *params[4] = {who->id, who->display_name[0] ? who->display_name : NULL,
-				 expires_in, tokens->scope};
-	const char *token_params[3] = {id_text};
-	enum users_status status = USERS_DB_ERROR;
-	PGresult *res;
-
-	snprintf(expires_in, sizeof(expires_in), "%ld", tokens->expires_in);
-	if (db_begin(db) != DB_OK)
-		return USERS_DB_ERROR;
-	if (run(db, &upsert, params, &res) != USERS_OK)
-		goto out;
-	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	*generation = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
-
-	snprintf(id_text, sizeof(id_text), "%lld", *id);
-	if (seal_token(tokens->access_token, *id, TOKENBOX_ACCESS, access,
-		       &token_params[1]) < 0 ||
-	    seal_token(tokens->refresh_token, *id, TOKENBOX_REFRESH, refresh,
-		       &token_params[2]) < 0 ||
-	    run(db, &store_tokens, token_params, &res) != USERS_OK)
-		goto out;
-	PQclear(res);
-	if (db_commit(db) == DB_OK)
-		status = USERS_OK;
-out:
-	if (status != USERS_OK)
+	for (int attempt = 1; attempt <= LOGIN_ATTEMPTS; attempt++) {
+		if (db_begin(db) != DB_OK)
+			return USERS_DB_ERROR;
+		if (store_identity(db, who, tokens, id, generation, match) == USERS_OK &&
+		    store_login_tokens(db, *id, tokens) == USERS_OK &&
+		    db_commit(db) == DB_OK)
+			return USERS_OK;
 		db_rollback(db);
-	return status;
+		if (!worth_retrying(db))
+			break;
+	}
+	return USERS_DB_ERROR;
 }
 
 static void
@@ -279,6 +430,9 @@ users_profile(struct db *db, long long id, long long generation, struct user_pro
 		copy_value(res, 1, out->spotify_id, sizeof(out->spotify_id));
 		copy_value(res, 2, out->display_name, sizeof(out->display_name));
 		copy_value(res, 3, out->token_expires_at, sizeof(out->token_expires_at));
+		copy_value(res, 4, out->account_id, sizeof(out->account_id));
+		out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+		out->needs_reauth = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
 		status = USERS_OK;
 		if (use_cache && db->listening)
 			*slot = (struct cached_profile){id, generation, db->epoch, now,
@@ -304,9 +458,11 @@ read_token(struct db *db, const struct db_statement *st, long long id,
 		open_token(PQgetvalue(res, 0, 0), id, TOKENBOX_ACCESS, out->access_token,
 			   sizeof(out->access_token));
 		out->expires_at = (time_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		out->needs_reauth_at = (time_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 		out->refresh_token[0] = '\0';
-		if (PQnfields(res) > 2)
-			open_token(PQgetvalue(res, 0, 2), id, TOKENBOX_REFRESH,
+		if (PQnfields(res) > 4)
+			open_token(PQgetvalue(res, 0, 4), id, TOKENBOX_REFRESH,
 				   out->refresh_token, sizeof(out->refresh_token));
 		status = USERS_OK;
 	}
@@ -355,28 +511,16 @@ users_store_refresh(struct db *db, long long id, const struct spotify_tokens *to
 	return USERS_OK;
 }
 
-/* For statements whose only answer is how many rows they touched. */
-static enum users_status
-run_touching(struct db *db, const struct db_statement *st, const char *const *params)
+enum users_status
+users_mark_reauth(struct db *db, long long id)
 {
-	enum users_status status;
-	PGresult *res;
-
-	if (run(db, st, params, &res) != USERS_OK)
-		return USERS_DB_ERROR;
-	status = strcmp(PQcmdTuples(res), "0") == 0 ? USERS_NOT_FOUND : USERS_OK;
-	PQclear(res);
-	return status;
+	return touch_row(db, &mark_reauth, id);
 }
 
 enum users_status
 users_clear_tokens(struct db *db, long long id)
 {
-	char id_text[24];
-	const char *params[1] = {id_text};
-
-	snprintf(id_text, sizeof(id_text), "%lld", id);
-	return run_touching(db, &clear_tokens, params);
+	return touch_row(db, &clear_tokens, id);
 }
 
 /* A statement on one user's row, for the session holding generation. */

@@ -7,19 +7,25 @@
 #include <time.h>
 
 #include "db.h"
+#include "identity.h"
 #include "spotify.h"
 
 struct user_profile {
 	long long id;
 	char spotify_id[SPOTIFY_ID_MAX + 1];
+	char account_id[SPOTIFY_ID_MAX + 1]; /* "" when not known yet */
 	char display_name[SPOTIFY_NAME_MAX + 1];
 	char token_expires_at[32]; /* ISO 8601 UTC, "" when no token is held */
+	time_t authorized_at;	   /* the last login; 0 when unknown */
+	int needs_reauth;	   /* Spotify answered invalid_grant since */
 };
 
 struct user_token {
 	char access_token[SPOTIFY_TOKEN_MAX + 1];  /* "" when tokens were cleared */
 	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* only from users_lock_token */
 	time_t expires_at;
+	time_t authorized_at;	/* 0 when unknown */
+	time_t needs_reauth_at; /* the first invalid_grant; 0 when none */
 };
 
 enum users_status {
@@ -28,10 +34,15 @@ enum users_status {
 	USERS_DB_ERROR,
 };
 
-/* Inserts or updates the user by Spotify id; returns id and generation. */
+/*
+ * A login: finds the user's row by account_id (or by spotify_id, see
+ * identity.h), inserts one for a new user, stores the profile and tokens,
+ * restarts the grant (authorized_at) and clears needs_reauth, in one
+ * transaction. Returns id and generation; *match says how it was found.
+ */
 enum users_status users_upsert(struct db *db, const struct spotify_user *who,
 			       const struct spotify_tokens *tokens, long long *id,
-			       long long *generation);
+			       long long *generation, enum identity_match *match);
 
 /* The profile GET /me shows; served from the worker's cache when it may. */
 enum users_status users_profile(struct db *db, long long id, long long generation,
@@ -52,14 +63,24 @@ enum users_status users_token(struct db *db, long long id, long long generation,
 enum users_status users_lock_token(struct db *db, long long id, long long generation,
 				   struct user_token *out);
 
-/* Stores a refreshed token; a new refresh token only when Spotify rotated it. */
+/*
+ * Stores a refreshed token (a new refresh token only when Spotify rotated
+ * it) and clears needs_reauth.
+ */
 enum users_status users_store_refresh(struct db *db, long long id,
 				      const struct spotify_tokens *tokens,
 				      time_t *expires_at);
 
 /*
- * Forgets tokens Spotify no longer honours and revokes the user's sessions:
- * the user must log in again, on every device.
+ * Inside the refresh's transaction: the first invalid_grant. The tokens are
+ * kept (it may be Spotify's incident) and the sessions stay valid.
+ */
+enum users_status users_mark_reauth(struct db *db, long long id);
+
+/*
+ * Forgets tokens Spotify no longer honours (invalid_grant confirmed). The
+ * sessions stay valid: the user is still who they were, only the grant is
+ * gone, and needs_reauth stays set so that the page offers the renewal.
  */
 enum users_status users_clear_tokens(struct db *db, long long id);
 

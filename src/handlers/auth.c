@@ -1,7 +1,9 @@
 /*
  * The Spotify login: /login starts it, /callback finishes it, /logout
  * ends the session. Nothing is stored before the callback has proven,
- * in order, the signed login cookie, the state and Spotify's answers.
+ * in order, the signed login cookie, the state and Spotify's answers. A
+ * failed callback answers JSON, or, to a browser's navigation, 303 to the
+ * page with ?login_error=<code>, which the page explains.
  */
 #include "handlers.h"
 
@@ -104,6 +106,15 @@ void
 auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 		    const char *what)
 {
+	if (outcome.status == SPOTIFY_FORBIDDEN) {
+		response_error_message(
+			res, 403, "spotify_access_denied",
+			"This Spotify account is not allowed to use this app yet. The app "
+			"is in Spotify's development mode, which admits at most 5 users "
+			"that the app's owner adds in the Spotify Developer Dashboard. Ask "
+			"the owner to add your account, then log in again.");
+		return;
+	}
 	if (outcome.status == SPOTIFY_RATE_LIMITED) {
 		char seconds[24];
 		snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
@@ -113,6 +124,48 @@ auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 		return;
 	}
 	response_error(res, 502, what);
+}
+
+/* The login_error code the page shows for a failed call to Spotify. */
+static const char *
+outcome_code(struct spotify_outcome outcome)
+{
+	switch (outcome.status) {
+	case SPOTIFY_FORBIDDEN: return "spotify_access_denied";
+	case SPOTIFY_RATE_LIMITED: return "spotify_rate_limited";
+	default: return "spotify_failed";
+	}
+}
+
+/*
+ * Called after a /callback failure has set its JSON answer. A browser that
+ * followed Spotify's redirect (Sec-Fetch-Mode: navigate) would show that
+ * JSON as a page: it gets 303 to the static page instead, which explains
+ * code to the person. Headers already set (cookies, Retry-After) stay.
+ */
+static void
+callback_failed(const struct request *req, struct response *res, const char *code)
+{
+	char location[64];
+
+	if (req->sec_fetch_mode == NULL || strcmp(req->sec_fetch_mode, "navigate") != 0)
+		return;
+	snprintf(location, sizeof(location), "/?login_error=%s", code);
+	response_redirect_status(res, 303, location);
+}
+
+/* Spotify refused the call or failed it: nothing is stored. */
+static void
+callback_spotify_failed(const struct request *req, struct response *res,
+			struct spotify_outcome outcome, const char *what)
+{
+	if (outcome.status == SPOTIFY_FORBIDDEN) {
+		/* Development mode: a user the owner has not added. */
+		log_event(LOG_INFO, "spotify_access_denied", LOG_STR("at", "login"));
+		response_cookie(res, OAUTH_COOKIE, "", 0);
+	}
+	auth_spotify_failed(res, outcome, what);
+	callback_failed(req, res, outcome_code(outcome));
 }
 
 void
@@ -128,19 +181,23 @@ auth_callback(const struct request *req, struct response *res)
 	char cookie[SESSION_COOKIE_MAX + 1];
 	const char *code, *state, *error;
 	long long id, generation;
+	enum identity_match match;
 
 	if (params_parse_form(&query, req->query, strlen(req->query)) != PARAMS_OK) {
 		response_error(res, 400, "malformed query string");
+		callback_failed(req, res, "login_expired");
 		return;
 	}
 	error = params_get(&query, "error");
 	if (error) {
 		/* The user said no at Spotify (or Spotify refused): start over. */
+		int declined = strcmp(error, "access_denied") == 0;
 		response_cookie(res, OAUTH_COOKIE, "", 0);
-		if (strcmp(error, "access_denied") == 0)
+		if (declined)
 			response_error(res, 403, "login cancelled at Spotify");
 		else
 			response_error(res, 400, "Spotify did not authorize the login");
+		callback_failed(req, res, declined ? "login_cancelled" : "spotify_failed");
 		return;
 	}
 	code = params_get(&query, "code");
@@ -148,37 +205,43 @@ auth_callback(const struct request *req, struct response *res)
 	if (code == NULL || state == NULL || params_count(&query, "code") != 1 ||
 	    params_count(&query, "state") != 1 || !is_code_text(code)) {
 		response_error(res, 400, "missing or malformed code or state");
+		callback_failed(req, res, "login_expired");
 		return;
 	}
 	if (first_valid_cookie(req, OAUTH_COOKIE, check_login, &login) < 0) {
 		response_error(
 			res, 400,
 			"no login in progress or it expired: start again at /login");
+		callback_failed(req, res, "login_expired");
 		return;
 	}
 	if (strlen(state) != SESSION_STATE_LEN ||
 	    !crypto_equal(state, login.state, SESSION_STATE_LEN)) {
 		response_error(res, 400, "state does not match this login");
+		callback_failed(req, res, "login_expired");
 		return;
 	}
 
 	if (session_pkce(login.state, verifier, challenge) < 0) {
 		response_error(res, 500, "could not finish the login");
+		callback_failed(req, res, "spotify_failed");
 		return;
 	}
 	outcome = spotify_exchange_code(code, verifier, &tokens);
 	if (outcome.status != SPOTIFY_OK) {
-		auth_spotify_failed(res, outcome,
-				    "Spotify refused or failed the code exchange");
+		callback_spotify_failed(req, res, outcome,
+					"Spotify refused or failed the code exchange");
 		goto out;
 	}
 	outcome = spotify_me(tokens.access_token, &who);
 	if (outcome.status != SPOTIFY_OK) {
-		auth_spotify_failed(res, outcome, "could not read the Spotify profile");
+		callback_spotify_failed(req, res, outcome,
+					"could not read the Spotify profile");
 		goto out;
 	}
-	if (users_upsert(req->db, &who, &tokens, &id, &generation) != USERS_OK) {
+	if (users_upsert(req->db, &who, &tokens, &id, &generation, &match) != USERS_OK) {
 		response_error(res, 503, "database unavailable");
+		callback_failed(req, res, "unavailable");
 		goto out;
 	}
 
@@ -186,9 +249,11 @@ auth_callback(const struct request *req, struct response *res)
 		(struct user_session){id, generation, time(NULL) + req->cfg->session_ttl};
 	if (session_sign_user(&session, cookie, sizeof(cookie)) < 0) {
 		response_error(res, 500, "could not finish the login");
+		callback_failed(req, res, "spotify_failed");
 		goto out;
 	}
-	log_event(LOG_INFO, "login", LOG_INT("user_id", id));
+	log_event(LOG_INFO, "login", LOG_INT("user_id", id),
+		  LOG_STR("identity", identity_match_name(match)));
 	response_cookie(res, SESSION_COOKIE, cookie, req->cfg->session_ttl);
 	response_cookie(res, OAUTH_COOKIE, "", 0);
 	response_redirect(res, login.next);

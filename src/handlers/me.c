@@ -2,7 +2,11 @@
  * The logged-in user's own resources: profile, access token, deletion.
  * /me/token refreshes a token that is about to expire, under a row lock
  * so that concurrent requests for one user (from any worker of any
- * instance) cause exactly one refresh at Spotify.
+ * instance) cause exactly one refresh at Spotify. A refresh answered
+ * invalid_grant flags the user (needs_reauth) and is tried once more only
+ * after BAA_INVALID_GRANT_CONFIRM; the session survives both, so that the
+ * page can offer the renewal. GET /me and /me/token tell when Spotify's
+ * six-month grant ends (BAA_GRANT_LIFETIME after the last login).
  */
 #include "handlers.h"
 
@@ -16,6 +20,9 @@
 
 /* A token this close to expiry is refreshed before it is handed out. */
 #define REFRESH_MARGIN 60
+
+/* Where a user removes an app's access to their Spotify account. */
+#define SPOTIFY_REVOKE_URL "https://www.spotify.com/account/apps/"
 
 /* The caller's session, or a 401 already in res. */
 static int
@@ -36,13 +43,49 @@ revoked(struct response *res)
 	response_error(res, 401, "session expired or revoked: log in again");
 }
 
+/* ISO 8601 UTC, as the database formats token_expires_at. */
+static void
+iso_time(time_t t, char out[32])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * The six-month grant: Spotify's refresh token dies grant_lifetime after
+ * the authorization (a login), whatever refreshes happen in between. The
+ * user is asked to renew within reauth_window of that, or at once when
+ * Spotify has already answered invalid_grant.
+ */
+struct grant {
+	char due_at[32]; /* "" when the authorization time is unknown */
+	int recommended;
+};
+
+static struct grant
+grant_state(const struct config *cfg, time_t authorized_at, int needs_reauth)
+{
+	struct grant g = {"", needs_reauth};
+	time_t due = authorized_at + cfg->grant_lifetime;
+
+	if (authorized_at == 0)
+		return g;
+	iso_time(due, g.due_at);
+	if (time(NULL) >= due - cfg->reauth_window)
+		g.recommended = 1;
+	return g;
+}
+
+/* Written without cJSON: this is the hot path, and it allocates nothing. */
 void
 me_profile(const struct request *req, struct response *res)
 {
 	struct user_session session;
 	struct user_profile profile;
+	struct grant grant;
 	char id[24];
-	cJSON *json;
 
 	if (require_session(req, res, &session) < 0)
 		return;
@@ -51,46 +94,79 @@ me_profile(const struct request *req, struct response *res)
 	case USERS_NOT_FOUND: revoked(res); return;
 	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
 	}
-	/* The id as raw digits: cJSON would format a double and read it back. */
+	grant = grant_state(req->cfg, profile.authorized_at, profile.needs_reauth);
 	snprintf(id, sizeof(id), "%lld", profile.id);
-	json = cJSON_CreateObject();
-	if (json == NULL || !cJSON_AddRawToObject(json, "id", id) ||
-	    !cJSON_AddStringToObject(json, "spotify_id", profile.spotify_id) ||
-	    !(profile.display_name[0] ? cJSON_AddStringToObject(json, "display_name",
-								profile.display_name)
-				      : cJSON_AddNullToObject(json, "display_name")) ||
-	    !(profile.token_expires_at[0]
-		      ? cJSON_AddStringToObject(json, "token_expires_at",
-						profile.token_expires_at)
-		      : cJSON_AddNullToObject(json, "token_expires_at")))
-		res->overflow = 1;
-	else
-		response_json(res, 200, json);
-	cJSON_Delete(json);
+	response_object_begin(res, 200);
+	response_member_raw(res, "id", id);
+	response_member_string(res, "spotify_id", profile.spotify_id, 0);
+	response_member_string(res, "account_id", profile.account_id, 1);
+	response_member_string(res, "display_name", profile.display_name, 1);
+	response_member_string(res, "token_expires_at", profile.token_expires_at, 1);
+	if (profile.authorized_at) {
+		char authorized[32];
+		iso_time(profile.authorized_at, authorized);
+		response_member_string(res, "authorized_at", authorized, 0);
+	} else {
+		response_member_raw(res, "authorized_at", "null");
+	}
+	response_member_string(res, "reauth_due_at", grant.due_at, 1);
+	response_member_bool(res, "reauth_recommended", grant.recommended);
+	response_member_bool(res, "needs_reauth", profile.needs_reauth);
+	response_object_end(res);
 }
 
 static void
-token_body(struct response *res, const char *access_token, time_t expires_at)
+token_body(const struct request *req, struct response *res, const char *access_token,
+	   time_t expires_at, const struct user_token *row)
 {
-	char when[32];
-	struct tm tm;
+	char when[32], expires_in[24];
 	time_t now = time(NULL);
-	cJSON *json = cJSON_CreateObject();
+	struct grant grant = grant_state(req->cfg, row->authorized_at, 0);
 
-	gmtime_r(&expires_at, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (json == NULL ||
-	    !cJSON_AddStringToObject(json, "access_token", access_token) ||
-	    !cJSON_AddStringToObject(json, "token_type", "Bearer") ||
-	    !cJSON_AddStringToObject(json, "expires_at", when) ||
-	    !cJSON_AddNumberToObject(json, "expires_in",
-				     (double)(expires_at > now ? expires_at - now : 0)))
-		res->overflow = 1;
-	else
-		response_json(res, 200, json);
-	cJSON_Delete(json);
+	iso_time(expires_at, when);
+	snprintf(expires_in, sizeof(expires_in), "%lld",
+		 (long long)(expires_at > now ? expires_at - now : 0));
+	response_object_begin(res, 200);
+	response_member_string(res, "access_token", access_token, 0);
+	response_member_string(res, "token_type", "Bearer", 0);
+	response_member_string(res, "expires_at", when, 0);
+	response_member_raw(res, "expires_in", expires_in);
+	response_member_string(res, "reauth_due_at", grant.due_at, 1);
+	response_member_bool(res, "reauth_recommended", grant.recommended);
+	response_object_end(res);
 }
 
+/*
+ * Spotify no longer honours the grant, or baa waits to be sure it does not
+ * (BAA_INVALID_GRANT_CONFIRM). The session cookie stays: the user is still
+ * who they were, and the page offers them the renewal.
+ */
+static void
+reauth_required(struct response *res)
+{
+	response_object_begin(res, 401);
+	response_member_string(res, "error", "reauth_required", 0);
+	response_member_string(
+		res, "message",
+		"Spotify no longer accepts baa's access to your account (the grant "
+		"expired or was revoked). Log in with Spotify again to renew it.",
+		0);
+	response_member_string(res, "login", "/login?next=%2F", 0);
+	response_object_end(res);
+}
+
+/* Whether an invalid_grant is still waiting for its confirmation. */
+static int
+confirming(const struct request *req, const struct user_token *row)
+{
+	return row->needs_reauth_at != 0 &&
+	       time(NULL) < row->needs_reauth_at + req->cfg->invalid_grant_confirm;
+}
+
+/*
+ * No usable token, and no invalid_grant behind it: a stored token that
+ * does not decrypt (README, "Tokens at rest"). The user logs in again.
+ */
 static void
 logged_out_by_spotify(struct response *res)
 {
@@ -99,9 +175,34 @@ logged_out_by_spotify(struct response *res)
 }
 
 /*
+ * The first invalid_grant: Spotify has said so during incidents, so the
+ * tokens are kept and the user flagged; a refresh after
+ * BAA_INVALID_GRANT_CONFIRM that gets it again forgets them. Either way
+ * the sessions stay valid. Called with the row locked; commits.
+ */
+static void
+grant_refused(const struct request *req, struct response *res, long long user_id,
+	      const struct user_token *row)
+{
+	int confirmed = row->needs_reauth_at != 0;
+	enum users_status status = confirmed ? users_clear_tokens(req->db, user_id)
+					     : users_mark_reauth(req->db, user_id);
+
+	if (status == USERS_DB_ERROR || db_commit(req->db) != DB_OK) {
+		db_rollback(req->db);
+		response_error(res, 503, "database unavailable");
+		return;
+	}
+	log_event(LOG_INFO, confirmed ? "tokens_cleared" : "reauth_needed",
+		  LOG_INT("user_id", user_id));
+	reauth_required(res);
+}
+
+/*
  * The slow path: lock the row, look again (another worker may have just
- * refreshed), and only then call Spotify. The lock is held during the
- * call, which BAA_SPOTIFY_TIMEOUT_MS bounds below the statement timeout.
+ * refreshed, or just met invalid_grant), and only then call Spotify. The
+ * lock is held during the call, which BAA_SPOTIFY_TIMEOUT_MS bounds below
+ * the statement timeout.
  */
 static void
 refresh_and_answer(const struct request *req, struct response *res,
@@ -128,14 +229,21 @@ refresh_and_answer(const struct request *req, struct response *res,
 		response_error(res, 503, "database unavailable");
 		goto out;
 	}
+	if (current.needs_reauth_at &&
+	    (confirming(req, &current) || current.refresh_token[0] == '\0')) {
+		db_rollback(req->db);
+		reauth_required(res);
+		goto out;
+	}
 	if (current.access_token[0] == '\0' || current.refresh_token[0] == '\0') {
 		db_rollback(req->db);
 		logged_out_by_spotify(res);
 		goto out;
 	}
-	if (current.expires_at - time(NULL) > REFRESH_MARGIN) {
+	/* Flagged rows are refreshed whatever the expiry: that is the confirmation. */
+	if (!current.needs_reauth_at && current.expires_at - time(NULL) > REFRESH_MARGIN) {
 		db_rollback(req->db); /* someone refreshed while we waited */
-		token_body(res, current.access_token, current.expires_at);
+		token_body(req, res, current.access_token, current.expires_at, &current);
 		goto out;
 	}
 
@@ -152,19 +260,17 @@ refresh_and_answer(const struct request *req, struct response *res,
 		log_event(LOG_INFO, "token_refreshed",
 			  LOG_INT("user_id", session->user_id),
 			  LOG_INT("rotated", fresh.refresh_token[0] != '\0'));
-		token_body(res, fresh.access_token, expires_at);
+		token_body(req, res, fresh.access_token, expires_at, &current);
 		break;
 	case SPOTIFY_INVALID_GRANT:
-		/* Dead for good (revoked, or past six months): forget the tokens. */
-		if (users_clear_tokens(req->db, session->user_id) == USERS_DB_ERROR ||
-		    db_commit(req->db) != DB_OK) {
-			db_rollback(req->db);
-			response_error(res, 503, "database unavailable");
-			goto out;
-		}
-		log_event(LOG_INFO, "tokens_cleared",
+		grant_refused(req, res, session->user_id, &current);
+		break;
+	case SPOTIFY_FORBIDDEN:
+		/* Development mode: not a dead grant; the owner may add the user. */
+		db_rollback(req->db);
+		log_event(LOG_INFO, "spotify_access_denied", LOG_STR("at", "refresh"),
 			  LOG_INT("user_id", session->user_id));
-		logged_out_by_spotify(res);
+		auth_spotify_failed(res, outcome, "Spotify token refresh failed");
 		break;
 	default:
 		db_rollback(req->db);
@@ -189,10 +295,14 @@ me_token(const struct request *req, struct response *res)
 	case USERS_NOT_FOUND: revoked(res); return;
 	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
 	}
-	if (stored.access_token[0] == '\0')
+	/* Flagged: no call to Spotify until the confirmation is due. */
+	if (stored.needs_reauth_at &&
+	    (confirming(req, &stored) || stored.access_token[0] == '\0'))
+		reauth_required(res);
+	else if (stored.access_token[0] == '\0')
 		logged_out_by_spotify(res);
-	else if (stored.expires_at - time(NULL) > REFRESH_MARGIN)
-		token_body(res, stored.access_token, stored.expires_at);
+	else if (!stored.needs_reauth_at && stored.expires_at - time(NULL) > REFRESH_MARGIN)
+		token_body(req, res, stored.access_token, stored.expires_at, &stored);
 	else
 		refresh_and_answer(req, res, &session);
 	memset(&stored, 0, sizeof(stored));
@@ -209,7 +319,16 @@ me_delete(const struct request *req, struct response *res)
 	case USERS_OK:
 		log_event(LOG_INFO, "user_deleted", LOG_INT("user_id", session.user_id));
 		response_cookie(res, SESSION_COOKIE, "", 0);
-		response_json_string(res, 200, "status", "deleted");
+		/* An app cannot revoke a grant at Spotify: the user does it there. */
+		response_object_begin(res, 200);
+		response_member_string(res, "status", "deleted", 0);
+		response_member_string(res, "revoke_url", SPOTIFY_REVOKE_URL, 0);
+		response_member_string(
+			res, "message",
+			"baa has deleted your data; to remove its access at Spotify too, "
+			"open revoke_url and remove baa from your apps.",
+			0);
+		response_object_end(res);
 		break;
 	case USERS_NOT_FOUND: revoked(res); break;
 	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); break;

@@ -1243,7 +1243,9 @@ FAKE_SPOTIFY_DIR = os.path.join(REPO, "tests", "fake_spotify")
 # Only has to be the same at baa and at the fake: the tests play the browser
 # and never follow the redirect to it.
 TEST_REDIRECT_URI = "http://127.0.0.1:9/callback"
-DEFAULT_SCOPES = "user-read-private user-read-email"
+# baa asks for no scope unless SPOTIFY_SCOPES names some: id, display_name
+# and account_id of /v1/me need none, and development mode grants no more.
+DEFAULT_SCOPES = ""
 OAUTH_COOKIE = "baa_oauth"
 SESSION_COOKIE = "baa_session"
 _FAKE_CLIENT = None

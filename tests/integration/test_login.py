@@ -37,14 +37,15 @@ class LoginFlowTest(SpotifyTestCase):
         url = urllib.parse.urlsplit(r.authorize_url)
         self.assertEqual("%s://%s%s" % (url.scheme, url.netloc, url.path), self.fake.url + "/authorize")
         q = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        # no scope parameter: baa asks for none by default (SPOTIFY_SCOPES unset)
         self.assertEqual({k: len(v) for k, v in q.items()},
-                         {k: 1 for k in ("client_id", "response_type", "redirect_uri", "scope", "state",
+                         {k: 1 for k in ("client_id", "response_type", "redirect_uri", "state",
                                          "code_challenge", "code_challenge_method")}, q)
         p = r.authorize_params
         self.assertEqual(p["client_id"], SPOTIFY_CLIENT_ID)
         self.assertEqual(p["response_type"], "code")
         self.assertEqual(p["redirect_uri"], TEST_REDIRECT_URI)
-        self.assertEqual(p["scope"], DEFAULT_SCOPES)
+        self.assertEqual(DEFAULT_SCOPES, "")
         self.assertEqual(p["code_challenge_method"], "S256")
         self.assertRegex(p["state"], STATE_RE)
         self.assertRegex(p["code_challenge"], STATE_RE)
@@ -119,7 +120,14 @@ class LoginFlowTest(SpotifyTestCase):
         self.assertEqual(me.status, 200, me)
         self.assertNoStore(me, "/me")
         doc = me.json()
-        self.assertEqual(set(doc), {"id", "spotify_id", "display_name", "token_expires_at"}, doc)
+        self.assertEqual(set(doc), {"id", "spotify_id", "account_id", "display_name", "token_expires_at",
+                                    "authorized_at", "reauth_due_at", "reauth_recommended",
+                                    "needs_reauth"}, doc)
+        self.assertEqual(doc["account_id"], u["account_id"])
+        self.assertRegex(doc["authorized_at"], ISO_Z_RE)
+        self.assertRegex(doc["reauth_due_at"], ISO_Z_RE)
+        self.assertIs(doc["reauth_recommended"], False)
+        self.assertIs(doc["needs_reauth"], False)
         self.assertIsInstance(doc["id"], int)
         self.assertEqual(doc["id"], u["id"])
         self.assertEqual(doc["spotify_id"], "demo-user")
@@ -140,6 +148,10 @@ class LoginFlowTest(SpotifyTestCase):
         # 3601: baa rounds the stored expiry to whole seconds
         self.assertTrue(3500 <= doc["expires_in"] <= 3601, doc)
         self.assertNotIn(refresh, tok.body.decode())
+        self.assertEqual(set(doc), {"access_token", "token_type", "expires_at", "expires_in",
+                                    "reauth_due_at", "reauth_recommended"}, doc)
+        self.assertEqual(doc["reauth_due_at"], me.json()["reauth_due_at"])
+        self.assertIs(doc["reauth_recommended"], False)
         self.assertEqual(self.fake.stats()["token_refresh_token"], 0)
 
     def fake_client_basic_auth(self):
@@ -426,6 +438,20 @@ class CallbackSpotifyErrorTest(SpotifyTestCase):
         self.assertIn(replay.status, (400, 502), replay)
         self.assertNotIn(SESSION_COOKIE, replay.set_cookies, replay)
         self.assertEqual(self.users(), before)
+
+
+class LoginScopesTest(SpotifyTestCase):
+    """SPOTIFY_SCOPES, when set, is what /authorize is asked for."""
+
+    workers = 1
+    login_extra_env = {"SPOTIFY_SCOPES": "user-read-private user-read-email"}
+
+    def test_configured_scopes_are_asked_for_and_stored(self):
+        b, r = self.login()
+        self.assertEqual(r.authorize_params.get("scope"), "user-read-private user-read-email",
+                         r.authorize_params)
+        self.assertEqual(sorted(self.user()["scope"].split()),
+                         ["user-read-email", "user-read-private"])
 
 
 class SessionTtlDefaultTest(SpotifyTestCase):

@@ -210,7 +210,12 @@ class LogoutAndDeleteTest(SessionTestCase):
         resp = b.delete("/me")
         self.assertEqual(resp.status, 200, resp)
         self.assertNoStore(resp, "DELETE /me")
-        self.assertEqual(resp.json(), {"status": "deleted"})
+        doc = resp.json()
+        # baa cannot revoke its grant at Spotify: it says where the user does
+        self.assertEqual(set(doc), {"status", "revoke_url", "message"}, doc)
+        self.assertEqual(doc["status"], "deleted")
+        self.assertEqual(doc["revoke_url"], "https://www.spotify.com/account/apps/")
+        self.assertIn("revoke_url", doc["message"])
         c = resp.set_cookies.get(SESSION_COOKIE)
         self.assertIsNotNone(c, resp)
         self.assertTrue(c.clears and c.max_age == 0, c)

@@ -110,28 +110,38 @@ class TokenRefreshTest(TokenTestCase):
         self.assertEqual(self.fake.stats()["token_refresh_token"], 1)
 
     def check_invalid_grant(self, kill_grant):
+        """One invalid_grant is not proof: 401 reauth_required, the tokens
+        and the session kept, and no other call to Spotify while baa waits
+        BAA_INVALID_GRANT_CONFIRM (600 s here; test_grant.py goes past it)."""
         b, cookie, before = self.login_expiring()
         kill_grant()
         resp = self.get_token(self.nginx, cookie)
-        self.assertJsonError(resp, 401, "refresh invalid_grant")
+        doc = self.assertJsonError(resp, 401, "refresh invalid_grant")
+        self.assertEqual(doc["error"], "reauth_required", doc)
+        self.assertEqual(doc["login"], "/login?next=%2F", doc)
+        self.assertNotIn(SESSION_COOKIE, resp.set_cookies, "the session cookie must stay: %r" % resp)
         self.assertEqual(self.fake.stats()["token_refresh_token"], 1)
-        self.assertEqual(self.token_columns(), {"spotify_token": None, "refresh_token": None,
-                                                "token_expires_at": None})
-        # Spotify would work again; baa has nothing to refresh with and does not call it
+        self.assertEqual(self.token_columns(), {k: before[k] for k in
+                                                ("spotify_token", "refresh_token", "token_expires_at")})
+        self.assertIsNotNone(self.user()["needs_reauth_at"])
+        # Spotify would work again; baa waits for the confirmation and does not call it
         self.fake.configure(invalid_grant_on_refresh=False)
         calls = self.fake.stats()["token"]
         for i in range(3):
-            self.assertJsonError(self.get_token(self.nginx, cookie), 401, "after invalid_grant")
+            again = self.get_token(self.nginx, cookie)
+            self.assertEqual(self.assertJsonError(again, 401, "during the wait")["error"],
+                             "reauth_required")
         self.assertEqual(self.fake.stats()["token"], calls)
-        # the user must log in again: the session is revoked too, so every
-        # device shows the login instead of a user without tokens
+        # the session is still valid: the page can offer the renewal
         me = self.browser().get("/me", cookies={SESSION_COOKIE: cookie})
-        self.assertEqual(me.status, 401, me)
+        self.assertEqual(me.status, 200, me)
+        self.assertIs(me.json()["needs_reauth"], True)
+        self.assertIs(me.json()["reauth_recommended"], True)
 
-    def test_invalid_grant_on_refresh_is_401_and_forgets_the_tokens(self):
+    def test_invalid_grant_on_refresh_is_401_reauth_required_and_keeps_the_tokens(self):
         self.check_invalid_grant(lambda: self.fake.configure(invalid_grant_on_refresh=True))
 
-    def test_revoked_refresh_token_is_401_and_forgets_the_tokens(self):
+    def test_revoked_refresh_token_is_401_reauth_required_and_keeps_the_tokens(self):
         self.check_invalid_grant(self.fake.revoke_refresh_tokens)
 
 

@@ -20,6 +20,7 @@ test_nginx_parameters_become_a_request(void **state)
 			  "REQUEST_URI=/healthz?a=1&b=2",
 			  "DOCUMENT_URI=/healthz",
 			  "HTTP_COOKIE=baa_session=x",
+			  "HTTP_SEC_FETCH_MODE=navigate",
 			  NULL};
 	struct request req;
 
@@ -28,6 +29,7 @@ test_nginx_parameters_become_a_request(void **state)
 	assert_string_equal(req.path, "/healthz");
 	assert_string_equal(req.query, "a=1&b=2");
 	assert_string_equal(req.cookie, "baa_session=x");
+	assert_string_equal(req.sec_fetch_mode, "navigate");
 	assert_int_equal(req.content_length, 0);
 }
 
@@ -42,6 +44,7 @@ test_script_name_is_used_without_document_uri(void **state)
 	assert_string_equal(req.path, "/readyz");
 	assert_string_equal(req.query, "");
 	assert_null(req.cookie);
+	assert_null(req.sec_fetch_mode);
 }
 
 static void
