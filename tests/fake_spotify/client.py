@@ -51,6 +51,11 @@ def pkce_pair(length=64):
     return verifier, challenge
 
 
+def default_account_id(user_id):
+    """The account_id the fake gives a user configured without one (as server.py)."""
+    return "acct-" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
+
+
 def basic_auth(client_id, client_secret):
     """The Authorization header value Spotify expects from a confidential client."""
     raw = ("%s:%s" % (client_id, client_secret)).encode("utf-8")
@@ -231,13 +236,37 @@ class FakeSpotify:
     def clear_faults(self):
         return self.configure(faults={"authorize": None, "token": None, "me": None})
 
-    def set_user(self, user_id, display_name=None, **profile):
-        """Who the next /authorize approves (email, country, product optional)."""
+    def set_user(self, user_id, display_name=None, account_id=None, **profile):
+        """Who the next /authorize approves (email, country, product optional).
+
+        Without account_id the account is default_account_id(user_id): a new
+        id alone is another Spotify account. With the account_id of an
+        existing account and a new id, that account is renamed (see
+        rename_user) and logs in next. An existing account keeps the fields
+        not given.
+        """
         user = {"id": user_id}
         if display_name is not None:
             user["display_name"] = display_name
+        if account_id is not None:
+            user["account_id"] = account_id
         user.update(profile)
         return self.configure(user=user)
+
+    def rename_user(self, account_id, new_id, **profile):
+        """Spotify changes an account's id; its account_id stays.
+
+        Tokens issued to the account before now see new_id at /v1/me. Who
+        the next /authorize approves does not change (use set_user(new_id,
+        account_id=...) to log in as the renamed account). Returns the
+        account's record.
+        """
+        user = dict(profile, id=new_id, account_id=account_id)
+        return self._control("POST", "/_fake/accounts", user)
+
+    def accounts(self):
+        """Every account the fake knows: [{"account_id", "id", "display_name", ...}]."""
+        return self._control("GET", "/_fake/accounts")
 
     def reset(self):
         return self._control("POST", "/_fake/reset")

@@ -19,7 +19,7 @@ Python 3 standard library only. Loopback only. State lives in memory.
 Endpoints (as Spotify):
   GET  /authorize    auto-approves the configured user (302 to redirect_uri)
   POST /api/token    grant_type=authorization_code | refresh_token
-  GET  /v1/me        the token's user profile
+  GET  /v1/me        the profile of the token's account, as the account is now
 Control API for tests (JSON, not like Spotify), see control() below:
   GET  /_fake/health                      {"ok": true}
   GET  /_fake/config, POST /_fake/config  read / merge settings (DEFAULT_CONFIG, "user")
@@ -29,13 +29,29 @@ Control API for tests (JSON, not like Spotify), see control() below:
   GET  /_fake/requests[?endpoint=E]       the request log (full values)
   GET  /_fake/stats                       request counts
   GET  /_fake/tokens                      codes and tokens issued, and their state
+  GET  /_fake/accounts                    every account: [{"account_id", "id", ...}]
+  POST /_fake/accounts                    create or update (rename) one account, given
+                                          as a `user` object; who logs in next stays
 
 Settings (POST /_fake/config merges them; GET shows them):
   deny, access_token_length, expires_in, rotate_refresh_tokens,
   invalid_grant_on_refresh, code_lifetime, revoke_on_code_reuse,
-  allow_public_clients (bools / ints, see DEFAULT_CONFIG), user
-  {"id", "display_name", "email", "country", "product"} (who the next
-  /authorize approves), and faults {"authorize"|"token"|"me": F or null}.
+  allow_public_clients, omit_account_id (bools / ints, see DEFAULT_CONFIG),
+  user {"id", "account_id", "display_name", "email", "country", "product"}
+  (who the next /authorize approves), and faults {"authorize"|"token"|"me":
+  F or null}.
+
+Accounts. Every user is an account with an account_id (Spotify's "public,
+immutable" identifier; its `id` may change). `user` without account_id
+means the account "acct-" + the first 16 hex digits of sha256(id), so a new
+id alone is another account. The fake keeps a registry of accounts keyed by
+account_id; codes and tokens belong to an account, and /v1/me shows the
+account's record as it is now. Giving `user` (or POST /_fake/accounts) an
+existing account_id with a new id renames that account: tokens issued
+before see the new id. An existing account keeps the fields not given; a
+new one gets display_name = id, email = id@example.com, country SE,
+product premium. omit_account_id drops account_id from /v1/me (answers
+from before May 2026).
 
 A fault F applies to the next requests of its endpoint (only those with
 grant_type F.grant_type, if set; only F.times of them, if set, then it turns
@@ -85,6 +101,7 @@ MAX_DRAIN = 1024 * 1024       # bytes read and dropped before closing after a 41
 MAX_FIELDS = 100              # form / query parameters per request
 MAX_LOG_ENTRIES = 10000       # request log entries kept (oldest dropped)
 MAX_ITEMS = 100000            # codes / tokens kept per kind (oldest dropped)
+MAX_ACCOUNTS = 10000          # accounts kept (oldest dropped; their tokens stop working)
 CODE_LENGTH = 320             # Spotify's codes are a few hundred characters
 REFRESH_TOKEN_LENGTH = 131
 HANDLER_TIMEOUT = 30          # seconds a connection may idle or trickle
@@ -114,15 +131,17 @@ DEFAULT_CONFIG = {
     "code_lifetime": 600,
     "revoke_on_code_reuse": False,
     "allow_public_clients": False,
+    "omit_account_id": False,
     "faults": {"authorize": None, "token": None, "me": None},
 }
 BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "invalid_grant_on_refresh",
-                 "revoke_on_code_reuse", "allow_public_clients")
+                 "revoke_on_code_reuse", "allow_public_clients", "omit_account_id")
 INT_SETTINGS = {"access_token_length": (8, 8192), "expires_in": (0, 10 ** 8),
                 "code_lifetime": (0, 10 ** 6)}
 FAULT_FIELDS = ("status", "delay_ms", "body", "content_type", "retry_after",
                 "close", "times", "grant_type", "process")
-USER_FIELDS = ("id", "display_name", "email", "country", "product")
+USER_FIELDS = ("account_id", "id", "display_name", "email", "country", "product")
+MAX_ID_LENGTH = 256
 
 
 # ---------------------------------------------------------------------------
@@ -341,24 +360,51 @@ def validate_fault(endpoint, fault):
     return clean
 
 
-def validate_user(user):
-    """{"id", "display_name"[, "email", "country", "product"]} -> full profile."""
+def default_account_id(user_id):
+    """The account_id of a user configured without one: "acct-" + 16 hex of sha256(id).
+
+    Deterministic, so that a test which only switches user.id gets another
+    Spotify account, and can compute that account's account_id itself.
+    """
+    return "acct-" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
+
+
+def check_user(user):
+    """Check a `user` object; returns the fields it gives (id is required)."""
     if not isinstance(user, dict):
         raise ConfigError("user must be an object")
     unknown = set(user) - set(USER_FIELDS)
     if unknown:
         raise ConfigError("user: unknown field(s) %s" % ", ".join(sorted(unknown)))
-    user_id = user.get("id")
-    if not isinstance(user_id, str) or not user_id or len(user_id) > 256:
+    for key in ("id", "account_id"):
+        value = user.get(key)
+        if key in user and (not isinstance(value, str) or not value
+                            or len(value) > MAX_ID_LENGTH):
+            raise ConfigError("user.%s must be a non-empty string" % key)
+    if "id" not in user:
         raise ConfigError("user.id must be a non-empty string")
+    clean = {"id": user["id"]}
+    if "account_id" in user:
+        clean["account_id"] = user["account_id"]
+    for key in ("display_name", "email"):
+        if key in user:
+            clean[key] = check_str("user." + key, user[key], allow_none=True, max_len=1024)
+    if "country" in user:
+        clean["country"] = check_str("user.country", user["country"], max_len=8)
+    if "product" in user:
+        clean["product"] = check_str("user.product", user["product"], max_len=32)
+    return clean
+
+
+def new_account(user_id):
+    """A fresh account's record: every field but id derived from the id."""
     return {
+        "account_id": default_account_id(user_id),
         "id": user_id,
-        "display_name": check_str("user.display_name", user.get("display_name", user_id),
-                                  allow_none=True, max_len=1024),
-        "email": check_str("user.email", user.get("email", user_id + "@example.com"),
-                           allow_none=True, max_len=1024),
-        "country": check_str("user.country", user.get("country", "SE"), max_len=8),
-        "product": check_str("user.product", user.get("product", "premium"), max_len=32),
+        "display_name": user_id,
+        "email": user_id + "@example.com",
+        "country": "SE",
+        "product": "premium",
     }
 
 
@@ -367,6 +413,8 @@ def merge_config(current, patch):
 
     `faults` merges per endpoint (an endpoint not named keeps its fault).
     Unknown names are refused so that a typo in a test fails loudly.
+    `user` is not a plain setting (it changes the account registry): the
+    caller (FakeState.configure) handles it.
     """
     if not isinstance(patch, dict):
         raise ConfigError("config must be a JSON object")
@@ -376,8 +424,6 @@ def merge_config(current, patch):
             new[key] = check_bool(key, value)
         elif key in INT_SETTINGS:
             new[key] = check_int(key, value, *INT_SETTINGS[key])
-        elif key == "user":
-            new[key] = validate_user(value)
         elif key == "faults":
             if not isinstance(value, dict):
                 raise ConfigError("faults must be an object")
@@ -421,15 +467,17 @@ class FakeState:
         self.client_id = client_id
         self.client_secret = client_secret
         self.redirect_uris = list(redirect_uris)
-        self.initial_user = validate_user(user)
+        self.initial_user = check_user(user)
         self.clock = time.monotonic
         self.reset()
 
     def reset(self):
-        """Back to the start: default config, no codes, tokens or log."""
+        """Back to the start: default config, no accounts but the first, no codes, tokens or log."""
         self.config = copy.deepcopy(DEFAULT_CONFIG)
-        self.config["user"] = dict(self.initial_user)
-        self.users = {self.initial_user["id"]: dict(self.initial_user)}
+        self.accounts = {}
+        self.current_account_id = None
+        self.current_account_id = self.put_account(self.initial_user)["account_id"]
+        self.sync_current_user()
         self.codes = {}
         self.access_tokens = {}
         self.refresh_tokens = {}
@@ -439,9 +487,49 @@ class FakeState:
         self.grant_counter = 0
 
     def configure(self, patch):
-        self.config = merge_config(self.config, patch)
-        user = self.config["user"]
-        self.users[user["id"]] = dict(user)
+        """Merge settings; `user` also creates or updates an account and makes
+        it the one the next /authorize approves. Nothing changes on an error."""
+        if not isinstance(patch, dict):
+            raise ConfigError("config must be a JSON object")
+        settings = dict(patch)
+        user = check_user(settings.pop("user")) if "user" in settings else None
+        self.config = merge_config(self.config, settings)
+        if user is not None:
+            self.current_account_id = self.put_account(user)["account_id"]
+        self.sync_current_user()
+
+    # -- accounts
+
+    def put_account(self, user):
+        """Create or update the account user["account_id"] (default: derived from id).
+
+        An existing account keeps the fields `user` does not give, so a new
+        id for an existing account_id is a rename: the tokens issued before
+        it see the new id (Spotify's "id may change, account_id stays").
+        Ids are not unique across accounts: Spotify's may change, so a test
+        may give a second account an id the first one had.
+        """
+        account_id = user.get("account_id") or default_account_id(user["id"])
+        record = dict(self.accounts.get(account_id) or new_account(user["id"]))
+        record.update(user)
+        record["account_id"] = account_id
+        current = self.accounts.get(self.current_account_id)
+        bounded_put(self.accounts, account_id, record, MAX_ACCOUNTS)
+        if current is not None and current["account_id"] not in self.accounts:
+            # the one who logs in next must not be the one dropped for room
+            bounded_put(self.accounts, current["account_id"], current, MAX_ACCOUNTS)
+        return dict(record)
+
+    def sync_current_user(self):
+        """config["user"] shows the current record of the account that logs in next."""
+        self.config["user"] = dict(self.accounts[self.current_account_id])
+
+    def account_of(self, record):
+        """The account a code or token belongs to, as it is now (None if dropped)."""
+        return self.accounts.get(record["account_id"])
+
+    def snapshot_accounts(self):
+        return [dict(account) for account in self.accounts.values()]
 
     # -- request log and stats
 
@@ -487,7 +575,7 @@ class FakeState:
         bounded_put(self.codes, code, {
             "client_id": self.client_id, "redirect_uri": redirect_uri,
             "challenge": challenge, "scope": scope,
-            "user_id": self.config["user"]["id"], "grant": self.grant_counter,
+            "account_id": self.current_account_id, "grant": self.grant_counter,
             "expires_at": self.clock() + self.config["code_lifetime"], "used": False,
         })
         return code
@@ -495,7 +583,7 @@ class FakeState:
     def new_access_token(self, grant):
         token = random_token(self.config["access_token_length"], "BQ")
         bounded_put(self.access_tokens, token, {
-            "client_id": grant["client_id"], "user_id": grant["user_id"],
+            "client_id": grant["client_id"], "account_id": grant["account_id"],
             "scope": grant["scope"], "grant": grant["grant"], "revoked": False,
             "expires_at": self.clock() + self.config["expires_in"],
         })
@@ -504,7 +592,7 @@ class FakeState:
     def new_refresh_token(self, grant):
         token = random_token(REFRESH_TOKEN_LENGTH, "AQ")
         bounded_put(self.refresh_tokens, token, {
-            "client_id": grant["client_id"], "user_id": grant["user_id"],
+            "client_id": grant["client_id"], "account_id": grant["account_id"],
             "scope": grant["scope"], "grant": grant["grant"], "revoked": False,
         })
         return token
@@ -528,20 +616,28 @@ class FakeState:
         return len(self.access_tokens)
 
     def snapshot_tokens(self):
-        """For /_fake/tokens: what was issued and whether it still works."""
+        """For /_fake/tokens: what was issued, to which account, and whether it still works.
+
+        user_id is the account's id now (what /v1/me would show), not at issue.
+        """
         now = self.clock()
         return {
-            "codes": [{"code": code, "user_id": r["user_id"], "redirect_uri": r["redirect_uri"],
-                       "scope": r["scope"], "used": r["used"], "expired": now >= r["expires_at"]}
+            "codes": [dict(self.owner(r), code=code, redirect_uri=r["redirect_uri"],
+                           scope=r["scope"], used=r["used"], expired=now >= r["expires_at"])
                       for code, r in self.codes.items()],
-            "access_tokens": [{"access_token": tok, "user_id": r["user_id"], "scope": r["scope"],
-                               "revoked": r["revoked"], "expired": now >= r["expires_at"],
-                               "expires_in": max(0, int(r["expires_at"] - now))}
+            "access_tokens": [dict(self.owner(r), access_token=tok, scope=r["scope"],
+                                   revoked=r["revoked"], expired=now >= r["expires_at"],
+                                   expires_in=max(0, int(r["expires_at"] - now)))
                               for tok, r in self.access_tokens.items()],
-            "refresh_tokens": [{"refresh_token": tok, "user_id": r["user_id"], "scope": r["scope"],
-                                "revoked": r["revoked"]}
+            "refresh_tokens": [dict(self.owner(r), refresh_token=tok, scope=r["scope"],
+                                    revoked=r["revoked"])
                                for tok, r in self.refresh_tokens.items()],
         }
+
+    def owner(self, record):
+        account = self.account_of(record)
+        return {"user_id": account["id"] if account else None,
+                "account_id": record["account_id"]}
 
 
 # ---------------------------------------------------------------------------
@@ -716,18 +812,21 @@ def me(state, req):
     if scheme.lower() != "bearer" or not access_token:
         return api_error(400, "Only valid bearer authentication supported")
     record = state.access_tokens.get(access_token)
-    if record is None or record["revoked"]:
+    account = state.account_of(record) if record else None
+    if record is None or record["revoked"] or account is None:
         return unauthorized("Invalid access token")
     if state.clock() >= record["expires_at"]:
         return unauthorized("The access token expired")
-    return json_reply(200, profile_body(state.users[record["user_id"]],
-                                        record["scope"].split()))
+    return json_reply(200, profile_body(account, record["scope"].split(), state.config))
 
 
-def profile_body(user, scopes):
+def profile_body(user, scopes, config):
+    """The User object as Spotify shows it to this token, in Spotify's key order."""
     quoted = urllib.parse.quote(user["id"], safe="")
     private = "user-read-private" in scopes
     body = {}
+    if not config["omit_account_id"]:
+        body["account_id"] = user["account_id"]
     if private:
         body["country"] = user["country"]
     body["display_name"] = user["display_name"]
@@ -803,6 +902,7 @@ def control(state, method, path, query, body):
         "/_fake/requests": ("GET", lambda: control_requests(state, query)),
         "/_fake/stats": ("GET", lambda: dict(state.stats)),
         "/_fake/tokens": ("GET", state.snapshot_tokens),
+        "/_fake/accounts": (("GET", "POST"), lambda: control_accounts(state, method, body)),
     }
     if path not in routes:
         return json_reply(404, {"error": "no such control endpoint: %s" % path})
@@ -817,14 +917,27 @@ def control(state, method, path, query, body):
         return json_reply(400, {"error": str(e)})
 
 
+def json_body(body):
+    try:
+        return json.loads(body.decode("utf-8") or "{}")
+    except (UnicodeDecodeError, ValueError):
+        raise ConfigError("body must be JSON")
+
+
 def control_config(state, method, body):
     if method == "POST":
-        try:
-            patch = json.loads(body.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, ValueError):
-            raise ConfigError("body must be JSON")
-        state.configure(patch)
+        state.configure(json_body(body))
     return copy.deepcopy(state.config)
+
+
+def control_accounts(state, method, body):
+    """GET: every account. POST a user object: create or update (rename) that
+    account without changing who the next /authorize approves."""
+    if method == "POST":
+        account = state.put_account(check_user(json_body(body)))
+        state.sync_current_user()
+        return account
+    return state.snapshot_accounts()
 
 
 def control_requests(state, query):

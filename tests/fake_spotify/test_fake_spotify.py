@@ -7,6 +7,7 @@ is refused, good input accepted. Each fault mode and control call is tested.
 """
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -24,7 +25,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from client import (FakeSpotify, basic_auth, code_from_location,  # noqa: E402
-                    location_params, pkce_pair)
+                    default_account_id, location_params, pkce_pair)
 import server  # noqa: E402
 
 CLIENT_ID = "0123456789abcdef0123456789abcdef"
@@ -33,6 +34,11 @@ REDIRECT = "https://127.0.0.1:8443/callback"
 REDIRECT2 = "http://127.0.0.1:9999/auth/callback?x=1"
 SCOPE = "user-read-email user-read-private"
 URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def expected_account_id(user_id):
+    """The spec's rule, written out again so that a wrong rule in the fake fails."""
+    return "acct-" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
 
 
 class FakeTestCase(unittest.TestCase):
@@ -539,6 +545,7 @@ class MeTests(FakeTestCase):
         resp = self.fake.me(tokens["access_token"])
         self.assertEqual(resp.status, 200)
         self.assertEqual(resp.json(), {
+            "account_id": expected_account_id("demo-user"),
             "country": "SE", "display_name": "Demo User", "email": "demo-user@example.com",
             "explicit_content": {"filter_enabled": False, "filter_locked": False},
             "external_urls": {"spotify": "https://open.spotify.com/user/demo-user"},
@@ -614,6 +621,126 @@ class MeTests(FakeTestCase):
         resp = self.fake.request("POST", "/v1/me", body="")
         self.assert_api_error(resp, 405, "Method not allowed")
         self.assert_api_error(self.fake.request("GET", "/v1/nothing"), 404, "Service not found")
+
+
+# ---------------------------------------------------------------------------
+
+
+class AccountTests(FakeTestCase):
+    """account_id: public, immutable; id may change (Spotify's May 2026 changelog)."""
+
+    def me_of(self, access_token):
+        resp = self.fake.me(access_token)
+        self.assertEqual(resp.status, 200, resp)
+        return resp.json()
+
+    def test_default_account_id_is_derived_from_id(self):
+        self.assertEqual(default_account_id("alice"), expected_account_id("alice"))
+        self.assertEqual(self.fake.config()["user"]["account_id"], expected_account_id("demo-user"))
+        self.fake.set_user("alice")
+        body = self.me_of(self.fake.login()["access_token"])
+        self.assertEqual((body["id"], body["account_id"]), ("alice", expected_account_id("alice")))
+
+    def test_account_id_is_shown_without_any_scope(self):
+        body = self.me_of(self.fake.login(scope="")["access_token"])
+        self.assertEqual(body["account_id"], expected_account_id("demo-user"))
+
+    def test_switching_id_alone_is_another_account(self):
+        self.fake.set_user("alice")
+        alice = self.fake.login()["access_token"]
+        self.fake.set_user("bob")
+        bob = self.fake.login()["access_token"]
+        self.assertNotEqual(self.me_of(alice)["account_id"], self.me_of(bob)["account_id"])
+        self.assertEqual(sorted(a["id"] for a in self.fake.accounts()),
+                         ["alice", "bob", "demo-user"])
+
+    def test_explicit_account_id(self):
+        self.fake.set_user("alice", account_id="acct-explicit")
+        body = self.me_of(self.fake.login()["access_token"])
+        self.assertEqual((body["id"], body["account_id"]), ("alice", "acct-explicit"))
+        self.assertEqual(self.fake.config()["user"]["account_id"], "acct-explicit")
+
+    def test_configuring_an_existing_account_id_with_a_new_id_renames_it(self):
+        self.fake.set_user("alice", "Alice", email="alice@example.org")
+        account_id = expected_account_id("alice")
+        before = self.fake.login()["access_token"]
+        self.fake.configure(user={"account_id": account_id, "id": "alice-2"})
+        after = self.fake.login()["access_token"]
+        for token in (before, after):
+            body = self.me_of(token)
+            self.assertEqual((body["id"], body["account_id"], body["uri"]),
+                             ("alice-2", account_id, "spotify:user:alice-2"))
+            # a rename changes the id only: the fields not given are kept
+            self.assertEqual((body["display_name"], body["email"]), ("Alice", "alice@example.org"))
+        self.assertEqual(sorted(a["id"] for a in self.fake.accounts()), ["alice-2", "demo-user"])
+        self.assertEqual(self.fake.tokens()["access_tokens"][0]["user_id"], "alice-2")
+
+    def test_rename_user_does_not_change_who_logs_in_next(self):
+        self.fake.set_user("alice")
+        alice = self.fake.login()["access_token"]
+        self.fake.set_user("bob")
+        record = self.fake.rename_user(expected_account_id("alice"), "alice-new")
+        self.assertEqual((record["id"], record["account_id"]),
+                         ("alice-new", expected_account_id("alice")))
+        self.assertEqual(self.me_of(alice)["id"], "alice-new")
+        self.assertEqual(self.fake.config()["user"]["id"], "bob")
+        self.assertEqual(self.me_of(self.fake.login()["access_token"])["id"], "bob")
+
+    def test_renaming_the_current_account_shows_in_config(self):
+        self.fake.rename_user(expected_account_id("demo-user"), "demo-renamed")
+        self.assertEqual(self.fake.config()["user"]["id"], "demo-renamed")
+        self.assertEqual(self.me_of(self.fake.login()["access_token"])["account_id"],
+                         expected_account_id("demo-user"))
+
+    def test_rename_user_of_an_unknown_account_creates_it(self):
+        record = self.fake.rename_user("acct-new", "newcomer", display_name="N")
+        self.assertEqual(record, {"account_id": "acct-new", "id": "newcomer", "display_name": "N",
+                                  "email": "newcomer@example.com", "country": "SE",
+                                  "product": "premium"})
+
+    def test_two_accounts_may_share_an_id(self):
+        self.fake.set_user("shared", account_id="acct-one")
+        one = self.fake.login()["access_token"]
+        self.fake.set_user("shared", account_id="acct-two")
+        two = self.fake.login()["access_token"]
+        self.assertEqual((self.me_of(one)["account_id"], self.me_of(two)["account_id"]),
+                         ("acct-one", "acct-two"))
+
+    def test_setting_the_same_user_again_keeps_its_profile(self):
+        self.fake.set_user("alice", email="a@example.org")
+        self.fake.set_user("bob")
+        self.fake.set_user("alice")
+        self.assertEqual(self.fake.config()["user"]["email"], "a@example.org")
+
+    def test_omit_account_id(self):
+        tokens = self.fake.login()
+        self.fake.configure(omit_account_id=True)
+        body = self.me_of(tokens["access_token"])
+        self.assertNotIn("account_id", body)
+        self.assertEqual(body["id"], "demo-user")
+        self.fake.configure(omit_account_id=False)
+        self.assertIn("account_id", self.me_of(tokens["access_token"]))
+
+    def test_reset_forgets_accounts(self):
+        self.fake.set_user("alice", account_id="acct-a")
+        self.fake.reset()
+        self.assertEqual([a["id"] for a in self.fake.accounts()], ["demo-user"])
+        self.assertEqual(self.fake.config()["user"]["account_id"], expected_account_id("demo-user"))
+
+    def test_bad_accounts_are_refused_and_change_nothing(self):
+        for bad in ({"id": "x", "account_id": ""}, {"id": "x", "account_id": 5},
+                    {"id": "x", "account_id": "a" * 257}, {"account_id": "acct-x"},
+                    {"id": ""}, {"id": "x", "nickname": "y"}, [1]):
+            with self.subTest(user=bad):
+                for path, body in (("/_fake/config", {"user": bad}), ("/_fake/accounts", bad)):
+                    resp = self.fake.request("POST", path, body=json.dumps(body))
+                    self.assertEqual(resp.status, 400, resp)
+        # a bad setting beside a good user changes neither
+        resp = self.fake.request("POST", "/_fake/config",
+                                 body=json.dumps({"user": {"id": "x"}, "expires_in": "5"}))
+        self.assertEqual(resp.status, 400)
+        self.assertEqual(self.fake.config()["user"]["id"], "demo-user")
+        self.assertEqual(len(self.fake.accounts()), 1)
 
 
 # ---------------------------------------------------------------------------
@@ -841,6 +968,9 @@ class ControlApiTests(FakeTestCase):
         self.assertFalse(snap["access_tokens"][0]["expired"])
         self.assertEqual(snap["refresh_tokens"][0]["refresh_token"], tokens["refresh_token"])
         self.assertEqual(snap["refresh_tokens"][0]["user_id"], "demo-user")
+        self.assertEqual(snap["refresh_tokens"][0]["account_id"], expected_account_id("demo-user"))
+        self.assertEqual(snap["access_tokens"][0]["account_id"], expected_account_id("demo-user"))
+        self.assertEqual(snap["codes"][0]["account_id"], expected_account_id("demo-user"))
 
     def test_config_validation(self):
         for bad in ('{"expires_in": "5"}', '{"deny": 1}', '{"nope": true}', "not json", "[1]",
