@@ -268,6 +268,17 @@ class FakeSpotify:
         """Every account the fake knows: [{"account_id", "id", "display_name", ...}]."""
         return self._control("GET", "/_fake/accounts")
 
+    def set_development_mode(self, enabled=True, allowed_users=None):
+        """Spotify's development mode: /v1/me hides country, email,
+        explicit_content, followers and product, and answers 403 to a user
+        not in allowed_users (ids or account_ids; None = everyone)."""
+        return self.configure(development_mode=enabled, allowed_users=allowed_users)
+
+    def fail_refreshes(self, times=True):
+        """The next `times` refreshes (True: all, False: none) answer
+        invalid_grant; the refresh tokens themselves stay valid."""
+        return self.configure(invalid_grant_on_refresh=times)
+
     def reset(self):
         return self._control("POST", "/_fake/reset")
 

@@ -35,8 +35,11 @@ Control API for tests (JSON, not like Spotify), see control() below:
 
 Settings (POST /_fake/config merges them; GET shows them):
   deny, access_token_length, expires_in, rotate_refresh_tokens,
-  invalid_grant_on_refresh, code_lifetime, revoke_on_code_reuse,
-  allow_public_clients, omit_account_id (bools / ints, see DEFAULT_CONFIG),
+  code_lifetime, revoke_on_code_reuse, allow_public_clients,
+  omit_account_id, development_mode (bools / ints, see DEFAULT_CONFIG),
+  invalid_grant_on_refresh (false | true: every refresh | N: the next N
+  refreshes, counting down in GET /_fake/config, then false; the refresh
+  tokens stay valid), allowed_users (null: everyone | [ids or account_ids]),
   user {"id", "account_id", "display_name", "email", "country", "product"}
   (who the next /authorize approves), and faults {"authorize"|"token"|"me":
   F or null}.
@@ -52,6 +55,16 @@ before see the new id. An existing account keeps the fields not given; a
 new one gets display_name = id, email = id@example.com, country SE,
 product premium. omit_account_id drops account_id from /v1/me (answers
 from before May 2026).
+
+Development mode (Spotify's February 2026 rules). With development_mode,
+/v1/me omits country, email, explicit_content, followers and product
+whatever the scopes, and a user whose id or account_id is not in
+allowed_users (unless it is null) is approved at /authorize and gets
+tokens that refresh, but /v1/me answers 403 {"error": {"status": 403,
+"message": "Check settings on developer.spotify.com/dashboard, the user
+may not be registered."}} (after the token checks: a bad token is still
+401). allowed_users does not count outside development mode, as an app
+with extended quota serves everyone. The owner's Premium is not modelled.
 
 A fault F applies to the next requests of its endpoint (only those with
 grant_type F.grant_type, if set; only F.times of them, if set, then it turns
@@ -132,16 +145,24 @@ DEFAULT_CONFIG = {
     "revoke_on_code_reuse": False,
     "allow_public_clients": False,
     "omit_account_id": False,
+    "development_mode": False,
+    "allowed_users": None,
     "faults": {"authorize": None, "token": None, "me": None},
 }
-BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "invalid_grant_on_refresh",
-                 "revoke_on_code_reuse", "allow_public_clients", "omit_account_id")
+BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "revoke_on_code_reuse",
+                 "allow_public_clients", "omit_account_id", "development_mode")
 INT_SETTINGS = {"access_token_length": (8, 8192), "expires_in": (0, 10 ** 8),
                 "code_lifetime": (0, 10 ** 6)}
 FAULT_FIELDS = ("status", "delay_ms", "body", "content_type", "retry_after",
                 "close", "times", "grant_type", "process")
 USER_FIELDS = ("account_id", "id", "display_name", "email", "country", "product")
 MAX_ID_LENGTH = 256
+MAX_ALLOWED_USERS = 100   # Spotify admits 5, but a test may name a user by id and account_id
+MAX_COUNTDOWN = 10 ** 6   # "the next N" settings
+# What a development-mode app no longer gets (February 2026 migration guide).
+DEVELOPMENT_MODE_HIDDEN = ("country", "email", "explicit_content", "followers", "product")
+NOT_REGISTERED = ("Check settings on developer.spotify.com/dashboard, "
+                  "the user may not be registered.")
 
 
 # ---------------------------------------------------------------------------
@@ -408,6 +429,26 @@ def new_account(user_id):
     }
 
 
+def check_countdown(name, value):
+    """false | true (always) | N (the next N times): 0 is the same as false."""
+    if isinstance(value, bool):
+        return value
+    return check_int(name, value, 0, MAX_COUNTDOWN) or False
+
+
+def check_allowed_users(value):
+    """null (everyone) or a list of ids / account_ids."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_ALLOWED_USERS:
+        raise ConfigError("allowed_users must be null or a list of at most %d ids"
+                          % MAX_ALLOWED_USERS)
+    for item in value:
+        if not isinstance(item, str) or not item or len(item) > MAX_ID_LENGTH:
+            raise ConfigError("allowed_users must hold non-empty strings")
+    return list(value)
+
+
 def merge_config(current, patch):
     """Return a new config: `current` with the settings in `patch` changed.
 
@@ -424,6 +465,10 @@ def merge_config(current, patch):
             new[key] = check_bool(key, value)
         elif key in INT_SETTINGS:
             new[key] = check_int(key, value, *INT_SETTINGS[key])
+        elif key == "invalid_grant_on_refresh":
+            new[key] = check_countdown(key, value)
+        elif key == "allowed_users":
+            new[key] = check_allowed_users(value)
         elif key == "faults":
             if not isinstance(value, dict):
                 raise ConfigError("faults must be an object")
@@ -566,6 +611,14 @@ class FakeState:
             if fault["times"] <= 0:
                 self.config["faults"][endpoint] = None
         return taken
+
+    def take_forced_invalid_grant(self):
+        """Whether invalid_grant_on_refresh fails this refresh, counting down N."""
+        setting = self.config["invalid_grant_on_refresh"]
+        if setting is True or setting is False:
+            return setting
+        self.config["invalid_grant_on_refresh"] = setting - 1 or False
+        return True
 
     # -- codes and tokens
 
@@ -776,7 +829,7 @@ def refresh(state, client_id, form):
     refresh_token = form.get("refresh_token")
     if not refresh_token:
         return oauth_error(400, "invalid_request", "refresh_token must be supplied")
-    if state.config["invalid_grant_on_refresh"]:
+    if state.take_forced_invalid_grant():
         return invalid_grant("Refresh token revoked")
     record = state.refresh_tokens.get(refresh_token)
     if record is None or record["client_id"] != client_id:
@@ -817,7 +870,21 @@ def me(state, req):
         return unauthorized("Invalid access token")
     if state.clock() >= record["expires_at"]:
         return unauthorized("The access token expired")
+    if not admitted(state.config, account):
+        return api_error(403, NOT_REGISTERED)
     return json_reply(200, profile_body(account, record["scope"].split(), state.config))
+
+
+def admitted(config, account):
+    """A development-mode app serves only the users its owner added (by id or account_id).
+
+    Outside development mode allowed_users does not count: an app with
+    extended quota serves everyone, as at Spotify.
+    """
+    allowed = config["allowed_users"]
+    if not config["development_mode"] or allowed is None:
+        return True
+    return account["id"] in allowed or account["account_id"] in allowed
 
 
 def profile_body(user, scopes, config):
@@ -843,6 +910,9 @@ def profile_body(user, scopes, config):
         body["product"] = user["product"]
     body["type"] = "user"
     body["uri"] = "spotify:user:" + user["id"]
+    if config["development_mode"]:
+        for field in DEVELOPMENT_MODE_HIDDEN:
+            body.pop(field, None)
     return body
 
 

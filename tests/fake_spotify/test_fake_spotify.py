@@ -528,6 +528,36 @@ class RefreshTokenGrantTests(FakeTestCase):
         self.fake.configure(invalid_grant_on_refresh=False)
         self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
 
+    def test_invalid_grant_on_the_next_n_refreshes(self):
+        tokens = self.fake.login()
+        self.fake.fail_refreshes(2)
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant",
+                                "Refresh token revoked")
+        self.assertEqual(self.fake.config()["invalid_grant_on_refresh"], 1)
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+        self.assertIs(self.fake.config()["invalid_grant_on_refresh"], False)
+        # then normal again: the refresh token was never revoked
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+
+    def test_invalid_grant_on_refresh_true_lasts_and_zero_is_false(self):
+        tokens = self.fake.login()
+        self.fake.fail_refreshes(True)
+        for _ in range(3):
+            self.assertEqual(self.refresh(tokens["refresh_token"]).status, 400)
+        self.assertIs(self.fake.config()["invalid_grant_on_refresh"], True)
+        self.fake.fail_refreshes(0)
+        self.assertIs(self.fake.config()["invalid_grant_on_refresh"], False)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+
+    def test_invalid_grant_on_refresh_validation(self):
+        for bad in (-1, "2", 1.5, None, 10 ** 7):
+            with self.subTest(value=bad):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"invalid_grant_on_refresh": bad}))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertIs(self.fake.config()["invalid_grant_on_refresh"], False)
+
     def test_expires_in_is_configurable(self):
         self.fake.configure(expires_in=2)
         tokens = self.fake.login()
@@ -741,6 +771,96 @@ class AccountTests(FakeTestCase):
         self.assertEqual(resp.status, 400)
         self.assertEqual(self.fake.config()["user"]["id"], "demo-user")
         self.assertEqual(len(self.fake.accounts()), 1)
+
+
+# ---------------------------------------------------------------------------
+
+
+NOT_REGISTERED = {"error": {"status": 403, "message": "Check settings on "
+                            "developer.spotify.com/dashboard, the user may not be registered."}}
+FULL_SCOPE = "user-read-email user-read-private"
+
+
+class DevelopmentModeTests(FakeTestCase):
+    """Spotify's development mode as of the February 2026 migration guide."""
+
+    def me_as(self, user_id, scope=FULL_SCOPE):
+        self.fake.set_user(user_id)
+        return self.fake.me(self.fake.login(scope=scope)["access_token"])
+
+    def test_off_by_default(self):
+        config = self.fake.config()
+        self.assertEqual((config["development_mode"], config["allowed_users"]), (False, None))
+        body = self.me_as("alice").json()
+        for field in ("country", "email", "explicit_content", "followers", "product"):
+            self.assertIn(field, body)
+
+    def test_hides_the_five_fields_whatever_the_scopes(self):
+        self.fake.set_development_mode()
+        resp = self.me_as("alice")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json(), {
+            "account_id": expected_account_id("alice"), "display_name": "alice",
+            "external_urls": {"spotify": "https://open.spotify.com/user/alice"},
+            "href": "https://api.spotify.com/v1/users/alice", "id": "alice", "images": [],
+            "type": "user", "uri": "spotify:user:alice"})
+
+    def test_user_not_on_the_list_passes_consent_then_gets_403(self):
+        self.fake.set_development_mode(allowed_users=["someone-else"])
+        self.fake.set_user("outsider")
+        verifier, challenge = pkce_pair()
+        resp = self.fake.authorize(challenge, scope=FULL_SCOPE)
+        self.assertEqual(resp.status, 302)
+        code = code_from_location(resp.headers["Location"])
+        tokens = self.exchange(code, verifier)
+        self.assertEqual(tokens.status, 200, tokens)
+        resp = self.fake.me(tokens.json()["access_token"])
+        self.assertEqual(resp.status, 403)
+        self.assertEqual(resp.headers.get_content_type(), "application/json")
+        self.assertEqual(resp.json(), NOT_REGISTERED)
+        # the refresh token works: only the Web API refuses
+        self.assertEqual(self.refresh(tokens.json()["refresh_token"]).status, 200)
+
+    def test_list_names_users_by_id_or_account_id(self):
+        self.fake.set_development_mode(allowed_users=["alice", expected_account_id("bob")])
+        self.assertEqual(self.me_as("alice").status, 200)
+        self.assertEqual(self.me_as("bob").status, 200)
+        self.assertEqual(self.me_as("carol").json(), NOT_REGISTERED)
+
+    def test_a_renamed_user_listed_by_id_is_refused_by_account_id_still_admitted(self):
+        self.fake.set_user("alice")
+        alice = self.fake.login()["access_token"]
+        self.fake.set_user("bob")
+        bob = self.fake.login()["access_token"]
+        self.fake.set_development_mode(allowed_users=["alice", expected_account_id("bob")])
+        self.fake.rename_user(expected_account_id("alice"), "alice-2")
+        self.fake.rename_user(expected_account_id("bob"), "bob-2")
+        self.assertEqual(self.fake.me(alice).status, 403)
+        self.assertEqual(self.fake.me(bob).json()["id"], "bob-2")
+
+    def test_null_list_admits_everyone(self):
+        self.fake.set_development_mode(allowed_users=None)
+        self.assertEqual(self.me_as("anyone").status, 200)
+
+    def test_list_does_not_count_outside_development_mode(self):
+        self.fake.configure(allowed_users=["alice"])
+        self.assertEqual(self.me_as("carol").status, 200)
+        self.fake.configure(development_mode=True)
+        self.assertEqual(self.me_as("carol").status, 403)
+
+    def test_a_bad_token_is_401_before_the_list_is_looked_at(self):
+        self.fake.set_development_mode(allowed_users=["someone-else"])
+        self.assert_api_error(self.fake.me("BQ" + "x" * 50), 401, "Invalid access token")
+
+    def test_bad_allowed_users_are_refused(self):
+        for bad in ("alice", [1], [""], ["a" * 257], ["x"] * 101, {"alice": True}):
+            with self.subTest(allowed_users=bad):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"allowed_users": bad}))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertEqual(self.fake.request("POST", "/_fake/config", body=json.dumps(
+            {"development_mode": "yes"})).status, 400)
+        self.assertIsNone(self.fake.config()["allowed_users"])
 
 
 # ---------------------------------------------------------------------------
