@@ -279,6 +279,12 @@ class FakeSpotify:
         invalid_grant; the refresh tokens themselves stay valid."""
         return self.configure(invalid_grant_on_refresh=times)
 
+    def age_grants(self, seconds):
+        """As if every grant (login) had been authorized `seconds` earlier:
+        past refresh_token_lifetime (default 180 days) its refresh tokens
+        answer invalid_grant "Refresh token expired". Returns {"ok", "aged"}."""
+        return self._control("POST", "/_fake/age_grants", {"seconds": seconds})
+
     def reset(self):
         return self._control("POST", "/_fake/reset")
 

@@ -32,10 +32,11 @@ Control API for tests (JSON, not like Spotify), see control() below:
   GET  /_fake/accounts                    every account: [{"account_id", "id", ...}]
   POST /_fake/accounts                    create or update (rename) one account, given
                                           as a `user` object; who logs in next stays
+  POST /_fake/age_grants {"seconds": N}   every grant authorized N seconds earlier
 
 Settings (POST /_fake/config merges them; GET shows them):
   deny, access_token_length, expires_in, rotate_refresh_tokens,
-  code_lifetime, revoke_on_code_reuse, allow_public_clients,
+  code_lifetime, refresh_token_lifetime, revoke_on_code_reuse, allow_public_clients,
   omit_account_id, development_mode (bools / ints, see DEFAULT_CONFIG),
   invalid_grant_on_refresh (false | true: every refresh | N: the next N
   refreshes, counting down in GET /_fake/config, then false; the refresh
@@ -66,6 +67,15 @@ may not be registered."}} (after the token checks: a bad token is still
 401). allowed_users does not count outside development mode, as an app
 with extended quota serves everyone. The owner's Premium is not modelled.
 
+The six-month grant. A code exchange starts a grant; its refresh tokens
+(rotated ones too) answer 400 invalid_grant "Refresh token expired" once
+refresh_token_lifetime seconds (default 180 days) have passed since that
+exchange; a refresh does not extend it, a new authorization starts a new
+grant. The lifetime is read at each refresh, so shortening it also
+shortens grants already made. /_fake/age_grants moves every grant's start
+into the past; /_fake/tokens shows each refresh token's grant_expires_in.
+Access tokens keep their own expires_in.
+
 A fault F applies to the next requests of its endpoint (only those with
 grant_type F.grant_type, if set; only F.times of them, if set, then it turns
 itself off). F.delay_ms sleeps first, outside the lock. Then, if F has
@@ -88,6 +98,11 @@ Choices where Spotify's behaviour is not documented:
     tokens issued for that code are revoked too (RFC 6749 4.1.2 "SHOULD"),
     off by default because Spotify does not document doing it.
   * PKCE is required at /authorize (baa always uses it).
+  * The six months count from the code exchange (when the grant is made),
+    not from the consent screen, a few seconds earlier at most.
+  * An expired grant's refresh token answers "Refresh token expired"
+    (Spotify documents invalid_grant, not the text); forced invalid_grant
+    (invalid_grant_on_refresh) answers "Refresh token revoked".
 """
 
 import argparse
@@ -119,6 +134,8 @@ CODE_LENGTH = 320             # Spotify's codes are a few hundred characters
 REFRESH_TOKEN_LENGTH = 131
 HANDLER_TIMEOUT = 30          # seconds a connection may idle or trickle
 ENDPOINTS = ("authorize", "token", "me")
+SIX_MONTHS = 15552000         # seconds a grant's refresh tokens live (180 days)
+MAX_AGE = 10 ** 10            # seconds /_fake/age_grants may move grants back
 
 # The scopes Spotify documents; anything else gets Spotify's "Illegal scope".
 SPOTIFY_SCOPES = frozenset("""
@@ -142,6 +159,7 @@ DEFAULT_CONFIG = {
     "rotate_refresh_tokens": False,
     "invalid_grant_on_refresh": False,
     "code_lifetime": 600,
+    "refresh_token_lifetime": SIX_MONTHS,
     "revoke_on_code_reuse": False,
     "allow_public_clients": False,
     "omit_account_id": False,
@@ -152,7 +170,7 @@ DEFAULT_CONFIG = {
 BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "revoke_on_code_reuse",
                  "allow_public_clients", "omit_account_id", "development_mode")
 INT_SETTINGS = {"access_token_length": (8, 8192), "expires_in": (0, 10 ** 8),
-                "code_lifetime": (0, 10 ** 6)}
+                "code_lifetime": (0, 10 ** 6), "refresh_token_lifetime": (0, MAX_AGE)}
 FAULT_FIELDS = ("status", "delay_ms", "body", "content_type", "retry_after",
                 "close", "times", "grant_type", "process")
 USER_FIELDS = ("account_id", "id", "display_name", "email", "country", "product")
@@ -642,13 +660,31 @@ class FakeState:
         })
         return token
 
-    def new_refresh_token(self, grant):
+    def new_refresh_token(self, grant, grant_started_at):
+        """A refresh token of `grant`, which the user authorized at grant_started_at.
+
+        Rotation passes the old token's start on: a refresh does not extend
+        the six months, only a new authorization does.
+        """
         token = random_token(REFRESH_TOKEN_LENGTH, "AQ")
         bounded_put(self.refresh_tokens, token, {
             "client_id": grant["client_id"], "account_id": grant["account_id"],
             "scope": grant["scope"], "grant": grant["grant"], "revoked": False,
+            "grant_started_at": grant_started_at,
         })
         return token
+
+    def grant_expires_at(self, refresh_record):
+        # the current lifetime, so that a test may shorten it for grants already made
+        return refresh_record["grant_started_at"] + self.config["refresh_token_lifetime"]
+
+    def age_grants(self, seconds):
+        """Move every grant's start `seconds` into the past; returns how many grants."""
+        grants = set()
+        for record in self.refresh_tokens.values():
+            record["grant_started_at"] -= seconds
+            grants.add(record["grant"])
+        return len(grants)
 
     def revoke_grant(self, grant_id):
         """Revoke every token descended from one authorization code."""
@@ -683,7 +719,9 @@ class FakeState:
                                    expires_in=max(0, int(r["expires_at"] - now)))
                               for tok, r in self.access_tokens.items()],
             "refresh_tokens": [dict(self.owner(r), refresh_token=tok, scope=r["scope"],
-                                    revoked=r["revoked"])
+                                    revoked=r["revoked"],
+                                    expired=now >= self.grant_expires_at(r),
+                                    grant_expires_in=max(0, int(self.grant_expires_at(r) - now)))
                                for tok, r in self.refresh_tokens.items()],
         }
 
@@ -819,7 +857,7 @@ def exchange_code(state, client_id, form):
         "access_token": state.new_access_token(record),
         "token_type": "Bearer",
         "expires_in": state.config["expires_in"],
-        "refresh_token": state.new_refresh_token(record),
+        "refresh_token": state.new_refresh_token(record, grant_started_at=state.clock()),
         "scope": record["scope"],
     }, NO_STORE)
 
@@ -836,6 +874,8 @@ def refresh(state, client_id, form):
         return invalid_grant("Invalid refresh token")
     if record["revoked"]:
         return invalid_grant("Refresh token revoked")
+    if state.clock() >= state.grant_expires_at(record):
+        return invalid_grant("Refresh token expired")
     body = {
         "access_token": state.new_access_token(record),
         "token_type": "Bearer",
@@ -844,7 +884,7 @@ def refresh(state, client_id, form):
     }
     if state.config["rotate_refresh_tokens"]:
         record["revoked"] = True
-        body["refresh_token"] = state.new_refresh_token(record)
+        body["refresh_token"] = state.new_refresh_token(record, record["grant_started_at"])
     return json_reply(200, body, NO_STORE)
 
 
@@ -973,6 +1013,7 @@ def control(state, method, path, query, body):
         "/_fake/stats": ("GET", lambda: dict(state.stats)),
         "/_fake/tokens": ("GET", state.snapshot_tokens),
         "/_fake/accounts": (("GET", "POST"), lambda: control_accounts(state, method, body)),
+        "/_fake/age_grants": ("POST", lambda: control_age_grants(state, body)),
     }
     if path not in routes:
         return json_reply(404, {"error": "no such control endpoint: %s" % path})
@@ -1008,6 +1049,15 @@ def control_accounts(state, method, body):
         state.sync_current_user()
         return account
     return state.snapshot_accounts()
+
+
+def control_age_grants(state, body):
+    """{"seconds": N}: as if every grant had been authorized N seconds earlier."""
+    request = json_body(body)
+    if not isinstance(request, dict) or set(request) != {"seconds"}:
+        raise ConfigError('body must be {"seconds": N}')
+    seconds = check_int("seconds", request["seconds"], 0, MAX_AGE)
+    return {"ok": True, "aged": state.age_grants(seconds)}
 
 
 def control_requests(state, query):

@@ -565,6 +565,95 @@ class RefreshTokenGrantTests(FakeTestCase):
         self.assertEqual(self.refresh(tokens["refresh_token"]).json()["expires_in"], 2)
 
 
+class GrantLifetimeTests(FakeTestCase):
+    """Refresh tokens live 6 months from the authorization; a refresh does not extend it."""
+
+    SIX_MONTHS = 15552000
+
+    def assert_expired(self, refresh_token):
+        self.assert_oauth_error(self.refresh(refresh_token), 400, "invalid_grant",
+                                "Refresh token expired")
+
+    def test_default_lifetime_is_180_days(self):
+        self.assertEqual(self.fake.config()["refresh_token_lifetime"], self.SIX_MONTHS)
+        tokens = self.fake.login()
+        self.fake.age_grants(self.SIX_MONTHS - 60)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+        self.fake.age_grants(60)
+        self.assert_expired(tokens["refresh_token"])
+
+    def test_refreshing_does_not_extend_the_grant(self):
+        self.fake.configure(rotate_refresh_tokens=True, refresh_token_lifetime=1000)
+        refresh_token = self.fake.login()["refresh_token"]
+        for _ in range(3):
+            self.fake.age_grants(300)
+            body = self.refresh(refresh_token).json()
+            refresh_token = body["refresh_token"]
+        self.fake.age_grants(100)  # 1000 s after the login, 100 after the last rotation
+        self.assert_expired(refresh_token)
+
+    def test_access_tokens_are_not_cut_short_by_the_grant(self):
+        tokens = self.fake.login()
+        self.fake.age_grants(self.SIX_MONTHS)
+        self.assert_expired(tokens["refresh_token"])
+        self.assertEqual(self.fake.me(tokens["access_token"]).status, 200)
+
+    def test_a_new_authorization_starts_a_new_grant(self):
+        self.fake.configure(refresh_token_lifetime=1000)
+        old = self.fake.login()["refresh_token"]
+        self.fake.age_grants(990)
+        new = self.fake.login()["refresh_token"]
+        self.fake.age_grants(20)
+        self.assert_expired(old)
+        self.assertEqual(self.refresh(new).status, 200)
+
+    def test_the_grant_starts_at_the_code_exchange_not_at_authorize(self):
+        self.fake.configure(refresh_token_lifetime=1)
+        code, verifier = self.get_code()
+        time.sleep(1.1)
+        refresh_token = self.exchange(code, verifier).json()["refresh_token"]
+        self.assertEqual(self.refresh(refresh_token).status, 200)
+
+    def test_a_shorter_lifetime_applies_to_grants_already_made(self):
+        tokens = self.fake.login()
+        self.fake.age_grants(100)
+        self.fake.configure(refresh_token_lifetime=100)
+        self.assert_expired(tokens["refresh_token"])
+        self.fake.configure(refresh_token_lifetime=101)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+
+    def test_tokens_snapshot_shows_the_grant(self):
+        self.fake.configure(refresh_token_lifetime=1000)
+        self.fake.login()
+        self.fake.age_grants(400)
+        entry = self.fake.tokens()["refresh_tokens"][0]
+        self.assertIn(entry["grant_expires_in"], (599, 600))
+        self.assertFalse(entry["expired"])
+        self.fake.age_grants(600)
+        entry = self.fake.tokens()["refresh_tokens"][0]
+        self.assertEqual((entry["grant_expires_in"], entry["expired"]), (0, True))
+
+    def test_age_grants_counts_grants_not_tokens(self):
+        self.fake.configure(rotate_refresh_tokens=True)
+        first = self.fake.login()
+        self.refresh(first["refresh_token"])
+        self.fake.login()
+        self.assertEqual(self.fake.age_grants(0), {"ok": True, "aged": 2})
+
+    def test_age_grants_validation(self):
+        for bad in ({"seconds": -1}, {"seconds": "5"}, {}, {"seconds": 1, "x": 2}, [5],
+                    {"seconds": 10 ** 11}):
+            with self.subTest(body=bad):
+                resp = self.fake.request("POST", "/_fake/age_grants", body=json.dumps(bad))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertEqual(self.fake.request("GET", "/_fake/age_grants").status, 405)
+        for bad in (-1, "5", 10 ** 11):
+            with self.subTest(refresh_token_lifetime=bad):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"refresh_token_lifetime": bad}))
+                self.assertEqual(resp.status, 400, resp)
+
+
 # ---------------------------------------------------------------------------
 
 
