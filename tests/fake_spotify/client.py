@@ -32,6 +32,8 @@ import threading
 import time
 import urllib.parse
 
+QUOTA_EXCEEDED = "QUOTA_EXCEEDED"  # the 429 reason when the app's quota is used up
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "server.py")
 
@@ -232,6 +234,23 @@ class FakeSpotify:
     def set_fault(self, endpoint, **fault):
         """One endpoint's fault, e.g. set_fault("token", status=503, times=1)."""
         return self.configure(faults={endpoint: fault or None})
+
+    def set_quota_exceeded(self, endpoint, retry_after=None, times=None):
+        """The endpoint answers 429 with the July 2026 quota body
+        {"error":{"status":429,"message":"Too many requests","reason":"QUOTA_EXCEEDED"}}."""
+        fault = {"reason": QUOTA_EXCEEDED, "retry_after": retry_after, "times": times}
+        return self.set_fault(endpoint, **{k: v for k, v in fault.items() if v is not None})
+
+    def set_rate_limit(self, calls, window=30, retry_after=None, reason=None):
+        """App-wide rolling window: more than `calls` calls to /api/token and
+        /v1/* within `window` seconds answer 429 with Retry-After (retry_after,
+        or when the oldest call leaves the window); reason=QUOTA_EXCEEDED
+        gives the quota body. The window starts empty."""
+        return self.configure(rate_limit={"calls": calls, "window": window,
+                                          "retry_after": retry_after, "reason": reason})
+
+    def clear_rate_limit(self):
+        return self.configure(rate_limit=None)
 
     def clear_faults(self):
         return self.configure(faults={"authorize": None, "token": None, "me": None})

@@ -22,28 +22,43 @@ Endpoints (as Spotify):
   GET  /v1/me        the profile of the token's account, as the account is now
 Control API for tests (JSON, not like Spotify), see control() below:
   GET  /_fake/health                      {"ok": true}
-  GET  /_fake/config, POST /_fake/config  read / merge settings (DEFAULT_CONFIG, "user")
-  POST /_fake/reset                       default config, no codes/tokens/log/stats
+  GET  /_fake/config, POST /_fake/config  read / merge settings (below)
+  POST /_fake/reset                       default config, only the first account,
+                                          no codes/tokens/log/stats/rate window
   POST /_fake/revoke_refresh_tokens       every refresh token stops working
   POST /_fake/expire_access_tokens        every access token expires now
-  GET  /_fake/requests[?endpoint=E]       the request log (full values)
-  GET  /_fake/stats                       request counts
-  GET  /_fake/tokens                      codes and tokens issued, and their state
-  GET  /_fake/accounts                    every account: [{"account_id", "id", ...}]
-  POST /_fake/accounts                    create or update (rename) one account, given
-                                          as a `user` object; who logs in next stays
   POST /_fake/age_grants {"seconds": N}   every grant authorized N seconds earlier
+                                          -> {"ok": true, "aged": grants}
+  GET  /_fake/accounts                    every account: [{"account_id", "id", ...}]
+  POST /_fake/accounts                    create or update (rename) one account,
+                                          given as a `user` object; -> its record;
+                                          who logs in next does not change
+  GET  /_fake/requests[?endpoint=E]       the request log (full values)
+  GET  /_fake/stats                       request counts, and rate_limited
+  GET  /_fake/tokens                      codes and tokens issued, their account
+                                          (user_id is its id now), their state
 
-Settings (POST /_fake/config merges them; GET shows them):
-  deny, access_token_length, expires_in, rotate_refresh_tokens,
-  code_lifetime, refresh_token_lifetime, revoke_on_code_reuse, allow_public_clients,
-  omit_account_id, development_mode (bools / ints, see DEFAULT_CONFIG),
-  invalid_grant_on_refresh (false | true: every refresh | N: the next N
-  refreshes, counting down in GET /_fake/config, then false; the refresh
-  tokens stay valid), allowed_users (null: everyone | [ids or account_ids]),
-  user {"id", "account_id", "display_name", "email", "country", "product"}
-  (who the next /authorize approves), and faults {"authorize"|"token"|"me":
-  F or null}.
+Settings (POST /_fake/config merges them; GET shows them; an unknown or bad
+one is a 400 and changes nothing):
+  deny                     false | true: /authorize answers access_denied
+  access_token_length      300
+  expires_in               3600 (access tokens)
+  code_lifetime            600
+  rotate_refresh_tokens    false
+  revoke_on_code_reuse     false
+  allow_public_clients     false
+  refresh_token_lifetime   15552000 (180 days, counted from the grant's start)
+  invalid_grant_on_refresh false | true (every refresh) | N (the next N
+                           refreshes, counting down here, then false); the
+                           refresh tokens stay valid
+  omit_account_id          false | true: /v1/me without account_id
+  development_mode         false | true
+  allowed_users            null (everyone) | [ids or account_ids] (at most 100)
+  rate_limit               null | {"calls": N, "window": 30, "retry_after": S
+                           or null, "reason": null or "QUOTA_EXCEEDED"}
+  user                     {"id", "account_id", "display_name", "email",
+                           "country", "product"}: who the next /authorize approves
+  faults                   {"authorize"|"token"|"me": F or null}
 
 Accounts. Every user is an account with an account_id (Spotify's "public,
 immutable" identifier; its `id` may change). `user` without account_id
@@ -54,8 +69,9 @@ account's record as it is now. Giving `user` (or POST /_fake/accounts) an
 existing account_id with a new id renames that account: tokens issued
 before see the new id. An existing account keeps the fields not given; a
 new one gets display_name = id, email = id@example.com, country SE,
-product premium. omit_account_id drops account_id from /v1/me (answers
-from before May 2026).
+product premium. Ids are not unique across accounts (an id may come back
+on another account). omit_account_id drops account_id from /v1/me
+(answers from before May 2026).
 
 Development mode (Spotify's February 2026 rules). With development_mode,
 /v1/me omits country, email, explicit_content, followers and product
@@ -69,23 +85,41 @@ with extended quota serves everyone. The owner's Premium is not modelled.
 
 The six-month grant. A code exchange starts a grant; its refresh tokens
 (rotated ones too) answer 400 invalid_grant "Refresh token expired" once
-refresh_token_lifetime seconds (default 180 days) have passed since that
-exchange; a refresh does not extend it, a new authorization starts a new
-grant. The lifetime is read at each refresh, so shortening it also
-shortens grants already made. /_fake/age_grants moves every grant's start
-into the past; /_fake/tokens shows each refresh token's grant_expires_in.
+refresh_token_lifetime seconds have passed since that exchange; a refresh
+does not extend it, a new authorization starts a new grant. The lifetime
+is read at each refresh, so shortening it also shortens grants already
+made. /_fake/age_grants moves every grant's start into the past;
+/_fake/tokens shows each refresh token's grant_expires_in and expired.
 Access tokens keep their own expires_in.
+
+Rate limits. Spotify limits each app over a rolling 30 s window and
+answers 429 with Retry-After. With rate_limit set, every call to
+/api/token and /v1/* (not /authorize, a browser page, nor /_fake/*)
+counts; a call when `calls` admitted calls are in the last `window`
+seconds answers 429, Retry-After: retry_after, or if null the seconds
+until the oldest call leaves the window. Refused calls do not count, so
+a client that waits out Retry-After gets through. The body is the
+short-term one, {"error":{"status":429,"message":"API rate limit
+exceeded"}}, or with reason QUOTA_EXCEEDED exactly (compact JSON, byte for
+byte as the July 2026 changelog) {"error":{"status":429,"message":"Too
+many requests","reason":"QUOTA_EXCEEDED"}}. The window starts empty when
+rate_limit is set. It is checked before faults, and /_fake/stats counts
+its refusals in rate_limited (the request log marks them rate_limited).
 
 A fault F applies to the next requests of its endpoint (only those with
 grant_type F.grant_type, if set; only F.times of them, if set, then it turns
 itself off). F.delay_ms sleeps first, outside the lock. Then, if F has
-close, status or body, that replaces the answer: close drops the connection
-without a byte; otherwise status (default 200) with body (default a
-Spotify-like error body for the status), content_type, and Retry-After:
-F.retry_after if set. The request is then not processed (a code is not
-used up), unless F.process is true: then the fake does the work (issues
-tokens, rotates, uses the code) and loses the answer. A fault with only
-delay_ms slows the normal answer.
+close, status, body or reason, that replaces the answer: close drops the
+connection without a byte; otherwise status (default 200, or 429 with a
+reason) with body (default a Spotify-like error body for the status),
+content_type, and Retry-After: F.retry_after if set. The default body of
+a 429 is the short-term one above (a page at /authorize); F.reason gives
+{"error":{"status":S,"message":M,"reason":R}} at any endpoint, M being
+"Too many requests" for 429 (so reason QUOTA_EXCEEDED is the quota body).
+The request is then not processed (a code is not used up), unless
+F.process is true: then the fake does the work (issues tokens, rotates,
+uses the code) and loses the answer. A fault with only delay_ms slows the
+normal answer.
 
 Choices where Spotify's behaviour is not documented:
   * invalid_client is 401 (with WWW-Authenticate: Basic) when an
@@ -103,10 +137,17 @@ Choices where Spotify's behaviour is not documented:
   * An expired grant's refresh token answers "Refresh token expired"
     (Spotify documents invalid_grant, not the text); forced invalid_grant
     (invalid_grant_on_refresh) answers "Refresh token revoked".
+  * A 429 at /api/token has the Web API's error body, not an OAuth one:
+    one shape for every call, which is what a client reading the reason
+    needs (Spotify does not document the Accounts service's 429 body).
+  * Calls the rate limit refuses do not fill the window (Spotify does not
+    say); with a fixed retry_after a client that keeps calling every
+    Retry-After seconds is let in once the window has room.
 """
 
 import argparse
 import base64
+import collections
 import copy
 import hashlib
 import html
@@ -114,6 +155,7 @@ import http
 import http.server
 import ipaddress
 import json
+import math
 import os
 import re
 import secrets
@@ -165,6 +207,7 @@ DEFAULT_CONFIG = {
     "omit_account_id": False,
     "development_mode": False,
     "allowed_users": None,
+    "rate_limit": None,
     "faults": {"authorize": None, "token": None, "me": None},
 }
 BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "revoke_on_code_reuse",
@@ -172,7 +215,14 @@ BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "revoke_on_code_reuse",
 INT_SETTINGS = {"access_token_length": (8, 8192), "expires_in": (0, 10 ** 8),
                 "code_lifetime": (0, 10 ** 6), "refresh_token_lifetime": (0, MAX_AGE)}
 FAULT_FIELDS = ("status", "delay_ms", "body", "content_type", "retry_after",
-                "close", "times", "grant_type", "process")
+                "close", "times", "grant_type", "process", "reason")
+RATE_LIMIT_FIELDS = ("calls", "window", "retry_after", "reason")
+MAX_RATE_LIMIT_CALLS = 100000     # timestamps the rolling window may hold
+DEFAULT_RATE_LIMIT_WINDOW = 30    # Spotify: "a rolling 30 second window"
+MAX_REASON_LENGTH = 64
+# Web API 429 messages: a short-term limit, and the quota (July 2026 changelog).
+SHORT_TERM_LIMIT_MESSAGE = "API rate limit exceeded"
+QUOTA_MESSAGE = "Too many requests"
 USER_FIELDS = ("account_id", "id", "display_name", "email", "country", "product")
 MAX_ID_LENGTH = 256
 MAX_ALLOWED_USERS = 100   # Spotify admits 5, but a test may name a user by id and account_id
@@ -332,6 +382,25 @@ def api_error(status, message, headers=()):
     return json_reply(status, {"error": {"status": status, "message": message}}, headers)
 
 
+def too_many_requests(reason=None, retry_after=None, status=429):
+    """A Web API error with a reason, or Spotify's short-term 429 without one.
+
+    Compact JSON, so that the quota answer is byte for byte the July 2026
+    changelog's {"error":{"status":429,"message":"Too many requests",
+    "reason":"QUOTA_EXCEEDED"}}.
+    """
+    if reason is None:
+        error = {"status": status, "message": SHORT_TERM_LIMIT_MESSAGE}
+    else:
+        message = QUOTA_MESSAGE if status == 429 else phrase(status)
+        error = {"status": status, "message": message, "reason": reason}
+    body = json.dumps({"error": error}, separators=(",", ":")).encode("utf-8")
+    headers = [("Content-Type", "application/json")]
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+    return Reply(status, body, headers)
+
+
 def unauthorized(message):
     challenge = 'Bearer realm="spotify", error="invalid_token", error_description="%s"' % message
     return api_error(401, message, [("WWW-Authenticate", challenge)])
@@ -394,6 +463,8 @@ def validate_fault(endpoint, fault):
             clean[key] = check_int(name + key, value, 1, 10 ** 6)
         elif key in ("close", "process"):
             clean[key] = check_bool(name + key, value)
+        elif key == "reason":
+            clean[key] = check_reason(name + key, value)
         else:  # body, content_type, grant_type
             clean[key] = check_str(name + key, value)
     return clean
@@ -447,6 +518,34 @@ def new_account(user_id):
     }
 
 
+def check_reason(name, value):
+    if not isinstance(value, str) or not value or len(value) > MAX_REASON_LENGTH:
+        raise ConfigError("%s must be a short string such as QUOTA_EXCEEDED" % name)
+    return value
+
+
+def check_rate_limit(value):
+    """null, or {"calls": N, "window": 30, "retry_after": S | null, "reason": R | null}."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError("rate_limit must be an object or null")
+    unknown = set(value) - set(RATE_LIMIT_FIELDS)
+    if unknown:
+        raise ConfigError("rate_limit: unknown field(s) %s" % ", ".join(sorted(unknown)))
+    if "calls" not in value:
+        raise ConfigError("rate_limit.calls is required")
+    retry_after, reason = value.get("retry_after"), value.get("reason")
+    return {
+        "calls": check_int("rate_limit.calls", value["calls"], 1, MAX_RATE_LIMIT_CALLS),
+        "window": check_int("rate_limit.window",
+                            value.get("window", DEFAULT_RATE_LIMIT_WINDOW), 1, 86400),
+        "retry_after": None if retry_after is None
+        else check_int("rate_limit.retry_after", retry_after, 0, 86400),
+        "reason": None if reason is None else check_reason("rate_limit.reason", reason),
+    }
+
+
 def check_countdown(name, value):
     """false | true (always) | N (the next N times): 0 is the same as false."""
     if isinstance(value, bool):
@@ -487,6 +586,8 @@ def merge_config(current, patch):
             new[key] = check_countdown(key, value)
         elif key == "allowed_users":
             new[key] = check_allowed_users(value)
+        elif key == "rate_limit":
+            new[key] = check_rate_limit(value)
         elif key == "faults":
             if not isinstance(value, dict):
                 raise ConfigError("faults must be an object")
@@ -546,7 +647,8 @@ class FakeState:
         self.refresh_tokens = {}
         self.log = []
         self.stats = {"authorize": 0, "token": 0, "token_authorization_code": 0,
-                      "token_refresh_token": 0, "me": 0}
+                      "token_refresh_token": 0, "me": 0, "rate_limited": 0}
+        self.window_calls = collections.deque()
         self.grant_counter = 0
 
     def configure(self, patch):
@@ -557,6 +659,8 @@ class FakeState:
         settings = dict(patch)
         user = check_user(settings.pop("user")) if "user" in settings else None
         self.config = merge_config(self.config, settings)
+        if "rate_limit" in settings:
+            self.window_calls.clear()  # a new limit counts from now
         if user is not None:
             self.current_account_id = self.put_account(user)["account_id"]
         self.sync_current_user()
@@ -603,7 +707,7 @@ class FakeState:
             "endpoint": endpoint, "method": req.method, "path": req.path,
             "query": req.query, "form": req.form, "headers": req.headers,
             "status": None, "grant_type": grant_type, "fault": False,
-            "time": time.time(),
+            "rate_limited": False, "time": time.time(),
         }
         self.log.append(entry)
         if len(self.log) > MAX_LOG_ENTRIES:
@@ -613,6 +717,30 @@ class FakeState:
         if grant_type in ("authorization_code", "refresh_token"):
             self.stats["token_" + grant_type] += 1
         return entry
+
+    # -- the app-wide rate limit
+
+    def rate_limited(self):
+        """None if the app may make this call now (it is counted), else the 429.
+
+        Only admitted calls fill the window: a client that waits out
+        Retry-After gets through, one that keeps calling stays out no
+        longer than the window.
+        """
+        limit = self.config["rate_limit"]
+        if limit is None:
+            return None
+        now = self.clock()
+        while self.window_calls and self.window_calls[0] <= now - limit["window"]:
+            self.window_calls.popleft()
+        if len(self.window_calls) < limit["calls"]:
+            self.window_calls.append(now)
+            return None
+        self.stats["rate_limited"] += 1
+        retry_after = limit["retry_after"]
+        if retry_after is None:  # when the oldest call leaves the window
+            retry_after = max(1, math.ceil(self.window_calls[0] + limit["window"] - now))
+        return too_many_requests(limit["reason"], retry_after)
 
     # -- faults
 
@@ -967,26 +1095,30 @@ ENDPOINT_PATHS = {"/authorize": ("authorize", "GET"), "/api/token": ("token", "P
 
 def fault_replaces_answer(fault):
     """A fault with only delay_ms slows the normal answer; others replace it."""
-    return bool(fault.get("close")) or "status" in fault or "body" in fault
+    return bool(fault.get("close")) or "status" in fault or "body" in fault or "reason" in fault
 
 
 def fault_reply(endpoint, fault):
     """The answer a fault sends instead of the normal one (or CLOSE)."""
     if fault.get("close"):
         return CLOSE
-    status = fault.get("status", 200)
+    # a reason is the Web API's way to say which limit: 429 unless told otherwise
+    status = fault.get("status", 429 if "reason" in fault else 200)
     if "body" in fault:
         default_type = "text/html; charset=utf-8" if endpoint == "authorize" else "application/json"
         reply = Reply(status, fault["body"].encode("utf-8"), [("Content-Type", default_type)])
+    elif "reason" in fault:
+        reply = too_many_requests(fault["reason"], status=status)
     elif endpoint == "authorize":
         reply = html_reply(status, "%d %s" % (status, phrase(status)))
+    elif status == 429:
+        reply = too_many_requests()
     elif endpoint == "token":
         error = {400: "invalid_request", 401: "invalid_client", 403: "access_denied",
-                 429: "too_many_requests", 503: "server_error"}.get(status, "server_error")
+                 503: "server_error"}.get(status, "server_error")
         reply = oauth_error(status, error, phrase(status))
     else:
-        message = "API rate limit exceeded" if status == 429 else phrase(status)
-        reply = api_error(status, message)
+        reply = api_error(status, phrase(status))
     if "content_type" in fault:
         reply.headers = [h for h in reply.headers if h[0] != "Content-Type"]
         reply.headers.append(("Content-Type", fault["content_type"]))
@@ -1071,6 +1203,12 @@ def control_requests(state, query):
 # HTTP
 
 
+def counts_against_rate_limit(path):
+    """Spotify limits the app's API calls: /api/token and /v1/*, not the
+    /authorize page a browser shows."""
+    return path == "/api/token" or path.startswith("/v1/")
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     """Parses requests, applies faults and limits, and writes replies.
 
@@ -1130,8 +1268,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         endpoint, method = ENDPOINT_PATHS.get(url.path, ("other", None))
         with state.lock:
             entry = state.record(endpoint, req)
+        limited = None
+        if not (early or bad) and counts_against_rate_limit(url.path):
+            with state.lock:
+                limited = state.rate_limited()
+                entry["rate_limited"] = limited is not None
         if early or bad:
             reply = early or bad
+        elif limited:
+            reply = limited
         elif endpoint == "other":
             reply = api_error(404, "Service not found")
         elif self.command != method:

@@ -24,8 +24,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from client import (FakeSpotify, basic_auth, code_from_location,  # noqa: E402
-                    default_account_id, location_params, pkce_pair)
+from client import (QUOTA_EXCEEDED, FakeSpotify, basic_auth,  # noqa: E402
+                    code_from_location, default_account_id, location_params, pkce_pair)
 import server  # noqa: E402
 
 CLIENT_ID = "0123456789abcdef0123456789abcdef"
@@ -88,6 +88,24 @@ class FakeTestCase(unittest.TestCase):
     def assert_api_error(self, resp, status, message):
         self.assertEqual(resp.status, status, resp)
         self.assertEqual(resp.json(), {"error": {"status": status, "message": message}})
+
+    def run_parallel(self, calls):
+        results = [None] * len(calls)
+        barrier = threading.Barrier(len(calls))
+
+        def run(i):
+            barrier.wait(5)
+            try:
+                results[i] = calls[i]()
+            except Exception as e:  # noqa: BLE001 - reported through results
+                results[i] = e
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return results
 
     def assert_page_error(self, resp, text):
         self.assertEqual(resp.status, 400, resp)
@@ -1104,6 +1122,129 @@ class FaultTests(FakeTestCase):
                          {"authorize": None, "token": None, "me": None})
 
 
+QUOTA_BODY = b'{"error":{"status":429,"message":"Too many requests","reason":"QUOTA_EXCEEDED"}}'
+SHORT_TERM_BODY = b'{"error":{"status":429,"message":"API rate limit exceeded"}}'
+
+
+class RateLimitTests(FakeTestCase):
+    """429s: the quota (July 2026 changelog), the short-term limit, the rolling window."""
+
+    def some_refresh(self):
+        return self.fake.token({"grant_type": "refresh_token", "refresh_token": "x"})
+
+    def assert_429(self, resp, body, retry_after):
+        self.assertEqual((resp.status, resp.body), (429, body), resp)
+        self.assertEqual(resp.headers.get_content_type(), "application/json")
+        self.assertEqual(resp.headers.get("Retry-After"), retry_after)
+
+    def test_quota_fault_body_is_exact_at_every_endpoint(self):
+        self.fake.set_quota_exceeded("me", retry_after=5)
+        self.assert_429(self.fake.me("x"), QUOTA_BODY, "5")
+        self.fake.set_quota_exceeded("token")
+        self.assert_429(self.some_refresh(), QUOTA_BODY, None)
+        self.fake.set_fault("authorize", reason=QUOTA_EXCEEDED, times=1)
+        self.assert_429(self.fake.authorize(pkce_pair()[1]), QUOTA_BODY, None)
+
+    def test_short_term_fault_body_has_no_reason(self):
+        self.fake.set_fault("token", status=429, retry_after=2)
+        self.assert_429(self.some_refresh(), SHORT_TERM_BODY, "2")
+        self.fake.set_fault("me", status=429)
+        self.assert_429(self.fake.me("x"), SHORT_TERM_BODY, None)
+        # /authorize is a page in a browser, not the API
+        self.fake.set_fault("authorize", status=429)
+        resp = self.fake.authorize(pkce_pair()[1])
+        self.assertEqual((resp.status, resp.headers.get_content_type()), (429, "text/html"))
+
+    def test_a_reason_with_another_status(self):
+        self.fake.set_fault("me", status=403, reason="SOMETHING")
+        resp = self.fake.me("x")
+        self.assertEqual(resp.json(), {"error": {"status": 403, "message": "Forbidden",
+                                                 "reason": "SOMETHING"}})
+
+    def test_quota_fault_is_not_processed_and_times_counts(self):
+        self.fake.set_quota_exceeded("token", times=1)
+        code, verifier = self.get_code()
+        self.assertEqual(self.exchange(code, verifier).status, 429)
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+
+    def test_bad_reasons_are_refused(self):
+        for bad in ("", 5, "R" * 65):
+            with self.subTest(reason=bad):
+                resp = self.fake.request("POST", "/_fake/config", body=json.dumps(
+                    {"faults": {"me": {"reason": bad}}}))
+                self.assertEqual(resp.status, 400, resp)
+
+    def test_limit_counts_token_and_api_calls_not_authorize_or_control(self):
+        self.fake.set_rate_limit(3, window=60)
+        code, verifier = self.get_code()
+        for _ in range(5):
+            self.get_code()
+            self.fake.stats()
+        tokens = self.exchange(code, verifier).json()                     # 1
+        self.assertEqual(self.fake.me(tokens["access_token"]).status, 200)  # 2
+        self.assertEqual(self.fake.request("GET", "/v1/nothing").status, 404)  # 3
+        resp = self.fake.me(tokens["access_token"])
+        self.assertEqual((resp.status, resp.body), (429, SHORT_TERM_BODY))
+        self.assertEqual(resp.headers["Retry-After"], "60")
+        self.assert_429(self.refresh(tokens["refresh_token"]), SHORT_TERM_BODY, "60")
+        self.assertEqual(self.fake.stats()["rate_limited"], 2)
+        self.assertEqual([e["rate_limited"] for e in self.fake.requests("me")], [False, True])
+        self.assertEqual(self.fake.authorize(pkce_pair()[1]).status, 302)
+
+    def test_limit_with_quota_reason_and_fixed_retry_after(self):
+        self.fake.set_rate_limit(1, retry_after=17, reason=QUOTA_EXCEEDED)
+        self.assertEqual(self.fake.me("x").status, 401)
+        self.assert_429(self.fake.me("x"), QUOTA_BODY, "17")
+        self.assertEqual(self.fake.config()["rate_limit"],
+                         {"calls": 1, "window": 30, "retry_after": 17, "reason": QUOTA_EXCEEDED})
+
+    def test_limit_comes_before_faults(self):
+        self.fake.set_rate_limit(1, window=60)
+        self.fake.me("x")
+        self.fake.set_fault("me", status=500, times=1)
+        self.assertEqual(self.fake.me("x").status, 429)
+        self.assertEqual(self.fake.config()["faults"]["me"], {"status": 500, "times": 1})
+
+    def test_window_rolls(self):
+        self.fake.set_rate_limit(2, window=2)
+        start = time.monotonic()
+        self.assertEqual(self.fake.me("x").status, 401)           # A at 0
+        time.sleep(1.0)
+        self.assertEqual(self.fake.me("x").status, 401)           # B at 1
+        refused = self.fake.me("x")
+        self.assertEqual(refused.status, 429)
+        self.assertEqual(refused.headers["Retry-After"], "1")     # when A leaves
+        time.sleep(max(0.0, start + 2.1 - time.monotonic()))
+        self.assertEqual(self.fake.me("x").status, 401)           # A has left
+        self.assertEqual(self.fake.me("x").status, 429)           # B has not
+
+    def test_setting_the_limit_starts_an_empty_window_and_null_lifts_it(self):
+        self.fake.set_rate_limit(1, window=60)
+        self.fake.me("x")
+        self.assertEqual(self.fake.me("x").status, 429)
+        self.fake.set_rate_limit(1, window=60)
+        self.assertEqual(self.fake.me("x").status, 401)
+        self.fake.clear_rate_limit()
+        self.assertEqual([self.fake.me("x").status for _ in range(3)], [401] * 3)
+        self.assertIsNone(self.fake.config()["rate_limit"])
+
+    def test_limit_is_exact_under_concurrency(self):
+        self.fake.set_rate_limit(5, window=60)
+        results = self.run_parallel([lambda: self.fake.me("x")] * 20)
+        statuses = sorted(getattr(r, "status", r) for r in results)
+        self.assertEqual(statuses, [401] * 5 + [429] * 15)
+
+    def test_bad_rate_limits_are_refused(self):
+        for bad in ({"calls": 0}, {}, {"calls": 1, "window": 0}, {"calls": 1, "x": 1},
+                    {"calls": 1, "reason": ""}, {"calls": 1, "retry_after": -1}, 5,
+                    {"calls": True}, {"calls": 10 ** 6}):
+            with self.subTest(rate_limit=bad):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"rate_limit": bad}))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertIsNone(self.fake.config()["rate_limit"])
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -1148,7 +1289,8 @@ class ControlApiTests(FakeTestCase):
         self.fake.token({"grant_type": "password"})
         self.assertEqual(self.fake.stats(), {"authorize": 1, "token": 4,
                                              "token_authorization_code": 1,
-                                             "token_refresh_token": 2, "me": 1})
+                                             "token_refresh_token": 2, "me": 1,
+                                             "rate_limited": 0})
 
     def test_reset_clears_everything_but_credentials(self):
         self.fake.configure(expires_in=5, deny=True, faults={"me": {"status": 500}})
@@ -1219,24 +1361,6 @@ class ControlApiTests(FakeTestCase):
 
 
 class ConcurrencyTests(FakeTestCase):
-
-    def run_parallel(self, calls):
-        results = [None] * len(calls)
-        barrier = threading.Barrier(len(calls))
-
-        def run(i):
-            barrier.wait(5)
-            try:
-                results[i] = calls[i]()
-            except Exception as e:  # noqa: BLE001 - reported through results
-                results[i] = e
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        return results
 
     def test_25_concurrent_code_exchanges(self):
         pairs = [self.get_code() for _ in range(25)]
