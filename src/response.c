@@ -86,8 +86,7 @@ response_error(struct response *res, int status, const char *message)
 }
 
 void
-response_error_message(struct response *res, int status, const char *code,
-		       const char *message)
+response_problem(struct response *res, int status, const char *code, const char *message)
 {
 	response_object_begin(res, status);
 	response_member_string(res, "error", code, 0);

@@ -42,11 +42,12 @@ void response_json_string(struct response *res, int status, const char *key,
 void response_error(struct response *res, int status, const char *message);
 
 /*
- * Sets status and {"error": code, "message": message}: code is for
- * programs (a fixed word), message for the person reading it.
+ * Sets status and {"error": code, "message": message}: a code a program
+ * can act on (the static page maps it to its text) and a sentence for a
+ * person.
  */
-void response_error_message(struct response *res, int status, const char *code,
-			    const char *message);
+void response_problem(struct response *res, int status, const char *code,
+		      const char *message);
 
 /*
  * A JSON object written member by member straight into the body, without

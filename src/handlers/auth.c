@@ -107,7 +107,7 @@ auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 		    const char *what)
 {
 	if (outcome.status == SPOTIFY_FORBIDDEN) {
-		response_error_message(
+		response_problem(
 			res, 403, "spotify_access_denied",
 			"This Spotify account is not allowed to use this app yet. The app "
 			"is in Spotify's development mode, which admits at most 5 users "

@@ -170,12 +170,12 @@ test_object_is_compact_like_cjsons(void **state)
 }
 
 static void
-test_error_message_has_code_and_sentence(void **state)
+test_problem_has_code_and_sentence(void **state)
 {
 	cJSON *json;
 
 	response_init(&res);
-	response_error_message(&res, 403, "spotify_access_denied", "Ask the \"owner\".");
+	response_problem(&res, 403, "spotify_access_denied", "Ask the \"owner\".");
 	assert_int_equal(res.status, 403);
 	json = body_json();
 	assert_string_equal(cJSON_GetObjectItem(json, "error")->valuestring,
@@ -232,7 +232,7 @@ main(void)
 		cmocka_unit_test(test_render_refuses_a_too_small_buffer),
 		cmocka_unit_test(test_object_members_read_back_as_written),
 		cmocka_unit_test(test_object_is_compact_like_cjsons),
-		cmocka_unit_test(test_error_message_has_code_and_sentence),
+		cmocka_unit_test(test_problem_has_code_and_sentence),
 		cmocka_unit_test(test_overflowing_object_turns_into_a_500),
 		cmocka_unit_test(test_see_other_keeps_earlier_headers),
 	};
