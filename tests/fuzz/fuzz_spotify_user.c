@@ -1,8 +1,9 @@
 /*
  * The Web API's /v1/me answer, as spotify.c reads it: spotify_parse_user
  * on the body, not NUL-terminated, right before an inaccessible page.
- * Invariants: an accepted profile has a non-empty id, and both strings are
- * within their bounds and UTF-8 (the database refuses anything else).
+ * Invariants: an accepted profile has a non-empty id, every string is
+ * within its bound and UTF-8 (the database refuses anything else),
+ * account_id included.
  */
 #include "fuzz.h"
 
@@ -27,7 +28,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (body != NULL && spotify_parse_user(body, size, &user) == 0) {
 		FUZZ_ASSERT(user.id[0] != '\0' && strlen(user.id) <= SPOTIFY_ID_MAX);
 		FUZZ_ASSERT(strlen(user.display_name) <= SPOTIFY_NAME_MAX);
-		FUZZ_ASSERT(fuzz_is_utf8(user.id) && fuzz_is_utf8(user.display_name));
+		FUZZ_ASSERT(strlen(user.account_id) <= SPOTIFY_ID_MAX);
+		FUZZ_ASSERT(fuzz_is_utf8(user.id) && fuzz_is_utf8(user.display_name) &&
+			    fuzz_is_utf8(user.account_id));
 	}
 	return 0;
 }

@@ -171,6 +171,22 @@ SEEDS = {
         "unicode-name": '{"id":"u","display_name":"Bj\\u00f6rk \\ud83d\\udc11 \\u0000x"}',
         "duplicate-keys": '{"id":"a","id":"b"}',
         "deep": "[" * 200 + "]" * 200,
+        "profile-2026": '{"account_id":"acct-2f0c4e1b7a9d3c55","country":"SE",'
+                        '"display_name":"JM Wizzler","email":"email@example.com",'
+                        '"href":"https://api.spotify.com/v1/users/wizzler","id":"wizzler",'
+                        '"images":[],"product":"premium","type":"user",'
+                        '"uri":"spotify:user:wizzler"}',
+        "development-mode": '{"display_name":"Dev","external_urls":{"spotify":'
+                            '"https://open.spotify.com/user/dev"},"href":'
+                            '"https://api.spotify.com/v1/users/dev","id":"dev",'
+                            '"account_id":"acct-0123456789abcdef","images":[],"type":"user",'
+                            '"uri":"spotify:user:dev"}',
+        "account-null": '{"id":"u","account_id":null}',
+        "account-empty": '{"id":"u","account_id":""}',
+        "account-number": '{"id":"u","account_id":7}',
+        "account-escapes": '{"id":"u","account_id":"a\\u00e5\\ud83d\\udc11\\u0000b"}',
+        "account-long": '{"id":"u","account_id":"%s"}' % ("k" * 257),
+        "account-duplicate": '{"id":"u","account_id":"a","account_id":"b"}',
     },
     "retry_after": {
         "seconds": "30",
