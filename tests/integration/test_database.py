@@ -214,6 +214,8 @@ class SchemaTest(BaaTestCase):
         "scope": "text",
         "session_generation": "integer",
         "authorized_at": "timestamp with time zone",
+        "account_id": "text",
+        "needs_reauth_at": "timestamp with time zone",
     }
 
     def setUp(self):
@@ -254,6 +256,16 @@ class SchemaTest(BaaTestCase):
         with self.assertRaises(Exception) as ctx:
             self.pg.psql("UPDATE users SET spotify_id = NULL WHERE spotify_id = 'x'", db=self.db)
         self.assertIn("null", str(ctx.exception).lower())
+
+    def test_account_id_is_unique_and_may_be_null(self):
+        self.assertEqual(self.columns()["account_id"][1], "YES")
+        self.assertEqual(self.columns()["needs_reauth_at"][1], "YES")
+        self.insert_user(self.db, "a1")
+        self.insert_user(self.db, "a2")  # two rows without account_id
+        self.pg.psql("UPDATE users SET account_id = 'acct-1' WHERE spotify_id = 'a1'", db=self.db)
+        with self.assertRaises(Exception) as ctx:
+            self.pg.psql("UPDATE users SET account_id = 'acct-1' WHERE spotify_id = 'a2'", db=self.db)
+        self.assertIn("unique", str(ctx.exception).lower())
 
     def test_session_generation_is_not_null(self):
         self.assertEqual(self.columns()["session_generation"][1], "NO")
