@@ -19,11 +19,14 @@
  * The rows a login could belong to, locked until the login commits: the one
  * holding the profile's account_id ($2, NULL when it has none) and the one
  * holding its id. At most two; see identity.c for what is done with them.
+ * A detached row is found again by its account_id only, never by the
+ * placeholder it holds as spotify_id.
  */
 static const struct db_statement find_identity = {
 	"users_find_identity",
 	"SELECT id, coalesce(account_id, ''), account_id = $2, spotify_id = $1"
-	" FROM users WHERE spotify_id = $1 OR account_id = $2 ORDER BY id FOR UPDATE",
+	" FROM users WHERE (spotify_id = $1 AND spotify_id NOT LIKE 'detached:%')"
+	"  OR account_id = $2 ORDER BY id FOR UPDATE",
 	2,
 };
 

@@ -210,6 +210,13 @@ class AccountIdTest(IdentityTestCase):
         self.assertEqual(doc["id"], x_id)
         detached = self.log_events("identity_detached", 1)
         self.assertEqual([e.get("user_id") for e in detached], [str(x_id)], detached)
+        # the placeholder is nobody's id: a profile claiming it gets no row
+        self.fake.set_user("detached:%d" % x_id, account_id="acct-claimer")
+        claim = self.browser().login(self.fake)
+        self.assertNotEqual(claim.callback.status, 302, claim.describe())
+        self.assertIsNone(claim.session_cookie)
+        self.assertEqual({u["id"]: (u["spotify_id"], u["account_id"]) for u in self.users()},
+                         {k["id"]: ("x-user", "acct-K"), x_id: ("detached:%d" % x_id, None)})
 
     def test_id_taken_over_by_another_account_is_a_new_user(self):
         """Row O holds id x-user under account acct-OLD; Spotify now gives
