@@ -11,6 +11,16 @@
     finally:
         fake.stop()
 
+Helpers for Spotify as it is in 2026 (server.py's docstring has the rules):
+    fake.set_user("alice")                      # account default_account_id("alice")
+    fake.rename_user(default_account_id("alice"), "alice-2")  # same account, new id
+    fake.configure(omit_account_id=True)        # /v1/me as before May 2026
+    fake.set_development_mode(allowed_users=["alice"])  # others: 403 at /v1/me
+    fake.fail_refreshes(2)                      # the next 2 refreshes: invalid_grant
+    fake.age_grants(180 * 86400)                # refresh tokens past six months
+    fake.set_quota_exceeded("me", retry_after=5)        # 429 reason QUOTA_EXCEEDED
+    fake.set_rate_limit(10, window=30, reason=QUOTA_EXCEEDED)  # app-wide limit
+
 Python 3 standard library only. Every wait is bounded. Servers still
 running at interpreter exit are stopped (atexit), so a failing test does not
 leave a process behind.
