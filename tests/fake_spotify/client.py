@@ -294,8 +294,8 @@ class FakeSpotify:
         return self._control("GET", "/_fake/connections")
 
     def set_connections(self, **settings):
-        """keep_alive=False: Connection: close on every answer; resumption=False:
-        full TLS handshakes only."""
+        """keep_alive=False: Connection: close on every /api/token and /v1/me
+        answer; resumption=False: full TLS handshakes only."""
         return self._control("POST", "/_fake/connections", settings)
 
     def drop_connections(self):

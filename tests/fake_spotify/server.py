@@ -80,11 +80,13 @@ into GET /_fake/stats (zeroed by /_fake/reset):
                                 most recent connections (tls, version,
                                 resumed, requests, api, open)
   POST /_fake/connections       {"keep_alive": bool, "resumption": bool}:
-                                keep_alive false answers every request
-                                with Connection: close (the client must
-                                reconnect for each call); resumption false
-                                issues no session tickets and forgets
-                                earlier ones (every handshake is a full one)
+                                keep_alive false answers /api/token and
+                                /v1/me with Connection: close (baa must
+                                reconnect for each call; a browser's and
+                                the control API's connections stay kept);
+                                resumption false issues no session tickets
+                                and forgets earlier ones (every handshake
+                                is a full one)
   POST /_fake/drop_connections  closes every other open connection now,
                                 without a TLS close_notify, as a server or
                                 middlebox dropping idle connections does
@@ -905,11 +907,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_error(self, format, *args):
         """Dropped: send_error also calls log_request, and args may hold the request line."""
 
-    def log_line(self, status):
+    def path_of_request(self):
         try:
-            path = urllib.parse.urlsplit(self.path).path if self.path else "-"
+            return urllib.parse.urlsplit(self.path).path if self.path else "-"
         except ValueError:
-            path = "?"
+            return "?"
+
+    def log_line(self, status):
+        path = self.path_of_request()
         line = "fake_spotify: %s %s %s\n" % (sanitize_for_log(self.command or "-"),
                                              sanitize_for_log(path), status)
         with self.server.log_lock:
@@ -1083,7 +1088,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pass
             self.log_line("closed")
             return
-        if not self.server.transport.keep_alive:
+        if not self.server.transport.keep_alive and self.path_of_request() in API_PATHS:
             self.close_connection = True
         self.send_response(reply.status)
         for name, value in reply.headers:

@@ -140,14 +140,19 @@ class HttpsTests(unittest.TestCase):
 
     # -- keep-alive and dropped connections
 
-    def test_keep_alive_off_closes_after_every_answer(self):
+    def test_keep_alive_off_closes_after_every_api_answer(self):
         self.fake.set_connections(keep_alive=False)
         conn = self.kept()
-        resp, _ = self.get(conn, "/_fake/health")
-        self.assertEqual(resp.getheader("Connection"), "close")
-        self.assertIsNone(conn.sock, "http.client kept a connection the server closed")
+        resp, _ = self.get(conn, "/_fake/health")  # not an API call: kept
+        self.assertIsNone(resp.getheader("Connection"))
+        self.assertIsNotNone(conn.sock)
+        for path in ("/v1/me", "/api/token"):
+            resp, _ = self.get(conn, path, method="GET")
+            self.assertIn(resp.status, (401, 405), path)
+            self.assertEqual(resp.getheader("Connection"), "close", path)
+            self.assertIsNone(conn.sock, "http.client kept a connection the server closed")
         self.fake.reset()
-        resp, _ = self.get(conn, "/_fake/health")
+        resp, _ = self.get(conn, "/v1/me")
         self.assertIsNone(resp.getheader("Connection"))
         self.assertIsNotNone(conn.sock)
 
