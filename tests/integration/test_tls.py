@@ -12,7 +12,8 @@ SPOTIFY_CA_FILE). These tests check what that path must do:
   event=spotify_tls_failed outcome=certificate_unverified, and not one
   byte of a request reaches the stand-in: never a silent downgrade;
 - configuration: SPOTIFY_CA_FILE must be a readable PEM file (for the user
-  baa runs as), plain http to anything but loopback is refused at start;
+  baa runs as), plain http to anything but loopback is refused at start; a
+  worker keeps the CA store it read, the workers of a SIGHUP read it anew;
 - HTTPS_PROXY (and https_proxy) carry the calls through a CONNECT proxy,
   NO_PROXY bypasses it, an unreachable proxy is a 502 (not a bypass);
 - HTTP/2: with nginx (http2 on) in front of the stand-in, baa's calls
@@ -20,6 +21,8 @@ SPOTIFY_CA_FILE). These tests check what that path must do:
 """
 
 import os
+import shutil
+import signal
 import subprocess
 import time
 
@@ -146,6 +149,29 @@ class UnverifiedCertificateTest(SpotifyTestCase):
 
     def test_without_spotify_ca_file_the_system_store_is_used(self):
         self.check_refused(self.fake, SPOTIFY_CA_FILE=None)
+
+    def test_a_replaced_ca_file_is_read_by_the_workers_of_the_next_reload(self):
+        ca_file = os.path.join(make_temp_dir("baa-it-cafile-"), "ca.pem")
+        shutil.copy(fake_spotify_certificates().ca_file, ca_file)
+        os.chmod(ca_file, 0o644)
+        baa, nginx = self.start_stack(self.login_env(SPOTIFY_CA_FILE=ca_file))
+        self.baa = baa
+        self.login(nginx=nginx)
+        shutil.copy(self.other_ca.ca_file, ca_file)  # trusts only another CA now
+        # a new connection with a full handshake: the worker's store is the one it read
+        self.fake.set_connections(resumption=False)
+        self.fake.drop_connections()
+        self.fake.set_user("same-worker")
+        self.login(nginx=nginx)
+        before = baa.workers()
+        baa.signal(signal.SIGHUP)
+        wait_until(lambda: baa.workers() and not set(baa.workers()) & set(before), 10,
+                   message="SIGHUP did not replace the worker")
+        self.fake.set_user("new-worker")
+        r = self.browser(nginx).login(self.fake)
+        self.assertJsonError(r.callback, 502, "after the reload")
+        wait_until(lambda: "outcome=certificate_unverified" in baa.log(), 2,
+                   message="the new worker did not refuse the stand-in:\n" + baa.log())
 
 
 class TlsConfigurationTest(BaaTestCase):
