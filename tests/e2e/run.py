@@ -5,7 +5,9 @@ usage: /usr/bin/python3 tests/e2e/run.py [--screenshots DIR]
 
 Starts, in temp dirs and on free ports: a throwaway PostgreSQL cluster
 (tests/integration/harness.py) with a fresh database (`baa resetdb`), the
-fake Spotify (tests/fake_spotify) approving "Ada Lovelace", `baa serve` on a
+fake Spotify (tests/fake_spotify) approving "Ada Lovelace", over HTTPS with
+the harness's throwaway CA (baa trusts it through SPOTIFY_CA_FILE; Chromium
+ignores certificate errors, as it does for nginx's), `baa serve` on a
 unix socket, and nginx from the shipped template nginx/baa.conf.in (TLS
 with a self-signed certificate, rendered as scripts/run-local does). Then
 Chromium, driven by playwright-core, logs in through the page, and
@@ -44,10 +46,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, os.path.join(REPO, "tests", "fake_spotify"))
 
 import harness  # noqa: E402
-from client import FakeSpotify  # noqa: E402
 
 CHROMIUM = os.environ.get("BAA_E2E_CHROMIUM", "/usr/bin/chromium")
 RENDER_NGINX = os.path.join(REPO, "scripts", "render-nginx")
@@ -258,8 +258,8 @@ class Stack:
             raise SetupError("baa resetdb failed (%d):\n%s%s" % (res.returncode, res.stdout, res.stderr))
         log("PostgreSQL and database ready in %.1f s" % (time.monotonic() - t0))
 
-        self.fake = FakeSpotify.start(harness.SPOTIFY_CLIENT_ID, harness.SPOTIFY_CLIENT_SECRET,
-                                      [redirect_uri], user_id=USER_ID, display_name=DISPLAY_NAME)
+        self.fake = harness.start_fake_spotify(redirect_uri, user_id=USER_ID,
+                                               display_name=DISPLAY_NAME)
 
         env = harness.base_env(db, listen=os.path.join(self.state, "run", "baa.sock"))
         env.update(harness.spotify_env(redirect_uri, self.fake.url))
