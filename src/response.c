@@ -86,6 +86,19 @@ response_error(struct response *res, int status, const char *message)
 }
 
 void
+response_problem(struct response *res, int status, const char *code, const char *message)
+{
+	cJSON *json = cJSON_CreateObject();
+
+	if (json == NULL || cJSON_AddStringToObject(json, "error", code) == NULL ||
+	    cJSON_AddStringToObject(json, "message", message) == NULL)
+		res->overflow = 1;
+	else
+		response_json(res, status, json);
+	cJSON_Delete(json);
+}
+
+void
 response_cookie(struct response *res, const char *name, const char *value, long max_age)
 {
 	char line[2048];

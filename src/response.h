@@ -42,6 +42,14 @@ void response_json_string(struct response *res, int status, const char *key,
 void response_error(struct response *res, int status, const char *message);
 
 /*
+ * Sets status and {"error": code, "message": message}: a code a program
+ * can act on (the static page maps it to its text) and a sentence for a
+ * person.
+ */
+void response_problem(struct response *res, int status, const char *code,
+		      const char *message);
+
+/*
  * Sets a cookie for the whole site: HttpOnly; Secure; SameSite=Lax. A
  * max_age of 0 deletes it.
  */

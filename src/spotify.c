@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pause.h"
 
 #define SPOTIFY_BODY_MAX 65536
 #define RETRY_AFTER_DEFAULT 1
@@ -23,8 +24,6 @@
 
 static const struct config *cfg;
 static CURL *curl;
-/* After a 429, this worker leaves Spotify alone until Retry-After passes. */
-static time_t rate_limited_until;
 static char body[SPOTIFY_BODY_MAX + 1];
 static size_t body_len;
 
@@ -339,31 +338,69 @@ spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
 	return rc;
 }
 
-/* Whether Spotify asked us to wait; fills result when it did. */
+int
+spotify_is_quota_exceeded(const char *text, size_t len)
+{
+	cJSON *json = cJSON_ParseWithLength(text, len);
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
+	const cJSON *reason = cJSON_GetObjectItemCaseSensitive(error, "reason");
+	int quota = cJSON_IsObject(error) && cJSON_IsString(reason) &&
+		    strcmp(reason->valuestring, "QUOTA_EXCEEDED") == 0;
+
+	cJSON_Delete(json);
+	return quota;
+}
+
+static enum spotify_status
+paused_status(enum pause_reason reason)
+{
+	return reason == PAUSE_QUOTA_EXCEEDED ? SPOTIFY_QUOTA_EXCEEDED
+					      : SPOTIFY_RATE_LIMITED;
+}
+
+/*
+ * Whether Spotify asked the app (any worker of any instance) to wait;
+ * fills result when it did. The call is then not made.
+ */
 static int
 still_rate_limited(struct spotify_outcome *result)
 {
-	time_t now = time(NULL);
+	enum pause_reason reason;
+	long left;
 
-	if (now >= rate_limited_until)
+	if (!pause_check(&left, &reason))
 		return 0;
-	result->status = SPOTIFY_RATE_LIMITED;
-	result->retry_after = (long)(rate_limited_until - now);
+	result->status = paused_status(reason);
+	result->retry_after = left;
+	result->paused = 1;
 	return 1;
 }
 
+/* A 429: every worker of every instance waits Retry-After (pause.c). */
 static void
-note_rate_limit(struct spotify_outcome *result)
+note_rate_limit(const char *endpoint, struct spotify_outcome *result)
 {
-	result->status = SPOTIFY_RATE_LIMITED;
+	enum pause_reason reason = spotify_is_quota_exceeded(body, body_len)
+					   ? PAUSE_QUOTA_EXCEEDED
+					   : PAUSE_SHORT_TERM;
+
+	result->status = paused_status(reason);
 	result->retry_after = retry_after_seconds();
-	rate_limited_until = time(NULL) + result->retry_after;
+	pause_note(result->retry_after, reason);
+	metrics_spotify_rate_limited(reason == PAUSE_QUOTA_EXCEEDED
+					     ? METRICS_RATE_LIMIT_QUOTA_EXCEEDED
+					     : METRICS_RATE_LIMIT_SHORT_TERM);
+	/* The quota does not come back in seconds: the app's owner acts. */
+	log_event(reason == PAUSE_QUOTA_EXCEEDED ? LOG_ERROR : LOG_WARN,
+		  "spotify_rate_limited", LOG_STR("endpoint", endpoint),
+		  LOG_STR("reason", pause_reason_name(reason)),
+		  LOG_INT("retry_after", result->retry_after));
 }
 
 static struct spotify_outcome
 token_request(const char *grant, const char *form, struct spotify_tokens *out)
 {
-	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
+	struct spotify_outcome result = {.status = SPOTIFY_FAILED};
 	char url[1024];
 	long status;
 
@@ -382,7 +419,7 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	} else if (status == 400 && spotify_is_invalid_grant(body, body_len)) {
 		result.status = SPOTIFY_INVALID_GRANT;
 	} else if (status == 429) {
-		note_rate_limit(&result);
+		note_rate_limit(grant, &result);
 	}
 	memset(body, 0, body_len);
 	return result;
@@ -396,6 +433,7 @@ outcome_label(enum spotify_status status)
 	case SPOTIFY_INVALID_GRANT: return METRICS_OUTCOME_INVALID_GRANT;
 	case SPOTIFY_UNAUTHORIZED: return METRICS_OUTCOME_UNAUTHORIZED;
 	case SPOTIFY_RATE_LIMITED: return METRICS_OUTCOME_RATE_LIMITED;
+	case SPOTIFY_QUOTA_EXCEEDED: return METRICS_OUTCOME_QUOTA_EXCEEDED;
 	default: return METRICS_OUTCOME_FAILED;
 	}
 }
@@ -403,7 +441,8 @@ outcome_label(enum spotify_status status)
 static struct spotify_outcome
 counted(enum metrics_spotify_call call, struct spotify_outcome outcome)
 {
-	metrics_spotify(call, outcome_label(outcome.status));
+	metrics_spotify(call, outcome.paused ? METRICS_OUTCOME_PAUSED
+					     : outcome_label(outcome.status));
 	return outcome;
 }
 
@@ -417,7 +456,7 @@ spotify_exchange_code(const char *code, const char *code_verifier,
 	    form_add(form, sizeof(form), "code", code) < 0 ||
 	    form_add(form, sizeof(form), "redirect_uri", cfg->spotify_redirect_uri) < 0 ||
 	    form_add(form, sizeof(form), "code_verifier", code_verifier) < 0)
-		return (struct spotify_outcome){SPOTIFY_FAILED, 0};
+		return (struct spotify_outcome){.status = SPOTIFY_FAILED};
 	return counted(METRICS_CALL_CODE, token_request("authorization_code", form, out));
 }
 
@@ -429,7 +468,7 @@ spotify_refresh(const char *refresh_token, struct spotify_tokens *out)
 
 	if (form_add(form, sizeof(form), "grant_type", "refresh_token") < 0 ||
 	    form_add(form, sizeof(form), "refresh_token", refresh_token) < 0)
-		return (struct spotify_outcome){SPOTIFY_FAILED, 0};
+		return (struct spotify_outcome){.status = SPOTIFY_FAILED};
 	result = token_request("refresh_token", form, out);
 	memset(form, 0, sizeof(form));
 	return counted(METRICS_CALL_REFRESH, result);
@@ -447,7 +486,7 @@ spotify_me(const char *access_token, struct spotify_user *out)
 static struct spotify_outcome
 me_request(const char *access_token, struct spotify_user *out)
 {
-	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
+	struct spotify_outcome result = {.status = SPOTIFY_FAILED};
 	char url[1024];
 	long status;
 
@@ -458,7 +497,7 @@ me_request(const char *access_token, struct spotify_user *out)
 	if (status == 401)
 		result.status = SPOTIFY_UNAUTHORIZED;
 	if (status == 429)
-		note_rate_limit(&result);
+		note_rate_limit("me", &result);
 	if (status != 200)
 		return result;
 

@@ -10,8 +10,10 @@
 
 #include "../log.h"
 #include "../params.h"
+#include "../pause.h"
 #include "../session.h"
 #include "../spotify.h"
+#include "../states.h"
 #include "../users.h"
 
 /* A login must finish within this many seconds of its start. */
@@ -104,15 +106,65 @@ void
 auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 		    const char *what)
 {
-	if (outcome.status == SPOTIFY_RATE_LIMITED) {
-		char seconds[24];
-		snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
-		response_header(res, "Retry-After", seconds);
-		response_error(res, 503,
-			       "Spotify is rate-limiting this service: try again later");
+	char seconds[24];
+
+	if (outcome.status != SPOTIFY_RATE_LIMITED &&
+	    outcome.status != SPOTIFY_QUOTA_EXCEEDED) {
+		response_error(res, 502, what);
 		return;
 	}
-	response_error(res, 502, what);
+	snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
+	response_header(res, "Retry-After", seconds);
+	if (outcome.status == SPOTIFY_QUOTA_EXCEEDED)
+		response_problem(
+			res, 503, "spotify_quota_exceeded",
+			"This app has used up its Spotify API quota (development mode "
+			"has a small one; the owner can apply for extended quota in the "
+			"Spotify Developer Dashboard). Try again later.");
+	else
+		response_problem(res, 503, "spotify_rate_limited",
+				 "Spotify is limiting how often this app may call it. "
+				 "Try again in a moment.");
+}
+
+/*
+ * While calls to Spotify are paused the callback answers before its state
+ * is spent, so that the same callback can be sent again once it is over.
+ */
+static int
+refused_while_paused(struct response *res)
+{
+	struct spotify_outcome outcome = {.paused = 1};
+	enum pause_reason reason;
+
+	if (!pause_check(&outcome.retry_after, &reason))
+		return 0;
+	outcome.status = reason == PAUSE_QUOTA_EXCEEDED ? SPOTIFY_QUOTA_EXCEEDED
+							: SPOTIFY_RATE_LIMITED;
+	auth_spotify_failed(res, outcome, NULL);
+	return 1;
+}
+
+/* Records the state as used, everywhere; 0 when this is its first use. */
+static int
+redeem_state(const struct request *req, struct response *res,
+	     const struct oauth_login *login)
+{
+	time_t now = time(NULL);
+
+	switch (states_redeem(req->db, login->state, login->expires, now)) {
+	case STATES_FIRST: return 0;
+	case STATES_USED:
+		log_event(
+			LOG_WARN, "login_state_reused",
+			LOG_INT("cookie_expires_in", (long long)(login->expires - now)));
+		response_problem(res, 400, "login_expired",
+				 "This login was already used. Start again at /login.");
+		return -1;
+	case STATES_DB_ERROR: break;
+	}
+	response_error(res, 503, "database unavailable");
+	return -1;
 }
 
 void
@@ -162,6 +214,9 @@ auth_callback(const struct request *req, struct response *res)
 		return;
 	}
 
+	/* One call to Spotify per state, whichever instance gets it. */
+	if (refused_while_paused(res) || redeem_state(req, res, &login) < 0)
+		return;
 	if (session_pkce(login.state, verifier, challenge) < 0) {
 		response_error(res, 500, "could not finish the login");
 		return;
