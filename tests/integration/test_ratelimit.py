@@ -25,7 +25,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (HarnessError, PgBouncer, SESSION_COOKIE, OAUTH_COOKIE, SpotifyTestCase,
+from harness import (BaaTestCase, HarnessError, PgBouncer, SESSION_COOKIE, OAUTH_COOKIE, SpotifyTestCase,
                      register_cleanup, register_process, kill_process_tree, run_concurrently,
                      wait_until)
 from test_deploy import DeployStack, parse_metrics
@@ -296,6 +296,149 @@ class OneStatePerLoginTest(TwoInstancesTestCase):
         plan = self.pg.psql("SET enable_seqscan = off; EXPLAIN SELECT state_hash FROM redeemed_states "
                             "WHERE expires_at < now() ORDER BY expires_at LIMIT 8", db=self.db)
         self.assertIn("redeemed_states_expires_at", plan)
+
+
+# ---------------------------------------------------------------------------
+# the login limit of the shipped site, per IPv6 /64 and per IPv4 address
+
+IP = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip")
+                                 if os.path.exists(p)), None)
+PYTHON = sys.executable or "/usr/bin/python3"
+
+# Run inside the namespace: GET path over TLS from each (source address,
+# destination, port), in order; prints the statuses as JSON.
+CLIENT = r"""
+import http.client, json, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+out = []
+for src, host, port, path in json.loads(sys.argv[1]):
+    try:
+        c = http.client.HTTPSConnection(host, port, context=ctx, timeout=10, source_address=(src, 0))
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        c.close()
+        out.append(r.status)
+    except Exception as e:
+        out.append(repr(e))
+print(json.dumps(out))
+"""
+
+# Clients on the namespace's loopback: two hosts of one /64, one of another.
+SAME_64 = ("2001:db8:1:1::1", "2001:db8:1:1::ffff:2")
+OTHER_64 = "2001:db8:1:2::1"
+
+
+def run(argv, timeout=30, check=True):
+    res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+    if check and res.returncode != 0:
+        raise HarnessError("%s failed (%d): %s%s" % (" ".join(argv), res.returncode, res.stdout, res.stderr))
+    return res
+
+
+class NamespacedSite(DeployStack):
+    """The shipped site with nginx in a network namespace of its own, whose
+    loopback has the IPv6 client addresses above (any address can be given
+    to a namespace's loopback without touching the machine's), listening
+    as rendered (IPv4) and on a dual-stack [::] port (IPv6, and IPv4 as
+    ::ffff:a.b.c.d). baa stays outside: its unix sockets are files, which
+    namespaces share."""
+
+    def __init__(self, db, **kw):
+        super().__init__(db, **kw)
+        self.ns = "baa-it-%d-rl" % os.getpid()
+        self.dual_port = None
+
+    def make_namespace(self):
+        res = run([IP, "netns", "add", self.ns], check=False)
+        if res.returncode != 0:
+            raise unittest.SkipTest("`ip netns add` refused: %s" % (res.stderr.strip() or res.returncode))
+        register_cleanup(lambda: run([IP, "netns", "del", self.ns], check=False))
+        run([IP, "-n", self.ns, "link", "set", "lo", "up"])
+        for addr in SAME_64 + (OTHER_64,):
+            run([IP, "-n", self.ns, "addr", "add", addr + "/128", "dev", "lo", "nodad"])
+
+    def in_ns(self, argv):
+        return [IP, "netns", "exec", self.ns] + list(argv)
+
+    def start_nginx(self, timeout=10):
+        self.dual_port = self.https_port + 1 if self.https_port < 65535 else self.https_port - 1
+        site = open(self.site_conf).read()
+        listen = "listen 127.0.0.1:%d ssl http2;" % self.https_port
+        if listen not in site:
+            raise HarnessError("no %r in the rendered site" % listen)
+        with open(self.site_conf, "w") as f:
+            f.write(site.replace(listen, listen + "\n    listen [::]:%d ssl http2 ipv6only=off;"
+                                 % self.dual_port))
+        res = run(self.in_ns(self.nginx_argv("-t")), check=False)
+        if res.returncode != 0:
+            raise AssertionError("nginx -t rejected the site:\n%s%s" % (res.stdout, res.stderr))
+        self.nginx = register_process(subprocess.Popen(
+            self.in_ns(self.nginx_argv()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True))
+        wait_until(lambda: self.requests([("127.0.0.1", "127.0.0.1", self.https_port, "/healthz")])
+                   == [200], timeout, interval=0.1, message="nginx in the namespace did not answer")
+
+    def requests(self, plan):
+        """[(source, destination, port, path)] -> their statuses, in order."""
+        res = run(self.in_ns([PYTHON, "-c", CLIENT, json.dumps(plan)]), timeout=120)
+        return json.loads(res.stdout)
+
+
+class LoginLimitPerNetworkTest(BaaTestCase):
+    """/login and /callback limited per IPv6 /64 and per IPv4 address (the
+    shipped nginx site), with real client addresses of both families."""
+
+    workers = 1
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if os.geteuid() != 0 or IP is None:
+            raise unittest.SkipTest("needs root and iproute2 for a network namespace")
+
+    def test_login_limit_counts_ipv6_per_64_and_ipv4_per_address(self):
+        # 3 logins per client (burst 2), then one a minute: the test sees the burst.
+        stack = NamespacedSite(self.db, instances=2, workers=1,
+                               render_env={"LOGIN_RATE": "1r/m", "LOGIN_BURST": "2"})
+        self.addCleanup(stack.stop)
+        stack.make_namespace()
+        stack.start()
+        v4, v6 = stack.https_port, stack.dual_port
+        plan = [
+            # IPv6: a /64 is one client, whichever of its addresses asks
+            (SAME_64[0], "::1", v6, "/login"), (SAME_64[0], "::1", v6, "/login"),
+            (SAME_64[0], "::1", v6, "/login"),
+            (SAME_64[1], "::1", v6, "/login"),
+            (OTHER_64, "::1", v6, "/login"),
+            (SAME_64[1], "::1", v6, "/callback?code=x&state=y"),
+            # IPv4: per address, as before
+            ("127.0.0.2", "127.0.0.1", v4, "/login"), ("127.0.0.2", "127.0.0.1", v4, "/login"),
+            ("127.0.0.2", "127.0.0.1", v4, "/login"), ("127.0.0.2", "127.0.0.1", v4, "/login"),
+            ("127.0.0.3", "127.0.0.1", v4, "/login"),
+            # IPv4 through the dual-stack listener (::ffff:127.0.0.4): still
+            # per address, not every IPv4 client in the /64 ::ffff:0:0/64
+            ("127.0.0.4", "127.0.0.1", v6, "/login"), ("127.0.0.4", "127.0.0.1", v6, "/login"),
+            ("127.0.0.4", "127.0.0.1", v6, "/login"),
+            ("127.0.0.5", "127.0.0.1", v6, "/login"),
+            ("127.0.0.4", "127.0.0.1", v4, "/login"),  # the same client by the other door
+            ("127.0.0.4", "127.0.0.1", v6, "/healthz"),  # only the login is limited
+        ]
+        expected = [302, 302, 302, 429, 302, 429,
+                    302, 302, 302, 429, 302,
+                    302, 302, 302, 302, 429, 200]
+        statuses = stack.requests(plan)
+        self.assertEqual(statuses, expected, "\n".join(
+            "%-22s -> %-9s :%d %-26s %s (expected %s)" % (p[0], p[1], p[2], p[3], st, ex)
+            for p, st, ex in zip(plan, statuses, expected)) + "\n" + stack.error_log()[-2000:])
+        # nginx names who it limited, by their own address
+        self.assertIn("client: %s," % SAME_64[1], stack.error_log())
+        # the dual-stack door really gave 16-byte addresses (::ffff:a.b.c.d,
+        # whose first 8 bytes every IPv4 client shares): without the map's
+        # first line 127.0.0.5 would have been limited as 127.0.0.4's /64
+        self.assertRegex(stack.access_log(), r"(?m)^::ffff:127\.0\.0\.5 ")
 
 
 def hashlib_sha256(text):
