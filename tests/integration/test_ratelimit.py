@@ -29,35 +29,15 @@ from harness import (BaaTestCase, HarnessError, PgBouncer, SESSION_COOKIE, OAUTH
                      register_cleanup, register_process, kill_process_tree, run_concurrently,
                      wait_until)
 from test_deploy import DeployStack, parse_metrics
+from test_pgbouncer import BouncerTestCase
 
 # Spotify's body for a used-up quota (July 2026 changelog), byte for byte.
 QUOTA_BODY = '{"error":{"status":429,"message":"Too many requests","reason":"QUOTA_EXCEEDED"}}'
 RETRY_AFTER = 3
 
 
-class TwoInstancesTestCase(SpotifyTestCase):
-    """Instances A and B (2 workers each) on the class database, each
-    behind its own nginx, so that a test picks the instance it talks to."""
-
-    class_stack = False
-    workers = 2
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.a_baa, cls.a = cls.start_class_stack(cls.login_env())
-        cls.b_baa, cls.b = cls.start_class_stack(cls.login_env())
-        cls.baa = cls.a_baa
-
-    def setUp(self):
-        super().setUp()
-        # A pause is never shortened: the last test's has to be over.
-        self.wait_unpaused([self.a, self.b])
-        # A worker opens its database connection, and listens, at its first
-        # request that needs it: one of each instance's is enough for the
-        # instance to hear of a pause (its workers share what one hears).
-        for nginx in (self.a, self.b):
-            self.assertEqual(nginx.get("/readyz")[0], 200)
+class PauseHelpers:
+    """What the tests of two instances share (mixed into a SpotifyTestCase)."""
 
     # -- the pause as /metrics shows it ---------------------------------------
     @staticmethod
@@ -117,6 +97,31 @@ class TwoInstancesTestCase(SpotifyTestCase):
         self.assertTrue(1 <= int(retry) <= max_retry_after, "%s Retry-After %r" % (what, retry))
         self.assertNotIn(SESSION_COOKIE, resp.set_cookies, what)
         return doc
+
+
+class TwoInstancesTestCase(PauseHelpers, SpotifyTestCase):
+    """Instances A and B (2 workers each) on the class database, each
+    behind its own nginx, so that a test picks the instance it talks to."""
+
+    class_stack = False
+    workers = 2
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.a_baa, cls.a = cls.start_class_stack(cls.login_env())
+        cls.b_baa, cls.b = cls.start_class_stack(cls.login_env())
+        cls.baa = cls.a_baa
+
+    def setUp(self):
+        super().setUp()
+        # A pause is never shortened: the last test's has to be over.
+        self.wait_unpaused([self.a, self.b])
+        # A worker opens its database connection, and listens, at its first
+        # request that needs it: one of each instance's is enough for the
+        # instance to hear of a pause (its workers share what one hears).
+        for nginx in (self.a, self.b):
+            self.assertEqual(nginx.get("/readyz")[0], 200)
 
 
 class AppWidePauseTest(TwoInstancesTestCase):
@@ -241,6 +246,52 @@ class AppWidePauseTest(TwoInstancesTestCase):
         self.assertEqual(self.calls(), before, "the new instance called Spotify during the pause")
         self.assertEqual(self.pause_of(c)[1], "quota_exceeded")
         self.assertEqual(self.wait_records(c_baa, "spotify_paused")[0]["source"], "database")
+
+
+class PauseBehindPgBouncerTest(PauseHelpers, BouncerTestCase):
+    """Both instances through PgBouncer in transaction mode: no LISTEN, so
+    a worker reads the row before it calls Spotify."""
+
+    workers = 2
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.a_baa, cls.a = cls.start_class_stack(cls.bouncer_env(BAA_DB_POOLER="transaction"))
+        cls.b_baa, cls.b = cls.start_class_stack(cls.bouncer_env(BAA_DB_POOLER="transaction"))
+        cls.baa = cls.a_baa
+
+    def row_left(self):
+        return float(self.pg.psql_value(
+            "SELECT greatest(0, extract(epoch FROM until - now())) FROM spotify_pause", db=self.db))
+
+    def test_a_429_at_one_instance_stops_the_other_through_the_pooler(self):
+        self.fake.configure(expires_in=30)
+        browser, r = self.login(nginx=self.b)
+        self.fake.configure(expires_in=3600)
+        self.fake.set_fault("token", status=429, retry_after=RETRY_AFTER, times=1,
+                            grant_type="authorization_code", body=QUOTA_BODY)
+        b, params = self.begin_login(self.a)
+        self.assertRateLimitedAnswer(b.callback(params), "spotify_quota_exceeded", RETRY_AFTER)
+        # written once the 503 is answered, through the pooler
+        wait_until(lambda: self.row_left() > 0, 2, message="the pause never reached the row")
+        before = self.fake.stats()
+        for _ in range(4):
+            b2, params2 = self.begin_login(self.b)
+            self.assertRateLimitedAnswer(b2.callback(params2), "spotify_quota_exceeded",
+                                         RETRY_AFTER, "callback at B")
+        self.assertRateLimitedAnswer(browser.get("/me/token"), "spotify_quota_exceeded",
+                                     RETRY_AFTER, "refresh at B")
+        self.assertEqual(browser.get("/me").status, 200)
+        after = self.fake.stats()
+        self.assertEqual((after["token"], after["me"]), (before["token"], before["me"]),
+                         "B called Spotify during the pause")
+        self.assertEqual(self.b.get("/readyz")[0], 200)
+        wait_until(lambda: self.row_left() == 0, RETRY_AFTER + 2, interval=0.1)
+        # over: B calls again (its own word of the pause may end a little later)
+        wait_until(lambda: browser.get("/me/token").status == 200, 3, interval=0.2)
+        self.assertEqual(self.fake.stats()["token_refresh_token"], before["token_refresh_token"] + 1)
+        self.assertNotIn("db_listen_failed", self.b_baa.log())
 
 
 class OneStatePerLoginTest(TwoInstancesTestCase):

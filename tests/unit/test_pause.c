@@ -1,14 +1,77 @@
-/* The pause's arithmetic: its one-word form, keeping the later deadline,
- * seconds left, and the trigger's notification payload. */
+/*
+ * The pause's arithmetic (its one-word form, keeping the later deadline,
+ * seconds left, the trigger's notification payload), and what it costs the
+ * database: db_exec and PQstatus are replaced at link time (--wrap), so the
+ * tests count every statement the pause would send.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "../../src/pause.h"
+
+/* -- the database, counted ----------------------------------------------- */
+
+static int reads, writes;
+static const char *written_ms, *written_reason;
+
+enum db_status __wrap_db_exec(struct db *db, const struct db_statement *st,
+			      const char *const *params, PGresult **result);
+ConnStatusType __wrap_PQstatus(const PGconn *conn);
+
+enum db_status
+__wrap_db_exec(struct db *db, const struct db_statement *st, const char *const *params,
+	       PGresult **result)
+{
+	*result = NULL; /* PQntuples(NULL) is 0: the row says nothing */
+	if (strcmp(st->name, "pause_read") == 0)
+		reads++;
+	if (strcmp(st->name, "pause_write") == 0) {
+		writes++;
+		written_ms = params[0];
+		written_reason = params[1];
+	}
+	return DB_OK;
+}
+
+ConnStatusType
+__wrap_PQstatus(const PGconn *conn)
+{
+	return conn ? CONNECTION_OK : CONNECTION_BAD;
+}
+
+static struct config cfg;
+static struct db conn;
+
+/* A worker's connection as the pause sees it: up, listening or not. */
+static void
+attach(enum config_pooler pooler, int listening)
+{
+	static int fake_pgconn;
+	static unsigned long epochs;
+
+	cfg.db_pooler = pooler;
+	db_init(&conn, &cfg);
+	pause_attach(&conn);
+	conn.conn = (PGconn *)&fake_pgconn;
+	conn.listening = listening;
+	conn.epoch = ++epochs; /* as db.c counts (re)connections */
+	reads = writes = 0;
+}
+
+/* Each test starts with a worker that has finished its requests. */
+static int
+fresh_worker(void **state)
+{
+	pause_after_request(); /* whatever an earlier test left to do */
+	reads = writes = 0;
+	return 0;
+}
 
 static void
 test_a_pause_packs_into_one_word_and_back(void **state)
@@ -117,6 +180,99 @@ test_notification_payload_that_is_not_ours_is_refused(void **state)
 		pause_parse_notification("short_term 123456789012", &ms, &reason), 0);
 }
 
+/* GET /me and every other request that does not call Spotify: nothing. */
+static void
+test_a_listening_worker_reads_the_row_once_per_connection(void **state)
+{
+	long left;
+	enum pause_reason reason;
+
+	attach(CONFIG_POOLER_NONE, 1);
+	pause_after_request(); /* the request that opened the connection */
+	assert_int_equal(reads, 1);
+	for (int i = 0; i < 1000; i++)
+		pause_after_request();
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(pause_check(&left, &reason), 0);
+		pause_after_request();
+	}
+	assert_int_equal(reads, 1);
+	assert_int_equal(writes, 0);
+	/* a new connection (db.c bumps the epoch) may have missed a pause */
+	conn.epoch++;
+	pause_after_request();
+	assert_int_equal(reads, 2);
+	pause_after_request();
+	assert_int_equal(reads, 2);
+	assert_int_equal(conn.nchannels, 1);
+	assert_string_equal(conn.channels[0].name, PAUSE_CHANNEL);
+}
+
+/* Behind a transaction pooler: the row before each Spotify call, once a request. */
+static void
+test_without_listen_the_row_is_read_before_spotify_calls_only(void **state)
+{
+	long left;
+	enum pause_reason reason;
+
+	attach(CONFIG_POOLER_TRANSACTION, 0);
+	for (int i = 0; i < 1000; i++)
+		pause_after_request();
+	assert_int_equal(reads, 0);
+	assert_int_equal(conn.nchannels, 0); /* nothing to LISTEN on */
+	/* /callback checks before spending its state, then the exchange checks */
+	assert_int_equal(pause_check(&left, &reason), 0);
+	assert_int_equal(pause_check(&left, &reason), 0);
+	assert_int_equal(reads, 1);
+	pause_after_request();
+	assert_int_equal(pause_check(&left, &reason), 0);
+	assert_int_equal(reads, 2);
+}
+
+static void
+test_a_429_is_written_once_after_its_request(void **state)
+{
+	long left = 0;
+	enum pause_reason reason = PAUSE_SHORT_TERM;
+
+	attach(CONFIG_POOLER_NONE, 1);
+	pause_after_request();
+	reads = 0;
+	pause_note(30, PAUSE_QUOTA_EXCEEDED);
+	/* every worker of the instance stops at once: the word is shared */
+	assert_int_equal(pause_check(&left, &reason), 1);
+	assert_int_equal(left, 30);
+	assert_int_equal(reason, PAUSE_QUOTA_EXCEEDED);
+	assert_int_equal(writes, 0); /* not while the request is answered */
+	pause_after_request();
+	assert_int_equal(writes, 1);
+	assert_string_equal(written_reason, "quota_exceeded");
+	assert_in_range(strtol(written_ms, NULL, 10), 29000, 30000);
+	for (int i = 0; i < 100; i++)
+		pause_after_request();
+	assert_int_equal(writes, 1);
+	assert_int_equal(reads, 0);
+	/* a shorter pause noted meanwhile changes nothing, here or there */
+	pause_note(5, PAUSE_SHORT_TERM);
+	assert_int_equal(pause_check(&left, &reason), 1);
+	assert_int_equal(reason, PAUSE_QUOTA_EXCEEDED);
+}
+
+/* Inside a transaction (a token refresh) the write would roll back with it. */
+static void
+test_nothing_is_written_inside_a_transaction(void **state)
+{
+	attach(CONFIG_POOLER_NONE, 1);
+	pause_after_request();
+	pause_note(3600, PAUSE_SHORT_TERM);
+	conn.in_transaction = 1;
+	pause_after_request();
+	assert_int_equal(writes, 0);
+	conn.in_transaction = 0;
+	pause_after_request();
+	assert_int_equal(writes, 1);
+}
+
 int
 main(void)
 {
@@ -127,6 +283,16 @@ main(void)
 		cmocka_unit_test(test_seconds_left_round_up_and_stop_at_zero),
 		cmocka_unit_test(test_notification_payload_is_read),
 		cmocka_unit_test(test_notification_payload_that_is_not_ours_is_refused),
+		cmocka_unit_test_setup(
+			test_a_listening_worker_reads_the_row_once_per_connection,
+			fresh_worker),
+		cmocka_unit_test_setup(
+			test_without_listen_the_row_is_read_before_spotify_calls_only,
+			fresh_worker),
+		cmocka_unit_test_setup(test_a_429_is_written_once_after_its_request,
+				       fresh_worker),
+		cmocka_unit_test_setup(test_nothing_is_written_inside_a_transaction,
+				       fresh_worker),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
