@@ -11,6 +11,16 @@
     finally:
         fake.stop()
 
+Helpers for Spotify as it is in 2026 (server.py's docstring has the rules):
+    fake.set_user("alice")                      # account default_account_id("alice")
+    fake.rename_user(default_account_id("alice"), "alice-2")  # same account, new id
+    fake.configure(omit_account_id=True)        # /v1/me as before May 2026
+    fake.set_development_mode(allowed_users=["alice"])  # others: 403 at /v1/me
+    fake.fail_refreshes(2)                      # the next 2 refreshes: invalid_grant
+    fake.age_grants(180 * 86400)                # refresh tokens past six months
+    fake.set_quota_exceeded("me", retry_after=5)        # 429 reason QUOTA_EXCEEDED
+    fake.set_rate_limit(10, window=30, reason=QUOTA_EXCEEDED)  # app-wide limit
+
 Python 3 standard library only. Every wait is bounded. Servers still
 running at interpreter exit are stopped (atexit), so a failing test does not
 leave a process behind.
@@ -32,6 +42,8 @@ import threading
 import time
 import urllib.parse
 
+QUOTA_EXCEEDED = "QUOTA_EXCEEDED"  # the 429 reason when the app's quota is used up
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "server.py")
 
@@ -49,6 +61,11 @@ def pkce_pair(length=64):
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
     return verifier, challenge
+
+
+def default_account_id(user_id):
+    """The account_id the fake gives a user configured without one (as server.py)."""
+    return "acct-" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
 
 
 def basic_auth(client_id, client_secret):
@@ -228,16 +245,74 @@ class FakeSpotify:
         """One endpoint's fault, e.g. set_fault("token", status=503, times=1)."""
         return self.configure(faults={endpoint: fault or None})
 
+    def set_quota_exceeded(self, endpoint, retry_after=None, times=None):
+        """The endpoint answers 429 with the July 2026 quota body
+        {"error":{"status":429,"message":"Too many requests","reason":"QUOTA_EXCEEDED"}}."""
+        fault = {"reason": QUOTA_EXCEEDED, "retry_after": retry_after, "times": times}
+        return self.set_fault(endpoint, **{k: v for k, v in fault.items() if v is not None})
+
+    def set_rate_limit(self, calls, window=30, retry_after=None, reason=None):
+        """App-wide rolling window: more than `calls` calls to /api/token and
+        /v1/* within `window` seconds answer 429 with Retry-After (retry_after,
+        or when the oldest call leaves the window); reason=QUOTA_EXCEEDED
+        gives the quota body. The window starts empty."""
+        return self.configure(rate_limit={"calls": calls, "window": window,
+                                          "retry_after": retry_after, "reason": reason})
+
+    def clear_rate_limit(self):
+        return self.configure(rate_limit=None)
+
     def clear_faults(self):
         return self.configure(faults={"authorize": None, "token": None, "me": None})
 
-    def set_user(self, user_id, display_name=None, **profile):
-        """Who the next /authorize approves (email, country, product optional)."""
+    def set_user(self, user_id, display_name=None, account_id=None, **profile):
+        """Who the next /authorize approves (email, country, product optional).
+
+        Without account_id the account is default_account_id(user_id): a new
+        id alone is another Spotify account. With the account_id of an
+        existing account and a new id, that account is renamed (see
+        rename_user) and logs in next. An existing account keeps the fields
+        not given.
+        """
         user = {"id": user_id}
         if display_name is not None:
             user["display_name"] = display_name
+        if account_id is not None:
+            user["account_id"] = account_id
         user.update(profile)
         return self.configure(user=user)
+
+    def rename_user(self, account_id, new_id, **profile):
+        """Spotify changes an account's id; its account_id stays.
+
+        Tokens issued to the account before now see new_id at /v1/me. Who
+        the next /authorize approves does not change (use set_user(new_id,
+        account_id=...) to log in as the renamed account). Returns the
+        account's record.
+        """
+        user = dict(profile, id=new_id, account_id=account_id)
+        return self._control("POST", "/_fake/accounts", user)
+
+    def accounts(self):
+        """Every account the fake knows: [{"account_id", "id", "display_name", ...}]."""
+        return self._control("GET", "/_fake/accounts")
+
+    def set_development_mode(self, enabled=True, allowed_users=None):
+        """Spotify's development mode: /v1/me hides country, email,
+        explicit_content, followers and product, and answers 403 to a user
+        not in allowed_users (ids or account_ids; None = everyone)."""
+        return self.configure(development_mode=enabled, allowed_users=allowed_users)
+
+    def fail_refreshes(self, times=True):
+        """The next `times` refreshes (True: all, False: none) answer
+        invalid_grant; the refresh tokens themselves stay valid."""
+        return self.configure(invalid_grant_on_refresh=times)
+
+    def age_grants(self, seconds):
+        """As if every grant (login) had been authorized `seconds` earlier:
+        past refresh_token_lifetime (default 180 days) its refresh tokens
+        answer invalid_grant "Refresh token expired". Returns {"ok", "aged"}."""
+        return self._control("POST", "/_fake/age_grants", {"seconds": seconds})
 
     def reset(self):
         return self._control("POST", "/_fake/reset")

@@ -19,34 +19,107 @@ Python 3 standard library only. Loopback only. State lives in memory.
 Endpoints (as Spotify):
   GET  /authorize    auto-approves the configured user (302 to redirect_uri)
   POST /api/token    grant_type=authorization_code | refresh_token
-  GET  /v1/me        the token's user profile
+  GET  /v1/me        the profile of the token's account, as the account is now
 Control API for tests (JSON, not like Spotify), see control() below:
   GET  /_fake/health                      {"ok": true}
-  GET  /_fake/config, POST /_fake/config  read / merge settings (DEFAULT_CONFIG, "user")
-  POST /_fake/reset                       default config, no codes/tokens/log/stats
+  GET  /_fake/config, POST /_fake/config  read / merge settings (below)
+  POST /_fake/reset                       default config, only the first account,
+                                          no codes/tokens/log/stats/rate window
   POST /_fake/revoke_refresh_tokens       every refresh token stops working
   POST /_fake/expire_access_tokens        every access token expires now
+  POST /_fake/age_grants {"seconds": N}   every grant authorized N seconds earlier
+                                          -> {"ok": true, "aged": grants}
+  GET  /_fake/accounts                    every account: [{"account_id", "id", ...}]
+  POST /_fake/accounts                    create or update (rename) one account,
+                                          given as a `user` object; -> its record;
+                                          who logs in next does not change
   GET  /_fake/requests[?endpoint=E]       the request log (full values)
-  GET  /_fake/stats                       request counts
-  GET  /_fake/tokens                      codes and tokens issued, and their state
+  GET  /_fake/stats                       request counts, and rate_limited
+  GET  /_fake/tokens                      codes and tokens issued, their account
+                                          (user_id is its id now), their state
 
-Settings (POST /_fake/config merges them; GET shows them):
-  deny, access_token_length, expires_in, rotate_refresh_tokens,
-  invalid_grant_on_refresh, code_lifetime, revoke_on_code_reuse,
-  allow_public_clients (bools / ints, see DEFAULT_CONFIG), user
-  {"id", "display_name", "email", "country", "product"} (who the next
-  /authorize approves), and faults {"authorize"|"token"|"me": F or null}.
+Settings (POST /_fake/config merges them; GET shows them; an unknown or bad
+one is a 400 and changes nothing):
+  deny                     false | true: /authorize answers access_denied
+  access_token_length      300
+  expires_in               3600 (access tokens)
+  code_lifetime            600
+  rotate_refresh_tokens    false
+  revoke_on_code_reuse     false
+  allow_public_clients     false
+  refresh_token_lifetime   15552000 (180 days, counted from the grant's start)
+  invalid_grant_on_refresh false | true (every refresh) | N (the next N
+                           refreshes, counting down here, then false); the
+                           refresh tokens stay valid
+  omit_account_id          false | true: /v1/me without account_id
+  development_mode         false | true
+  allowed_users            null (everyone) | [ids or account_ids] (at most 100)
+  rate_limit               null | {"calls": N, "window": 30, "retry_after": S
+                           or null, "reason": null or "QUOTA_EXCEEDED"}
+  user                     {"id", "account_id", "display_name", "email",
+                           "country", "product"}: who the next /authorize approves
+  faults                   {"authorize"|"token"|"me": F or null}
+
+Accounts. Every user is an account with an account_id (Spotify's "public,
+immutable" identifier; its `id` may change). `user` without account_id
+means the account "acct-" + the first 16 hex digits of sha256(id), so a new
+id alone is another account. The fake keeps a registry of accounts keyed by
+account_id; codes and tokens belong to an account, and /v1/me shows the
+account's record as it is now. Giving `user` (or POST /_fake/accounts) an
+existing account_id with a new id renames that account: tokens issued
+before see the new id. An existing account keeps the fields not given; a
+new one gets display_name = id, email = id@example.com, country SE,
+product premium. Ids are not unique across accounts (an id may come back
+on another account). omit_account_id drops account_id from /v1/me
+(answers from before May 2026).
+
+Development mode (Spotify's February 2026 rules). With development_mode,
+/v1/me omits country, email, explicit_content, followers and product
+whatever the scopes, and a user whose id or account_id is not in
+allowed_users (unless it is null) is approved at /authorize and gets
+tokens that refresh, but /v1/me answers 403 {"error": {"status": 403,
+"message": "Check settings on developer.spotify.com/dashboard, the user
+may not be registered."}} (after the token checks: a bad token is still
+401). allowed_users does not count outside development mode, as an app
+with extended quota serves everyone. The owner's Premium is not modelled.
+
+The six-month grant. A code exchange starts a grant; its refresh tokens
+(rotated ones too) answer 400 invalid_grant "Refresh token expired" once
+refresh_token_lifetime seconds have passed since that exchange; a refresh
+does not extend it, a new authorization starts a new grant. The lifetime
+is read at each refresh, so shortening it also shortens grants already
+made. /_fake/age_grants moves every grant's start into the past;
+/_fake/tokens shows each refresh token's grant_expires_in and expired.
+Access tokens keep their own expires_in.
+
+Rate limits. Spotify limits each app over a rolling 30 s window and
+answers 429 with Retry-After. With rate_limit set, every call to
+/api/token and /v1/* (not /authorize, a browser page, nor /_fake/*)
+counts; a call when `calls` admitted calls are in the last `window`
+seconds answers 429, Retry-After: retry_after, or if null the seconds
+until the oldest call leaves the window. Refused calls do not count, so
+a client that waits out Retry-After gets through. The body is the
+short-term one, {"error":{"status":429,"message":"API rate limit
+exceeded"}}, or with reason QUOTA_EXCEEDED exactly (compact JSON, byte for
+byte as the July 2026 changelog) {"error":{"status":429,"message":"Too
+many requests","reason":"QUOTA_EXCEEDED"}}. The window starts empty when
+rate_limit is set. It is checked before faults, and /_fake/stats counts
+its refusals in rate_limited (the request log marks them rate_limited).
 
 A fault F applies to the next requests of its endpoint (only those with
 grant_type F.grant_type, if set; only F.times of them, if set, then it turns
 itself off). F.delay_ms sleeps first, outside the lock. Then, if F has
-close, status or body, that replaces the answer: close drops the connection
-without a byte; otherwise status (default 200) with body (default a
-Spotify-like error body for the status), content_type, and Retry-After:
-F.retry_after if set. The request is then not processed (a code is not
-used up), unless F.process is true: then the fake does the work (issues
-tokens, rotates, uses the code) and loses the answer. A fault with only
-delay_ms slows the normal answer.
+close, status, body or reason, that replaces the answer: close drops the
+connection without a byte; otherwise status (default 200, or 429 with a
+reason) with body (default a Spotify-like error body for the status),
+content_type, and Retry-After: F.retry_after if set. The default body of
+a 429 is the short-term one above (a page at /authorize); F.reason gives
+{"error":{"status":S,"message":M,"reason":R}} at any endpoint, M being
+"Too many requests" for 429 (so reason QUOTA_EXCEEDED is the quota body).
+The request is then not processed (a code is not used up), unless
+F.process is true: then the fake does the work (issues tokens, rotates,
+uses the code) and loses the answer. A fault with only delay_ms slows the
+normal answer.
 
 Choices where Spotify's behaviour is not documented:
   * invalid_client is 401 (with WWW-Authenticate: Basic) when an
@@ -59,10 +132,22 @@ Choices where Spotify's behaviour is not documented:
     tokens issued for that code are revoked too (RFC 6749 4.1.2 "SHOULD"),
     off by default because Spotify does not document doing it.
   * PKCE is required at /authorize (baa always uses it).
+  * The six months count from the code exchange (when the grant is made),
+    not from the consent screen, a few seconds earlier at most.
+  * An expired grant's refresh token answers "Refresh token expired"
+    (Spotify documents invalid_grant, not the text); forced invalid_grant
+    (invalid_grant_on_refresh) answers "Refresh token revoked".
+  * A 429 at /api/token has the Web API's error body, not an OAuth one:
+    one shape for every call, which is what a client reading the reason
+    needs (Spotify does not document the Accounts service's 429 body).
+  * Calls the rate limit refuses do not fill the window (Spotify does not
+    say); with a fixed retry_after a client that keeps calling every
+    Retry-After seconds is let in once the window has room.
 """
 
 import argparse
 import base64
+import collections
 import copy
 import hashlib
 import html
@@ -70,6 +155,7 @@ import http
 import http.server
 import ipaddress
 import json
+import math
 import os
 import re
 import secrets
@@ -85,10 +171,13 @@ MAX_DRAIN = 1024 * 1024       # bytes read and dropped before closing after a 41
 MAX_FIELDS = 100              # form / query parameters per request
 MAX_LOG_ENTRIES = 10000       # request log entries kept (oldest dropped)
 MAX_ITEMS = 100000            # codes / tokens kept per kind (oldest dropped)
+MAX_ACCOUNTS = 10000          # accounts kept (oldest dropped; their tokens stop working)
 CODE_LENGTH = 320             # Spotify's codes are a few hundred characters
 REFRESH_TOKEN_LENGTH = 131
 HANDLER_TIMEOUT = 30          # seconds a connection may idle or trickle
 ENDPOINTS = ("authorize", "token", "me")
+SIX_MONTHS = 15552000         # seconds a grant's refresh tokens live (180 days)
+MAX_AGE = 10 ** 10            # seconds /_fake/age_grants may move grants back
 
 # The scopes Spotify documents; anything else gets Spotify's "Illegal scope".
 SPOTIFY_SCOPES = frozenset("""
@@ -112,17 +201,36 @@ DEFAULT_CONFIG = {
     "rotate_refresh_tokens": False,
     "invalid_grant_on_refresh": False,
     "code_lifetime": 600,
+    "refresh_token_lifetime": SIX_MONTHS,
     "revoke_on_code_reuse": False,
     "allow_public_clients": False,
+    "omit_account_id": False,
+    "development_mode": False,
+    "allowed_users": None,
+    "rate_limit": None,
     "faults": {"authorize": None, "token": None, "me": None},
 }
-BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "invalid_grant_on_refresh",
-                 "revoke_on_code_reuse", "allow_public_clients")
+BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "revoke_on_code_reuse",
+                 "allow_public_clients", "omit_account_id", "development_mode")
 INT_SETTINGS = {"access_token_length": (8, 8192), "expires_in": (0, 10 ** 8),
-                "code_lifetime": (0, 10 ** 6)}
+                "code_lifetime": (0, 10 ** 6), "refresh_token_lifetime": (0, MAX_AGE)}
 FAULT_FIELDS = ("status", "delay_ms", "body", "content_type", "retry_after",
-                "close", "times", "grant_type", "process")
-USER_FIELDS = ("id", "display_name", "email", "country", "product")
+                "close", "times", "grant_type", "process", "reason")
+RATE_LIMIT_FIELDS = ("calls", "window", "retry_after", "reason")
+MAX_RATE_LIMIT_CALLS = 100000     # timestamps the rolling window may hold
+DEFAULT_RATE_LIMIT_WINDOW = 30    # Spotify: "a rolling 30 second window"
+MAX_REASON_LENGTH = 64
+# Web API 429 messages: a short-term limit, and the quota (July 2026 changelog).
+SHORT_TERM_LIMIT_MESSAGE = "API rate limit exceeded"
+QUOTA_MESSAGE = "Too many requests"
+USER_FIELDS = ("account_id", "id", "display_name", "email", "country", "product")
+MAX_ID_LENGTH = 256
+MAX_ALLOWED_USERS = 100   # Spotify admits 5, but a test may name a user by id and account_id
+MAX_COUNTDOWN = 10 ** 6   # "the next N" settings
+# What a development-mode app no longer gets (February 2026 migration guide).
+DEVELOPMENT_MODE_HIDDEN = ("country", "email", "explicit_content", "followers", "product")
+NOT_REGISTERED = ("Check settings on developer.spotify.com/dashboard, "
+                  "the user may not be registered.")
 
 
 # ---------------------------------------------------------------------------
@@ -274,6 +382,25 @@ def api_error(status, message, headers=()):
     return json_reply(status, {"error": {"status": status, "message": message}}, headers)
 
 
+def too_many_requests(reason=None, retry_after=None, status=429):
+    """A Web API error with a reason, or Spotify's short-term 429 without one.
+
+    Compact JSON, so that the quota answer is byte for byte the July 2026
+    changelog's {"error":{"status":429,"message":"Too many requests",
+    "reason":"QUOTA_EXCEEDED"}}.
+    """
+    if reason is None:
+        error = {"status": status, "message": SHORT_TERM_LIMIT_MESSAGE}
+    else:
+        message = QUOTA_MESSAGE if status == 429 else phrase(status)
+        error = {"status": status, "message": message, "reason": reason}
+    body = json.dumps({"error": error}, separators=(",", ":")).encode("utf-8")
+    headers = [("Content-Type", "application/json")]
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+    return Reply(status, body, headers)
+
+
 def unauthorized(message):
     challenge = 'Bearer realm="spotify", error="invalid_token", error_description="%s"' % message
     return api_error(401, message, [("WWW-Authenticate", challenge)])
@@ -336,30 +463,107 @@ def validate_fault(endpoint, fault):
             clean[key] = check_int(name + key, value, 1, 10 ** 6)
         elif key in ("close", "process"):
             clean[key] = check_bool(name + key, value)
+        elif key == "reason":
+            clean[key] = check_reason(name + key, value)
         else:  # body, content_type, grant_type
             clean[key] = check_str(name + key, value)
     return clean
 
 
-def validate_user(user):
-    """{"id", "display_name"[, "email", "country", "product"]} -> full profile."""
+def default_account_id(user_id):
+    """The account_id of a user configured without one: "acct-" + 16 hex of sha256(id).
+
+    Deterministic, so that a test which only switches user.id gets another
+    Spotify account, and can compute that account's account_id itself.
+    """
+    return "acct-" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
+
+
+def check_user(user):
+    """Check a `user` object; returns the fields it gives (id is required)."""
     if not isinstance(user, dict):
         raise ConfigError("user must be an object")
     unknown = set(user) - set(USER_FIELDS)
     if unknown:
         raise ConfigError("user: unknown field(s) %s" % ", ".join(sorted(unknown)))
-    user_id = user.get("id")
-    if not isinstance(user_id, str) or not user_id or len(user_id) > 256:
+    for key in ("id", "account_id"):
+        value = user.get(key)
+        if key in user and (not isinstance(value, str) or not value
+                            or len(value) > MAX_ID_LENGTH):
+            raise ConfigError("user.%s must be a non-empty string" % key)
+    if "id" not in user:
         raise ConfigError("user.id must be a non-empty string")
+    clean = {"id": user["id"]}
+    if "account_id" in user:
+        clean["account_id"] = user["account_id"]
+    for key in ("display_name", "email"):
+        if key in user:
+            clean[key] = check_str("user." + key, user[key], allow_none=True, max_len=1024)
+    if "country" in user:
+        clean["country"] = check_str("user.country", user["country"], max_len=8)
+    if "product" in user:
+        clean["product"] = check_str("user.product", user["product"], max_len=32)
+    return clean
+
+
+def new_account(user_id):
+    """A fresh account's record: every field but id derived from the id."""
     return {
+        "account_id": default_account_id(user_id),
         "id": user_id,
-        "display_name": check_str("user.display_name", user.get("display_name", user_id),
-                                  allow_none=True, max_len=1024),
-        "email": check_str("user.email", user.get("email", user_id + "@example.com"),
-                           allow_none=True, max_len=1024),
-        "country": check_str("user.country", user.get("country", "SE"), max_len=8),
-        "product": check_str("user.product", user.get("product", "premium"), max_len=32),
+        "display_name": user_id,
+        "email": user_id + "@example.com",
+        "country": "SE",
+        "product": "premium",
     }
+
+
+def check_reason(name, value):
+    if not isinstance(value, str) or not value or len(value) > MAX_REASON_LENGTH:
+        raise ConfigError("%s must be a short string such as QUOTA_EXCEEDED" % name)
+    return value
+
+
+def check_rate_limit(value):
+    """null, or {"calls": N, "window": 30, "retry_after": S | null, "reason": R | null}."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError("rate_limit must be an object or null")
+    unknown = set(value) - set(RATE_LIMIT_FIELDS)
+    if unknown:
+        raise ConfigError("rate_limit: unknown field(s) %s" % ", ".join(sorted(unknown)))
+    if "calls" not in value:
+        raise ConfigError("rate_limit.calls is required")
+    retry_after, reason = value.get("retry_after"), value.get("reason")
+    return {
+        "calls": check_int("rate_limit.calls", value["calls"], 1, MAX_RATE_LIMIT_CALLS),
+        "window": check_int("rate_limit.window",
+                            value.get("window", DEFAULT_RATE_LIMIT_WINDOW), 1, 86400),
+        "retry_after": None if retry_after is None
+        else check_int("rate_limit.retry_after", retry_after, 0, 86400),
+        "reason": None if reason is None else check_reason("rate_limit.reason", reason),
+    }
+
+
+def check_countdown(name, value):
+    """false | true (always) | N (the next N times): 0 is the same as false."""
+    if isinstance(value, bool):
+        return value
+    return check_int(name, value, 0, MAX_COUNTDOWN) or False
+
+
+def check_allowed_users(value):
+    """null (everyone) or a list of ids / account_ids."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_ALLOWED_USERS:
+        raise ConfigError("allowed_users must be null or a list of at most %d ids"
+                          % MAX_ALLOWED_USERS)
+    for item in value:
+        if not isinstance(item, str) or not item or len(item) > MAX_ID_LENGTH:
+            raise ConfigError("allowed_users must hold non-empty strings")
+    return list(value)
 
 
 def merge_config(current, patch):
@@ -367,6 +571,8 @@ def merge_config(current, patch):
 
     `faults` merges per endpoint (an endpoint not named keeps its fault).
     Unknown names are refused so that a typo in a test fails loudly.
+    `user` is not a plain setting (it changes the account registry): the
+    caller (FakeState.configure) handles it.
     """
     if not isinstance(patch, dict):
         raise ConfigError("config must be a JSON object")
@@ -376,8 +582,12 @@ def merge_config(current, patch):
             new[key] = check_bool(key, value)
         elif key in INT_SETTINGS:
             new[key] = check_int(key, value, *INT_SETTINGS[key])
-        elif key == "user":
-            new[key] = validate_user(value)
+        elif key == "invalid_grant_on_refresh":
+            new[key] = check_countdown(key, value)
+        elif key == "allowed_users":
+            new[key] = check_allowed_users(value)
+        elif key == "rate_limit":
+            new[key] = check_rate_limit(value)
         elif key == "faults":
             if not isinstance(value, dict):
                 raise ConfigError("faults must be an object")
@@ -421,27 +631,72 @@ class FakeState:
         self.client_id = client_id
         self.client_secret = client_secret
         self.redirect_uris = list(redirect_uris)
-        self.initial_user = validate_user(user)
+        self.initial_user = check_user(user)
         self.clock = time.monotonic
         self.reset()
 
     def reset(self):
-        """Back to the start: default config, no codes, tokens or log."""
+        """Back to the start: default config, no accounts but the first, no codes, tokens or log."""
         self.config = copy.deepcopy(DEFAULT_CONFIG)
-        self.config["user"] = dict(self.initial_user)
-        self.users = {self.initial_user["id"]: dict(self.initial_user)}
+        self.accounts = {}
+        self.current_account_id = None
+        self.current_account_id = self.put_account(self.initial_user)["account_id"]
+        self.sync_current_user()
         self.codes = {}
         self.access_tokens = {}
         self.refresh_tokens = {}
         self.log = []
         self.stats = {"authorize": 0, "token": 0, "token_authorization_code": 0,
-                      "token_refresh_token": 0, "me": 0}
+                      "token_refresh_token": 0, "me": 0, "rate_limited": 0}
+        self.window_calls = collections.deque()
         self.grant_counter = 0
 
     def configure(self, patch):
-        self.config = merge_config(self.config, patch)
-        user = self.config["user"]
-        self.users[user["id"]] = dict(user)
+        """Merge settings; `user` also creates or updates an account and makes
+        it the one the next /authorize approves. Nothing changes on an error."""
+        if not isinstance(patch, dict):
+            raise ConfigError("config must be a JSON object")
+        settings = dict(patch)
+        user = check_user(settings.pop("user")) if "user" in settings else None
+        self.config = merge_config(self.config, settings)
+        if "rate_limit" in settings:
+            self.window_calls.clear()  # a new limit counts from now
+        if user is not None:
+            self.current_account_id = self.put_account(user)["account_id"]
+        self.sync_current_user()
+
+    # -- accounts
+
+    def put_account(self, user):
+        """Create or update the account user["account_id"] (default: derived from id).
+
+        An existing account keeps the fields `user` does not give, so a new
+        id for an existing account_id is a rename: the tokens issued before
+        it see the new id (Spotify's "id may change, account_id stays").
+        Ids are not unique across accounts: Spotify's may change, so a test
+        may give a second account an id the first one had.
+        """
+        account_id = user.get("account_id") or default_account_id(user["id"])
+        record = dict(self.accounts.get(account_id) or new_account(user["id"]))
+        record.update(user)
+        record["account_id"] = account_id
+        current = self.accounts.get(self.current_account_id)
+        bounded_put(self.accounts, account_id, record, MAX_ACCOUNTS)
+        if current is not None and current["account_id"] not in self.accounts:
+            # the one who logs in next must not be the one dropped for room
+            bounded_put(self.accounts, current["account_id"], current, MAX_ACCOUNTS)
+        return dict(record)
+
+    def sync_current_user(self):
+        """config["user"] shows the current record of the account that logs in next."""
+        self.config["user"] = dict(self.accounts[self.current_account_id])
+
+    def account_of(self, record):
+        """The account a code or token belongs to, as it is now (None if dropped)."""
+        return self.accounts.get(record["account_id"])
+
+    def snapshot_accounts(self):
+        return [dict(account) for account in self.accounts.values()]
 
     # -- request log and stats
 
@@ -452,7 +707,7 @@ class FakeState:
             "endpoint": endpoint, "method": req.method, "path": req.path,
             "query": req.query, "form": req.form, "headers": req.headers,
             "status": None, "grant_type": grant_type, "fault": False,
-            "time": time.time(),
+            "rate_limited": False, "time": time.time(),
         }
         self.log.append(entry)
         if len(self.log) > MAX_LOG_ENTRIES:
@@ -462,6 +717,30 @@ class FakeState:
         if grant_type in ("authorization_code", "refresh_token"):
             self.stats["token_" + grant_type] += 1
         return entry
+
+    # -- the app-wide rate limit
+
+    def rate_limited(self):
+        """None if the app may make this call now (it is counted), else the 429.
+
+        Only admitted calls fill the window: a client that waits out
+        Retry-After gets through, one that keeps calling stays out no
+        longer than the window.
+        """
+        limit = self.config["rate_limit"]
+        if limit is None:
+            return None
+        now = self.clock()
+        while self.window_calls and self.window_calls[0] <= now - limit["window"]:
+            self.window_calls.popleft()
+        if len(self.window_calls) < limit["calls"]:
+            self.window_calls.append(now)
+            return None
+        self.stats["rate_limited"] += 1
+        retry_after = limit["retry_after"]
+        if retry_after is None:  # when the oldest call leaves the window
+            retry_after = max(1, math.ceil(self.window_calls[0] + limit["window"] - now))
+        return too_many_requests(limit["reason"], retry_after)
 
     # -- faults
 
@@ -479,6 +758,14 @@ class FakeState:
                 self.config["faults"][endpoint] = None
         return taken
 
+    def take_forced_invalid_grant(self):
+        """Whether invalid_grant_on_refresh fails this refresh, counting down N."""
+        setting = self.config["invalid_grant_on_refresh"]
+        if setting is True or setting is False:
+            return setting
+        self.config["invalid_grant_on_refresh"] = setting - 1 or False
+        return True
+
     # -- codes and tokens
 
     def new_code(self, redirect_uri, challenge, scope):
@@ -487,7 +774,7 @@ class FakeState:
         bounded_put(self.codes, code, {
             "client_id": self.client_id, "redirect_uri": redirect_uri,
             "challenge": challenge, "scope": scope,
-            "user_id": self.config["user"]["id"], "grant": self.grant_counter,
+            "account_id": self.current_account_id, "grant": self.grant_counter,
             "expires_at": self.clock() + self.config["code_lifetime"], "used": False,
         })
         return code
@@ -495,19 +782,37 @@ class FakeState:
     def new_access_token(self, grant):
         token = random_token(self.config["access_token_length"], "BQ")
         bounded_put(self.access_tokens, token, {
-            "client_id": grant["client_id"], "user_id": grant["user_id"],
+            "client_id": grant["client_id"], "account_id": grant["account_id"],
             "scope": grant["scope"], "grant": grant["grant"], "revoked": False,
             "expires_at": self.clock() + self.config["expires_in"],
         })
         return token
 
-    def new_refresh_token(self, grant):
+    def new_refresh_token(self, grant, grant_started_at):
+        """A refresh token of `grant`, which the user authorized at grant_started_at.
+
+        Rotation passes the old token's start on: a refresh does not extend
+        the six months, only a new authorization does.
+        """
         token = random_token(REFRESH_TOKEN_LENGTH, "AQ")
         bounded_put(self.refresh_tokens, token, {
-            "client_id": grant["client_id"], "user_id": grant["user_id"],
+            "client_id": grant["client_id"], "account_id": grant["account_id"],
             "scope": grant["scope"], "grant": grant["grant"], "revoked": False,
+            "grant_started_at": grant_started_at,
         })
         return token
+
+    def grant_expires_at(self, refresh_record):
+        # the current lifetime, so that a test may shorten it for grants already made
+        return refresh_record["grant_started_at"] + self.config["refresh_token_lifetime"]
+
+    def age_grants(self, seconds):
+        """Move every grant's start `seconds` into the past; returns how many grants."""
+        grants = set()
+        for record in self.refresh_tokens.values():
+            record["grant_started_at"] -= seconds
+            grants.add(record["grant"])
+        return len(grants)
 
     def revoke_grant(self, grant_id):
         """Revoke every token descended from one authorization code."""
@@ -528,20 +833,30 @@ class FakeState:
         return len(self.access_tokens)
 
     def snapshot_tokens(self):
-        """For /_fake/tokens: what was issued and whether it still works."""
+        """For /_fake/tokens: what was issued, to which account, and whether it still works.
+
+        user_id is the account's id now (what /v1/me would show), not at issue.
+        """
         now = self.clock()
         return {
-            "codes": [{"code": code, "user_id": r["user_id"], "redirect_uri": r["redirect_uri"],
-                       "scope": r["scope"], "used": r["used"], "expired": now >= r["expires_at"]}
+            "codes": [dict(self.owner(r), code=code, redirect_uri=r["redirect_uri"],
+                           scope=r["scope"], used=r["used"], expired=now >= r["expires_at"])
                       for code, r in self.codes.items()],
-            "access_tokens": [{"access_token": tok, "user_id": r["user_id"], "scope": r["scope"],
-                               "revoked": r["revoked"], "expired": now >= r["expires_at"],
-                               "expires_in": max(0, int(r["expires_at"] - now))}
+            "access_tokens": [dict(self.owner(r), access_token=tok, scope=r["scope"],
+                                   revoked=r["revoked"], expired=now >= r["expires_at"],
+                                   expires_in=max(0, int(r["expires_at"] - now)))
                               for tok, r in self.access_tokens.items()],
-            "refresh_tokens": [{"refresh_token": tok, "user_id": r["user_id"], "scope": r["scope"],
-                                "revoked": r["revoked"]}
+            "refresh_tokens": [dict(self.owner(r), refresh_token=tok, scope=r["scope"],
+                                    revoked=r["revoked"],
+                                    expired=now >= self.grant_expires_at(r),
+                                    grant_expires_in=max(0, int(self.grant_expires_at(r) - now)))
                                for tok, r in self.refresh_tokens.items()],
         }
+
+    def owner(self, record):
+        account = self.account_of(record)
+        return {"user_id": account["id"] if account else None,
+                "account_id": record["account_id"]}
 
 
 # ---------------------------------------------------------------------------
@@ -670,7 +985,7 @@ def exchange_code(state, client_id, form):
         "access_token": state.new_access_token(record),
         "token_type": "Bearer",
         "expires_in": state.config["expires_in"],
-        "refresh_token": state.new_refresh_token(record),
+        "refresh_token": state.new_refresh_token(record, grant_started_at=state.clock()),
         "scope": record["scope"],
     }, NO_STORE)
 
@@ -680,13 +995,15 @@ def refresh(state, client_id, form):
     refresh_token = form.get("refresh_token")
     if not refresh_token:
         return oauth_error(400, "invalid_request", "refresh_token must be supplied")
-    if state.config["invalid_grant_on_refresh"]:
+    if state.take_forced_invalid_grant():
         return invalid_grant("Refresh token revoked")
     record = state.refresh_tokens.get(refresh_token)
     if record is None or record["client_id"] != client_id:
         return invalid_grant("Invalid refresh token")
     if record["revoked"]:
         return invalid_grant("Refresh token revoked")
+    if state.clock() >= state.grant_expires_at(record):
+        return invalid_grant("Refresh token expired")
     body = {
         "access_token": state.new_access_token(record),
         "token_type": "Bearer",
@@ -695,7 +1012,7 @@ def refresh(state, client_id, form):
     }
     if state.config["rotate_refresh_tokens"]:
         record["revoked"] = True
-        body["refresh_token"] = state.new_refresh_token(record)
+        body["refresh_token"] = state.new_refresh_token(record, record["grant_started_at"])
     return json_reply(200, body, NO_STORE)
 
 
@@ -716,18 +1033,35 @@ def me(state, req):
     if scheme.lower() != "bearer" or not access_token:
         return api_error(400, "Only valid bearer authentication supported")
     record = state.access_tokens.get(access_token)
-    if record is None or record["revoked"]:
+    account = state.account_of(record) if record else None
+    if record is None or record["revoked"] or account is None:
         return unauthorized("Invalid access token")
     if state.clock() >= record["expires_at"]:
         return unauthorized("The access token expired")
-    return json_reply(200, profile_body(state.users[record["user_id"]],
-                                        record["scope"].split()))
+    if not admitted(state.config, account):
+        return api_error(403, NOT_REGISTERED)
+    return json_reply(200, profile_body(account, record["scope"].split(), state.config))
 
 
-def profile_body(user, scopes):
+def admitted(config, account):
+    """A development-mode app serves only the users its owner added (by id or account_id).
+
+    Outside development mode allowed_users does not count: an app with
+    extended quota serves everyone, as at Spotify.
+    """
+    allowed = config["allowed_users"]
+    if not config["development_mode"] or allowed is None:
+        return True
+    return account["id"] in allowed or account["account_id"] in allowed
+
+
+def profile_body(user, scopes, config):
+    """The User object as Spotify shows it to this token, in Spotify's key order."""
     quoted = urllib.parse.quote(user["id"], safe="")
     private = "user-read-private" in scopes
     body = {}
+    if not config["omit_account_id"]:
+        body["account_id"] = user["account_id"]
     if private:
         body["country"] = user["country"]
     body["display_name"] = user["display_name"]
@@ -744,6 +1078,9 @@ def profile_body(user, scopes):
         body["product"] = user["product"]
     body["type"] = "user"
     body["uri"] = "spotify:user:" + user["id"]
+    if config["development_mode"]:
+        for field in DEVELOPMENT_MODE_HIDDEN:
+            body.pop(field, None)
     return body
 
 
@@ -758,26 +1095,30 @@ ENDPOINT_PATHS = {"/authorize": ("authorize", "GET"), "/api/token": ("token", "P
 
 def fault_replaces_answer(fault):
     """A fault with only delay_ms slows the normal answer; others replace it."""
-    return bool(fault.get("close")) or "status" in fault or "body" in fault
+    return bool(fault.get("close")) or "status" in fault or "body" in fault or "reason" in fault
 
 
 def fault_reply(endpoint, fault):
     """The answer a fault sends instead of the normal one (or CLOSE)."""
     if fault.get("close"):
         return CLOSE
-    status = fault.get("status", 200)
+    # a reason is the Web API's way to say which limit: 429 unless told otherwise
+    status = fault.get("status", 429 if "reason" in fault else 200)
     if "body" in fault:
         default_type = "text/html; charset=utf-8" if endpoint == "authorize" else "application/json"
         reply = Reply(status, fault["body"].encode("utf-8"), [("Content-Type", default_type)])
+    elif "reason" in fault:
+        reply = too_many_requests(fault["reason"], status=status)
     elif endpoint == "authorize":
         reply = html_reply(status, "%d %s" % (status, phrase(status)))
+    elif status == 429:
+        reply = too_many_requests()
     elif endpoint == "token":
         error = {400: "invalid_request", 401: "invalid_client", 403: "access_denied",
-                 429: "too_many_requests", 503: "server_error"}.get(status, "server_error")
+                 503: "server_error"}.get(status, "server_error")
         reply = oauth_error(status, error, phrase(status))
     else:
-        message = "API rate limit exceeded" if status == 429 else phrase(status)
-        reply = api_error(status, message)
+        reply = api_error(status, phrase(status))
     if "content_type" in fault:
         reply.headers = [h for h in reply.headers if h[0] != "Content-Type"]
         reply.headers.append(("Content-Type", fault["content_type"]))
@@ -803,6 +1144,8 @@ def control(state, method, path, query, body):
         "/_fake/requests": ("GET", lambda: control_requests(state, query)),
         "/_fake/stats": ("GET", lambda: dict(state.stats)),
         "/_fake/tokens": ("GET", state.snapshot_tokens),
+        "/_fake/accounts": (("GET", "POST"), lambda: control_accounts(state, method, body)),
+        "/_fake/age_grants": ("POST", lambda: control_age_grants(state, body)),
     }
     if path not in routes:
         return json_reply(404, {"error": "no such control endpoint: %s" % path})
@@ -817,14 +1160,36 @@ def control(state, method, path, query, body):
         return json_reply(400, {"error": str(e)})
 
 
+def json_body(body):
+    try:
+        return json.loads(body.decode("utf-8") or "{}")
+    except (UnicodeDecodeError, ValueError):
+        raise ConfigError("body must be JSON")
+
+
 def control_config(state, method, body):
     if method == "POST":
-        try:
-            patch = json.loads(body.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, ValueError):
-            raise ConfigError("body must be JSON")
-        state.configure(patch)
+        state.configure(json_body(body))
     return copy.deepcopy(state.config)
+
+
+def control_accounts(state, method, body):
+    """GET: every account. POST a user object: create or update (rename) that
+    account without changing who the next /authorize approves."""
+    if method == "POST":
+        account = state.put_account(check_user(json_body(body)))
+        state.sync_current_user()
+        return account
+    return state.snapshot_accounts()
+
+
+def control_age_grants(state, body):
+    """{"seconds": N}: as if every grant had been authorized N seconds earlier."""
+    request = json_body(body)
+    if not isinstance(request, dict) or set(request) != {"seconds"}:
+        raise ConfigError('body must be {"seconds": N}')
+    seconds = check_int("seconds", request["seconds"], 0, MAX_AGE)
+    return {"ok": True, "aged": state.age_grants(seconds)}
 
 
 def control_requests(state, query):
@@ -836,6 +1201,12 @@ def control_requests(state, query):
 
 # ---------------------------------------------------------------------------
 # HTTP
+
+
+def counts_against_rate_limit(path):
+    """Spotify limits the app's API calls: /api/token and /v1/*, not the
+    /authorize page a browser shows."""
+    return path == "/api/token" or path.startswith("/v1/")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -897,8 +1268,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         endpoint, method = ENDPOINT_PATHS.get(url.path, ("other", None))
         with state.lock:
             entry = state.record(endpoint, req)
+        limited = None
+        if not (early or bad) and counts_against_rate_limit(url.path):
+            with state.lock:
+                limited = state.rate_limited()
+                entry["rate_limited"] = limited is not None
         if early or bad:
             reply = early or bad
+        elif limited:
+            reply = limited
         elif endpoint == "other":
             reply = api_error(404, "Service not found")
         elif self.command != method:

@@ -7,6 +7,7 @@ is refused, good input accepted. Each fault mode and control call is tested.
 """
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -23,8 +24,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from client import (FakeSpotify, basic_auth, code_from_location,  # noqa: E402
-                    location_params, pkce_pair)
+from client import (QUOTA_EXCEEDED, FakeSpotify, basic_auth,  # noqa: E402
+                    code_from_location, default_account_id, location_params, pkce_pair)
 import server  # noqa: E402
 
 CLIENT_ID = "0123456789abcdef0123456789abcdef"
@@ -33,6 +34,11 @@ REDIRECT = "https://127.0.0.1:8443/callback"
 REDIRECT2 = "http://127.0.0.1:9999/auth/callback?x=1"
 SCOPE = "user-read-email user-read-private"
 URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def expected_account_id(user_id):
+    """The spec's rule, written out again so that a wrong rule in the fake fails."""
+    return "acct-" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
 
 
 class FakeTestCase(unittest.TestCase):
@@ -82,6 +88,24 @@ class FakeTestCase(unittest.TestCase):
     def assert_api_error(self, resp, status, message):
         self.assertEqual(resp.status, status, resp)
         self.assertEqual(resp.json(), {"error": {"status": status, "message": message}})
+
+    def run_parallel(self, calls):
+        results = [None] * len(calls)
+        barrier = threading.Barrier(len(calls))
+
+        def run(i):
+            barrier.wait(5)
+            try:
+                results[i] = calls[i]()
+            except Exception as e:  # noqa: BLE001 - reported through results
+                results[i] = e
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return results
 
     def assert_page_error(self, resp, text):
         self.assertEqual(resp.status, 400, resp)
@@ -522,11 +546,130 @@ class RefreshTokenGrantTests(FakeTestCase):
         self.fake.configure(invalid_grant_on_refresh=False)
         self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
 
+    def test_invalid_grant_on_the_next_n_refreshes(self):
+        tokens = self.fake.login()
+        self.fake.fail_refreshes(2)
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant",
+                                "Refresh token revoked")
+        self.assertEqual(self.fake.config()["invalid_grant_on_refresh"], 1)
+        self.assert_oauth_error(self.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+        self.assertIs(self.fake.config()["invalid_grant_on_refresh"], False)
+        # then normal again: the refresh token was never revoked
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+
+    def test_invalid_grant_on_refresh_true_lasts_and_zero_is_false(self):
+        tokens = self.fake.login()
+        self.fake.fail_refreshes(True)
+        for _ in range(3):
+            self.assertEqual(self.refresh(tokens["refresh_token"]).status, 400)
+        self.assertIs(self.fake.config()["invalid_grant_on_refresh"], True)
+        self.fake.fail_refreshes(0)
+        self.assertIs(self.fake.config()["invalid_grant_on_refresh"], False)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+
+    def test_invalid_grant_on_refresh_validation(self):
+        for bad in (-1, "2", 1.5, None, 10 ** 7):
+            with self.subTest(value=bad):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"invalid_grant_on_refresh": bad}))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertIs(self.fake.config()["invalid_grant_on_refresh"], False)
+
     def test_expires_in_is_configurable(self):
         self.fake.configure(expires_in=2)
         tokens = self.fake.login()
         self.assertEqual(tokens["expires_in"], 2)
         self.assertEqual(self.refresh(tokens["refresh_token"]).json()["expires_in"], 2)
+
+
+class GrantLifetimeTests(FakeTestCase):
+    """Refresh tokens live 6 months from the authorization; a refresh does not extend it."""
+
+    SIX_MONTHS = 15552000
+
+    def assert_expired(self, refresh_token):
+        self.assert_oauth_error(self.refresh(refresh_token), 400, "invalid_grant",
+                                "Refresh token expired")
+
+    def test_default_lifetime_is_180_days(self):
+        self.assertEqual(self.fake.config()["refresh_token_lifetime"], self.SIX_MONTHS)
+        tokens = self.fake.login()
+        self.fake.age_grants(self.SIX_MONTHS - 60)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+        self.fake.age_grants(60)
+        self.assert_expired(tokens["refresh_token"])
+
+    def test_refreshing_does_not_extend_the_grant(self):
+        self.fake.configure(rotate_refresh_tokens=True, refresh_token_lifetime=1000)
+        refresh_token = self.fake.login()["refresh_token"]
+        for _ in range(3):
+            self.fake.age_grants(300)
+            body = self.refresh(refresh_token).json()
+            refresh_token = body["refresh_token"]
+        self.fake.age_grants(100)  # 1000 s after the login, 100 after the last rotation
+        self.assert_expired(refresh_token)
+
+    def test_access_tokens_are_not_cut_short_by_the_grant(self):
+        tokens = self.fake.login()
+        self.fake.age_grants(self.SIX_MONTHS)
+        self.assert_expired(tokens["refresh_token"])
+        self.assertEqual(self.fake.me(tokens["access_token"]).status, 200)
+
+    def test_a_new_authorization_starts_a_new_grant(self):
+        self.fake.configure(refresh_token_lifetime=1000)
+        old = self.fake.login()["refresh_token"]
+        self.fake.age_grants(990)
+        new = self.fake.login()["refresh_token"]
+        self.fake.age_grants(20)
+        self.assert_expired(old)
+        self.assertEqual(self.refresh(new).status, 200)
+
+    def test_the_grant_starts_at_the_code_exchange_not_at_authorize(self):
+        self.fake.configure(refresh_token_lifetime=1)
+        code, verifier = self.get_code()
+        time.sleep(1.1)
+        refresh_token = self.exchange(code, verifier).json()["refresh_token"]
+        self.assertEqual(self.refresh(refresh_token).status, 200)
+
+    def test_a_shorter_lifetime_applies_to_grants_already_made(self):
+        tokens = self.fake.login()
+        self.fake.age_grants(100)
+        self.fake.configure(refresh_token_lifetime=100)
+        self.assert_expired(tokens["refresh_token"])
+        self.fake.configure(refresh_token_lifetime=101)
+        self.assertEqual(self.refresh(tokens["refresh_token"]).status, 200)
+
+    def test_tokens_snapshot_shows_the_grant(self):
+        self.fake.configure(refresh_token_lifetime=1000)
+        self.fake.login()
+        self.fake.age_grants(400)
+        entry = self.fake.tokens()["refresh_tokens"][0]
+        self.assertIn(entry["grant_expires_in"], (599, 600))
+        self.assertFalse(entry["expired"])
+        self.fake.age_grants(600)
+        entry = self.fake.tokens()["refresh_tokens"][0]
+        self.assertEqual((entry["grant_expires_in"], entry["expired"]), (0, True))
+
+    def test_age_grants_counts_grants_not_tokens(self):
+        self.fake.configure(rotate_refresh_tokens=True)
+        first = self.fake.login()
+        self.refresh(first["refresh_token"])
+        self.fake.login()
+        self.assertEqual(self.fake.age_grants(0), {"ok": True, "aged": 2})
+
+    def test_age_grants_validation(self):
+        for bad in ({"seconds": -1}, {"seconds": "5"}, {}, {"seconds": 1, "x": 2}, [5],
+                    {"seconds": 10 ** 11}):
+            with self.subTest(body=bad):
+                resp = self.fake.request("POST", "/_fake/age_grants", body=json.dumps(bad))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertEqual(self.fake.request("GET", "/_fake/age_grants").status, 405)
+        for bad in (-1, "5", 10 ** 11):
+            with self.subTest(refresh_token_lifetime=bad):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"refresh_token_lifetime": bad}))
+                self.assertEqual(resp.status, 400, resp)
 
 
 # ---------------------------------------------------------------------------
@@ -539,6 +682,7 @@ class MeTests(FakeTestCase):
         resp = self.fake.me(tokens["access_token"])
         self.assertEqual(resp.status, 200)
         self.assertEqual(resp.json(), {
+            "account_id": expected_account_id("demo-user"),
             "country": "SE", "display_name": "Demo User", "email": "demo-user@example.com",
             "explicit_content": {"filter_enabled": False, "filter_locked": False},
             "external_urls": {"spotify": "https://open.spotify.com/user/demo-user"},
@@ -614,6 +758,216 @@ class MeTests(FakeTestCase):
         resp = self.fake.request("POST", "/v1/me", body="")
         self.assert_api_error(resp, 405, "Method not allowed")
         self.assert_api_error(self.fake.request("GET", "/v1/nothing"), 404, "Service not found")
+
+
+# ---------------------------------------------------------------------------
+
+
+class AccountTests(FakeTestCase):
+    """account_id: public, immutable; id may change (Spotify's May 2026 changelog)."""
+
+    def me_of(self, access_token):
+        resp = self.fake.me(access_token)
+        self.assertEqual(resp.status, 200, resp)
+        return resp.json()
+
+    def test_default_account_id_is_derived_from_id(self):
+        self.assertEqual(default_account_id("alice"), expected_account_id("alice"))
+        self.assertEqual(self.fake.config()["user"]["account_id"], expected_account_id("demo-user"))
+        self.fake.set_user("alice")
+        body = self.me_of(self.fake.login()["access_token"])
+        self.assertEqual((body["id"], body["account_id"]), ("alice", expected_account_id("alice")))
+
+    def test_account_id_is_shown_without_any_scope(self):
+        body = self.me_of(self.fake.login(scope="")["access_token"])
+        self.assertEqual(body["account_id"], expected_account_id("demo-user"))
+
+    def test_switching_id_alone_is_another_account(self):
+        self.fake.set_user("alice")
+        alice = self.fake.login()["access_token"]
+        self.fake.set_user("bob")
+        bob = self.fake.login()["access_token"]
+        self.assertNotEqual(self.me_of(alice)["account_id"], self.me_of(bob)["account_id"])
+        self.assertEqual(sorted(a["id"] for a in self.fake.accounts()),
+                         ["alice", "bob", "demo-user"])
+
+    def test_explicit_account_id(self):
+        self.fake.set_user("alice", account_id="acct-explicit")
+        body = self.me_of(self.fake.login()["access_token"])
+        self.assertEqual((body["id"], body["account_id"]), ("alice", "acct-explicit"))
+        self.assertEqual(self.fake.config()["user"]["account_id"], "acct-explicit")
+
+    def test_configuring_an_existing_account_id_with_a_new_id_renames_it(self):
+        self.fake.set_user("alice", "Alice", email="alice@example.org")
+        account_id = expected_account_id("alice")
+        before = self.fake.login()["access_token"]
+        self.fake.configure(user={"account_id": account_id, "id": "alice-2"})
+        after = self.fake.login()["access_token"]
+        for token in (before, after):
+            body = self.me_of(token)
+            self.assertEqual((body["id"], body["account_id"], body["uri"]),
+                             ("alice-2", account_id, "spotify:user:alice-2"))
+            # a rename changes the id only: the fields not given are kept
+            self.assertEqual((body["display_name"], body["email"]), ("Alice", "alice@example.org"))
+        self.assertEqual(sorted(a["id"] for a in self.fake.accounts()), ["alice-2", "demo-user"])
+        self.assertEqual(self.fake.tokens()["access_tokens"][0]["user_id"], "alice-2")
+
+    def test_rename_user_does_not_change_who_logs_in_next(self):
+        self.fake.set_user("alice")
+        alice = self.fake.login()["access_token"]
+        self.fake.set_user("bob")
+        record = self.fake.rename_user(expected_account_id("alice"), "alice-new")
+        self.assertEqual((record["id"], record["account_id"]),
+                         ("alice-new", expected_account_id("alice")))
+        self.assertEqual(self.me_of(alice)["id"], "alice-new")
+        self.assertEqual(self.fake.config()["user"]["id"], "bob")
+        self.assertEqual(self.me_of(self.fake.login()["access_token"])["id"], "bob")
+
+    def test_renaming_the_current_account_shows_in_config(self):
+        self.fake.rename_user(expected_account_id("demo-user"), "demo-renamed")
+        self.assertEqual(self.fake.config()["user"]["id"], "demo-renamed")
+        self.assertEqual(self.me_of(self.fake.login()["access_token"])["account_id"],
+                         expected_account_id("demo-user"))
+
+    def test_rename_user_of_an_unknown_account_creates_it(self):
+        record = self.fake.rename_user("acct-new", "newcomer", display_name="N")
+        self.assertEqual(record, {"account_id": "acct-new", "id": "newcomer", "display_name": "N",
+                                  "email": "newcomer@example.com", "country": "SE",
+                                  "product": "premium"})
+
+    def test_two_accounts_may_share_an_id(self):
+        self.fake.set_user("shared", account_id="acct-one")
+        one = self.fake.login()["access_token"]
+        self.fake.set_user("shared", account_id="acct-two")
+        two = self.fake.login()["access_token"]
+        self.assertEqual((self.me_of(one)["account_id"], self.me_of(two)["account_id"]),
+                         ("acct-one", "acct-two"))
+
+    def test_setting_the_same_user_again_keeps_its_profile(self):
+        self.fake.set_user("alice", email="a@example.org")
+        self.fake.set_user("bob")
+        self.fake.set_user("alice")
+        self.assertEqual(self.fake.config()["user"]["email"], "a@example.org")
+
+    def test_omit_account_id(self):
+        tokens = self.fake.login()
+        self.fake.configure(omit_account_id=True)
+        body = self.me_of(tokens["access_token"])
+        self.assertNotIn("account_id", body)
+        self.assertEqual(body["id"], "demo-user")
+        self.fake.configure(omit_account_id=False)
+        self.assertIn("account_id", self.me_of(tokens["access_token"]))
+
+    def test_reset_forgets_accounts(self):
+        self.fake.set_user("alice", account_id="acct-a")
+        self.fake.reset()
+        self.assertEqual([a["id"] for a in self.fake.accounts()], ["demo-user"])
+        self.assertEqual(self.fake.config()["user"]["account_id"], expected_account_id("demo-user"))
+
+    def test_bad_accounts_are_refused_and_change_nothing(self):
+        for bad in ({"id": "x", "account_id": ""}, {"id": "x", "account_id": 5},
+                    {"id": "x", "account_id": "a" * 257}, {"account_id": "acct-x"},
+                    {"id": ""}, {"id": "x", "nickname": "y"}, [1]):
+            with self.subTest(user=bad):
+                for path, body in (("/_fake/config", {"user": bad}), ("/_fake/accounts", bad)):
+                    resp = self.fake.request("POST", path, body=json.dumps(body))
+                    self.assertEqual(resp.status, 400, resp)
+        # a bad setting beside a good user changes neither
+        resp = self.fake.request("POST", "/_fake/config",
+                                 body=json.dumps({"user": {"id": "x"}, "expires_in": "5"}))
+        self.assertEqual(resp.status, 400)
+        self.assertEqual(self.fake.config()["user"]["id"], "demo-user")
+        self.assertEqual(len(self.fake.accounts()), 1)
+
+
+# ---------------------------------------------------------------------------
+
+
+NOT_REGISTERED = {"error": {"status": 403, "message": "Check settings on "
+                            "developer.spotify.com/dashboard, the user may not be registered."}}
+FULL_SCOPE = "user-read-email user-read-private"
+
+
+class DevelopmentModeTests(FakeTestCase):
+    """Spotify's development mode as of the February 2026 migration guide."""
+
+    def me_as(self, user_id, scope=FULL_SCOPE):
+        self.fake.set_user(user_id)
+        return self.fake.me(self.fake.login(scope=scope)["access_token"])
+
+    def test_off_by_default(self):
+        config = self.fake.config()
+        self.assertEqual((config["development_mode"], config["allowed_users"]), (False, None))
+        body = self.me_as("alice").json()
+        for field in ("country", "email", "explicit_content", "followers", "product"):
+            self.assertIn(field, body)
+
+    def test_hides_the_five_fields_whatever_the_scopes(self):
+        self.fake.set_development_mode()
+        resp = self.me_as("alice")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json(), {
+            "account_id": expected_account_id("alice"), "display_name": "alice",
+            "external_urls": {"spotify": "https://open.spotify.com/user/alice"},
+            "href": "https://api.spotify.com/v1/users/alice", "id": "alice", "images": [],
+            "type": "user", "uri": "spotify:user:alice"})
+
+    def test_user_not_on_the_list_passes_consent_then_gets_403(self):
+        self.fake.set_development_mode(allowed_users=["someone-else"])
+        self.fake.set_user("outsider")
+        verifier, challenge = pkce_pair()
+        resp = self.fake.authorize(challenge, scope=FULL_SCOPE)
+        self.assertEqual(resp.status, 302)
+        code = code_from_location(resp.headers["Location"])
+        tokens = self.exchange(code, verifier)
+        self.assertEqual(tokens.status, 200, tokens)
+        resp = self.fake.me(tokens.json()["access_token"])
+        self.assertEqual(resp.status, 403)
+        self.assertEqual(resp.headers.get_content_type(), "application/json")
+        self.assertEqual(resp.json(), NOT_REGISTERED)
+        # the refresh token works: only the Web API refuses
+        self.assertEqual(self.refresh(tokens.json()["refresh_token"]).status, 200)
+
+    def test_list_names_users_by_id_or_account_id(self):
+        self.fake.set_development_mode(allowed_users=["alice", expected_account_id("bob")])
+        self.assertEqual(self.me_as("alice").status, 200)
+        self.assertEqual(self.me_as("bob").status, 200)
+        self.assertEqual(self.me_as("carol").json(), NOT_REGISTERED)
+
+    def test_a_renamed_user_listed_by_id_is_refused_by_account_id_still_admitted(self):
+        self.fake.set_user("alice")
+        alice = self.fake.login()["access_token"]
+        self.fake.set_user("bob")
+        bob = self.fake.login()["access_token"]
+        self.fake.set_development_mode(allowed_users=["alice", expected_account_id("bob")])
+        self.fake.rename_user(expected_account_id("alice"), "alice-2")
+        self.fake.rename_user(expected_account_id("bob"), "bob-2")
+        self.assertEqual(self.fake.me(alice).status, 403)
+        self.assertEqual(self.fake.me(bob).json()["id"], "bob-2")
+
+    def test_null_list_admits_everyone(self):
+        self.fake.set_development_mode(allowed_users=None)
+        self.assertEqual(self.me_as("anyone").status, 200)
+
+    def test_list_does_not_count_outside_development_mode(self):
+        self.fake.configure(allowed_users=["alice"])
+        self.assertEqual(self.me_as("carol").status, 200)
+        self.fake.configure(development_mode=True)
+        self.assertEqual(self.me_as("carol").status, 403)
+
+    def test_a_bad_token_is_401_before_the_list_is_looked_at(self):
+        self.fake.set_development_mode(allowed_users=["someone-else"])
+        self.assert_api_error(self.fake.me("BQ" + "x" * 50), 401, "Invalid access token")
+
+    def test_bad_allowed_users_are_refused(self):
+        for bad in ("alice", [1], [""], ["a" * 257], ["x"] * 101, {"alice": True}):
+            with self.subTest(allowed_users=bad):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"allowed_users": bad}))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertEqual(self.fake.request("POST", "/_fake/config", body=json.dumps(
+            {"development_mode": "yes"})).status, 400)
+        self.assertIsNone(self.fake.config()["allowed_users"])
 
 
 # ---------------------------------------------------------------------------
@@ -768,6 +1122,129 @@ class FaultTests(FakeTestCase):
                          {"authorize": None, "token": None, "me": None})
 
 
+QUOTA_BODY = b'{"error":{"status":429,"message":"Too many requests","reason":"QUOTA_EXCEEDED"}}'
+SHORT_TERM_BODY = b'{"error":{"status":429,"message":"API rate limit exceeded"}}'
+
+
+class RateLimitTests(FakeTestCase):
+    """429s: the quota (July 2026 changelog), the short-term limit, the rolling window."""
+
+    def some_refresh(self):
+        return self.fake.token({"grant_type": "refresh_token", "refresh_token": "x"})
+
+    def assert_429(self, resp, body, retry_after):
+        self.assertEqual((resp.status, resp.body), (429, body), resp)
+        self.assertEqual(resp.headers.get_content_type(), "application/json")
+        self.assertEqual(resp.headers.get("Retry-After"), retry_after)
+
+    def test_quota_fault_body_is_exact_at_every_endpoint(self):
+        self.fake.set_quota_exceeded("me", retry_after=5)
+        self.assert_429(self.fake.me("x"), QUOTA_BODY, "5")
+        self.fake.set_quota_exceeded("token")
+        self.assert_429(self.some_refresh(), QUOTA_BODY, None)
+        self.fake.set_fault("authorize", reason=QUOTA_EXCEEDED, times=1)
+        self.assert_429(self.fake.authorize(pkce_pair()[1]), QUOTA_BODY, None)
+
+    def test_short_term_fault_body_has_no_reason(self):
+        self.fake.set_fault("token", status=429, retry_after=2)
+        self.assert_429(self.some_refresh(), SHORT_TERM_BODY, "2")
+        self.fake.set_fault("me", status=429)
+        self.assert_429(self.fake.me("x"), SHORT_TERM_BODY, None)
+        # /authorize is a page in a browser, not the API
+        self.fake.set_fault("authorize", status=429)
+        resp = self.fake.authorize(pkce_pair()[1])
+        self.assertEqual((resp.status, resp.headers.get_content_type()), (429, "text/html"))
+
+    def test_a_reason_with_another_status(self):
+        self.fake.set_fault("me", status=403, reason="SOMETHING")
+        resp = self.fake.me("x")
+        self.assertEqual(resp.json(), {"error": {"status": 403, "message": "Forbidden",
+                                                 "reason": "SOMETHING"}})
+
+    def test_quota_fault_is_not_processed_and_times_counts(self):
+        self.fake.set_quota_exceeded("token", times=1)
+        code, verifier = self.get_code()
+        self.assertEqual(self.exchange(code, verifier).status, 429)
+        self.assertEqual(self.exchange(code, verifier).status, 200)
+
+    def test_bad_reasons_are_refused(self):
+        for bad in ("", 5, "R" * 65):
+            with self.subTest(reason=bad):
+                resp = self.fake.request("POST", "/_fake/config", body=json.dumps(
+                    {"faults": {"me": {"reason": bad}}}))
+                self.assertEqual(resp.status, 400, resp)
+
+    def test_limit_counts_token_and_api_calls_not_authorize_or_control(self):
+        self.fake.set_rate_limit(3, window=60)
+        code, verifier = self.get_code()
+        for _ in range(5):
+            self.get_code()
+            self.fake.stats()
+        tokens = self.exchange(code, verifier).json()                     # 1
+        self.assertEqual(self.fake.me(tokens["access_token"]).status, 200)  # 2
+        self.assertEqual(self.fake.request("GET", "/v1/nothing").status, 404)  # 3
+        resp = self.fake.me(tokens["access_token"])
+        self.assertEqual((resp.status, resp.body), (429, SHORT_TERM_BODY))
+        self.assertEqual(resp.headers["Retry-After"], "60")
+        self.assert_429(self.refresh(tokens["refresh_token"]), SHORT_TERM_BODY, "60")
+        self.assertEqual(self.fake.stats()["rate_limited"], 2)
+        self.assertEqual([e["rate_limited"] for e in self.fake.requests("me")], [False, True])
+        self.assertEqual(self.fake.authorize(pkce_pair()[1]).status, 302)
+
+    def test_limit_with_quota_reason_and_fixed_retry_after(self):
+        self.fake.set_rate_limit(1, retry_after=17, reason=QUOTA_EXCEEDED)
+        self.assertEqual(self.fake.me("x").status, 401)
+        self.assert_429(self.fake.me("x"), QUOTA_BODY, "17")
+        self.assertEqual(self.fake.config()["rate_limit"],
+                         {"calls": 1, "window": 30, "retry_after": 17, "reason": QUOTA_EXCEEDED})
+
+    def test_limit_comes_before_faults(self):
+        self.fake.set_rate_limit(1, window=60)
+        self.fake.me("x")
+        self.fake.set_fault("me", status=500, times=1)
+        self.assertEqual(self.fake.me("x").status, 429)
+        self.assertEqual(self.fake.config()["faults"]["me"], {"status": 500, "times": 1})
+
+    def test_window_rolls(self):
+        self.fake.set_rate_limit(2, window=2)
+        start = time.monotonic()
+        self.assertEqual(self.fake.me("x").status, 401)           # A at 0
+        time.sleep(1.0)
+        self.assertEqual(self.fake.me("x").status, 401)           # B at 1
+        refused = self.fake.me("x")
+        self.assertEqual(refused.status, 429)
+        self.assertEqual(refused.headers["Retry-After"], "1")     # when A leaves
+        time.sleep(max(0.0, start + 2.1 - time.monotonic()))
+        self.assertEqual(self.fake.me("x").status, 401)           # A has left
+        self.assertEqual(self.fake.me("x").status, 429)           # B has not
+
+    def test_setting_the_limit_starts_an_empty_window_and_null_lifts_it(self):
+        self.fake.set_rate_limit(1, window=60)
+        self.fake.me("x")
+        self.assertEqual(self.fake.me("x").status, 429)
+        self.fake.set_rate_limit(1, window=60)
+        self.assertEqual(self.fake.me("x").status, 401)
+        self.fake.clear_rate_limit()
+        self.assertEqual([self.fake.me("x").status for _ in range(3)], [401] * 3)
+        self.assertIsNone(self.fake.config()["rate_limit"])
+
+    def test_limit_is_exact_under_concurrency(self):
+        self.fake.set_rate_limit(5, window=60)
+        results = self.run_parallel([lambda: self.fake.me("x")] * 20)
+        statuses = sorted(getattr(r, "status", r) for r in results)
+        self.assertEqual(statuses, [401] * 5 + [429] * 15)
+
+    def test_bad_rate_limits_are_refused(self):
+        for bad in ({"calls": 0}, {}, {"calls": 1, "window": 0}, {"calls": 1, "x": 1},
+                    {"calls": 1, "reason": ""}, {"calls": 1, "retry_after": -1}, 5,
+                    {"calls": True}, {"calls": 10 ** 6}):
+            with self.subTest(rate_limit=bad):
+                resp = self.fake.request("POST", "/_fake/config",
+                                         body=json.dumps({"rate_limit": bad}))
+                self.assertEqual(resp.status, 400, resp)
+        self.assertIsNone(self.fake.config()["rate_limit"])
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -812,7 +1289,8 @@ class ControlApiTests(FakeTestCase):
         self.fake.token({"grant_type": "password"})
         self.assertEqual(self.fake.stats(), {"authorize": 1, "token": 4,
                                              "token_authorization_code": 1,
-                                             "token_refresh_token": 2, "me": 1})
+                                             "token_refresh_token": 2, "me": 1,
+                                             "rate_limited": 0})
 
     def test_reset_clears_everything_but_credentials(self):
         self.fake.configure(expires_in=5, deny=True, faults={"me": {"status": 500}})
@@ -841,6 +1319,9 @@ class ControlApiTests(FakeTestCase):
         self.assertFalse(snap["access_tokens"][0]["expired"])
         self.assertEqual(snap["refresh_tokens"][0]["refresh_token"], tokens["refresh_token"])
         self.assertEqual(snap["refresh_tokens"][0]["user_id"], "demo-user")
+        self.assertEqual(snap["refresh_tokens"][0]["account_id"], expected_account_id("demo-user"))
+        self.assertEqual(snap["access_tokens"][0]["account_id"], expected_account_id("demo-user"))
+        self.assertEqual(snap["codes"][0]["account_id"], expected_account_id("demo-user"))
 
     def test_config_validation(self):
         for bad in ('{"expires_in": "5"}', '{"deny": 1}', '{"nope": true}', "not json", "[1]",
@@ -880,24 +1361,6 @@ class ControlApiTests(FakeTestCase):
 
 
 class ConcurrencyTests(FakeTestCase):
-
-    def run_parallel(self, calls):
-        results = [None] * len(calls)
-        barrier = threading.Barrier(len(calls))
-
-        def run(i):
-            barrier.wait(5)
-            try:
-                results[i] = calls[i]()
-            except Exception as e:  # noqa: BLE001 - reported through results
-                results[i] = e
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        return results
 
     def test_25_concurrent_code_exchanges(self):
         pairs = [self.get_code() for _ in range(25)]
