@@ -159,6 +159,43 @@ learn(long long remaining_ms, enum pause_reason reason, const char *source)
 			  LOG_INT("retry_after", pause_seconds_left(remaining_ms, 0)));
 }
 
+/* Whether the connection is up and listening: notifications then arrive. */
+static int
+listening(void)
+{
+	return db->conn && db->listening && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+/* Reads the row: what it says is learnt from source; -1 when it could not. */
+static int
+read_pause_row(const char *source)
+{
+	enum pause_reason reason;
+	PGresult *res;
+
+	/* Failures are logged by db.c; the call goes by what is known here. */
+	if (db_exec(db, &read_row, NULL, &res) != DB_OK)
+		return -1;
+	if (PQntuples(res) == 1 &&
+	    parse_reason(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), &reason) ==
+		    0)
+		learn(strtoll(PQgetvalue(res, 0, 1), NULL, 10), reason, source);
+	PQclear(res);
+	read_epoch = db->epoch;
+	read_requests = requests;
+	read_once = 1;
+	return 0;
+}
+
+/*
+ * The row changed. The payload's time left was right when it was sent, but
+ * a notification can reach the worker late: libpq keeps those that come in
+ * with a statement's answer (the writer's own, for one) until the next time
+ * notifications are taken, which may be much later. So the row is read
+ * again, and the time left is the server's, now; the payload is only the
+ * fallback, inside a transaction (a statement would join it) or when the
+ * read fails.
+ */
 static void
 on_notification(const char *payload, void *arg)
 {
@@ -170,7 +207,8 @@ on_notification(const char *payload, void *arg)
 			  LOG_STR("channel", PAUSE_CHANNEL));
 		return;
 	}
-	learn(remaining_ms, reason, "notification");
+	if (db->in_transaction || read_pause_row("notification") < 0)
+		learn(remaining_ms, reason, "notification");
 }
 
 void
@@ -182,32 +220,6 @@ pause_attach(struct db *conn)
 	    db_subscribe(conn, PAUSE_CHANNEL, on_notification, NULL) < 0)
 		log_event(LOG_ERROR, "db_subscribe_failed",
 			  LOG_STR("channel", PAUSE_CHANNEL));
-}
-
-/* Whether the connection is up and listening: notifications then arrive. */
-static int
-listening(void)
-{
-	return db->conn && db->listening && PQstatus(db->conn) == CONNECTION_OK;
-}
-
-static void
-read_pause_row(void)
-{
-	enum pause_reason reason;
-	PGresult *res;
-
-	/* Failures are logged by db.c; the call goes by what is known here. */
-	if (db_exec(db, &read_row, NULL, &res) != DB_OK)
-		return;
-	if (PQntuples(res) == 1 &&
-	    parse_reason(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), &reason) ==
-		    0)
-		learn(strtoll(PQgetvalue(res, 0, 1), NULL, 10), reason, "database");
-	PQclear(res);
-	read_epoch = db->epoch;
-	read_requests = requests;
-	read_once = 1;
 }
 
 /*
@@ -242,7 +254,7 @@ int
 pause_check(long *seconds_left, enum pause_reason *reason)
 {
 	if (row_must_be_read())
-		read_pause_row();
+		read_pause_row("database");
 	return paused_now(seconds_left, reason);
 }
 
@@ -284,7 +296,7 @@ pause_after_request(void)
 			write_pause_row();
 		/* A new listening connection: what was paused before it listened. */
 		if (listening() && (!read_once || read_epoch != db->epoch))
-			read_pause_row();
+			read_pause_row("database");
 	}
 	requests++;
 }

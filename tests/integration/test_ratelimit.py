@@ -31,8 +31,9 @@ from harness import (BaaTestCase, HarnessError, PgBouncer, SESSION_COOKIE, OAUTH
 from test_deploy import DeployStack, parse_metrics
 from test_pgbouncer import BouncerTestCase
 
-# Spotify's body for a used-up quota (July 2026 changelog), byte for byte.
-QUOTA_BODY = '{"error":{"status":429,"message":"Too many requests","reason":"QUOTA_EXCEEDED"}}'
+# The fake answers a fault with this reason with Spotify's body for a used-up
+# quota (July 2026 changelog) byte for byte; without one, the short-term body.
+QUOTA = dict(reason="QUOTA_EXCEEDED")
 RETRY_AFTER = 3
 
 
@@ -189,7 +190,7 @@ class AppWidePauseTest(TwoInstancesTestCase):
         self.assertEqual(self.fake.stats()["token_refresh_token"], before["token_refresh_token"] + 1)
 
     def test_quota_exceeded_is_told_apart_from_a_short_term_limit(self):
-        cases = (("quota_exceeded", "spotify_quota_exceeded", dict(body=QUOTA_BODY), "error"),
+        cases = (("quota_exceeded", "spotify_quota_exceeded", QUOTA, "error"),
                  ("short_term", "spotify_rate_limited", {}, "warn"))
         for reason, code, extra, level in cases:
             with self.subTest(reason=reason):
@@ -234,9 +235,27 @@ class AppWidePauseTest(TwoInstancesTestCase):
                 self.assertEqual(shown, reason)
                 self.assertTrue(0 < remaining <= RETRY_AFTER, remaining)
 
+    def test_the_apps_rolling_limit_costs_one_refused_call(self):
+        # Spotify's own limit (the fake's): 5 calls in a rolling window. A
+        # login is two calls (token, /v1/me): the third login's /v1/me is the
+        # sixth call, refused; every login after it, at either instance,
+        # waits without calling.
+        self.fake.set_rate_limit(5, window=30, retry_after=RETRY_AFTER)
+        statuses = []
+        for i in range(8):
+            b, params = self.begin_login((self.a, self.b)[i % 2])
+            statuses.append(b.callback(params).status)
+            if statuses == [302, 302, 503]:
+                self.wait_paused(self.b, "short_term", timeout=1)
+        self.assertEqual(statuses, [302, 302] + [503] * 6, self.stack_context())
+        stats = self.fake.stats()
+        self.assertEqual((stats["token"], stats["me"], stats["rate_limited"]), (3, 3, 1), stats)
+        refused = [e for e in self.fake.requests() if e["rate_limited"]]
+        self.assertEqual([e["endpoint"] for e in refused], ["me"])
+
     def test_an_instance_started_during_a_pause_reads_it_from_the_database(self):
         self.fake.set_fault("token", status=429, retry_after=RETRY_AFTER, times=1,
-                            grant_type="authorization_code", body=QUOTA_BODY)
+                            grant_type="authorization_code", **QUOTA)
         b, params = self.begin_login(self.a)
         self.assertRateLimitedAnswer(b.callback(params), "spotify_quota_exceeded", RETRY_AFTER)
         c_baa, c = self.start_stack(self.login_env(BAA_WORKERS=1))
@@ -270,7 +289,7 @@ class PauseBehindPgBouncerTest(PauseHelpers, BouncerTestCase):
         browser, r = self.login(nginx=self.b)
         self.fake.configure(expires_in=3600)
         self.fake.set_fault("token", status=429, retry_after=RETRY_AFTER, times=1,
-                            grant_type="authorization_code", body=QUOTA_BODY)
+                            grant_type="authorization_code", **QUOTA)
         b, params = self.begin_login(self.a)
         self.assertRateLimitedAnswer(b.callback(params), "spotify_quota_exceeded", RETRY_AFTER)
         # written once the 503 is answered, through the pooler

@@ -273,6 +273,36 @@ test_nothing_is_written_inside_a_transaction(void **state)
 	assert_int_equal(writes, 1);
 }
 
+/*
+ * A notification may be taken in long after it was sent (libpq holds those
+ * that arrive with a statement's answer): its time left is stale, the row
+ * is not. Found by test_ratelimit: a worker paused 3 s for a pause long over.
+ */
+static void
+test_a_notification_is_checked_against_the_row(void **state)
+{
+	long left;
+	enum pause_reason reason;
+
+	attach(CONFIG_POOLER_NONE, 1);
+	pause_after_request();
+	reads = 0;
+	conn.channels[0].fn("quota_exceeded 3000", conn.channels[0].arg);
+	assert_int_equal(reads, 1);
+	assert_int_equal(pause_check(&left, &reason), 0); /* the row says: over */
+	/* inside a transaction no statement may join it: the payload it is */
+	conn.in_transaction = 1;
+	conn.channels[0].fn("quota_exceeded 3000", conn.channels[0].arg);
+	conn.in_transaction = 0;
+	assert_int_equal(reads, 1);
+	assert_int_equal(pause_check(&left, &reason), 1);
+	assert_int_equal(reason, PAUSE_QUOTA_EXCEEDED);
+	assert_in_range(left, 2, 3);
+	/* and garbage is nobody's pause */
+	conn.channels[0].fn("quota_exceeded soon", conn.channels[0].arg);
+	assert_int_equal(reads, 1);
+}
+
 int
 main(void)
 {
@@ -289,6 +319,9 @@ main(void)
 		cmocka_unit_test_setup(
 			test_without_listen_the_row_is_read_before_spotify_calls_only,
 			fresh_worker),
+		/* A pause is never shortened: those that start one come last. */
+		cmocka_unit_test_setup(test_a_notification_is_checked_against_the_row,
+				       fresh_worker),
 		cmocka_unit_test_setup(test_a_429_is_written_once_after_its_request,
 				       fresh_worker),
 		cmocka_unit_test_setup(test_nothing_is_written_inside_a_transaction,
