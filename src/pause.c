@@ -295,7 +295,7 @@ pause_after_request(void)
 		if (unwritten)
 			write_pause_row();
 		/* A new listening connection: what was paused before it listened. */
-		if (listening() && (!read_once || read_epoch != db->epoch))
+		if ((!read_once || read_epoch != db->epoch) && listening())
 			read_pause_row("database");
 	}
 	requests++;
