@@ -5,14 +5,17 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
+#include "crypto.h"
 #include "tokenbox.h"
 
 #define WORKERS_MAX 256
@@ -256,6 +259,46 @@ config_parse_service_url(const char *value, void *field, char *err, size_t errle
 	      (is_loopback_literal(host) || strcmp(host, "localhost") == 0))) {
 		snprintf(err, errlen,
 			 "must use https (http only for a loopback address)");
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
+}
+
+/*
+ * The CAs baa trusts for Spotify instead of the system store. Checked here,
+ * so that a typo stops baa at start rather than failing every login with
+ * a 502: a readable regular file with at least one PEM certificate.
+ */
+int
+config_parse_ca_file(const char *value, void *field, char *err, size_t errlen)
+{
+	struct stat st;
+	int n;
+
+	if (strlen(value) >= 4096) {
+		snprintf(err, errlen, "is longer than a path may be");
+		return -1;
+	}
+	if (stat(value, &st) < 0) {
+		snprintf(err, errlen, "names a file that cannot be read (%s)",
+			 strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "must name a PEM file, not a directory or device");
+		return -1;
+	}
+	n = crypto_pem_certificates(value);
+	if (n < 0) {
+		snprintf(err, errlen, "names a file that cannot be read (%s)",
+			 strerror(errno));
+		return -1;
+	}
+	if (n == 0) {
+		snprintf(err, errlen,
+			 "names a file without a PEM certificate "
+			 "(-----BEGIN CERTIFICATE-----)");
 		return -1;
 	}
 	*(const char **)field = value;

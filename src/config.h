@@ -66,6 +66,8 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  "https://api.spotify.com", config_parse_service_url)                           \
 	X(SPOTIFY_SCOPES, spotify_scopes, const char *, CONFIG_SERVE,                    \
 	  "user-read-private user-read-email", config_parse_scopes)                      \
+	X(SPOTIFY_CA_FILE, spotify_ca_file, const char *, CONFIG_SERVE, "",              \
+	  config_parse_ca_file)                                                          \
 	X(BAA_SPOTIFY_TIMEOUT_MS, spotify_timeout_ms, int, CONFIG_SERVE, "4000",         \
 	  config_parse_timeout_ms)                                                       \
 	X(BAA_SESSION_TTL, session_ttl, int, CONFIG_SERVE, "2592000",                    \
@@ -93,7 +95,7 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_client_id, config_parse_redirect_uri, config_parse_secret_key,
 	config_parse_service_url, config_parse_scopes, config_parse_timeout_ms,
 	config_parse_session_ttl, config_parse_switch, config_parse_user_name,
-	config_parse_token_keys;
+	config_parse_token_keys, config_parse_ca_file;
 config_parser config_parse_pooler, config_parse_profile_cache;
 
 #define CONFIG_SECRET_KEY_MIN 32

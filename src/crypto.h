@@ -1,6 +1,7 @@
 /*
  * The cryptography baa needs, on OpenSSL's libcrypto: keys derived from
- * BAA_SECRET_KEY, HMAC-SHA256, SHA-256, randomness and base64url.
+ * BAA_SECRET_KEY, HMAC-SHA256, SHA-256, randomness, base64url, and a look
+ * at the certificates of a PEM file (SPOTIFY_CA_FILE).
  */
 #ifndef BAA_CRYPTO_H
 #define BAA_CRYPTO_H
@@ -34,5 +35,13 @@ size_t b64url_encode(const unsigned char *in, size_t len, char *out);
  * length, or -1 when s is not canonical base64url or does not fit.
  */
 long b64url_decode(const char *s, size_t len, unsigned char *out, size_t outsize);
+
+/*
+ * The number of X.509 certificates in the PEM file at path (0 when it has
+ * none it can parse), or -1 when it cannot be opened (errno says why).
+ * Reading stops at CRYPTO_PEM_CERTIFICATES_MAX.
+ */
+#define CRYPTO_PEM_CERTIFICATES_MAX 100000
+int crypto_pem_certificates(const char *path);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <string.h>
@@ -27,6 +28,8 @@
 #define YOUNG_DEATH_MS 2000
 #define RESPAWN_DELAY_MIN_MS 100
 #define RESPAWN_DELAY_MAX_MS 10000
+/* sysexits.h: a configuration error, as main.c's checks exit with. */
+#define EXIT_CONFIG 78
 
 struct worker_slot {
 	pid_t pid;	     /* 0: free slot */
@@ -258,6 +261,24 @@ drop_privileges(const struct master *m, const struct privileges *privs)
 	return 0;
 }
 
+/*
+ * Files the workers open later, checked as the user they run as: what root
+ * could read when the configuration was checked, BAA_USER may not. libcurl
+ * reads SPOTIFY_CA_FILE at each new connection to Spotify; unreadable, every
+ * login would fail, so baa does not start.
+ */
+static int
+check_files_after_drop(const struct config *cfg, const struct privileges *privs)
+{
+	if (cfg->spotify_ca_file == NULL || access(cfg->spotify_ca_file, R_OK) == 0)
+		return 0;
+	fprintf(stderr,
+		"Environment variable 'SPOTIFY_CA_FILE' names a file that BAA_USER (%s) "
+		"cannot read (%s).\n",
+		privs->user, strerror(errno));
+	return -1;
+}
+
 int
 master_run(const struct config *cfg, const struct privileges *privs)
 {
@@ -281,6 +302,10 @@ master_run(const struct config *cfg, const struct privileges *privs)
 	if (privs->drop && drop_privileges(&m, privs) < 0) {
 		listener_close(m.listen_fd, &cfg->listen);
 		return 1;
+	}
+	if (privs->drop && check_files_after_drop(cfg, privs) < 0) {
+		listener_close(m.listen_fd, &cfg->listen);
+		return EXIT_CONFIG;
 	}
 	/* Room for a full set plus the extra worker of a reload. */
 	m.nslots = cfg->workers * 2 + 1;

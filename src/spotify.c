@@ -3,6 +3,12 @@
  * call bounded in time (BAA_SPOTIFY_TIMEOUT_MS), and every field of the
  * JSON checked for presence and type before it is used. Logs carry the
  * endpoint, HTTP status and outcome; never a code, token or secret.
+ *
+ * TLS: the peer's certificate and name are always verified, against
+ * SPOTIFY_CA_FILE when set, else the system store; HTTP/2 when the server
+ * offers it. The worker's one easy handle keeps its connections and TLS
+ * sessions between calls (curl_easy_reset keeps both). HTTPS_PROXY and
+ * NO_PROXY are libcurl's own: no proxy option is ever set here.
  */
 #include "spotify.h"
 
@@ -26,6 +32,8 @@ static const struct config *cfg;
 static CURL *curl;
 static char body[SPOTIFY_BODY_MAX + 1];
 static size_t body_len;
+/* libcurl's words on the last failure (CURLOPT_ERRORBUFFER): no secrets. */
+static char error_text[CURL_ERROR_SIZE];
 
 int
 spotify_global_init(void)
@@ -139,6 +147,81 @@ retry_after_seconds(void)
  * client's Basic credentials; else GET from the Web API with bearer.
  * Returns the HTTP status, or 0 when no answer came (body is then empty).
  */
+/*
+ * Verification on, and said so even where it is libcurl's default, so that
+ * no default of another libcurl can turn it off. HTTP/2 is asked for where
+ * this libcurl has it (ALPN picks it when the server offers it): a libcurl
+ * without it refuses the option, and HTTP/1.1 is then what it speaks.
+ */
+static int
+set_tls(void)
+{
+	CURLcode rc = CURLE_OK;
+
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(curl, CURLOPT_SSLVERSION,
+				      (long)CURL_SSLVERSION_TLSv1_2);
+	/* The file replaces the system store: exactly what the operator named. */
+	if (rc == CURLE_OK && cfg->spotify_ca_file)
+		rc = curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->spotify_ca_file);
+	if (rc == CURLE_OK && cfg->spotify_ca_file)
+		rc = curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_text);
+	(void)curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+/* What a failed call says about TLS, for its log line; NULL: not TLS. */
+static const char *
+tls_outcome(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION: return "certificate_unverified";
+	case CURLE_SSL_CACERT_BADFILE: return "ca_file_unusable";
+	case CURLE_SSL_CONNECT_ERROR: return "handshake_failed";
+	default: return NULL;
+	}
+}
+
+static const char *
+http_version_label(void)
+{
+	long version = 0;
+
+	curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &version);
+	switch (version) {
+	case CURL_HTTP_VERSION_1_0: return "1.0";
+	case CURL_HTTP_VERSION_1_1: return "1.1";
+	case CURL_HTTP_VERSION_2_0: return "2";
+	case CURL_HTTP_VERSION_3: return "3";
+	default: return "-";
+	}
+}
+
+static void
+log_call(const char *endpoint, CURLcode rc, long status, const struct timespec *start)
+{
+	const char *tls = tls_outcome(rc);
+	long connects = 0;
+
+	/* 0: the call went over a connection kept from an earlier one. */
+	curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
+	log_event(rc == CURLE_OK && status < 500 ? LOG_INFO : LOG_WARN, "spotify_call",
+		  LOG_STR("endpoint", endpoint), LOG_INT("status", status),
+		  LOG_STR("transport", rc == CURLE_OK ? "ok" : curl_easy_strerror(rc)),
+		  LOG_STR("http", rc == CURLE_OK ? http_version_label() : "-"),
+		  LOG_INT("connects", connects), LOG_MS("duration_ms", ms_since(start)));
+	/* Never a silent downgrade: an unverified peer is a failed call, said so. */
+	if (tls)
+		log_event(LOG_ERROR, "spotify_tls_failed", LOG_STR("endpoint", endpoint),
+			  LOG_STR("outcome", tls), LOG_STR("reason", error_text));
+}
+
 static long
 perform(const char *endpoint, const char *url, const char *form, const char *bearer)
 {
@@ -150,8 +233,14 @@ perform(const char *endpoint, const char *url, const char *form, const char *bea
 
 	body_len = 0;
 	body[0] = '\0';
+	error_text[0] = '\0';
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	curl_easy_reset(curl);
+	if (set_tls() < 0) {
+		log_event(LOG_ERROR, "spotify_call", LOG_STR("endpoint", endpoint),
+			  LOG_STR("outcome", "tls_options_refused"));
+		return 0;
+	}
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -186,10 +275,7 @@ perform(const char *endpoint, const char *url, const char *form, const char *bea
 	else
 		body_len = 0;
 	curl_slist_free_all(headers);
-	log_event(rc == CURLE_OK && status < 500 ? LOG_INFO : LOG_WARN, "spotify_call",
-		  LOG_STR("endpoint", endpoint), LOG_INT("status", status),
-		  LOG_STR("transport", rc == CURLE_OK ? "ok" : curl_easy_strerror(rc)),
-		  LOG_MS("duration_ms", ms_since(&start)));
+	log_call(endpoint, rc, status, &start);
 	return rc == CURLE_OK ? status : 0;
 }
 

@@ -14,6 +14,9 @@
 //   BAA_E2E_USER_DATA_DIR the browser profile dir (default a new temp dir, removed)
 //   BAA_E2E_RESULTS       file to write the results to, as JSON (optional)
 //   BAA_E2E_CHROMIUM      browser binary (default /usr/bin/chromium)
+//   BAA_E2E_HOOKS_URL     run.py's hooks (tests/e2e/hooks.py): age the user's
+//                         grant, turn the stand-in's development mode on/off.
+//                         Without it the steps that need them fail.
 //
 // Prints "ok NAME" / "FAIL NAME" (+ indented details) per step, the
 // screenshot paths as "# screenshot: PATH", then "N passed, N failed".
@@ -28,13 +31,14 @@ import path from 'node:path';
 
 const STEP_TIMEOUT_MS = 15_000; // a whole step
 const WAIT_TIMEOUT_MS = 10_000; // one wait or action inside a step (so it fails first, saying what)
-const TOTAL_TIMEOUT_MS = 55_000;
+const TOTAL_TIMEOUT_MS = 100_000;
 
 const base = (process.env.BAA_E2E_URL || '').replace(/\/+$/, '');
 const fakeUrl = (process.env.BAA_E2E_FAKE_URL || '').replace(/\/+$/, '');
 const displayName = process.env.BAA_E2E_DISPLAY_NAME || 'Demo User';
 const executablePath = process.env.BAA_E2E_CHROMIUM || '/usr/bin/chromium';
 const resultsFile = process.env.BAA_E2E_RESULTS || '';
+const hooksUrl = (process.env.BAA_E2E_HOOKS_URL || '').replace(/\/+$/, '');
 const shotDir = process.argv[2] || process.env.BAA_E2E_SCREENSHOTS ||
   fs.mkdtempSync(path.join(os.tmpdir(), 'baa-e2e-screenshots-'));
 let userDataDir = process.env.BAA_E2E_USER_DATA_DIR || '';
@@ -221,6 +225,108 @@ step('old_session_cookie_is_revoked', async (t) => {
   const me = await fetchMe(t.page);
   check(me.status === 401, `GET /me with the logged-out cookie -> ${me.status} ${me.body}`);
   await t.context.clearCookies();
+});
+
+// Spotify as it is in 2026: consent that runs out, development mode, and a
+// deletion that baa cannot finish at Spotify by itself.
+
+async function hook(method, pathAndQuery) {
+  check(hooksUrl, 'BAA_E2E_HOOKS_URL is not set: run this through tests/e2e/run.py');
+  const r = await fetch(hooksUrl + pathAndQuery, { method });
+  check(r.status === 204, `hook ${method} ${pathAndQuery} -> ${r.status}`);
+}
+
+async function meJson(page) {
+  const me = await fetchMe(page);
+  check(me.status === 200, `GET /me -> ${me.status} ${me.body}`);
+  return JSON.parse(me.body);
+}
+
+const DAY_MS = 86_400_000;
+
+step('renewal_link_shows_when_consent_runs_out_soon', async (t) => {
+  await t.page.goto(base + '/', { waitUntil: 'load' });
+  await expectAnonymous(t.page, 'before the second login');
+  await Promise.all([
+    t.page.waitForURL(base + '/', { waitUntil: 'load' }),
+    t.page.locator('#login').click(),
+  ]);
+  await expectLoggedIn(t.page, 'after the second login');
+  check(await t.page.locator('#renew').isHidden(), 'the renewal notice shows right after a login');
+  // Spotify's consent lasts 180 days: at 170, baa recommends renewing it.
+  await hook('POST', '/grant-age?days=170');
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'with consent 170 days old');
+  await t.page.locator('#renew').waitFor({ state: 'visible' });
+  const text = (await t.page.locator('#renew-text').textContent()).trim();
+  check(/runs out on/.test(text), `renewal notice reads ${JSON.stringify(text)}`);
+  const link = t.page.locator('#renew-link');
+  check((await link.textContent()).trim() === 'Renew your Spotify connection',
+        `renewal link reads ${JSON.stringify(await link.textContent())}`);
+  check(await link.getAttribute('href') === '/login?next=%2F',
+        `renewal link points to ${await link.getAttribute('href')}`);
+  const me = await meJson(t.page);
+  check(me.reauth_recommended === true, `GET /me: ${JSON.stringify(me)}`);
+  const due = Date.parse(me.reauth_due_at);
+  check(due > Date.now() + 5 * DAY_MS && due < Date.now() + 15 * DAY_MS,
+        `reauth_due_at ${me.reauth_due_at} is not about 10 days ahead`);
+  await shoot(t.page, 'renewal');
+});
+
+step('renewing_starts_six_months_again', async (t) => {
+  await Promise.all([
+    t.page.waitForURL(base + '/', { waitUntil: 'load' }),
+    t.page.locator('#renew-link').click(),
+  ]);
+  await expectLoggedIn(t.page, 'after renewing');
+  check(await t.page.locator('#renew').isHidden(), 'the renewal notice still shows after renewing');
+  const me = await meJson(t.page);
+  check(me.reauth_recommended === false, `GET /me after renewing: ${JSON.stringify(me)}`);
+  check(Date.parse(me.reauth_due_at) > Date.now() + 170 * DAY_MS,
+        `reauth_due_at ${me.reauth_due_at} did not move to six months ahead`);
+});
+
+step('deleting_shows_where_to_remove_access_at_spotify', async (t) => {
+  t.page.once('dialog', (d) => d.accept());
+  await t.page.locator('#delete').click();
+  await t.page.locator('#deleted').waitFor({ state: 'visible' });
+  const href = await t.page.locator('#revoke-link').getAttribute('href');
+  check(href === 'https://www.spotify.com/account/apps/', `revoke link points to ${href}`);
+  const s = await pageState(t.page);
+  check(!s.user && !s.anonymous && s.error === null, `after deletion: ${JSON.stringify(s)}`);
+  const me = await fetchMe(t.page);
+  check(me.status === 401, `GET /me after deletion -> ${me.status} ${me.body}`);
+  check((await sessionCookies(t.context)).length === 0, 'baa_session is still set after deletion');
+  await shoot(t.page, 'deleted');
+});
+
+step('development_mode_refusal_is_explained', async (t) => {
+  await hook('POST', '/development-mode?allow=somebody-else');
+  try {
+    await t.page.goto(base + '/', { waitUntil: 'load' });
+    await expectAnonymous(t.page, 'before the refused login');
+    t.navigations.length = 0;
+    await t.page.locator('#login').click();
+    await t.page.locator('#error').waitFor({ state: 'visible' });
+    const s = await pageState(t.page);
+    check(/development mode/.test(s.error) && /Ask the owner/.test(s.error),
+          `the page says ${JSON.stringify(s.error)}`);
+    check(s.anonymous && !s.user, `wrong sections visible: ${JSON.stringify(s)}`);
+    // The code is taken off the address, so a reload does not repeat it.
+    check(s.url === base + '/', `the address still reads ${s.url}`);
+    const chain = t.navigations.map((n) => `${n.status} ${new URL(n.url).pathname}`);
+    check(chain.length === 4 && chain[2] === '303 /callback' &&
+          new URL(t.navigations[3].url).searchParams.get('login_error') === 'spotify_access_denied',
+          `navigations: ${chain.join(', ')}`);
+    const me = await fetchMe(t.page);
+    check(me.status === 401, `GET /me after the refusal -> ${me.status} ${me.body}`);
+    check((await sessionCookies(t.context)).length === 0, 'a refused login left a baa_session');
+    await shoot(t.page, 'development-mode-refusal');
+    await t.page.reload({ waitUntil: 'load' });
+    await expectAnonymous(t.page, 'reloaded after the refusal');
+  } finally {
+    await hook('DELETE', '/development-mode');
+  }
 });
 
 // ---------------------------------------------------------------------------

@@ -5,7 +5,9 @@ usage: /usr/bin/python3 tests/e2e/run.py [--screenshots DIR]
 
 Starts, in temp dirs and on free ports: a throwaway PostgreSQL cluster
 (tests/integration/harness.py) with a fresh database (`baa resetdb`), the
-fake Spotify (tests/fake_spotify) approving "Ada Lovelace", `baa serve` on a
+fake Spotify (tests/fake_spotify) approving "Ada Lovelace", over HTTPS with
+the harness's throwaway CA (baa trusts it through SPOTIFY_CA_FILE; Chromium
+ignores certificate errors, as it does for nginx's), `baa serve` on a
 unix socket, and nginx from the shipped template nginx/baa.conf.in (TLS
 with a self-signed certificate, rendered as scripts/run-local does). Then
 Chromium, driven by playwright-core, logs in through the page, and
@@ -24,7 +26,7 @@ Environment:
                        written during this run fails the run
   BAA_E2E_SCREENSHOTS  screenshot dir (default: a new /tmp/baa-e2e-screenshots-*)
   BAA_E2E_CHROMIUM     browser binary (default /usr/bin/chromium)
-  BAA_E2E_TIMEOUT      seconds before the whole run is aborted (default 110)
+  BAA_E2E_TIMEOUT      seconds before the whole run is aborted (default 160)
   BAA_IT_KEEP_TMP      keep the temp dirs (logs, rendered nginx.conf)
 """
 
@@ -44,18 +46,17 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, os.path.join(REPO, "tests", "fake_spotify"))
 
 import harness  # noqa: E402
-from client import FakeSpotify  # noqa: E402
+import hooks  # noqa: E402
 
 CHROMIUM = os.environ.get("BAA_E2E_CHROMIUM", "/usr/bin/chromium")
 RENDER_NGINX = os.path.join(REPO, "scripts", "render-nginx")
 SPEC = os.path.join(HERE, "login.spec.mjs")
 USER_ID = "ada-lovelace-e2e"
 DISPLAY_NAME = "Ada Lovelace"
-TOTAL_TIMEOUT = int(float(os.environ.get("BAA_E2E_TIMEOUT", "110")))
-NODE_TIMEOUT = 75  # login.spec.mjs gives up by itself after 55 s
+TOTAL_TIMEOUT = int(float(os.environ.get("BAA_E2E_TIMEOUT", "160")))
+NODE_TIMEOUT = 120  # login.spec.mjs gives up by itself after 100 s
 NPM_TIMEOUT = 90
 
 
@@ -163,6 +164,8 @@ class Stack:
         self.http_port = None
         self.base_url = None
         self.fake = None
+        self.db = None
+        self.hooks = None
         self.baa = None
         self.nginx = None
         self.nginx_stderr = None
@@ -256,10 +259,11 @@ class Stack:
         res = cli.run(["resetdb"], env=harness.base_env(db), timeout=60)
         if res.returncode != 0:
             raise SetupError("baa resetdb failed (%d):\n%s%s" % (res.returncode, res.stdout, res.stderr))
+        self.db = db
         log("PostgreSQL and database ready in %.1f s" % (time.monotonic() - t0))
 
-        self.fake = FakeSpotify.start(harness.SPOTIFY_CLIENT_ID, harness.SPOTIFY_CLIENT_SECRET,
-                                      [redirect_uri], user_id=USER_ID, display_name=DISPLAY_NAME)
+        self.fake = harness.start_fake_spotify(redirect_uri, user_id=USER_ID,
+                                               display_name=DISPLAY_NAME)
 
         env = harness.base_env(db, listen=os.path.join(self.state, "run", "baa.sock"))
         env.update(harness.spotify_env(redirect_uri, self.fake.url))
@@ -269,10 +273,12 @@ class Stack:
         except AssertionError as exc:
             raise SetupError(str(exc))
         self.start_nginx()
+        self.hooks = hooks.Hooks(harness.cluster(), self.db, self.fake)
         log("stack up at %s (fake Spotify %s, state %s)" % (self.base_url, self.fake.url, self.state))
 
     def stop(self):
-        for fn in (self.stop_nginx, self.baa.stop if self.baa else None,
+        for fn in (self.hooks.stop if self.hooks else None, self.stop_nginx,
+                   self.baa.stop if self.baa else None,
                    self.fake.stop if self.fake else None):
             if fn is None:
                 continue
@@ -328,6 +334,7 @@ def run_browser(node, stack, shot_dir, report):
         "BAA_E2E_USER_DATA_DIR": profile,
         "BAA_E2E_RESULTS": results_file,
         "BAA_E2E_CHROMIUM": CHROMIUM,
+        "BAA_E2E_HOOKS_URL": stack.hooks.url,
     }
     t0 = time.monotonic()
     with open(output_file, "wb") as out:
@@ -379,10 +386,11 @@ def server_side_checks(stack, report, browser_data):
     problems = []
     try:
         stats = stack.fake.stats()
-        if stats.get("authorize") != 1:
-            problems.append("the fake's /authorize was called %s times, expected 1" % stats.get("authorize"))
-        if stats.get("token_authorization_code") != 1:
-            problems.append("the fake exchanged %s codes, expected 1" % stats.get("token_authorization_code"))
+        # The first login, the renewal, and the login development mode refuses.
+        if stats.get("authorize") != 3:
+            problems.append("the fake's /authorize was called %s times, expected 3" % stats.get("authorize"))
+        if stats.get("token_authorization_code") != 3:
+            problems.append("the fake exchanged %s codes, expected 3" % stats.get("token_authorization_code"))
         if not stats.get("me"):
             problems.append("baa never read the profile (/v1/me) at the fake")
     except Exception as exc:
@@ -394,11 +402,14 @@ def server_side_checks(stack, report, browser_data):
         except ValueError:
             problems.append("baa log line is not logfmt: %r" % line)
     logins = [r for r in records if r.get("event") == "login"]
-    if len(logins) != 1:
-        problems.append("baa logged %d event=login lines, expected 1" % len(logins))
+    if len(logins) != 2:
+        problems.append("baa logged %d event=login lines, expected 2" % len(logins))
+    denied = [r for r in records if r.get("event") == "spotify_access_denied"]
+    if len(denied) != 1:
+        problems.append("baa logged %d event=spotify_access_denied lines, expected 1" % len(denied))
     if problems:
         problems.append("--- baa log ---\n" + tail(stack.baa.log()))
-    report.check("servers_saw_one_login", problems)
+    report.check("servers_saw_two_logins_and_one_refusal", problems)
 
     errors = [l for l in stack.log_text("nginx-error.log").splitlines()
               if re.search(r"\[(error|crit|alert|emerg)\]", l)]

@@ -20,6 +20,13 @@ Helpers for Spotify as it is in 2026 (server.py's docstring has the rules):
     fake.age_grants(180 * 86400)                # refresh tokens past six months
     fake.set_quota_exceeded("me", retry_after=5)        # 429 reason QUOTA_EXCEEDED
     fake.set_rate_limit(10, window=30, reason=QUOTA_EXCEEDED)  # app-wide limit
+Over HTTPS, as baa reaches Spotify in production (certs.py makes the files):
+
+    certs = ServerCertificates(tmpdir)
+    fake = FakeSpotify.start(..., tls_cert=certs.cert_file, tls_key=certs.key_file,
+                             ca_file=certs.ca_file)
+    fake.url                     # https://127.0.0.1:PORT; give baa SPOTIFY_CA_FILE
+    fake.stats()["api_connections"]   # connections baa opened to it
 
 Python 3 standard library only. Every wait is bounded. Servers still
 running at interpreter exit are stopped (atexit), so a failing test does not
@@ -35,6 +42,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -96,11 +104,17 @@ class Response:
 class FakeSpotify:
     """A running server.py subprocess plus wrappers for its control API."""
 
-    def __init__(self, proc, port, workdir, host, client_id, client_secret, redirect_uris):
+    def __init__(self, proc, port, workdir, host, client_id, client_secret, redirect_uris,
+                 ca_file=None):
+        """ca_file: the fake serves HTTPS, and its certificate is checked against
+        this CA (and its name against host) by every request made here."""
         self.proc = proc
         self.port = port
         self.host = host
-        self.url = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, port)
+        self.scheme = "https" if ca_file else "http"
+        self.ca_file = ca_file
+        self._tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self.url = "%s://%s:%d" % (self.scheme, host if ":" not in host else "[%s]" % host, port)
         self.client_id = client_id
         self.client_secret = client_secret
         self.redirect_uris = list(redirect_uris)
@@ -114,10 +128,15 @@ class FakeSpotify:
     def start(cls, client_id="fake-client-id", client_secret="fake-client-secret",
               redirect_uris=("http://127.0.0.1:8080/callback",), user_id="demo-user",
               display_name="Demo User", host="127.0.0.1", timeout=10.0,
-              python=None, extra_args=()):
-        """Launch server.py on a free port and wait until it answers /_fake/health."""
+              python=None, extra_args=(), tls_cert=None, tls_key=None, ca_file=None):
+        """Launch server.py on a free port and wait until it answers /_fake/health.
+
+        tls_cert, tls_key: serve HTTPS with them; ca_file (required then):
+        the CA this client trusts for the fake's certificate."""
         if isinstance(redirect_uris, str):
             redirect_uris = [redirect_uris]
+        if bool(tls_cert) != bool(tls_key) or bool(tls_cert) != bool(ca_file):
+            raise ValueError("tls_cert, tls_key and ca_file go together")
         workdir = tempfile.mkdtemp(prefix="fake-spotify-")
         port_file = os.path.join(workdir, "port")
         argv = [python or sys.executable or "/usr/bin/python3", SERVER,
@@ -126,6 +145,8 @@ class FakeSpotify:
                 "--user-id", user_id, "--display-name", display_name]
         for uri in redirect_uris:
             argv += ["--redirect-uri", uri]
+        if tls_cert:
+            argv += ["--tls-cert", tls_cert, "--tls-key", tls_key]
         argv += list(extra_args)
         log = open(os.path.join(workdir, "server.log"), "wb")
         try:
@@ -133,12 +154,13 @@ class FakeSpotify:
                                     stdout=subprocess.DEVNULL, stderr=log)
         finally:
             log.close()
-        fake = cls(proc, 0, workdir, host, client_id, client_secret, redirect_uris)
+        fake = cls(proc, 0, workdir, host, client_id, client_secret, redirect_uris, ca_file)
         with _RUNNING_LOCK:
             _RUNNING.add(fake)
         try:
             fake.port = fake._wait_for_port(port_file, timeout)
-            fake.url = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, fake.port)
+            fake.url = "%s://%s:%d" % (fake.scheme, host if ":" not in host else "[%s]" % host,
+                                       fake.port)
             fake._wait_for_health(timeout)
         except BaseException:
             fake.stop()
@@ -213,7 +235,11 @@ class FakeSpotify:
         """One request on a fresh connection; returns a Response (no redirects followed)."""
         if isinstance(body, str):
             body = body.encode("utf-8")
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self._tls:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self._tls)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -334,6 +360,21 @@ class FakeSpotify:
 
     def tokens(self):
         return self._control("GET", "/_fake/tokens")
+
+    # -- transport: connections, TLS handshakes, keep-alive
+
+    def connections(self):
+        """Counts, settings and the most recent connections (server.py: Transport)."""
+        return self._control("GET", "/_fake/connections")
+
+    def set_connections(self, **settings):
+        """keep_alive=False: Connection: close on every /api/token and /v1/me
+        answer; resumption=False: full TLS handshakes only."""
+        return self._control("POST", "/_fake/connections", settings)
+
+    def drop_connections(self):
+        """Close every open connection (but the one asking); -> how many."""
+        return self._control("POST", "/_fake/drop_connections")["dropped"]
 
     # -- driving the OAuth flow directly (what a browser and baa would do)
 

@@ -14,7 +14,12 @@ Python 3 standard library only. Loopback only. State lives in memory.
     server.py --host 127.0.0.1 --port 0 --port-file /tmp/p \\
               --client-id ID --client-secret SECRET \\
               --redirect-uri https://127.0.0.1:8443/callback [--redirect-uri ...] \\
-              [--user-id demo-user] [--display-name "Demo User"]
+              [--user-id demo-user] [--display-name "Demo User"] \\
+              [--tls-cert server.pem --tls-key server.key]
+
+With --tls-cert and --tls-key it serves HTTPS only (certs.py makes a
+throwaway CA and a certificate for the loopback addresses), as Spotify does;
+see "Transport" at the end.
 
 Endpoints (as Spotify):
   GET  /authorize    auto-approves the configured user (302 to redirect_uri)
@@ -143,6 +148,32 @@ Choices where Spotify's behaviour is not documented:
   * Calls the rate limit refuses do not fill the window (Spotify does not
     say); with a fixed retry_after a client that keeps calling every
     Retry-After seconds is let in once the window has room.
+
+Transport (the serving part below; the Spotify logic never sees sockets):
+HTTP/1.1 with keep-alive, over TLS 1.2+ with --tls-cert (ALPN "http/1.1":
+this fake has no HTTP/2). Every accepted connection is counted, and merged
+into GET /_fake/stats (zeroed by /_fake/reset):
+  connections       TCP connections accepted (the one asking included)
+  tls_handshakes    TLS handshakes completed; tls_resumed of them resumed a
+                    session; tls_failed: the client refused our certificate
+                    or did not speak TLS
+  api_connections   connections that carried /api/token or /v1/me: in
+                    baa's tests only baa calls those, so this is how many
+                    connections (and handshakes) baa opened
+  GET  /_fake/connections       these counts, the settings below, and the
+                                most recent connections (tls, version,
+                                resumed, requests, api, open)
+  POST /_fake/connections       {"keep_alive": bool, "resumption": bool}:
+                                keep_alive false answers /api/token and
+                                /v1/me with Connection: close (baa must
+                                reconnect for each call; a browser's and
+                                the control API's connections stay kept);
+                                resumption false issues no session tickets
+                                and forgets earlier ones (every handshake
+                                is a full one)
+  POST /_fake/drop_connections  closes every other open connection now,
+                                without a TLS close_notify, as a server or
+                                middlebox dropping idle connections does
 """
 
 import argparse
@@ -161,6 +192,7 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -1221,6 +1253,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
     timeout = HANDLER_TIMEOUT
 
+    def handle(self):
+        try:
+            super().handle()
+        except OSError:  # ssl.SSLError included: the peer went away mid-request
+            self.close_connection = True
+
     def do_GET(self):
         self.dispatch()
 
@@ -1240,11 +1278,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_error(self, format, *args):
         """Dropped: send_error also calls log_request, and args may hold the request line."""
 
-    def log_line(self, status):
+    def path_of_request(self):
         try:
-            path = urllib.parse.urlsplit(self.path).path if self.path else "-"
+            return urllib.parse.urlsplit(self.path).path if self.path else "-"
         except ValueError:
-            path = "?"
+            return "?"
+
+    def log_line(self, status):
+        path = self.path_of_request()
         line = "fake_spotify: %s %s %s\n" % (sanitize_for_log(self.command or "-"),
                                              sanitize_for_log(path), status)
         with self.server.log_lock:
@@ -1260,6 +1301,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             self.send_reply(json_reply(400, {"error": "bad request target"}))
             return
+        self.server.transport.saw_request(self.connection, url.path)
         body, early = self.read_body()
         if url.path.startswith("/_fake/"):
             self.answer_control(state, url, body, early)
@@ -1308,6 +1350,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if early:
             self.send_reply(early)
             return
+        if url.path in TRANSPORT_ROUTES:
+            self.send_reply(self.answer_transport(url.path, body))
+            return
         try:
             query, _ = parse_params(url.query)
         except ValueError:
@@ -1315,7 +1360,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         with state.lock:
             reply = control(state, self.command, url.path, query, body)
+        transport = self.server.transport
+        if reply.status == 200 and url.path == "/_fake/stats":
+            reply = json_reply(200, dict(json.loads(reply.body), **transport.counts()))
+        elif reply.status == 200 and url.path == "/_fake/reset":
+            transport.reset()
         self.send_reply(reply)
+
+    def answer_transport(self, path, body):
+        """/_fake/connections and /_fake/drop_connections (see Transport)."""
+        transport = self.server.transport
+        allowed = TRANSPORT_ROUTES[path]
+        if self.command not in allowed:
+            return json_reply(405, {"error": "use %s" % " or ".join(allowed)},
+                              [("Allow", ", ".join(allowed))])
+        if path == "/_fake/drop_connections":
+            return json_reply(200, {"ok": True, "dropped": transport.drop(self.connection)})
+        if self.command == "POST":
+            try:
+                patch = json.loads(body.decode("utf-8") or "{}")
+                transport.configure(patch)
+            except (UnicodeDecodeError, ValueError) as e:
+                return json_reply(400, {"error": str(e) if isinstance(e, ConfigError)
+                                        else "body must be JSON"})
+        return json_reply(200, transport.snapshot())
 
     @staticmethod
     def method_not_allowed(endpoint, method):
@@ -1398,6 +1466,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pass
             self.log_line("closed")
             return
+        if not self.server.transport.keep_alive and self.path_of_request() in API_PATHS:
+            self.close_connection = True
         self.send_response(reply.status)
         for name, value in reply.headers:
             self.send_header(name, value)
@@ -1408,19 +1478,182 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
 
+TRANSPORT_ROUTES = {"/_fake/connections": ("GET", "POST"),
+                    "/_fake/drop_connections": ("POST",)}
+API_PATHS = ("/api/token", "/v1/me")  # what baa calls; browsers call /authorize
+MAX_CONNECTION_RECORDS = 1000  # recent connections shown by /_fake/connections
+TRANSPORT_COUNTERS = ("connections", "tls_handshakes", "tls_resumed", "tls_failed",
+                      "api_connections")
+
+
+class Transport:
+    """The connections: TLS, counts, the open ones, keep-alive (see the docstring).
+
+    Its own lock: never held together with the state's.
+    """
+
+    def __init__(self, tls_files=None):
+        self.lock = threading.Lock()
+        self.tls_files = tls_files  # (cert, key), or None for plain HTTP
+        self.keep_alive = True
+        self.resumption = True
+        self.context = self.new_context() if tls_files else None
+        self.open = {}  # socket -> its record
+        self.reset()
+
+    def new_context(self):
+        """A server context; a new one also forgets every session issued before."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(*self.tls_files)
+        ctx.set_alpn_protocols(["http/1.1"])
+        if not self.resumption:
+            ctx.num_tickets = 0
+            ctx.options |= ssl.OP_NO_TICKET
+        return ctx
+
+    def reset(self):
+        with self.lock:
+            self.counters = dict.fromkeys(TRANSPORT_COUNTERS, 0)
+            self.records = []
+            self.next_id = 0
+            self.keep_alive = True
+            if not self.resumption:
+                self.resumption = True
+                self.context = self.new_context()
+
+    def configure(self, patch):
+        if not isinstance(patch, dict) or set(patch) - {"keep_alive", "resumption"}:
+            raise ConfigError("connections: only keep_alive and resumption (booleans)")
+        for key, value in patch.items():
+            check_bool(key, value)
+        with self.lock:
+            self.keep_alive = patch.get("keep_alive", self.keep_alive)
+            if patch.get("resumption", self.resumption) != self.resumption:
+                self.resumption = patch["resumption"]
+                if self.tls_files:
+                    self.context = self.new_context()
+
+    def counts(self):
+        with self.lock:
+            return dict(self.counters)
+
+    def snapshot(self):
+        with self.lock:
+            return {"keep_alive": self.keep_alive, "resumption": self.resumption,
+                    "tls": self.tls_files is not None, "open": len(self.open),
+                    "counts": dict(self.counters),
+                    "connections": [dict(r) for r in self.records]}
+
+    # -- one connection's life (server thread of that connection)
+
+    def accepted(self):
+        with self.lock:
+            self.next_id += 1
+            self.counters["connections"] += 1
+            record = {"id": self.next_id, "tls": False, "version": None, "resumed": False,
+                      "requests": 0, "api": False, "open": True}
+            self.records.append(record)
+            if len(self.records) > MAX_CONNECTION_RECORDS:
+                del self.records[0]
+            return record
+
+    def handshake(self, sock, record):
+        """The server side of the TLS handshake: -> (TLS socket, None) or (None, why)."""
+        with self.lock:
+            context = self.context
+        sock.settimeout(HANDLER_TIMEOUT)
+        try:
+            tls = context.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            with self.lock:
+                self.counters["tls_failed"] += 1
+                record["open"] = False
+            return None, getattr(e, "reason", None) or type(e).__name__
+        with self.lock:
+            self.counters["tls_handshakes"] += 1
+            record.update(tls=True, version=tls.version(), resumed=tls.session_reused)
+            if tls.session_reused:
+                self.counters["tls_resumed"] += 1
+        return tls, None
+
+    def opened(self, sock, record):
+        with self.lock:
+            self.open[sock] = record
+
+    def saw_request(self, sock, path):
+        with self.lock:
+            record = self.open.get(sock)
+            if record is None:
+                return
+            record["requests"] += 1
+            if path in API_PATHS and not record["api"]:
+                record["api"] = True
+                self.counters["api_connections"] += 1
+
+    def closed(self, sock, record):
+        with self.lock:
+            self.open.pop(sock, None)
+            record["open"] = False
+
+    def drop(self, current):
+        """Shut down every open connection but `current`: -> how many."""
+        with self.lock:
+            victims = [sock for sock in self.open if sock is not current]
+        for sock in victims:
+            try:
+                # socket.socket's own shutdown, not SSLSocket's: the thread
+                # reading from it still holds the TLS state, and sees EOF.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(victims)
+
+
 class FakeSpotifyServer(http.server.ThreadingHTTPServer):
-    """ThreadingHTTPServer with daemon threads and a backlog for bursts."""
+    """ThreadingHTTPServer with daemon threads, a backlog for bursts, and TLS.
+
+    The TLS handshake runs in the connection's own thread (finish_request),
+    so a slow or failing client never holds up accept().
+    """
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # the default 5 drops bursts of 20+ connections
 
-    def __init__(self, address, state):
+    def __init__(self, address, state, transport=None):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.state = state
         self.log_lock = threading.Lock()
+        self.transport = transport or Transport()
         super().__init__(address, Handler)
+
+    def finish_request(self, request, client_address):
+        record = self.transport.accepted()
+        sock = request
+        # Headers and body leave in two writes: without this, Nagle holds the
+        # body until the client's delayed ACK, 40 ms on every answer.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if self.transport.tls_files:
+                sock, why = self.transport.handshake(request, record)
+                if sock is None:
+                    self.log_line("fake_spotify: TLS handshake failed: %s\n"
+                                  % sanitize_for_log(str(why)))
+                    return
+            self.transport.opened(sock, record)
+            self.RequestHandlerClass(sock, client_address, self)
+        finally:
+            if sock is not None:
+                self.transport.closed(sock, record)
+            if sock is not None and sock is not request:
+                self.shutdown_request(sock)  # the TLS socket took over the descriptor
+
+    def log_line(self, line):
+        with self.log_lock:
+            sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 # ---------------------------------------------------------------------------
@@ -1458,7 +1691,12 @@ def parse_args(argv):
                         help="a registered redirect URI (repeatable)")
     parser.add_argument("--user-id", default="demo-user")
     parser.add_argument("--display-name", default="Demo User")
-    return parser.parse_args(argv)
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    return args
 
 
 def main(argv=None):
@@ -1466,7 +1704,12 @@ def main(argv=None):
     host = loopback_host(args.host)
     state = FakeState(args.client_id, args.client_secret, args.redirect_uri,
                       {"id": args.user_id, "display_name": args.display_name})
-    server = FakeSpotifyServer((host, args.port), state)
+    tls_files = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    try:
+        transport = Transport(tls_files)
+    except (OSError, ssl.SSLError) as e:
+        raise SystemExit("fake_spotify: cannot use --tls-cert/--tls-key: %s" % e)
+    server = FakeSpotifyServer((host, args.port), state, transport)
 
     def stop(signum, frame):
         # shutdown() waits for serve_forever to return: not from this thread.
@@ -1477,8 +1720,9 @@ def main(argv=None):
     port = server.server_address[1]
     if args.port_file:
         write_port_file(args.port_file, port)
-    sys.stderr.write("fake_spotify: listening on http://%s:%d\n"
-                     % (host if ":" not in host else "[%s]" % host, port))
+    sys.stderr.write("fake_spotify: listening on %s://%s:%d\n"
+                     % ("https" if tls_files else "http",
+                        host if ":" not in host else "[%s]" % host, port))
     sys.stderr.flush()
     try:
         server.serve_forever(poll_interval=0.1)

@@ -646,6 +646,9 @@ class PgBouncer:
 # environment for baa
 
 _SCRUB_PREFIXES = ("POSTGRES_", "BAA_", "PG", "SPOTIFY_")
+# libcurl's proxy variables: a proxy of the machine running the tests must
+# not carry baa's calls to the loopback stand-in (tests that want one set it).
+_SCRUB_PROXY = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
 def sanitizer_env(env):
@@ -667,7 +670,8 @@ def sanitizer_env(env):
 def clean_env():
     """os.environ without anything that could configure baa or libpq."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(_SCRUB_PREFIXES) or k == "BAA_BIN"}
+           if (not k.startswith(_SCRUB_PREFIXES) or k == "BAA_BIN")
+           and k.lower() not in _SCRUB_PROXY}
     env.pop("BAA_BIN", None)
     return sanitizer_env(env)
 
@@ -699,7 +703,9 @@ SPOTIFY_CLIENT_SECRET = "baa-test-client-secret-0123456789"
 SECRET_KEY = "baa-test-secret-key-0123456789abcdef-xyz"
 
 
-def spotify_env(redirect_uri="http://127.0.0.1:9/callback", fake_url=None):
+def spotify_env(redirect_uri="http://127.0.0.1:9/callback", fake_url=None, ca_file=None):
+    """The Spotify variables; with a fake's URL, baa calls it, and trusts
+    ca_file (default: the run's test CA) when the URL is https."""
     env = {
         "SPOTIFY_CLIENT_ID": SPOTIFY_CLIENT_ID,
         "SPOTIFY_CLIENT_SECRET": SPOTIFY_CLIENT_SECRET,
@@ -709,6 +715,8 @@ def spotify_env(redirect_uri="http://127.0.0.1:9/callback", fake_url=None):
     if fake_url:
         env["SPOTIFY_ACCOUNTS_URL"] = fake_url
         env["SPOTIFY_API_URL"] = fake_url
+    if fake_url and fake_url.startswith("https://"):
+        env["SPOTIFY_CA_FILE"] = ca_file or fake_spotify_certificates().ca_file
     return env
 
 
@@ -1246,25 +1254,51 @@ TEST_REDIRECT_URI = "http://127.0.0.1:9/callback"
 DEFAULT_SCOPES = "user-read-private user-read-email"
 OAUTH_COOKIE = "baa_oauth"
 SESSION_COOKIE = "baa_session"
-_FAKE_CLIENT = None
+_FAKE_MODULES = {}
+_CERTIFICATES = None
+
+
+def _fake_spotify_module(name):
+    """tests/fake_spotify/NAME.py as a module (loaded once, under its own name)."""
+    with _LOCK:
+        if name not in _FAKE_MODULES:
+            spec = importlib.util.spec_from_file_location(
+                "baa_fake_spotify_" + name, os.path.join(FAKE_SPOTIFY_DIR, name + ".py"))
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            _FAKE_MODULES[name] = mod
+        return _FAKE_MODULES[name]
 
 
 def fake_spotify_client():
-    """tests/fake_spotify/client.py as a module (loaded once, under its own name)."""
-    global _FAKE_CLIENT
+    """tests/fake_spotify/client.py as a module."""
+    return _fake_spotify_module("client")
+
+
+def fake_spotify_certs():
+    """tests/fake_spotify/certs.py as a module (throwaway CAs and certificates)."""
+    return _fake_spotify_module("certs")
+
+
+def fake_spotify_certificates():
+    """The run's throwaway CA and the stand-in's certificate for 127.0.0.1 and
+    ::1 (certs.ServerCertificates: ca_file, cert_file, key_file), made once
+    per run with the openssl command, in a temp dir baa (nobody) can read."""
+    global _CERTIFICATES
     with _LOCK:
-        if _FAKE_CLIENT is None:
-            spec = importlib.util.spec_from_file_location(
-                "baa_fake_spotify_client", os.path.join(FAKE_SPOTIFY_DIR, "client.py"))
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            _FAKE_CLIENT = mod
-        return _FAKE_CLIENT
+        if _CERTIFICATES is None or not os.path.exists(_CERTIFICATES.ca_file):
+            _CERTIFICATES = fake_spotify_certs().ServerCertificates(make_temp_dir("baa-it-certs-"))
+        return _CERTIFICATES
 
 
-def start_fake_spotify(redirect_uri=TEST_REDIRECT_URI, **kw):
-    """A running fake Spotify that knows baa's test client id, secret and redirect URI."""
+def start_fake_spotify(redirect_uri=TEST_REDIRECT_URI, tls=True, **kw):
+    """A running fake Spotify that knows baa's test client id, secret and
+    redirect URI; over HTTPS with fake_spotify_certificates() unless tls=False (or
+    other tls_cert/tls_key/ca_file are given)."""
     client = fake_spotify_client()
+    if tls and "tls_cert" not in kw:
+        certs = fake_spotify_certificates()
+        kw.update(tls_cert=certs.cert_file, tls_key=certs.key_file, ca_file=certs.ca_file)
     fake = client.FakeSpotify.start(SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET, [redirect_uri],
                                     python=sys.executable or "/usr/bin/python3", **kw)
     register_cleanup(fake.stop)

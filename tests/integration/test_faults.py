@@ -258,7 +258,7 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
             variable = "SPOTIFY_API_URL" if call == "profile" else "SPOTIFY_ACCOUNTS_URL"
             if variable not in self.refused_stacks:
                 self.refused_stacks[variable] = self.start_extra_stack(
-                    **{variable: "http://127.0.0.1:%d" % free_port()})
+                    **{variable: "https://127.0.0.1:%d" % free_port()})
             return self.refused_stacks[variable]
         if fault.startswith("429"):
             return self.start_extra_stack(BAA_WORKERS=1)

@@ -10,11 +10,14 @@ connections, through the same nginx:
   bare-fcgi   a do-nothing libfcgi responder, one connection per request
   nginx-200   nginx `return 200` with a body of the same size
   pgbench     `pgbench -M prepared` running baa's SELECT (no HTTP at all)
+  baa-me-before  with --before BIN: another baa binary (an earlier build)
+              serving the same database beside it, measured in the same run
+              right after baa-me, so that a change's cost is a ratio of one run
 and reports req/s, p50/p99, CPU per request of baa, nginx and PostgreSQL,
 the RSS of each baa worker, and the ratios, as a markdown table.
 
 usage: tests/load/bench.py [--seconds 5] [--connections 16,64] [--workers 2]
-                           [--out FILE.md]
+                           [--before OTHER_BAA_BINARY] [--out FILE.md]
 Run it on a quiet machine: wrk, nginx, baa and PostgreSQL share its cores.
 """
 
@@ -52,6 +55,8 @@ http {{
     upstream baa {{ server unix:{d}/baa.sock; {baa_keepalive} }}
     # baa as it was first shipped, for comparison: one connection per request.
     upstream baa_fresh {{ server unix:{d}/baa.sock; }}
+    # --before: an earlier build of baa, kept connections as baa-me.
+    upstream baa_before {{ server unix:{d}/before.sock; {baa_keepalive} }}
     # The ceiling as the issue defines it: one connection per request.
     upstream bare {{ server unix:{d}/bare.sock; }}
 
@@ -62,6 +67,10 @@ http {{
     server {{
         listen 127.0.0.1:{fresh_port};
         location / {{ include /etc/nginx/fastcgi_params; fastcgi_pass baa_fresh; }}
+    }}
+    server {{
+        listen 127.0.0.1:{before_port};
+        location / {{ include /etc/nginx/fastcgi_params; {baa_keep_conn} fastcgi_pass baa_before; }}
     }}
     server {{
         listen 127.0.0.1:{bare_port};
@@ -163,6 +172,11 @@ class Bench:
         env["BAA_LISTEN"] = os.path.join(self.dir, "baa.sock")
         self.baa = harness.Baa(self.dir)
         self.baa.serve(env)
+        self.before = None
+        if self.args.before:
+            self.before = harness.Baa(harness.make_temp_dir("baa-bench-before-"))
+            self.before.bin = self.args.before
+            self.before.serve(dict(env, BAA_LISTEN=os.path.join(self.dir, "before.sock")))
         # Same body size as baa's /me answer, for the ceilings.
         probe = self.http_me_body()
         self.body_len = len(probe)
@@ -182,12 +196,13 @@ class Bench:
     def start_nginx(self):
         os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
         os.chmod(os.path.join(self.dir, "tmp"), 0o777)
-        self.ports = {k: harness.free_port() for k in ("baa", "fresh", "bare", "return")}
+        self.ports = {k: harness.free_port() for k in ("baa", "fresh", "bare", "return", "before")}
         keep = self.args.keepalive > 0
         conf = NGINX_CONF.format(d=self.dir, baa_port=self.ports["baa"],
                                  baa_keepalive="keepalive %d; keepalive_timeout 2s; keepalive_time 2s;" % self.args.keepalive if keep else "",
                                  baa_keep_conn="fastcgi_keep_conn on;" if keep else "",
-                                 fresh_port=self.ports["fresh"], bare_port=self.ports["bare"], return_port=self.ports["return"],
+                                 fresh_port=self.ports["fresh"], before_port=self.ports["before"],
+                                 bare_port=self.ports["bare"], return_port=self.ports["return"],
                                  body="x" * (self.body_len - 1) + "\\n",
                                  user="user nobody nogroup;" if os.geteuid() == 0 else "")
         path = os.path.join(self.dir, "nginx.conf")
@@ -207,7 +222,8 @@ class Bench:
             self.body_len = len(body)
 
     def measure(self, name, port, connections, script=None):
-        groups = {"baa": tree(self.baa.pid), "nginx": tree(self.nginx.pid),
+        baa = self.before if name == "baa-me-before" else self.baa
+        groups = {"baa": tree(baa.pid), "nginx": tree(self.nginx.pid),
                   "postgres": postgres_pids(self.pg.datadir)}
         argv = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % self.args.seconds, "--latency"]
         if script:
@@ -226,6 +242,20 @@ class Bench:
         print("%-10s c=%-3d %9.0f req/s  p50 %.2f ms  p99 %.2f ms  baa %.1f us/req  errors %s non2xx %d"
               % (name, connections, r["rps"], r["p50"], r["p99"], r["cpu_baa"], r["errors"] or "0",
                  r["non2xx"]), flush=True)
+
+    def measure_ab(self, connections):
+        """baa-me and baa-me-before in turn, --ab-rounds times each (the
+        machine's speed drifts within a run): the round with the median
+        req/s of each stays in the table."""
+        kept = len(self.rows)
+        for _ in range(self.args.ab_rounds):
+            self.measure("baa-me", self.ports["baa"], connections, "me.lua")
+            self.measure("baa-me-before", self.ports["before"], connections, "me.lua")
+        rounds = self.rows[kept:]
+        del self.rows[kept:]
+        for name in ("baa-me", "baa-me-before"):
+            mine = sorted((r for r in rounds if r["name"] == name), key=lambda r: r["rps"])
+            self.rows.append(mine[len(mine) // 2])
 
     def pgbench(self, connections):
         script = os.path.join(self.dir, "me.sql")
@@ -251,7 +281,10 @@ class Bench:
             subprocess.run(["wrk", "-t2", "-c%d" % c, "-d1s", "-s", os.path.join(HERE, "me.lua"),
                             "http://127.0.0.1:%d/me" % self.ports["baa"]],
                            capture_output=True, env=dict(os.environ, BAA_SESSION=self.cookie))
-            self.measure("baa-me", self.ports["baa"], c, "me.lua")
+            if self.before:
+                self.measure_ab(c)
+            else:
+                self.measure("baa-me", self.ports["baa"], c, "me.lua")
             self.measure("baa-me-1cpr", self.ports["fresh"], c, "me.lua")
             self.measure("bare-fcgi", self.ports["bare"], c)
             self.measure("nginx-200", self.ports["return"], c)
@@ -278,6 +311,10 @@ class Bench:
                             by["baa-me-1cpr"]["rps"] / by["bare-fcgi"]["rps"],
                             by["baa-me"]["rps"] / by["nginx-200"]["rps"],
                             by["baa-me"]["rps"] / by["pgbench"]["rps"]))
+            if "baa-me-before" in by:
+                lines.append("- %d connections: baa-me / baa-me-before (%s) = **%.3f**, p99 %.2f "
+                             "against %.2f ms" % (c, self.args.before, by["baa-me"]["rps"] / by["baa-me-before"]["rps"],
+                                                  by["baa-me"]["p99"], by["baa-me-before"]["p99"]))
         lines.append("- baa worker RSS: %s KiB (%d workers)" % (", ".join(map(str, self.rss)), len(self.rss)))
         lines.append("- %d s per measurement, wrk -t2, %d baa workers, nginx worker_processes 1 "
                      "with keepalive %d to baa, %d CPUs" % (self.args.seconds, self.args.workers,
@@ -297,6 +334,9 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--keepalive", type=int, default=128,
                         help="nginx's idle connections to baa per nginx worker (0: none)")
+    parser.add_argument("--before", help="an earlier baa binary to measure beside this one")
+    parser.add_argument("--ab-rounds", type=int, default=3,
+                        help="with --before: rounds of baa-me and baa-me-before, in turn (median kept)")
     parser.add_argument("--out")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -15,7 +16,8 @@ static const char *const all_names[] = {
 	"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",		"POSTGRES_DB",
 	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT",
 	/* set by some tests, not wanted by the next */
-	"BAA_USER", "BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL", "SPOTIFY_API_URL"};
+	"BAA_USER", "BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL", "SPOTIFY_API_URL",
+	"SPOTIFY_CA_FILE"};
 
 static int
 set_database_env(void **state)
@@ -321,6 +323,113 @@ test_service_urls_must_be_https_unless_loopback(void **state)
 	assert_non_null(strstr(errors, "must not end with '/'"));
 }
 
+/* Tokens travel in the clear over http: only to this machine's stand-in. */
+static void
+test_plain_http_is_refused_for_any_host_but_loopback(void **state)
+{
+	static const char *const loopback[] = {
+		"http://127.0.0.1:9999", "http://[::1]:9999", "http://localhost:9999"};
+	static const char *const remote[] = {
+		"http://accounts.spotify.com", "http://10.0.0.1:8080",
+		"http://[2001:db8::1]", "http://127.0.0.1.example.com"};
+	struct config cfg;
+	char errors[1024];
+
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		setenv("SPOTIFY_API_URL", loopback[i], 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 0);
+		assert_string_equal(cfg.spotify_api_url, loopback[i]);
+	}
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		setenv("SPOTIFY_API_URL", remote[i], 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 1);
+		assert_non_null(strstr(errors, "'SPOTIFY_API_URL' must use https"));
+	}
+}
+
+/* A throwaway self-signed certificate: only its PEM form matters here. */
+static const char test_ca_pem[] =
+	"# a comment, as bundles have\n"
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBijCCATGgAwIBAgIUcbETLnNvt2MlKOmUqDH5iKZAU94wCgYIKoZIzj0EAwIw\n"
+	"GzEZMBcGA1UEAwwQYmFhIHVuaXQgdGVzdCBDQTAeFw0yNjEyMDIwMzQ5MjBaFw0z\n"
+	"NjExMjkwMzQ5MjBaMBsxGTAXBgNVBAMMEGJhYSB1bml0IHRlc3QgQ0EwWTATBgcq\n"
+	"hkjOPQIBBggqhkjOPQMBBwNCAARmHntPTi2SGYjuJ3gciP35LEozqdeBgYgyRkc2\n"
+	"2VA4tYe0pJTVdn3sahoxNllZLSZuo4Xk8NkIhMZJBIfA6lcUo1MwUTAdBgNVHQ4E\n"
+	"FgQUnyz5muO3+8CjYr3kgR6VP7JBjq4wHwYDVR0jBBgwFoAUnyz5muO3+8CjYr3k\n"
+	"gR6VP7JBjq4wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiBd4HXA\n"
+	"7GUC5m591Im820kHq0/ajYA+Ly28WU9+LSLT6wIgBZkVNEzfuQVEqzzMpORYrQm9\n"
+	"IANHfhQuFZnVV8R9/yQ=\n"
+	"-----END CERTIFICATE-----\n";
+
+/* Writes text to a new temporary file; its path goes to path. */
+static void
+write_temp_file(char path[64], const char *text)
+{
+	FILE *f;
+	int fd;
+
+	strcpy(path, "/tmp/baa-test-config-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_ca_file_is_optional_and_a_pem_bundle_is_taken(void **state)
+{
+	char path[64];
+	struct config cfg;
+	char errors[1024];
+
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_null(cfg.spotify_ca_file); /* unset: the system store */
+	write_temp_file(path, test_ca_pem);
+	setenv("SPOTIFY_CA_FILE", path, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.spotify_ca_file, path);
+	unlink(path);
+}
+
+static void
+test_ca_file_that_is_missing_or_holds_no_certificate_is_refused(void **state)
+{
+	char path[64];
+	struct config cfg;
+	char errors[1024];
+
+	setenv("SPOTIFY_CA_FILE", "/nonexistent/baa-ca.pem", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_string_equal(errors, "Environment variable 'SPOTIFY_CA_FILE' names a file "
+				    "that cannot be read (No such file or directory).\n");
+	setenv("SPOTIFY_CA_FILE", "/tmp", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'SPOTIFY_CA_FILE' must name a PEM file"));
+	/* a key, or the certificate cut short: no certificate libcurl could use */
+	write_temp_file(
+		path,
+		"-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n");
+	setenv("SPOTIFY_CA_FILE", path, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(
+		errors, "'SPOTIFY_CA_FILE' names a file without a PEM certificate"));
+	unlink(path);
+	write_temp_file(path, "-----BEGIN CERTIFICATE-----\nMIIBijCCATGgAwIBAgIU\n");
+	setenv("SPOTIFY_CA_FILE", path, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(
+		errors, "'SPOTIFY_CA_FILE' names a file without a PEM certificate"));
+	unlink(path);
+	setenv("SPOTIFY_CA_FILE", "", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'SPOTIFY_CA_FILE' is empty"));
+}
+
 static void
 test_direct_connection_and_profile_cache_are_the_defaults(void **state)
 {
@@ -458,6 +567,13 @@ main(void)
 			set_database_env),
 		cmocka_unit_test_setup(test_service_urls_must_be_https_unless_loopback,
 				       set_database_env),
+		cmocka_unit_test_setup(test_plain_http_is_refused_for_any_host_but_loopback,
+				       set_database_env),
+		cmocka_unit_test_setup(test_ca_file_is_optional_and_a_pem_bundle_is_taken,
+				       set_database_env),
+		cmocka_unit_test_setup(
+			test_ca_file_that_is_missing_or_holds_no_certificate_is_refused,
+			set_database_env),
 		cmocka_unit_test_setup(
 			test_direct_connection_and_profile_cache_are_the_defaults,
 			set_database_env),
