@@ -85,18 +85,63 @@ db_socket(const struct db *db)
 	return db->conn ? PQsocket(db->conn) : -1;
 }
 
-/* Subscribes this connection to user-row changes; 1 when it worked. */
+/* Subscribes this connection to one channel; 1 when it worked. */
+static int
+listen_on(struct db *db, const char *channel)
+{
+	char sql[128];
+	PGresult *res;
+	int ok;
+
+	snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+	res = PQexec(db->conn, sql);
+	ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	if (!ok)
+		log_event(LOG_WARN, "db_listen_failed", LOG_STR("channel", channel));
+	return ok;
+}
+
+/*
+ * Every channel wanted, or none: 1 when the connection listens on all.
+ * Only the profile cache needs to hear of user changes; a connection that
+ * listens and is never asked would hoard the notifications.
+ */
 static int
 listen_for_changes(struct db *db)
 {
-	PGresult *res = PQexec(db->conn, "LISTEN " DB_USER_CHANGED_CHANNEL);
-	int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+	int wanted = 0;
 
-	PQclear(res);
-	if (!ok)
-		log_event(LOG_WARN, "db_listen_failed",
-			  LOG_STR("channel", DB_USER_CHANGED_CHANNEL));
-	return ok;
+	if (db->cfg->db_pooler != CONFIG_POOLER_NONE)
+		return 0;
+	if (db->cfg->profile_cache) {
+		if (!listen_on(db, DB_USER_CHANGED_CHANNEL))
+			return 0;
+		wanted++;
+	}
+	for (int i = 0; i < db->nchannels; i++, wanted++)
+		if (!listen_on(db, db->channels[i].name))
+			return 0;
+	return wanted > 0;
+}
+
+int
+db_subscribe(struct db *db, const char *channel,
+	     void (*fn)(const char *payload, void *arg), void *arg)
+{
+	if (db->nchannels == DB_CHANNELS_MAX)
+		return -1;
+	db->channels[db->nchannels++] = (struct db_channel){channel, fn, arg};
+	return 0;
+}
+
+/* A notification for a subscribed channel, to its subscriber. */
+static void
+dispatch(const struct db *db, const PGnotify *n)
+{
+	for (int i = 0; i < db->nchannels; i++)
+		if (strcmp(n->relname, db->channels[i].name) == 0)
+			db->channels[i].fn(n->extra, db->channels[i].arg);
 }
 
 int
@@ -115,6 +160,8 @@ db_notifications(struct db *db, void (*fn)(const char *payload, void *arg), void
 	while ((n = PQnotifies(db->conn)) != NULL) {
 		if (strcmp(n->relname, DB_USER_CHANGED_CHANNEL) == 0)
 			fn(n->extra, arg);
+		else
+			dispatch(db, n);
 		PQfreemem(n);
 	}
 	return 0;
@@ -137,9 +184,7 @@ db_reconnect(struct db *db)
 		metrics_db_reconnect();
 	}
 	db->epoch++;
-	/* Only the profile cache needs to hear of changes; a connection that
-	 * listens and is never asked would hoard the notifications. */
-	db->listening = db->cfg->profile_cache && listen_for_changes(db);
+	db->listening = listen_for_changes(db);
 	log_event(LOG_INFO, first ? "db_connected" : "db_reconnected",
 		  LOG_INT("reconnects", (long long)db->reconnects));
 	return 0;

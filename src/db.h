@@ -19,6 +19,14 @@ struct db_statement {
 };
 
 #define DB_PREPARED_MAX 32
+#define DB_CHANNELS_MAX 4
+
+/* A notification channel a module listens on, besides the users channel. */
+struct db_channel {
+	const char *name; /* baa's own constant: it goes into LISTEN as it is */
+	void (*fn)(const char *payload, void *arg);
+	void *arg;
+};
 
 struct db {
 	const struct config *cfg;
@@ -29,7 +37,11 @@ struct db {
 	unsigned long reconnects;
 	int in_transaction;  /* no silent retry on a new connection inside one */
 	unsigned long epoch; /* bumped by every (re)connect */
-	int listening;	     /* LISTEN succeeded on this connection (profile cache on) */
+	/* LISTEN succeeded on this connection for every channel wanted: the
+	 * users channel (with the profile cache) and each subscribed one. */
+	int listening;
+	struct db_channel channels[DB_CHANNELS_MAX];
+	int nchannels;
 	/*
 	 * Set by a caller that polls the socket (the worker's epoll) while it
 	 * knows nothing has arrived unasked since: db_notifications then
@@ -68,10 +80,20 @@ enum db_status db_exec(struct db *db, const struct db_statement *st,
 		       const char *const *params, PGresult **result);
 
 /*
+ * Listens on channel on every connection from now on (none behind a
+ * transaction pooler, which cannot carry LISTEN): each notification on it
+ * is passed to fn, by whichever caller takes notifications in. After
+ * db_init, before the first statement. -1 when the table is full.
+ */
+int db_subscribe(struct db *db, const char *channel,
+		 void (*fn)(const char *payload, void *arg), void *arg);
+
+/*
  * Takes in, without waiting, what the server sent unasked, and calls fn
- * with the payload of each user-changed notification. Returns 0 when the
- * connection is up and listening, so that what the caller cached since
- * this epoch is still trustworthy; -1 otherwise.
+ * with the payload of each user-changed notification (the subscribers of
+ * other channels get theirs). Returns 0 when the connection is up and
+ * listening, so that what the caller cached since this epoch is still
+ * trustworthy; -1 otherwise.
  */
 int db_notifications(struct db *db, void (*fn)(const char *payload, void *arg),
 		     void *arg);

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "master.h"
 #include "metrics.h"
+#include "pause.h"
 #include "privileges.h"
 #include "rotate.h"
 #include "router.h"
@@ -71,9 +72,10 @@ cmd_serve(void)
 	/* Once, before the fork: every worker shares the keys and curl's globals. */
 	if (session_init(cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
 	    tokenbox_init(cfg.token_keys, cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
-	    spotify_global_init() < 0 || metrics_init(app_route_count) < 0) {
-		fputs("baa serve: could not initialise libcrypto, libcurl or the "
-		      "metrics\n",
+	    spotify_global_init() < 0 || metrics_init(app_route_count) < 0 ||
+	    pause_init() < 0) {
+		fputs("baa serve: could not initialise libcrypto, libcurl, the "
+		      "metrics or the shared pause\n",
 		      stderr);
 		return 1;
 	}

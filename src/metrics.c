@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "pause.h"
+
 #define ROUTES_MAX 32
 
 static const double bucket_ms[] = {0.25, 0.5, 1,   2.5, 5,    10,   25,
@@ -22,7 +24,10 @@ static const char *const status_labels[METRICS_STATUS_COUNT] = {
 static const char *const call_labels[METRICS_CALL_COUNT] = {"authorization_code",
 							    "refresh_token", "me"};
 static const char *const outcome_labels[METRICS_OUTCOME_COUNT] = {
-	"ok", "invalid_grant", "unauthorized", "forbidden", "rate_limited", "failed"};
+	"ok",	 "invalid_grant",  "unauthorized", "forbidden",
+	"rate_limited", "quota_exceeded", "failed",	  "paused"};
+static const char *const rate_limit_labels[METRICS_RATE_LIMIT_COUNT] = {"short_term",
+									"quota_exceeded"};
 
 struct route_counters {
 	uint64_t by_status[METRICS_STATUS_COUNT];
@@ -37,6 +42,7 @@ struct shared {
 	uint64_t db_reconnects;
 	uint64_t db_errors;
 	uint64_t spotify[METRICS_CALL_COUNT][METRICS_OUTCOME_COUNT];
+	uint64_t rate_limited[METRICS_RATE_LIMIT_COUNT];
 	uint64_t worker_restarts;
 };
 
@@ -130,6 +136,13 @@ metrics_spotify(enum metrics_spotify_call call, enum metrics_spotify_outcome out
 }
 
 void
+metrics_spotify_rate_limited(enum metrics_rate_limit reason)
+{
+	if (shared)
+		add(&shared->rate_limited[reason], 1);
+}
+
+void
 metrics_worker_restart(void)
 {
 	if (shared)
@@ -207,6 +220,34 @@ render_requests(struct text *t, const char *const *route_names)
 	}
 }
 
+static void
+render_pause(struct text *t)
+{
+	enum pause_reason reason;
+	long long left_ms = pause_remaining_ms(&reason);
+
+	emit(t, "# HELP baa_spotify_rate_limited_total 429 answers from Spotify, by "
+		"reason (quota_exceeded: the app's quota is used up).\n"
+		"# TYPE baa_spotify_rate_limited_total counter\n");
+	for (int r = 0; r < METRICS_RATE_LIMIT_COUNT; r++)
+		emit(t, "baa_spotify_rate_limited_total{reason=\"%s\"} %llu\n",
+		     rate_limit_labels[r],
+		     (unsigned long long)get(&shared->rate_limited[r]));
+	emit(t, "# HELP baa_spotify_paused Whether calls to Spotify are paused after a "
+		"429 (here or at another instance), by the 429's reason.\n"
+		"# TYPE baa_spotify_paused gauge\n");
+	for (int r = PAUSE_SHORT_TERM; r <= PAUSE_QUOTA_EXCEEDED; r++)
+		emit(t, "baa_spotify_paused{reason=\"%s\"} %d\n",
+		     pause_reason_name((enum pause_reason)r),
+		     left_ms > 0 && (int)reason == r);
+	emit(t,
+	     "# HELP baa_spotify_pause_remaining_seconds Seconds until calls to "
+	     "Spotify resume (0: not paused).\n"
+	     "# TYPE baa_spotify_pause_remaining_seconds gauge\n"
+	     "baa_spotify_pause_remaining_seconds %.3f\n",
+	     (double)left_ms / 1000.0);
+}
+
 size_t
 metrics_render(char *out, size_t size, const char *const *route_names)
 {
@@ -233,6 +274,7 @@ metrics_render(char *out, size_t size, const char *const *route_names)
 			     "%llu\n",
 			     call_labels[c], outcome_labels[o],
 			     (unsigned long long)get(&shared->spotify[c][o]));
+	render_pause(&t);
 	emit(&t,
 	     "# HELP baa_worker_restarts_total Workers that died and were replaced.\n"
 	     "# TYPE baa_worker_restarts_total counter\nbaa_worker_restarts_total %llu\n",

@@ -39,8 +39,17 @@ enum metrics_spotify_outcome {
 	METRICS_OUTCOME_UNAUTHORIZED,
 	METRICS_OUTCOME_FORBIDDEN,
 	METRICS_OUTCOME_RATE_LIMITED,
+	METRICS_OUTCOME_QUOTA_EXCEEDED, /* a 429 saying the app's quota is used up */
 	METRICS_OUTCOME_FAILED,
+	METRICS_OUTCOME_PAUSED, /* not sent: paused after an earlier 429 */
 	METRICS_OUTCOME_COUNT,
+};
+
+/* The 429s Spotify answered, by what their body said. */
+enum metrics_rate_limit {
+	METRICS_RATE_LIMIT_SHORT_TERM,
+	METRICS_RATE_LIMIT_QUOTA_EXCEEDED,
+	METRICS_RATE_LIMIT_COUNT,
 };
 
 /* Creates the shared counters; once, in the master, before forking. */
@@ -52,9 +61,13 @@ void metrics_db_reconnect(void);
 void metrics_db_error(void);
 void metrics_spotify(enum metrics_spotify_call call,
 		     enum metrics_spotify_outcome outcome);
+void metrics_spotify_rate_limited(enum metrics_rate_limit reason);
 void metrics_worker_restart(void);
 
-/* Prometheus text exposition; returns the length, or 0 when out is too small. */
+/*
+ * Prometheus text exposition, the instance's pause of calls to Spotify
+ * (pause.h) included; returns the length, or 0 when out is too small.
+ */
 size_t metrics_render(char *out, size_t size, const char *const *route_names);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pause.h"
 
 #define SPOTIFY_BODY_MAX 65536
 #define RETRY_AFTER_DEFAULT 1
@@ -29,8 +30,6 @@
 
 static const struct config *cfg;
 static CURL *curl;
-/* After a 429, this worker leaves Spotify alone until Retry-After passes. */
-static time_t rate_limited_until;
 static char body[SPOTIFY_BODY_MAX + 1];
 static size_t body_len;
 /* libcurl's words on the last failure (CURLOPT_ERRORBUFFER): no secrets. */
@@ -454,31 +453,69 @@ spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
 	return rc;
 }
 
-/* Whether Spotify asked us to wait; fills result when it did. */
+int
+spotify_is_quota_exceeded(const char *text, size_t len)
+{
+	cJSON *json = cJSON_ParseWithLength(text, len);
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
+	const cJSON *reason = cJSON_GetObjectItemCaseSensitive(error, "reason");
+	int quota = cJSON_IsObject(error) && cJSON_IsString(reason) &&
+		    strcmp(reason->valuestring, "QUOTA_EXCEEDED") == 0;
+
+	cJSON_Delete(json);
+	return quota;
+}
+
+static enum spotify_status
+paused_status(enum pause_reason reason)
+{
+	return reason == PAUSE_QUOTA_EXCEEDED ? SPOTIFY_QUOTA_EXCEEDED
+					      : SPOTIFY_RATE_LIMITED;
+}
+
+/*
+ * Whether Spotify asked the app (any worker of any instance) to wait;
+ * fills result when it did. The call is then not made.
+ */
 static int
 still_rate_limited(struct spotify_outcome *result)
 {
-	time_t now = time(NULL);
+	enum pause_reason reason;
+	long left;
 
-	if (now >= rate_limited_until)
+	if (!pause_check(&left, &reason))
 		return 0;
-	result->status = SPOTIFY_RATE_LIMITED;
-	result->retry_after = (long)(rate_limited_until - now);
+	result->status = paused_status(reason);
+	result->retry_after = left;
+	result->paused = 1;
 	return 1;
 }
 
+/* A 429: every worker of every instance waits Retry-After (pause.c). */
 static void
-note_rate_limit(struct spotify_outcome *result)
+note_rate_limit(const char *endpoint, struct spotify_outcome *result)
 {
-	result->status = SPOTIFY_RATE_LIMITED;
+	enum pause_reason reason = spotify_is_quota_exceeded(body, body_len)
+					   ? PAUSE_QUOTA_EXCEEDED
+					   : PAUSE_SHORT_TERM;
+
+	result->status = paused_status(reason);
 	result->retry_after = retry_after_seconds();
-	rate_limited_until = time(NULL) + result->retry_after;
+	pause_note(result->retry_after, reason);
+	metrics_spotify_rate_limited(reason == PAUSE_QUOTA_EXCEEDED
+					     ? METRICS_RATE_LIMIT_QUOTA_EXCEEDED
+					     : METRICS_RATE_LIMIT_SHORT_TERM);
+	/* The quota does not come back in seconds: the app's owner acts. */
+	log_event(reason == PAUSE_QUOTA_EXCEEDED ? LOG_ERROR : LOG_WARN,
+		  "spotify_rate_limited", LOG_STR("endpoint", endpoint),
+		  LOG_STR("reason", pause_reason_name(reason)),
+		  LOG_INT("retry_after", result->retry_after));
 }
 
 static struct spotify_outcome
 token_request(const char *grant, const char *form, struct spotify_tokens *out)
 {
-	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
+	struct spotify_outcome result = {.status = SPOTIFY_FAILED};
 	char url[1024];
 	long status;
 
@@ -499,7 +536,7 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	} else if (status == 403) {
 		result.status = SPOTIFY_FORBIDDEN;
 	} else if (status == 429) {
-		note_rate_limit(&result);
+		note_rate_limit(grant, &result);
 	}
 	memset(body, 0, body_len);
 	return result;
@@ -514,6 +551,7 @@ outcome_label(enum spotify_status status)
 	case SPOTIFY_UNAUTHORIZED: return METRICS_OUTCOME_UNAUTHORIZED;
 	case SPOTIFY_FORBIDDEN: return METRICS_OUTCOME_FORBIDDEN;
 	case SPOTIFY_RATE_LIMITED: return METRICS_OUTCOME_RATE_LIMITED;
+	case SPOTIFY_QUOTA_EXCEEDED: return METRICS_OUTCOME_QUOTA_EXCEEDED;
 	default: return METRICS_OUTCOME_FAILED;
 	}
 }
@@ -521,7 +559,8 @@ outcome_label(enum spotify_status status)
 static struct spotify_outcome
 counted(enum metrics_spotify_call call, struct spotify_outcome outcome)
 {
-	metrics_spotify(call, outcome_label(outcome.status));
+	metrics_spotify(call, outcome.paused ? METRICS_OUTCOME_PAUSED
+					     : outcome_label(outcome.status));
 	return outcome;
 }
 
@@ -535,7 +574,7 @@ spotify_exchange_code(const char *code, const char *code_verifier,
 	    form_add(form, sizeof(form), "code", code) < 0 ||
 	    form_add(form, sizeof(form), "redirect_uri", cfg->spotify_redirect_uri) < 0 ||
 	    form_add(form, sizeof(form), "code_verifier", code_verifier) < 0)
-		return (struct spotify_outcome){SPOTIFY_FAILED, 0};
+		return (struct spotify_outcome){.status = SPOTIFY_FAILED};
 	return counted(METRICS_CALL_CODE, token_request("authorization_code", form, out));
 }
 
@@ -547,7 +586,7 @@ spotify_refresh(const char *refresh_token, struct spotify_tokens *out)
 
 	if (form_add(form, sizeof(form), "grant_type", "refresh_token") < 0 ||
 	    form_add(form, sizeof(form), "refresh_token", refresh_token) < 0)
-		return (struct spotify_outcome){SPOTIFY_FAILED, 0};
+		return (struct spotify_outcome){.status = SPOTIFY_FAILED};
 	result = token_request("refresh_token", form, out);
 	memset(form, 0, sizeof(form));
 	return counted(METRICS_CALL_REFRESH, result);
@@ -565,7 +604,7 @@ spotify_me(const char *access_token, struct spotify_user *out)
 static struct spotify_outcome
 me_request(const char *access_token, struct spotify_user *out)
 {
-	struct spotify_outcome result = {SPOTIFY_FAILED, 0};
+	struct spotify_outcome result = {.status = SPOTIFY_FAILED};
 	char url[1024];
 	long status;
 
@@ -580,7 +619,7 @@ me_request(const char *access_token, struct spotify_user *out)
 	if (status == 403)
 		result.status = SPOTIFY_FORBIDDEN;
 	if (status == 429)
-		note_rate_limit(&result);
+		note_rate_limit("me", &result);
 	if (status != 200)
 		return result;
 

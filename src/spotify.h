@@ -40,12 +40,15 @@ enum spotify_status {
 	SPOTIFY_UNAUTHORIZED,  /* the Web API refused the access token */
 	SPOTIFY_FORBIDDEN,     /* 403: this user may not use the app (development mode) */
 	SPOTIFY_RATE_LIMITED,  /* 429: retry_after says when */
-	SPOTIFY_FAILED,	       /* 5xx, timeout, refused, or an answer we cannot use */
+	/* 429 saying the app's quota is used up (QUOTA_EXCEEDED): likewise */
+	SPOTIFY_QUOTA_EXCEEDED,
+	SPOTIFY_FAILED, /* 5xx, timeout, refused, or an answer we cannot use */
 };
 
 struct spotify_outcome {
 	enum spotify_status status;
-	long retry_after; /* seconds, with SPOTIFY_RATE_LIMITED */
+	long retry_after; /* seconds, with SPOTIFY_RATE_LIMITED or _QUOTA_EXCEEDED */
+	int paused;	  /* not sent: calls are paused after an earlier 429 (pause.h) */
 };
 
 /* Once per process, before forking. */
@@ -75,6 +78,12 @@ int spotify_parse_tokens(const char *text, size_t len, int refresh_required,
 int spotify_parse_user(const char *text, size_t len, struct spotify_user *out);
 /* 1 for 400 {"error": "invalid_grant"}: the grant is dead, not the service. */
 int spotify_is_invalid_grant(const char *text, size_t len);
+/*
+ * 1 for a 429 whose body says the app's quota is used up (July 2026:
+ * {"error": {"status": 429, "message": ..., "reason": "QUOTA_EXCEEDED"}});
+ * 0 for a short-term limit (no reason) or anything else.
+ */
+int spotify_is_quota_exceeded(const char *text, size_t len);
 /* Seconds to wait after a 429, 1 to 3600; value is the header, or NULL. */
 long spotify_parse_retry_after(const char *value);
 

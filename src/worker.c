@@ -23,6 +23,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "pause.h"
 #include "request.h"
 #include "response.h"
 #include "router.h"
@@ -190,6 +191,8 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 		  LOG_STR("path", path), LOG_STR("route", route ? route->name : "-"),
 		  LOG_INT("status", status), LOG_MS("duration_ms", took_ms),
 		  LOG_INT("pid", worker_pid));
+	/* Answered: telling the other instances of a 429 costs it no time. */
+	pause_after_request();
 }
 
 /* libfcgi closed it (or we just did): closing dropped it from epoll too. */
@@ -448,6 +451,7 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 	}
 	log_buffered(1);
 	db_init(&w.db, cfg);
+	pause_attach(&w.db);
 
 	if (run_loop(&w) == 0)
 		status = 0;

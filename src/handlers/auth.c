@@ -12,8 +12,10 @@
 
 #include "../log.h"
 #include "../params.h"
+#include "../pause.h"
 #include "../session.h"
 #include "../spotify.h"
+#include "../states.h"
 #include "../users.h"
 
 /* A login must finish within this many seconds of its start. */
@@ -106,6 +108,8 @@ void
 auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 		    const char *what)
 {
+	char seconds[24];
+
 	if (outcome.status == SPOTIFY_FORBIDDEN) {
 		response_problem(
 			res, 403, "spotify_access_denied",
@@ -115,15 +119,23 @@ auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 			"the owner to add your account, then log in again.");
 		return;
 	}
-	if (outcome.status == SPOTIFY_RATE_LIMITED) {
-		char seconds[24];
-		snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
-		response_header(res, "Retry-After", seconds);
-		response_error(res, 503,
-			       "Spotify is rate-limiting this service: try again later");
+	if (outcome.status != SPOTIFY_RATE_LIMITED &&
+	    outcome.status != SPOTIFY_QUOTA_EXCEEDED) {
+		response_error(res, 502, what);
 		return;
 	}
-	response_error(res, 502, what);
+	snprintf(seconds, sizeof(seconds), "%ld", outcome.retry_after);
+	response_header(res, "Retry-After", seconds);
+	if (outcome.status == SPOTIFY_QUOTA_EXCEEDED)
+		response_problem(
+			res, 503, "spotify_quota_exceeded",
+			"This app has used up its Spotify API quota (development mode "
+			"has a small one; the owner can apply for extended quota in the "
+			"Spotify Developer Dashboard). Try again later.");
+	else
+		response_problem(res, 503, "spotify_rate_limited",
+				 "Spotify is limiting how often this app may call it. "
+				 "Try again in a moment.");
 }
 
 /* The login_error code the page shows for a failed call to Spotify. */
@@ -133,6 +145,7 @@ outcome_code(struct spotify_outcome outcome)
 	switch (outcome.status) {
 	case SPOTIFY_FORBIDDEN: return "spotify_access_denied";
 	case SPOTIFY_RATE_LIMITED: return "spotify_rate_limited";
+	case SPOTIFY_QUOTA_EXCEEDED: return "spotify_quota_exceeded";
 	default: return "spotify_failed";
 	}
 }
@@ -166,6 +179,49 @@ callback_spotify_failed(const struct request *req, struct response *res,
 	}
 	auth_spotify_failed(res, outcome, what);
 	callback_failed(req, res, outcome_code(outcome));
+}
+
+/*
+ * While calls to Spotify are paused the callback answers before its state
+ * is spent, so that the same callback can be sent again once it is over.
+ */
+static int
+refused_while_paused(const struct request *req, struct response *res)
+{
+	struct spotify_outcome outcome = {.paused = 1};
+	enum pause_reason reason;
+
+	if (!pause_check(&outcome.retry_after, &reason))
+		return 0;
+	outcome.status = reason == PAUSE_QUOTA_EXCEEDED ? SPOTIFY_QUOTA_EXCEEDED
+							: SPOTIFY_RATE_LIMITED;
+	auth_spotify_failed(res, outcome, NULL);
+	callback_failed(req, res, outcome_code(outcome));
+	return 1;
+}
+
+/* Records the state as used, everywhere; 0 when this is its first use. */
+static int
+redeem_state(const struct request *req, struct response *res,
+	     const struct oauth_login *login)
+{
+	time_t now = time(NULL);
+
+	switch (states_redeem(req->db, login->state, login->expires, now)) {
+	case STATES_FIRST: return 0;
+	case STATES_USED:
+		log_event(
+			LOG_WARN, "login_state_reused",
+			LOG_INT("cookie_expires_in", (long long)(login->expires - now)));
+		response_problem(res, 400, "login_expired",
+				 "This login was already used. Start again at /login.");
+		callback_failed(req, res, "login_expired");
+		return -1;
+	case STATES_DB_ERROR: break;
+	}
+	response_error(res, 503, "database unavailable");
+	callback_failed(req, res, "unavailable");
+	return -1;
 }
 
 void
@@ -222,6 +278,9 @@ auth_callback(const struct request *req, struct response *res)
 		return;
 	}
 
+	/* One call to Spotify per state, whichever instance gets it. */
+	if (refused_while_paused(req, res) || redeem_state(req, res, &login) < 0)
+		return;
 	if (session_pkce(login.state, verifier, challenge) < 0) {
 		response_error(res, 500, "could not finish the login");
 		callback_failed(req, res, "spotify_failed");

@@ -17,7 +17,8 @@ route_handler auth_login, auth_callback, auth_logout;
 /* The request's valid session cookie: 0, or -1 when there is none. */
 int auth_current_session(const struct request *req, struct user_session *session);
 
-/* 503 with Retry-After when Spotify rate-limits us, else 502 with what. */
+/* 503 with Retry-After when Spotify rate-limits the app (its quota included),
+ * else 502 with what. */
 void auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 			 const char *what);
 

@@ -1,12 +1,14 @@
 /*
  * The accounts service's answers to a code exchange or a refresh, as
- * spotify.c reads them: spotify_parse_tokens for a 200, and
- * spotify_is_invalid_grant for a 400. The first byte says whether a refresh
+ * spotify.c reads them: spotify_parse_tokens for a 200,
+ * spotify_is_invalid_grant for a 400 and spotify_is_quota_exceeded for a
+ * 429 (which a Web API answer gets too). The first byte says whether a refresh
  * token is required (code exchange) or optional (refresh); the rest is the
  * body, not NUL-terminated, right before an inaccessible page. Invariants:
  * what is accepted is a bearer token fit for an HTTP header and the
  * database, UTF-8 text, a bounded lifetime, and a refresh token whenever
- * one is required.
+ * one is required; no body is both a dead grant and a used-up quota, and a
+ * quota is only read where the body says QUOTA_EXCEEDED.
  */
 #include "fuzz.h"
 
@@ -36,7 +38,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct spotify_tokens tokens;
-	int refresh_required, dead;
+	int refresh_required, dead, quota;
 	const char *body;
 
 	if (size == 0 || (body = fuzz_guarded(data + 1, size - 1)) == NULL)
@@ -56,5 +58,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	dead = spotify_is_invalid_grant(body, size - 1);
 	FUZZ_ASSERT(dead == 0 || dead == 1);
+	quota = spotify_is_quota_exceeded(body, size - 1);
+	FUZZ_ASSERT(quota == 0 || quota == 1);
+	FUZZ_ASSERT(!(quota && dead));
+	FUZZ_ASSERT(!quota || memmem(body, size - 1, "QUOTA_EXCEEDED", 14) != NULL);
 	return 0;
 }

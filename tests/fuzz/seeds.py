@@ -155,6 +155,9 @@ SEEDS = {
                    '"expires_in":60,"scope":"\\u00e9"}',
         "not-object": "\x00[1,2,3]",
         "truncated": '\x01{"access_token":"a","token_',
+        "quota-exceeded": '\x01{"error":{"status":429,"message":"Too many requests",'
+                          '"reason":"QUOTA_EXCEEDED"}}',
+        "short-term-limit": '\x00{"error":{"status":429,"message":"API rate limit exceeded"}}',
     },
     "spotify_user": {
         "profile": '{"country":"SE","display_name":"JM Wizzler","email":"email@example.com",'

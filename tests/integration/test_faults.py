@@ -21,7 +21,7 @@ import unittest
 
 from harness import (SESSION_COOKIE, BaaTestCase, SpotifyTestCase, free_port,
                      start_fake_spotify, wait_until)
-from test_deploy import DeployStack, https_request
+from test_deploy import DeployStack, https_request, parse_metrics
 from test_tokens import pieces
 
 
@@ -189,6 +189,10 @@ TIMEOUT_MS = 1000
 # the database, a machine shared with other work.
 ANSWER_MARGIN = 1.0
 
+# A 429's Retry-After: the whole app (every instance on the database)
+# then leaves Spotify alone that long, so each 429 cell waits it out.
+RETRY_AFTER = 3
+
 # The calls baa makes to Spotify: the fake's endpoint and grant type.
 CALLS = {
     "code exchange": ("token", "authorization_code"),  # /callback, first call
@@ -224,7 +228,8 @@ FAULTS = {
     "wrong type (token / id a number)": (dict(status=200, body=token_body(access_token="5")),
                                          dict(status=200, body='{"id": 7, "display_name": "x"}')),
     "wrong type (expires_in a string)": (dict(status=200, body=token_body(expires_in='"3600"')), None),
-    "429 with Retry-After": (dict(status=429, retry_after=7), dict(status=429, retry_after=7)),
+    "429 with Retry-After": (dict(status=429, retry_after=RETRY_AFTER),
+                             dict(status=429, retry_after=RETRY_AFTER)),
 }
 
 
@@ -307,6 +312,9 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
         endpoint, grant_type = CALLS[call]
         counter = "token_" + grant_type if grant_type else endpoint
         request, cookie, old_token = self.prepare(call, nginx, what)
+        rate_limited = fault.startswith("429")
+        if rate_limited:  # the next one, made ready while Spotify answers
+            again = self.prepare(call, nginx, what + ", again")[0]
         rows, stats = self.users(), self.fake.stats()
 
         if spec is not REFUSED:
@@ -323,13 +331,13 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
         self.fake.clear_faults()
 
         # the answer: documented status, short message, in time
-        rate_limited = fault.startswith("429")
         doc = self.assertJsonError(resp, 503 if rate_limited else 502, what)
         self.assertIsInstance(doc["error"], str, what)
         self.assertTrue(0 < len(doc["error"]) <= 80 and "<" not in doc["error"],
                         "%s: not a short message: %r" % (what, doc))
         if rate_limited:
-            self.assertEqual(resp.headers.get("Retry-After"), "7", "%s: %r" % (what, resp))
+            self.assertEqual(resp.headers.get("Retry-After"), str(RETRY_AFTER),
+                             "%s: %r" % (what, resp))
         self.assertLess(elapsed, TIMEOUT_MS / 1000 + ANSWER_MARGIN,
                         "%s: answered after %.2f s (BAA_SPOTIFY_TIMEOUT_MS=%d)" % (what, elapsed, TIMEOUT_MS))
         # nothing stored: no session, every row (tokens, expiry, generation) as it was
@@ -348,7 +356,7 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
             self.assertEqual(calls["token"] - stats["token"], 1, what)
 
         if rate_limited:
-            self.check_rate_limit_remembered(call, nginx, what)
+            self.check_rate_limit_remembered(again, nginx, what)
         elif call == "refresh":
             # Spotify is back: the stored refresh token still works
             ok = self.get_token(self.nginx, cookie)
@@ -371,16 +379,29 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
         self.assertIn("resp", result, "%s: no answer" % what)
         return result["resp"]
 
-    def check_rate_limit_remembered(self, call, nginx, what):
-        """The worker (the only one) waits out Retry-After without calling Spotify."""
-        request, _, _ = self.prepare(call, nginx, what)
+    def check_rate_limit_remembered(self, request, nginx, what):
+        """The app waits out Retry-After without calling Spotify, then calls
+        again: every instance on the database (src/pause.c), the class's
+        included, so the next cell starts after it."""
         stats = self.fake.stats()
         resp = request()
         self.assertJsonError(resp, 503, what + ", again")
-        self.assertIn(resp.headers.get("Retry-After"), [str(s) for s in range(1, 8)], resp)
+        self.assertIn(resp.headers.get("Retry-After"), [str(s) for s in range(1, RETRY_AFTER + 1)],
+                      resp)
         after = self.fake.stats()
         self.assertEqual((after["token"], after["me"]), (stats["token"], stats["me"]),
                          "%s: Spotify called again before Retry-After passed" % what)
+        for n in (nginx, self.nginx):
+            wait_until(lambda: self.pause_left(n) == 0, RETRY_AFTER + 3, interval=0.1,
+                       message="%s: still paused after Retry-After" % what)
+        # refused before anything was spent: the same request now goes through
+        resp = request()
+        self.assertIn(resp.status, (200, 302), "%s, after the pause: %r" % (what, resp))
+
+    @staticmethod
+    def pause_left(nginx):
+        status, _, body = nginx.get("/metrics")
+        return parse_metrics(body.decode())["baa_spotify_pause_remaining_seconds"]
 
     # -- the matrix ------------------------------------------------------------
     def test_every_fault_at_every_call_to_spotify(self):

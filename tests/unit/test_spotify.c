@@ -111,6 +111,40 @@ test_invalid_grant_is_told_from_other_errors(void **state)
 	assert_int_equal(spotify_is_invalid_grant("invalid_grant", 13), 0);
 }
 
+static int
+quota(const char *json)
+{
+	return spotify_is_quota_exceeded(json, strlen(json));
+}
+
+/* The July 2026 shape, exactly; a short-term limit has no reason. */
+static void
+test_quota_exceeded_is_told_from_a_short_term_limit(void **state)
+{
+	assert_int_equal(quota("{\"error\":{\"status\":429,\"message\":\"Too many "
+			       "requests\",\"reason\":\"QUOTA_EXCEEDED\"}}"),
+			 1);
+	assert_int_equal(quota("{\"error\":{\"status\":429,\"message\":\"API rate "
+			       "limit exceeded\"}}"),
+			 0);
+	/* the accounts service's OAuth-style error, and no body at all */
+	assert_int_equal(quota("{\"error\":\"too_many_requests\","
+			       "\"error_description\":\"Too Many Requests\"}"),
+			 0);
+	assert_int_equal(quota(""), 0);
+}
+
+static void
+test_quota_reason_must_be_the_error_objects_own_string(void **state)
+{
+	assert_int_equal(quota("{\"reason\":\"QUOTA_EXCEEDED\"}"), 0);
+	assert_int_equal(quota("{\"error\":{\"reason\":\"quota_exceeded\"}}"), 0);
+	assert_int_equal(quota("{\"error\":{\"reason\":[\"QUOTA_EXCEEDED\"]}}"), 0);
+	assert_int_equal(quota("{\"error\":\"QUOTA_EXCEEDED\"}"), 0);
+	assert_int_equal(quota("[{\"error\":{\"reason\":\"QUOTA_EXCEEDED\"}}]"), 0);
+	assert_int_equal(quota("{\"error\":{\"reason\":\"QUOTA_EXCEEDED\""), 0);
+}
+
 static void
 test_profile_is_read_and_display_name_may_be_null(void **state)
 {
@@ -286,6 +320,8 @@ main(void)
 			test_token_answer_without_a_required_refresh_token_is_refused),
 		cmocka_unit_test(test_token_answer_that_is_not_a_bearer_token_is_refused),
 		cmocka_unit_test(test_invalid_grant_is_told_from_other_errors),
+		cmocka_unit_test(test_quota_exceeded_is_told_from_a_short_term_limit),
+		cmocka_unit_test(test_quota_reason_must_be_the_error_objects_own_string),
 		cmocka_unit_test(test_profile_is_read_and_display_name_may_be_null),
 		cmocka_unit_test(test_profile_text_that_is_not_utf8_is_refused),
 		cmocka_unit_test(test_escaped_nul_is_refused_not_cut),
