@@ -1792,6 +1792,48 @@ class SpotifyTestCase(BaaTestCase):
         self.assertEqual(str(cookie.attrs.get("samesite", "")).lower(), "lax", cookie)
 
 
+
+class TwoInstancesTestCase(SpotifyTestCase):
+    """Instances A and B: two `baa serve` (workers each) on one database and
+    BAA_SECRET_KEY, each behind its own nginx, so that a test picks the
+    instance it talks to. self.baa and self.nginx are A's."""
+
+    class_stack = False
+    workers = 2
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.baa_a, cls.nginx_a = cls.start_class_stack(cls.login_env())
+        cls.baa_b, cls.nginx_b = cls.start_class_stack(cls.login_env())
+        cls.baa, cls.nginx = cls.baa_a, cls.nginx_a
+
+    def stack_context(self, baa=None):
+        return "%s\n--- instance B ---\n%s" % (super().stack_context(baa or self.baa_a),
+                                               self.baa_b.log()[-2000:])
+
+    def get(self, cookie, nginx=None, path="/me"):
+        """GET path with the session cookie, through nginx (A's by default)."""
+        return self.browser(nginx).get(path, cookies={SESSION_COOKIE: cookie})
+
+    def me_doc(self, cookie, nginx=None):
+        """GET /me, asserted 200; -> its JSON."""
+        resp = self.get(cookie, nginx)
+        self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
+        return resp.json()
+
+    def wait_me(self, cookie, nginx, **expected):
+        """/me on nginx shows expected (another instance's cache hears of a
+        change by NOTIFY, a moment after the commit); -> the JSON."""
+        seen = {}
+
+        def shows():
+            seen["doc"] = self.me_doc(cookie, nginx)
+            return all(seen["doc"][k] == v for k, v in expected.items())
+        wait_until(shows, 5, message="/me never showed %r: %r%s" % (
+            expected, seen.get("doc"), self.stack_context()))
+        return seen["doc"]
+
 # wrk with tests/load/count.lua: non-200 answers and socket errors in one line.
 WRK_COUNT_LUA = os.path.join(REPO, "tests", "load", "count.lua")
 

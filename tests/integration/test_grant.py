@@ -14,7 +14,7 @@ import calendar
 import time
 import unittest
 
-from harness import SESSION_COOKIE, SpotifyTestCase, run_concurrently, wait_until
+from harness import SESSION_COOKIE, TwoInstancesTestCase, run_concurrently
 
 LIFETIME = 180 * 86400
 WINDOW = 14 * 86400
@@ -25,44 +25,15 @@ def epoch(iso):
     return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
 
 
-class GrantTestCase(SpotifyTestCase):
+class GrantTestCase(TwoInstancesTestCase):
     """Instances A and B on one database."""
 
-    class_stack = False
-    workers = 2
     login_extra_env = {"BAA_INVALID_GRANT_CONFIRM": CONFIRM}
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.baa_a, cls.nginx_a = cls.start_class_stack(cls.login_env())
-        cls.baa_b, cls.nginx_b = cls.start_class_stack(cls.login_env())
-        cls.baa, cls.nginx = cls.baa_a, cls.nginx_a
         cls.both = (cls.nginx_a, cls.nginx_b)
-
-    def stack_context(self, baa=None):
-        return "%s\n--- instance B ---\n%s" % (super().stack_context(self.baa_a),
-                                               self.baa_b.log()[-2000:])
-
-    def get(self, cookie, nginx, path="/me"):
-        return self.browser(nginx).get(path, cookies={SESSION_COOKIE: cookie})
-
-    def me(self, cookie, nginx):
-        resp = self.get(cookie, nginx)
-        self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
-        return resp.json()
-
-    def wait_me(self, cookie, nginx, **expected):
-        """/me on nginx shows expected (another instance's cache hears of a
-        change by NOTIFY, a moment after the commit)."""
-        seen = {}
-
-        def shows():
-            seen["doc"] = self.me(cookie, nginx)
-            return all(seen["doc"][k] == v for k, v in expected.items())
-        wait_until(shows, 5, message="/me never showed %r: %r%s" % (
-            expected, seen.get("doc"), self.stack_context()))
-        return seen["doc"]
 
     def token(self, cookie, nginx=None):
         return self.get(cookie, nginx or self.nginx_a, "/me/token")
@@ -98,7 +69,7 @@ class SixMonthGrantTest(GrantTestCase):
         b, r = self.login()
         u = self.user()
         for nginx in self.both:
-            doc = self.me(r.session_cookie, nginx)
+            doc = self.me_doc(r.session_cookie, nginx)
             self.assertEqual(abs(epoch(doc["authorized_at"]) - time.time()) < 60, True, doc)
             self.assertEqual(epoch(doc["reauth_due_at"]) - epoch(doc["authorized_at"]), LIFETIME)
             self.assertIs(doc["reauth_recommended"], False)
@@ -110,7 +81,7 @@ class SixMonthGrantTest(GrantTestCase):
 
     def test_inside_the_window_both_instances_recommend_renewal_and_a_login_renews(self):
         b, r = self.login(nginx=self.nginx_a)
-        first = self.me(r.session_cookie, self.nginx_b)  # cached on B
+        first = self.me_doc(r.session_cookie, self.nginx_b)  # cached on B
         self.backdate(LIFETIME - WINDOW + 3600)  # 13 days and 23 hours left
         for nginx in self.both:
             doc = self.wait_me(r.session_cookie, nginx, reauth_recommended=True)
@@ -302,7 +273,7 @@ class ConfiguredGrantTest(GrantTestCase):
 
     def test_lifetime_and_window_are_configurable(self):
         b, r = self.login()
-        doc = self.me(r.session_cookie, self.nginx_b)
+        doc = self.me_doc(r.session_cookie, self.nginx_b)
         self.assertEqual(epoch(doc["reauth_due_at"]) - epoch(doc["authorized_at"]), 86400)
         self.assertIs(doc["reauth_recommended"], False)
         self.pg.psql("UPDATE users SET authorized_at = now() - interval '82900 seconds'",

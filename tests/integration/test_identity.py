@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import (OAUTH_COOKIE, SESSION_COOKIE, SpotifyTestCase, fake_spotify_client,
+from harness import (OAUTH_COOKIE, SESSION_COOKIE, TwoInstancesTestCase, fake_spotify_client,
                      parse_logfmt, run_concurrently, wait_until)
 
 default_account_id = fake_spotify_client().default_account_id
@@ -20,42 +20,8 @@ DEMO_ACCOUNT = default_account_id("demo-user")
 ACCESS_DENIED = "spotify_access_denied"
 
 
-class IdentityTestCase(SpotifyTestCase):
+class IdentityTestCase(TwoInstancesTestCase):
     """Instances A and B on one database, each behind its own nginx."""
-
-    class_stack = False
-    workers = 2
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.baa_a, cls.nginx_a = cls.start_class_stack(cls.login_env())
-        cls.baa_b, cls.nginx_b = cls.start_class_stack(cls.login_env())
-        cls.baa, cls.nginx = cls.baa_a, cls.nginx_a
-
-    def stack_context(self, baa=None):
-        return "%s\n--- instance B ---\n%s" % (super().stack_context(self.baa_a),
-                                               self.baa_b.log()[-2000:])
-
-    def me(self, cookie, nginx=None, path="/me"):
-        return self.browser(nginx).get(path, cookies={SESSION_COOKIE: cookie})
-
-    def me_doc(self, cookie, nginx=None):
-        resp = self.me(cookie, nginx)
-        self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
-        return resp.json()
-
-    def wait_me(self, cookie, nginx, key, value, timeout=5):
-        """/me of cookie on nginx shows value under key (NOTIFY takes a moment
-        to reach another instance's cache)."""
-        seen = {}
-
-        def shows():
-            seen["doc"] = self.me_doc(cookie, nginx)
-            return seen["doc"][key] == value
-        wait_until(shows, timeout, message="/me never showed %s=%r: %r%s" % (
-            key, value, seen.get("doc"), self.stack_context()))
-        return seen["doc"]
 
     def setUp(self):
         super().setUp()
@@ -135,12 +101,12 @@ class AccountIdTest(IdentityTestCase):
         self.assertEqual(after["session_generation"], before["session_generation"])
         self.assertNotEqual(after["spotify_token"], before["spotify_token"])
         # the first session, on the other instance, sees the new id (its cache was told)
-        doc = self.wait_me(r1.session_cookie, self.nginx_b, "spotify_id", "demo-renamed")
+        doc = self.wait_me(r1.session_cookie, self.nginx_b, spotify_id="demo-renamed")
         self.assertEqual(doc["id"], before["id"])
         self.assertEqual(doc["account_id"], DEMO_ACCOUNT)
         for cookie in (r1.session_cookie, r2.session_cookie):
             for nginx in (self.nginx_a, self.nginx_b):
-                tok = self.me(cookie, nginx, "/me/token")
+                tok = self.get(cookie, nginx, "/me/token")
                 self.assertEqual(tok.status, 200, tok)
                 self.assertEqual(tok.json()["access_token"], after["spotify_token"])
         self.assertEqual([e.get("identity") for e in self.login_events(before["id"], 2)],
@@ -155,7 +121,7 @@ class AccountIdTest(IdentityTestCase):
         self.assertEqual(len(rows), 1, rows)
         self.assertEqual(rows[0]["id"], old["id"])
         self.assertEqual(rows[0]["account_id"], DEMO_ACCOUNT)
-        self.assertEqual(self.me(r.session_cookie).status, 200)
+        self.assertEqual(self.get(r.session_cookie).status, 200)
         self.assertEqual([e.get("identity") for e in self.login_events(old["id"], 2)],
                          ["new", "linked"])
         # linked: a later rename finds it by account_id
@@ -206,7 +172,7 @@ class AccountIdTest(IdentityTestCase):
         # both sessions of K are one user; X's session is still X
         for cookie in (rk.session_cookie, rk2.session_cookie):
             self.assertEqual(self.me_doc(cookie)["id"], k["id"])
-        doc = self.wait_me(x_cookie, self.nginx_b, "spotify_id", "detached:%d" % x_id)
+        doc = self.wait_me(x_cookie, self.nginx_b, spotify_id="detached:%d" % x_id)
         self.assertEqual(doc["id"], x_id)
         detached = self.log_events("identity_detached", 1)
         self.assertEqual([e.get("user_id") for e in detached], [str(x_id)], detached)
@@ -350,7 +316,7 @@ class DevelopmentModeTest(IdentityTestCase):
         doc = self.me_doc(r.session_cookie)
         self.assertEqual(doc["spotify_id"], "demo-user")
         self.assertEqual(doc["account_id"], DEMO_ACCOUNT)
-        self.assertEqual(self.me(r.session_cookie, path="/me/token").status, 200)
+        self.assertEqual(self.get(r.session_cookie, path="/me/token").status, 200)
 
     def test_403_on_refresh_keeps_the_tokens_and_the_session(self):
         self.fake.configure(expires_in=30)
@@ -359,7 +325,7 @@ class DevelopmentModeTest(IdentityTestCase):
         before = self.user()
         self.fake.set_fault("token", status=403, grant_type="refresh_token", times=1,
                             body='{"error":{"status":403,"message":"Forbidden"}}')
-        resp = self.me(r.session_cookie, path="/me/token")
+        resp = self.get(r.session_cookie, path="/me/token")
         doc = self.assertJsonError(resp, 403, "403 on refresh")
         self.assertEqual(doc["error"], ACCESS_DENIED)
         self.assertNotIn(SESSION_COOKIE, resp.set_cookies, resp)
@@ -369,7 +335,7 @@ class DevelopmentModeTest(IdentityTestCase):
         self.assertEqual([e.get("at") for e in self.log_events(ACCESS_DENIED, 1)], ["refresh"])
         self.assertIs(self.me_doc(r.session_cookie)["needs_reauth"], False)
         # Spotify lets the user in again: the next request refreshes
-        tok = self.me(r.session_cookie, self.nginx_b, "/me/token")
+        tok = self.get(r.session_cookie, self.nginx_b, "/me/token")
         self.assertEqual(tok.status, 200, tok)
         self.assertEqual(self.fake.stats()["token_refresh_token"], 2)
 

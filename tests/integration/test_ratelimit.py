@@ -25,7 +25,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (BaaTestCase, HarnessError, PgBouncer, SESSION_COOKIE, OAUTH_COOKIE, SpotifyTestCase,
+from harness import (BaaTestCase, HarnessError, PgBouncer, SESSION_COOKIE, OAUTH_COOKIE,
+                     TwoInstancesTestCase,
                      register_cleanup, register_process, kill_process_tree, run_concurrently,
                      wait_until)
 from test_deploy import DeployStack, parse_metrics
@@ -100,19 +101,15 @@ class PauseHelpers:
         return doc
 
 
-class TwoInstancesTestCase(PauseHelpers, SpotifyTestCase):
+class PauseTestCase(PauseHelpers, TwoInstancesTestCase):
     """Instances A and B (2 workers each) on the class database, each
-    behind its own nginx, so that a test picks the instance it talks to."""
-
-    class_stack = False
-    workers = 2
+    behind its own nginx (harness.TwoInstancesTestCase), with short names."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.a_baa, cls.a = cls.start_class_stack(cls.login_env())
-        cls.b_baa, cls.b = cls.start_class_stack(cls.login_env())
-        cls.baa = cls.a_baa
+        cls.a_baa, cls.a = cls.baa_a, cls.nginx_a
+        cls.b_baa, cls.b = cls.baa_b, cls.nginx_b
 
     def setUp(self):
         super().setUp()
@@ -125,7 +122,7 @@ class TwoInstancesTestCase(PauseHelpers, SpotifyTestCase):
             self.assertEqual(nginx.get("/readyz")[0], 200)
 
 
-class AppWidePauseTest(TwoInstancesTestCase):
+class AppWidePauseTest(PauseTestCase):
 
     def test_a_429_at_one_instance_stops_every_worker_of_both_until_retry_after(self):
         self.fake.set_fault("token", status=429, retry_after=RETRY_AFTER, times=1,
@@ -313,7 +310,7 @@ class PauseBehindPgBouncerTest(PauseHelpers, BouncerTestCase):
         self.assertNotIn("db_listen_failed", self.b_baa.log())
 
 
-class OneStatePerLoginTest(TwoInstancesTestCase):
+class OneStatePerLoginTest(PauseTestCase):
 
     def test_a_state_replayed_50_times_across_both_instances_reaches_spotify_once(self):
         b, params = self.begin_login(self.a)

@@ -4,7 +4,8 @@ account deletion, several baa instances sharing a database, bad cookies."""
 import time
 import unittest
 
-from harness import (OAUTH_COOKIE, SESSION_COOKIE, CookieSigner, SpotifyTestCase, run_concurrently,
+from harness import (OAUTH_COOKIE, SESSION_COOKIE, CookieSigner, SpotifyTestCase,
+                     TwoInstancesTestCase, run_concurrently,
                      wait_until)
 
 OTHER_KEY = "a-different-secret-key-for-instance-c-0123456789"
@@ -240,23 +241,9 @@ class LogoutAndDeleteTest(SessionTestCase):
         self.assertEqual(len(self.users()), 1)
 
 
-class MultiInstanceTest(SessionTestCase):
+class MultiInstanceTest(TwoInstancesTestCase, SessionTestCase):
     """Instances A and B: two `baa serve` on one database and BAA_SECRET_KEY,
     each behind its own nginx. A third, C, has another BAA_SECRET_KEY."""
-
-    class_stack = False
-    workers = 2
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.baa_a, cls.nginx_a = cls.start_class_stack(cls.login_env())
-        cls.baa_b, cls.nginx_b = cls.start_class_stack(cls.login_env())
-        cls.baa = cls.baa_a
-
-    def stack_context(self, baa=None):
-        return "%s\n--- instance B ---%s" % (super().stack_context(self.baa_a),
-                                             self.baa_b.log()[-2000:])
 
     def test_session_from_one_instance_works_on_the_other(self):
         b, r = self.login(nginx=self.nginx_a)
