@@ -1707,6 +1707,16 @@ class SpotifyTestCase(BaaTestCase):
         self.assertTrue(r.ok, "login failed:\n%s%s" % (r.describe(), self.stack_context()))
         return b, r
 
+    def begin_login(self, nginx=None):
+        """/login and the consent at the fake, both 302 (asserted):
+        -> (browser, the parameters Spotify sends back to /callback)."""
+        b = self.browser(nginx)
+        resp = b.start_login()
+        self.assertEqual(resp.status, 302, resp)
+        auth, params = b.authorize_at(self.fake, resp.location)
+        self.assertEqual(auth.status, 302, auth)
+        return b, params
+
     def assertRefreshedOnceForAll(self, request, before, n=20):
         """n concurrent calls of request (a /me/token) while Spotify's
         refresh is slow, so that they all arrive while it is in flight: every

@@ -274,15 +274,10 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
         self.logins += 1
         return "fault-%d-%s" % (self.logins, "".join(c if c.isalnum() else "-" for c in what))[:60]
 
-    def begin_login(self, nginx, what):
+    def begin_new_user_login(self, nginx, what):
         """/login and Spotify's consent for a new user: -> (browser, callback params)."""
         self.fake.set_user(self.next_user(what))
-        b = self.browser(nginx)
-        resp = b.start_login()
-        self.assertEqual(resp.status, 302, resp)
-        auth, params = b.authorize_at(self.fake, resp.location)
-        self.assertEqual(auth.status, 302, auth)
-        return b, params
+        return self.begin_login(nginx)
 
     def login_expiring(self, what):
         """A new user whose access token expires within baa's 60 s margin
@@ -302,7 +297,7 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
         if call == "refresh":
             cookie, old_token = self.login_expiring(what)
             return (lambda: self.get_token(nginx, cookie)), cookie, old_token
-        b, params = self.begin_login(nginx, what)
+        b, params = self.begin_new_user_login(nginx, what)
         return (lambda: b.callback(params)), None, None
 
     # -- one cell --------------------------------------------------------------

@@ -31,15 +31,17 @@ class IdentityTestCase(TwoInstancesTestCase):
         self.log_start = {id(b): len(b.log()) for b in (self.baa_a, self.baa_b)}
 
     def log_events(self, event, count=None, timeout=3):
-        """This test's log lines of event on both instances, parsed. Lines
-        are written in batches: with count, wait until there are that many."""
+        """This test's log lines of event on both instances, parsed, in the
+        order they happened. Lines are written in batches: with count, wait
+        until there are that many."""
         def read():
             records = []
             for b in (self.baa_a, self.baa_b):
                 for line in b.log()[self.log_start[id(b)]:].splitlines():
                     if ("event=%s " % event) in line + " ":
                         records.append(parse_logfmt(line))
-            return records
+            # ISO 8601 UTC with milliseconds: the text sorts as the time.
+            return sorted(records, key=lambda r: r["ts"])
         if count is not None:
             wait_until(lambda: len(read()) >= count, timeout,
                        message="expected %d event=%s lines%s" % (count, event, self.stack_context()))
@@ -234,7 +236,7 @@ class AccountIdTest(IdentityTestCase):
         the retried transaction finds and updates that row."""
         account = default_account_id("racer")
         self.fake.set_user("racer")
-        b, params = NavigationTest.begin(self)
+        b, params = self.begin_login()
         other = self.pg.session(self.db)
         self.addCleanup(other.close)
         other.send("BEGIN; INSERT INTO users (spotify_id, account_id) VALUES ('racer', '%s');"
@@ -347,14 +349,6 @@ class NavigationTest(IdentityTestCase):
 
     NAVIGATE = {"Sec-Fetch-Mode": "navigate"}
 
-    def begin(self, nginx=None):
-        b = self.browser(nginx)
-        resp = b.start_login()
-        self.assertEqual(resp.status, 302, resp)
-        auth, params = b.authorize_at(self.fake, resp.location)
-        self.assertEqual(auth.status, 302, auth)
-        return b, params
-
     def assertSeeOther(self, resp, code):
         self.assertEqual(resp.status, 303, "%r%s" % (resp, self.stack_context()))
         self.assertEqual(resp.location, "/?login_error=" + code, resp)
@@ -363,14 +357,14 @@ class NavigationTest(IdentityTestCase):
 
     def test_development_mode_refusal_is_303_to_the_page(self):
         self.fake.set_development_mode(True, allowed_users=[])
-        b, params = self.begin()
+        b, params = self.begin_login()
         resp = b.callback(params, headers=dict(self.NAVIGATE, Cookie=b.cookie_header()))
         self.assertSeeOther(resp, ACCESS_DENIED)
         self.assertTrue(resp.set_cookies[OAUTH_COOKIE].clears, resp)
         self.assertEqual(self.users(), [])
         self.assertEqual(len(self.log_events(ACCESS_DENIED, 1)), 1)
         # control: the same refusal for a script is the JSON
-        b, params = self.begin(self.nginx_b)
+        b, params = self.begin_login(self.nginx_b)
         resp = b.callback(params, headers={"Sec-Fetch-Mode": "cors", "Cookie": b.cookie_header()})
         self.assertEqual(self.assertJsonError(resp, 403, "cors")["error"], ACCESS_DENIED)
 
@@ -378,15 +372,15 @@ class NavigationTest(IdentityTestCase):
         cases = []
         # declined at Spotify's consent screen
         self.fake.configure(deny=True)
-        b, params = self.begin()
+        b, params = self.begin_login()
         cases.append(("login_cancelled", b, params))
         self.fake.configure(deny=False)
         # no login cookie (expired, or another browser)
-        b, params = self.begin()
+        b, params = self.begin_login()
         b.jar.pop(OAUTH_COOKIE)
         cases.append(("login_expired", b, params))
         # Spotify failing the code exchange
-        b, params = self.begin()
+        b, params = self.begin_login()
         cases.append(("spotify_failed", b, dict(params, code="AQ" + "x" * 40)))
         for code, b, params in cases:
             with self.subTest(code):
@@ -396,13 +390,13 @@ class NavigationTest(IdentityTestCase):
                 self.assertSeeOther(b.callback(params, headers=hdrs), code)
         self.assertEqual(self.users(), [])
         # a successful login is the usual 302 to next, navigation or not
-        b, params = self.begin()
+        b, params = self.begin_login()
         resp = b.callback(params, headers=dict(self.NAVIGATE, Cookie=b.cookie_header()))
         self.assertEqual(resp.status, 302, resp)
         self.assertEqual(resp.location, "/")
 
     def test_rate_limited_login_is_303_with_retry_after(self):
-        b, params = self.begin(self.nginx_b)
+        b, params = self.begin_login(self.nginx_b)
         self.fake.set_fault("me", status=429, retry_after=1, times=1)
         resp = b.callback(params, headers=dict(self.NAVIGATE, Cookie=b.cookie_header()))
         self.assertSeeOther(resp, "spotify_rate_limited")

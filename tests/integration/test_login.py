@@ -243,23 +243,13 @@ class LoginFlowTest(SpotifyTestCase):
                     self.fail("%s: body is not JSON: %r" % (what, resp))
 
 
-def begin_login(test):
-    """/login + the fake's authorize, both 302: -> (browser, the callback's parameters)."""
-    b = test.browser()
-    resp = b.start_login()
-    test.assertEqual(resp.status, 302, resp)
-    auth, params = b.authorize_at(test.fake, resp.location)
-    test.assertEqual(auth.status, 302, auth)
-    return b, params
-
-
 class CallbackStateTest(SpotifyTestCase):
     """/callback refuses what is not the browser's own pending login, before
     calling Spotify: zero token requests, nothing stored."""
 
     def begin(self):
         """/login + the fake's authorize: -> (browser, oauth cookie value, code, state)."""
-        b, params = begin_login(self)
+        b, params = self.begin_login()
         return b, b.jar[OAUTH_COOKIE], params["code"], params["state"]
 
     def assertRefusedBeforeSpotify(self, resp, what):
@@ -389,7 +379,7 @@ class CallbackSpotifyErrorTest(SpotifyTestCase):
     matrix."""
 
     def begin(self):
-        return begin_login(self)
+        return self.begin_login()
 
     def assertNothingStored(self, resp, what):
         self.assertNotIn(SESSION_COOKIE, resp.set_cookies, "%s: %r" % (what, resp))

@@ -67,15 +67,6 @@ class PauseHelpers:
                               reason, timeout, self.pause_of(nginx)))
 
     # -- logins ----------------------------------------------------------------
-    def begin_login(self, nginx):
-        """/login and the consent at the fake: -> (browser, callback params)."""
-        b = self.browser(nginx)
-        resp = b.start_login()
-        self.assertEqual(resp.status, 302, resp)
-        auth, params = b.authorize_at(self.fake, resp.location)
-        self.assertEqual(auth.status, 302, auth)
-        return b, params
-
     def calls(self):
         """Calls Spotify has seen from baa (the token endpoint and /v1/me)."""
         s = self.fake.stats()
