@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "tokenbox.h"
 
@@ -407,6 +408,18 @@ id_params(long long id, long long generation, char id_text[24], char gen_text[24
 	snprintf(gen_text, 24, "%lld", generation);
 }
 
+static void
+describe_grant(struct user_profile *p, int grant_lifetime)
+{
+	p->authorized_at_text[0] = p->reauth_due_at_text[0] = '\0';
+	p->reauth_due_at = 0;
+	if (p->authorized_at == 0)
+		return;
+	p->reauth_due_at = p->authorized_at + grant_lifetime;
+	clock_iso8601(p->authorized_at, p->authorized_at_text);
+	clock_iso8601(p->reauth_due_at, p->reauth_due_at_text);
+}
+
 enum users_status
 users_profile(struct db *db, long long id, long long generation, struct user_profile *out)
 {
@@ -436,6 +449,7 @@ users_profile(struct db *db, long long id, long long generation, struct user_pro
 		copy_value(res, 4, out->account_id, sizeof(out->account_id));
 		out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, 5), NULL, 10);
 		out->needs_reauth = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
+		describe_grant(out, db->cfg->grant_lifetime);
 		status = USERS_OK;
 		if (use_cache && db->listening)
 			*slot = (struct cached_profile){id, generation, db->epoch, now,

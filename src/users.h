@@ -18,6 +18,15 @@ struct user_profile {
 	char token_expires_at[32]; /* ISO 8601 UTC, "" when no token is held */
 	time_t authorized_at;	   /* the last login; 0 when unknown */
 	int needs_reauth;	   /* Spotify answered invalid_grant since */
+	/*
+	 * Written once when the row is read, not at every GET /me from the
+	 * cache (strftime takes the time-zone lock): authorized_at, and when
+	 * Spotify's grant ends, authorized_at + BAA_GRANT_LIFETIME. "" and 0
+	 * when the authorization time is unknown.
+	 */
+	char authorized_at_text[32];
+	char reauth_due_at_text[32];
+	time_t reauth_due_at;
 };
 
 struct user_token {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../clock.h"
 #include "../log.h"
 #include "../session.h"
 #include "../spotify.h"
@@ -43,39 +44,16 @@ revoked(struct response *res)
 	response_error(res, 401, "session expired or revoked: log in again");
 }
 
-/* ISO 8601 UTC, as the database formats token_expires_at. */
-static void
-iso_time(time_t t, char out[32])
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /*
  * The six-month grant: Spotify's refresh token dies grant_lifetime after
  * the authorization (a login), whatever refreshes happen in between. The
  * user is asked to renew within reauth_window of that, or at once when
  * Spotify has already answered invalid_grant.
  */
-struct grant {
-	char due_at[32]; /* "" when the authorization time is unknown */
-	int recommended;
-};
-
-static struct grant
-grant_state(const struct config *cfg, time_t authorized_at, int needs_reauth)
+static int
+reauth_recommended(const struct config *cfg, time_t due_at, int needs_reauth)
 {
-	struct grant g = {"", needs_reauth};
-	time_t due = authorized_at + cfg->grant_lifetime;
-
-	if (authorized_at == 0)
-		return g;
-	iso_time(due, g.due_at);
-	if (time(NULL) >= due - cfg->reauth_window)
-		g.recommended = 1;
-	return g;
+	return needs_reauth || (due_at != 0 && time(NULL) >= due_at - cfg->reauth_window);
 }
 
 /* Written without cJSON: this is the hot path, and it allocates nothing. */
@@ -84,7 +62,6 @@ me_profile(const struct request *req, struct response *res)
 {
 	struct user_session session;
 	struct user_profile profile;
-	struct grant grant;
 	char id[24];
 
 	if (require_session(req, res, &session) < 0)
@@ -94,7 +71,6 @@ me_profile(const struct request *req, struct response *res)
 	case USERS_NOT_FOUND: revoked(res); return;
 	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
 	}
-	grant = grant_state(req->cfg, profile.authorized_at, profile.needs_reauth);
 	snprintf(id, sizeof(id), "%lld", profile.id);
 	response_object_begin(res, 200);
 	response_member_raw(res, "id", id);
@@ -102,15 +78,11 @@ me_profile(const struct request *req, struct response *res)
 	response_member_string(res, "account_id", profile.account_id, 1);
 	response_member_string(res, "display_name", profile.display_name, 1);
 	response_member_string(res, "token_expires_at", profile.token_expires_at, 1);
-	if (profile.authorized_at) {
-		char authorized[32];
-		iso_time(profile.authorized_at, authorized);
-		response_member_string(res, "authorized_at", authorized, 0);
-	} else {
-		response_member_raw(res, "authorized_at", "null");
-	}
-	response_member_string(res, "reauth_due_at", grant.due_at, 1);
-	response_member_bool(res, "reauth_recommended", grant.recommended);
+	response_member_string(res, "authorized_at", profile.authorized_at_text, 1);
+	response_member_string(res, "reauth_due_at", profile.reauth_due_at_text, 1);
+	response_member_bool(res, "reauth_recommended",
+			     reauth_recommended(req->cfg, profile.reauth_due_at,
+						profile.needs_reauth));
 	response_member_bool(res, "needs_reauth", profile.needs_reauth);
 	response_object_end(res);
 }
@@ -119,11 +91,13 @@ static void
 token_body(const struct request *req, struct response *res, const char *access_token,
 	   time_t expires_at, const struct user_token *row)
 {
-	char when[32], expires_in[24];
+	char when[32], due_at[32] = "", expires_in[24];
 	time_t now = time(NULL);
-	struct grant grant = grant_state(req->cfg, row->authorized_at, 0);
+	time_t due = row->authorized_at ? row->authorized_at + req->cfg->grant_lifetime : 0;
 
-	iso_time(expires_at, when);
+	clock_iso8601(expires_at, when);
+	if (due)
+		clock_iso8601(due, due_at);
 	snprintf(expires_in, sizeof(expires_in), "%lld",
 		 (long long)(expires_at > now ? expires_at - now : 0));
 	response_object_begin(res, 200);
@@ -131,8 +105,9 @@ token_body(const struct request *req, struct response *res, const char *access_t
 	response_member_string(res, "token_type", "Bearer", 0);
 	response_member_string(res, "expires_at", when, 0);
 	response_member_raw(res, "expires_in", expires_in);
-	response_member_string(res, "reauth_due_at", grant.due_at, 1);
-	response_member_bool(res, "reauth_recommended", grant.recommended);
+	response_member_string(res, "reauth_due_at", due_at, 1);
+	response_member_bool(res, "reauth_recommended",
+			     reauth_recommended(req->cfg, due, 0));
 	response_object_end(res);
 }
 
