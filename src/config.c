@@ -92,6 +92,19 @@ parse_bounded_int(const char *value, long min, long max, int *out)
 	return 0;
 }
 
+/* A whole number of seconds from min to max, or the message naming them. */
+static int
+parse_seconds_in(const char *value, long min, long max, void *field, char *err,
+		 size_t errlen)
+{
+	if (parse_bounded_int(value, min, max, field) < 0) {
+		snprintf(err, errlen, "must be a number of seconds from %ld to %ld", min,
+			 max);
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_parse_workers(const char *value, void *field, char *err, size_t errlen)
 {
@@ -113,12 +126,7 @@ config_parse_workers(const char *value, void *field, char *err, size_t errlen)
 int
 config_parse_seconds(const char *value, void *field, char *err, size_t errlen)
 {
-	if (parse_bounded_int(value, 0, SECONDS_MAX, field) < 0) {
-		snprintf(err, errlen, "must be a number of seconds from 0 to %d",
-			 SECONDS_MAX);
-		return -1;
-	}
-	return 0;
+	return parse_seconds_in(value, 0, SECONDS_MAX, field, err, errlen);
 }
 
 int
@@ -331,36 +339,21 @@ config_parse_timeout_ms(const char *value, void *field, char *err, size_t errlen
 int
 config_parse_session_ttl(const char *value, void *field, char *err, size_t errlen)
 {
-	if (parse_bounded_int(value, 60, 366 * 86400, field) < 0) {
-		snprintf(err, errlen, "must be a number of seconds from 60 to %d",
-			 366 * 86400);
-		return -1;
-	}
-	return 0;
+	return parse_seconds_in(value, 60, 366 * 86400, field, err, errlen);
 }
 
 /* Spotify's refresh tokens die this long after the user's authorization. */
 int
 config_parse_grant_lifetime(const char *value, void *field, char *err, size_t errlen)
 {
-	if (parse_bounded_int(value, 60, 10 * 366 * 86400, field) < 0) {
-		snprintf(err, errlen, "must be a number of seconds from 60 to %d",
-			 10 * 366 * 86400);
-		return -1;
-	}
-	return 0;
+	return parse_seconds_in(value, 60, 10 * 366 * 86400, field, err, errlen);
 }
 
 /* How long before the grant's end the user is asked to renew it. */
 int
 config_parse_reauth_window(const char *value, void *field, char *err, size_t errlen)
 {
-	if (parse_bounded_int(value, 0, 366 * 86400, field) < 0) {
-		snprintf(err, errlen, "must be a number of seconds from 0 to %d",
-			 366 * 86400);
-		return -1;
-	}
-	return 0;
+	return parse_seconds_in(value, 0, 366 * 86400, field, err, errlen);
 }
 
 /* How long one invalid_grant waits for a second opinion. */
@@ -368,11 +361,7 @@ int
 config_parse_invalid_grant_confirm(const char *value, void *field, char *err,
 				   size_t errlen)
 {
-	if (parse_bounded_int(value, 0, 86400, field) < 0) {
-		snprintf(err, errlen, "must be a number of seconds from 0 to 86400");
-		return -1;
-	}
-	return 0;
+	return parse_seconds_in(value, 0, 86400, field, err, errlen);
 }
 
 int

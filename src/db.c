@@ -103,26 +103,19 @@ listen_on(struct db *db, const char *channel)
 }
 
 /*
- * Every channel wanted, or none: 1 when the connection listens on all.
- * Only the profile cache needs to hear of user changes; a connection that
+ * Every subscribed channel, or none: 1 when the connection listens on all.
+ * Only what a module subscribed to is listened on; a connection that
  * listens and is never asked would hoard the notifications.
  */
 static int
 listen_for_changes(struct db *db)
 {
-	int wanted = 0;
-
-	if (db->cfg->db_pooler != CONFIG_POOLER_NONE)
+	if (db->cfg->db_pooler != CONFIG_POOLER_NONE || db->nchannels == 0)
 		return 0;
-	if (db->cfg->profile_cache) {
-		if (!listen_on(db, DB_USER_CHANGED_CHANNEL))
-			return 0;
-		wanted++;
-	}
-	for (int i = 0; i < db->nchannels; i++, wanted++)
+	for (int i = 0; i < db->nchannels; i++)
 		if (!listen_on(db, db->channels[i].name))
 			return 0;
-	return wanted > 0;
+	return 1;
 }
 
 int
@@ -145,7 +138,7 @@ dispatch(const struct db *db, const PGnotify *n)
 }
 
 int
-db_notifications(struct db *db, void (*fn)(const char *payload, void *arg), void *arg)
+db_notifications(struct db *db)
 {
 	PGnotify *n;
 
@@ -158,10 +151,7 @@ db_notifications(struct db *db, void (*fn)(const char *payload, void *arg), void
 	    (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK))
 		return -1;
 	while ((n = PQnotifies(db->conn)) != NULL) {
-		if (strcmp(n->relname, DB_USER_CHANGED_CHANNEL) == 0)
-			fn(n->extra, arg);
-		else
-			dispatch(db, n);
+		dispatch(db, n);
 		PQfreemem(n);
 	}
 	return 0;

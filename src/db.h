@@ -21,7 +21,7 @@ struct db_statement {
 #define DB_PREPARED_MAX 32
 #define DB_CHANNELS_MAX 4
 
-/* A notification channel a module listens on, besides the users channel. */
+/* A notification channel a module listens on (db_subscribe). */
 struct db_channel {
 	const char *name; /* baa's own constant: it goes into LISTEN as it is */
 	void (*fn)(const char *payload, void *arg);
@@ -37,8 +37,7 @@ struct db {
 	unsigned long reconnects;
 	int in_transaction;  /* no silent retry on a new connection inside one */
 	unsigned long epoch; /* bumped by every (re)connect */
-	/* LISTEN succeeded on this connection for every channel wanted: the
-	 * users channel (with the profile cache) and each subscribed one. */
+	/* LISTEN succeeded on this connection for every subscribed channel. */
 	int listening;
 	struct db_channel channels[DB_CHANNELS_MAX];
 	int nchannels;
@@ -49,9 +48,6 @@ struct db {
 	 */
 	int socket_quiet;
 };
-
-/* The channel baa's users trigger notifies on (sql/002_user_changed_notify.sql). */
-#define DB_USER_CHANGED_CHANNEL "baa_user_changed"
 
 enum db_status {
 	DB_OK,
@@ -89,14 +85,12 @@ int db_subscribe(struct db *db, const char *channel,
 		 void (*fn)(const char *payload, void *arg), void *arg);
 
 /*
- * Takes in, without waiting, what the server sent unasked, and calls fn
- * with the payload of each user-changed notification (the subscribers of
- * other channels get theirs). Returns 0 when the connection is up and
- * listening, so that what the caller cached since this epoch is still
- * trustworthy; -1 otherwise.
+ * Takes in, without waiting, what the server sent unasked, and passes each
+ * notification to its channel's subscriber. Returns 0 when the connection
+ * is up and listening, so that what a subscriber cached since this epoch
+ * is still trustworthy; -1 otherwise.
  */
-int db_notifications(struct db *db, void (*fn)(const char *payload, void *arg),
-		     void *arg);
+int db_notifications(struct db *db);
 
 /* The connection's socket, -1 when there is none. */
 int db_socket(const struct db *db);

@@ -222,6 +222,13 @@ pause_attach(struct db *conn)
 			  LOG_STR("channel", PAUSE_CHANNEL));
 }
 
+/* Whether the row has been read on the connection there is now. */
+static int
+read_on_this_connection(void)
+{
+	return read_once && read_epoch == db->epoch;
+}
+
 /*
  * A listening connection hears of every pause from the moment it listens,
  * so the row is read once on it. Without one (a transaction pooler, or the
@@ -233,7 +240,7 @@ row_must_be_read(void)
 	if (db == NULL)
 		return 0;
 	if (listening())
-		return !read_once || read_epoch != db->epoch;
+		return !read_on_this_connection();
 	return !read_once || read_requests != requests;
 }
 
@@ -295,7 +302,7 @@ pause_after_request(void)
 		if (unwritten)
 			write_pause_row();
 		/* A new listening connection: what was paused before it listened. */
-		if ((!read_once || read_epoch != db->epoch) && listening())
+		if (!read_on_this_connection() && listening())
 			read_pause_row("database");
 	}
 	requests++;

@@ -70,13 +70,9 @@ response_body(struct response *res, int status, const char *content_type,
 void
 response_json_string(struct response *res, int status, const char *key, const char *value)
 {
-	cJSON *json = cJSON_CreateObject();
-
-	if (json == NULL || cJSON_AddStringToObject(json, key, value) == NULL)
-		res->overflow = 1;
-	else
-		response_json(res, status, json);
-	cJSON_Delete(json);
+	response_object_begin(res, status);
+	response_member_string(res, key, value, 0);
+	response_object_end(res);
 }
 
 void

@@ -155,11 +155,6 @@ retry_after_seconds(void)
 }
 
 /*
- * One HTTP exchange. form != NULL: POST to the accounts service with the
- * client's Basic credentials; else GET from the Web API with bearer.
- * Returns the HTTP status, or 0 when no answer came (body is then empty).
- */
-/*
  * Verification on, and said so even where it is libcurl's default, so that
  * no default of another libcurl can turn it off. HTTP/2 is asked for where
  * this libcurl has it (ALPN picks it when the server offers it): a libcurl
@@ -234,6 +229,11 @@ log_call(const char *endpoint, CURLcode rc, long status, const struct timespec *
 			  LOG_STR("outcome", tls), LOG_STR("reason", error_text));
 }
 
+/*
+ * One HTTP exchange. form != NULL: POST to the accounts service with the
+ * client's Basic credentials; else GET from the Web API with bearer.
+ * Returns the HTTP status, or 0 when no answer came (body is then empty).
+ */
 static long
 perform(const char *endpoint, const char *url, const char *form, const char *bearer)
 {
@@ -473,12 +473,8 @@ paused_status(enum pause_reason reason)
 					      : SPOTIFY_RATE_LIMITED;
 }
 
-/*
- * Whether Spotify asked the app (any worker of any instance) to wait;
- * fills result when it did. The call is then not made.
- */
-static int
-still_rate_limited(struct spotify_outcome *result)
+int
+spotify_paused(struct spotify_outcome *result)
 {
 	enum pause_reason reason;
 	long left;
@@ -519,7 +515,7 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	char url[1024];
 	long status;
 
-	if (still_rate_limited(&result))
+	if (spotify_paused(&result))
 		return result;
 	snprintf(url, sizeof(url), "%s/api/token", cfg->spotify_accounts_url);
 	status = perform(grant, url, form, NULL);
@@ -608,7 +604,7 @@ me_request(const char *access_token, struct spotify_user *out)
 	char url[1024];
 	long status;
 
-	if (still_rate_limited(&result))
+	if (spotify_paused(&result))
 		return result;
 	snprintf(url, sizeof(url), "%s/v1/me", cfg->spotify_api_url);
 	status = perform("me", url, NULL, access_token);

@@ -84,6 +84,13 @@ int spotify_is_invalid_grant(const char *text, size_t len);
  * 0 for a short-term limit (no reason) or anything else.
  */
 int spotify_is_quota_exceeded(const char *text, size_t len);
+/*
+ * Whether Spotify asked the app (any worker of any instance) to wait, after
+ * a 429: 1 and result filled in (status, retry_after, paused), so that a
+ * caller can answer without making the call; 0 when calls may go.
+ */
+int spotify_paused(struct spotify_outcome *result);
+
 /* Seconds to wait after a 429, 1 to 3600; value is the header, or NULL. */
 long spotify_parse_retry_after(const char *value);
 

@@ -181,10 +181,15 @@ forget_profile(const char *payload, void *arg)
 		slot->id = 0;
 }
 
+/* The channel of the users trigger (sql/002_user_changed_notify.sql). */
+#define USER_CHANGED_CHANNEL "baa_user_changed"
+
 int
-users_take_notifications(struct db *db)
+users_attach(struct db *db)
 {
-	return db_notifications(db, forget_profile, NULL);
+	if (!db->cfg->profile_cache)
+		return 0;
+	return db_subscribe(db, USER_CHANGED_CHANNEL, forget_profile, NULL);
 }
 
 /* Runs st; on success *res holds the result (PQclear it), else NULL. */
@@ -431,7 +436,7 @@ users_profile(struct db *db, long long id, long long generation, struct user_pro
 	time_t now = time(NULL);
 	PGresult *res;
 
-	if (use_cache && db_notifications(db, forget_profile, NULL) == 0 &&
+	if (use_cache && db_notifications(db) == 0 &&
 	    slot->id == id && slot->generation == generation &&
 	    slot->epoch == db->epoch && now - slot->fetched < PROFILE_TTL) {
 		*out = slot->profile;

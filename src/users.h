@@ -58,11 +58,11 @@ enum users_status users_profile(struct db *db, long long id, long long generatio
 				struct user_profile *out);
 
 /*
- * Takes in the notifications of changed users that have arrived, so that
- * their cached profiles are forgotten now rather than at their next
- * request. -1 when the connection is broken or not listening.
+ * A worker's connection: with the profile cache on, listens for changed
+ * users, so that a changed user's cached profile is forgotten when the
+ * notification arrives. -1 when it could not subscribe.
  */
-int users_take_notifications(struct db *db);
+int users_attach(struct db *db);
 
 /* The access token without locking (the fast path of /me/token). */
 enum users_status users_token(struct db *db, long long id, long long generation,

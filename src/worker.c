@@ -342,7 +342,7 @@ static void
 take_notifications(struct worker *w)
 {
 	w->db.socket_quiet = 0;
-	if (users_take_notifications(&w->db) < 0) {
+	if (db_notifications(&w->db) < 0) {
 		/* Broken: its end-of-file would wake every wait until the
 		 * next request reconnects. Still open, so the number is ours. */
 		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->db_watched, NULL);
@@ -451,6 +451,8 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 	}
 	log_buffered(1);
 	db_init(&w.db, cfg);
+	if (users_attach(&w.db) < 0)
+		log_event(LOG_ERROR, "db_subscribe_failed", LOG_STR("channel", "users"));
 	pause_attach(&w.db);
 
 	if (run_loop(&w) == 0)

@@ -12,7 +12,6 @@
 
 #include "../log.h"
 #include "../params.h"
-#include "../pause.h"
 #include "../session.h"
 #include "../spotify.h"
 #include "../states.h"
@@ -188,13 +187,10 @@ callback_spotify_failed(const struct request *req, struct response *res,
 static int
 refused_while_paused(const struct request *req, struct response *res)
 {
-	struct spotify_outcome outcome = {.paused = 1};
-	enum pause_reason reason;
+	struct spotify_outcome outcome;
 
-	if (!pause_check(&outcome.retry_after, &reason))
+	if (!spotify_paused(&outcome))
 		return 0;
-	outcome.status = reason == PAUSE_QUOTA_EXCEEDED ? SPOTIFY_QUOTA_EXCEEDED
-							: SPOTIFY_RATE_LIMITED;
 	auth_spotify_failed(res, outcome, NULL);
 	callback_failed(req, res, outcome_code(outcome));
 	return 1;

@@ -138,6 +138,31 @@ confirming(const struct request *req, const struct user_token *row)
 	       time(NULL) < row->needs_reauth_at + req->cfg->invalid_grant_confirm;
 }
 
+/* What a stored token row calls for. */
+enum token_next {
+	TOKEN_REAUTH,  /* flagged by invalid_grant: renew the grant */
+	TOKEN_GONE,    /* no usable token: log in again */
+	TOKEN_SERVE,   /* hand the stored token out */
+	TOKEN_REFRESH, /* refresh first (about to expire, or the confirmation) */
+};
+
+/*
+ * usable: the row's tokens opened (the caller knows which it read). A
+ * flagged row is refreshed whatever its expiry, once the confirmation is
+ * due: that refresh is the confirmation.
+ */
+static enum token_next
+token_next(const struct request *req, const struct user_token *row, int usable)
+{
+	if (row->needs_reauth_at && (confirming(req, row) || !usable))
+		return TOKEN_REAUTH;
+	if (!usable)
+		return TOKEN_GONE;
+	if (!row->needs_reauth_at && row->expires_at - time(NULL) > REFRESH_MARGIN)
+		return TOKEN_SERVE;
+	return TOKEN_REFRESH;
+}
+
 /*
  * No usable token, and no invalid_grant behind it: a stored token that
  * does not decrypt (README, "Tokens at rest"). The user logs in again.
@@ -204,22 +229,21 @@ refresh_and_answer(const struct request *req, struct response *res,
 		response_error(res, 503, "database unavailable");
 		goto out;
 	}
-	if (current.needs_reauth_at &&
-	    (confirming(req, &current) || current.refresh_token[0] == '\0')) {
+	switch (token_next(req, &current,
+			   current.access_token[0] && current.refresh_token[0])) {
+	case TOKEN_REAUTH:
 		db_rollback(req->db);
 		reauth_required(res);
 		goto out;
-	}
-	if (current.access_token[0] == '\0' || current.refresh_token[0] == '\0') {
+	case TOKEN_GONE:
 		db_rollback(req->db);
 		logged_out_by_spotify(res);
 		goto out;
-	}
-	/* Flagged rows are refreshed whatever the expiry: that is the confirmation. */
-	if (!current.needs_reauth_at && current.expires_at - time(NULL) > REFRESH_MARGIN) {
+	case TOKEN_SERVE:
 		db_rollback(req->db); /* someone refreshed while we waited */
 		token_body(req, res, current.access_token, current.expires_at, &current);
 		goto out;
+	case TOKEN_REFRESH: break;
 	}
 
 	outcome = spotify_refresh(current.refresh_token, &fresh);
@@ -271,15 +295,14 @@ me_token(const struct request *req, struct response *res)
 	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
 	}
 	/* Flagged: no call to Spotify until the confirmation is due. */
-	if (stored.needs_reauth_at &&
-	    (confirming(req, &stored) || stored.access_token[0] == '\0'))
-		reauth_required(res);
-	else if (stored.access_token[0] == '\0')
-		logged_out_by_spotify(res);
-	else if (!stored.needs_reauth_at && stored.expires_at - time(NULL) > REFRESH_MARGIN)
+	switch (token_next(req, &stored, stored.access_token[0] != '\0')) {
+	case TOKEN_REAUTH: reauth_required(res); break;
+	case TOKEN_GONE: logged_out_by_spotify(res); break;
+	case TOKEN_SERVE:
 		token_body(req, res, stored.access_token, stored.expires_at, &stored);
-	else
-		refresh_and_answer(req, res, &session);
+		break;
+	case TOKEN_REFRESH: refresh_and_answer(req, res, &session); break;
+	}
 	memset(&stored, 0, sizeof(stored));
 }
 
