@@ -145,6 +145,75 @@ params_parse_cookies(struct params *p, const char *s, size_t len)
 	return PARAMS_OK;
 }
 
+/* header[start..end) less the blanks at either end. */
+static void
+trim_blanks(const char *header, size_t *start, size_t *end)
+{
+	while (*start < *end && is_cookie_space(header[*start]))
+		(*start)++;
+	while (*end > *start && is_cookie_space(header[*end - 1]))
+		(*end)--;
+}
+
+/*
+ * Whether the pair header[start..end) is called name; if so, its value's
+ * bounds. A pair without '=' has no name (browsers read "x" as the value
+ * of a nameless cookie), so it is never ours.
+ */
+static int
+pair_is_named(const char *header, size_t start, size_t end, const char *name,
+	      size_t name_len, size_t *value_start, size_t *value_end)
+{
+	const char *eq = memchr(header + start, '=', end - start);
+	size_t name_end, eq_at;
+
+	if (eq == NULL)
+		return 0;
+	eq_at = (size_t)(eq - header);
+	name_end = eq_at;
+	trim_blanks(header, &start, &name_end);
+	if (name_end - start != name_len || memcmp(header + start, name, name_len) != 0)
+		return 0;
+	*value_start = eq_at + 1;
+	*value_end = end;
+	trim_blanks(header, value_start, value_end);
+	return 1;
+}
+
+enum params_cookie
+params_find_cookie(const char *header, size_t len, const char *name, const char **value,
+		   size_t *value_len)
+{
+	size_t name_len = strlen(name), start = 0, found_start = 0, found_end = 0;
+	int found = 0;
+
+	if (value)
+		*value = NULL;
+	if (value_len)
+		*value_len = 0;
+	if (header == NULL || name_len == 0 || memchr(header, '\0', len) != NULL)
+		return PARAMS_COOKIE_ABSENT;
+	while (start < len && found < 2) {
+		const char *semi = memchr(header + start, ';', len - start);
+		size_t end = semi ? (size_t)(semi - header) : len, v_start, v_end;
+		if (pair_is_named(header, start, end, name, name_len, &v_start, &v_end)) {
+			found++;
+			found_start = v_start;
+			found_end = v_end;
+		}
+		start = end + 1;
+	}
+	if (found == 0)
+		return PARAMS_COOKIE_ABSENT;
+	if (found > 1)
+		return PARAMS_COOKIE_DUPLICATE;
+	if (value)
+		*value = header + found_start;
+	if (value_len)
+		*value_len = found_end - found_start;
+	return PARAMS_COOKIE_FOUND;
+}
+
 const char *
 params_get(const struct params *p, const char *name)
 {
