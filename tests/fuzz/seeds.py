@@ -108,6 +108,15 @@ SEEDS = {
         "no-name": "=x; a=1",
         "no-equals": "a=1; bare",
         "expired": "baa_session=" + session_cookie(expires=1600000000),
+        "host-session": "theme=dark; __Host-baa_session=v2.AAAAAAAA." + STATE + ".4102444800.mac",
+        "host-both": "__Host-baa_oauth=v2.AAAAAAAA." + STATE + ".4102444800.Lw.mac; "
+                     "__Host-baa_session=v2.AAAAAAAA.sid.4102444800.mac",
+        "host-duplicate": "__Host-baa_session=a; x=1; __Host-baa_session=b",
+        "host-prefix": "__Host-baa_session2=x; __Host-baa_session_old=y; __Host-baa_session=z",
+        "many-foreign": "".join("_ga_%d=GA1.2.%d; " % (i, i) for i in range(120))
+                        + "__Host-baa_session=mine",
+        "garbage-pairs": "=; ==; \x01\xff; \"q; a=b=c;;\t; __Host-baa_session = mine \t",
+        "nul-inside": "__Host-baa_session=mine; a=\x00b",
     },
     "session": {
         "raw-session": "\x00" + session_cookie(),
