@@ -1,9 +1,12 @@
 /*
- * Parsing of listen and database addresses. Pure: no lookups, no sockets;
- * names are resolved when they are used.
+ * Parsing of listen and database addresses, and the network a client's
+ * address belongs to. Pure: no lookups, no sockets; names are resolved
+ * when they are used.
  */
 #include "address.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -143,4 +146,48 @@ address_format(const struct address *a, char *buf, size_t size)
 		snprintf(buf, size, "[%s]:%s", a->host, a->port);
 	else
 		snprintf(buf, size, "%s:%s", a->host, a->port);
+}
+
+/* n is what snprintf into out returned: -1 and out "" when it did not fit. */
+static int
+set_network(char *out, size_t size, int n)
+{
+	if (n < 0 || (size_t)n >= size) {
+		if (size > 0)
+			out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static int
+format_ipv4_network(const unsigned char *a, char *out, size_t size)
+{
+	return set_network(out, size,
+			   snprintf(out, size, "%u.%u.%u.0/24", a[0], a[1], a[2]));
+}
+
+int
+address_network_prefix(const char *remote_addr, char *out, size_t size)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+	char text[INET6_ADDRSTRLEN];
+
+	if (size > 0)
+		out[0] = '\0';
+	if (remote_addr == NULL)
+		return -1;
+	/* inet_pton takes only plain dotted quads and IPv6 text: no zone, no port. */
+	if (inet_pton(AF_INET, remote_addr, &v4) == 1)
+		return format_ipv4_network((const unsigned char *)&v4.s_addr, out, size);
+	if (inet_pton(AF_INET6, remote_addr, &v6) != 1)
+		return -1;
+	/* A dual-stack socket's IPv4 client is the IPv4 network, not ::ffff:0:0/64. */
+	if (IN6_IS_ADDR_V4MAPPED(&v6))
+		return format_ipv4_network(v6.s6_addr + 12, out, size);
+	memset(v6.s6_addr + 8, 0, 8);
+	if (inet_ntop(AF_INET6, &v6, text, sizeof(text)) == NULL)
+		return set_network(out, size, -1);
+	return set_network(out, size, snprintf(out, size, "%s/64", text));
 }

@@ -1,6 +1,7 @@
 /*
  * Network addresses as operators write them in the environment:
- * "host:port", "[ipv6]:port" or an absolute unix-socket path.
+ * "host:port", "[ipv6]:port" or an absolute unix-socket path; and a
+ * client's address reduced to its network, for the sessions list.
  */
 #ifndef BAA_ADDRESS_H
 #define BAA_ADDRESS_H
@@ -26,5 +27,17 @@ int address_parse(const char *s, int port_required, struct address *out, char *e
 
 /* Formats an address back for logs: "127.0.0.1:9000", "[::1]:9000", "/run/x.sock". */
 void address_format(const struct address *a, char *buf, size_t size);
+
+/* Room for a network prefix: "ffff:ffff:ffff:ffff::/64" is the longest. */
+#define ADDRESS_NETWORK_MAX 32
+
+/*
+ * The network a client's address belongs to, as PostgreSQL's cidr reads
+ * it: an IPv4 address's /24 ("203.0.113.0/24"), an IPv6 address's /64 in
+ * canonical text ("2001:db8:1:2::/64"), an IPv4-mapped IPv6 address's IPv4
+ * /24. Anything else (NULL, "", "unix:", a zone id, a port, blanks) is -1
+ * with out set to "", as is an out smaller than the text; 0 otherwise.
+ */
+int address_network_prefix(const char *remote_addr, char *out, size_t size);
 
 #endif

@@ -114,6 +114,81 @@ test_socket_path_longer_than_sun_path_is_refused(void **state)
 	assert_non_null(strstr(err, "longer"));
 }
 
+static void
+expect_network(const char *address, const char *network)
+{
+	char out[ADDRESS_NETWORK_MAX];
+
+	assert_int_equal(address_network_prefix(address, out, sizeof(out)), 0);
+	assert_string_equal(out, network);
+}
+
+static void
+test_ipv4_client_is_its_slash_24(void **state)
+{
+	expect_network("203.0.113.45", "203.0.113.0/24");
+	expect_network("10.0.0.1", "10.0.0.0/24");
+	expect_network("255.255.255.255", "255.255.255.0/24");
+	expect_network("0.0.0.0", "0.0.0.0/24");
+	expect_network("127.0.0.1", "127.0.0.0/24");
+}
+
+static void
+test_ipv6_client_is_its_slash_64_in_canonical_text(void **state)
+{
+	expect_network("2001:db8:85a3:8d3:1319:8a2e:370:7348", "2001:db8:85a3:8d3::/64");
+	expect_network("2001:DB8::1", "2001:db8::/64");
+	expect_network("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::/64");
+	expect_network("2001:db8:0:1::5", "2001:db8:0:1::/64");
+	expect_network("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+		       "ffff:ffff:ffff:ffff::/64");
+	expect_network("fe80::1", "fe80::/64");
+	expect_network("::1", "::/64");
+	expect_network("::", "::/64");
+}
+
+static void
+test_ipv4_mapped_ipv6_client_is_the_ipv4_slash_24(void **state)
+{
+	expect_network("::ffff:192.0.2.128", "192.0.2.0/24");
+	expect_network("::FFFF:c000:0280", "192.0.2.0/24");
+}
+
+static void
+test_what_is_not_an_ip_address_has_no_network(void **state)
+{
+	static const char *const bad[] = {
+		"",	      "unix:",	    "garbage",	      "fe80::1%eth0",
+		"1.2.3",      "1.2.3.4.5",  "256.1.1.1",      " 1.2.3.4",
+		"1.2.3.4 ",   "[::1]",	    "::1/64",	      "1.2.3.4:80",
+		"0x7f.0.0.1", "1.2.3.4/24", "2001:db8::1::2", "localhost",
+	};
+	char out[ADDRESS_NETWORK_MAX];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(out, "stale");
+		assert_int_equal(address_network_prefix(bad[i], out, sizeof(out)), -1);
+		assert_string_equal(out, "");
+	}
+	strcpy(out, "stale");
+	assert_int_equal(address_network_prefix(NULL, out, sizeof(out)), -1);
+	assert_string_equal(out, "");
+}
+
+static void
+test_network_that_does_not_fit_is_refused_not_cut(void **state)
+{
+	char out[ADDRESS_NETWORK_MAX];
+
+	assert_int_equal(address_network_prefix("203.0.113.45", out, 14), -1);
+	assert_string_equal(out, "");
+	assert_int_equal(address_network_prefix("203.0.113.45", out, 15), 0);
+	assert_string_equal(out, "203.0.113.0/24");
+	assert_int_equal(address_network_prefix("2001:db8::1", out, 8), -1);
+	assert_string_equal(out, "");
+	assert_int_equal(address_network_prefix("2001:db8::1", NULL, 0), -1);
+}
+
 int
 main(void)
 {
@@ -126,6 +201,11 @@ main(void)
 		cmocka_unit_test(test_bad_ports_are_refused_with_a_reason),
 		cmocka_unit_test(test_malformed_hosts_are_refused),
 		cmocka_unit_test(test_socket_path_longer_than_sun_path_is_refused),
+		cmocka_unit_test(test_ipv4_client_is_its_slash_24),
+		cmocka_unit_test(test_ipv6_client_is_its_slash_64_in_canonical_text),
+		cmocka_unit_test(test_ipv4_mapped_ipv6_client_is_the_ipv4_slash_24),
+		cmocka_unit_test(test_what_is_not_an_ip_address_has_no_network),
+		cmocka_unit_test(test_network_that_does_not_fit_is_refused_not_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
