@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "crypto.h"
+#include "session.h"
 #include "tokenbox.h"
 
 #define WORKERS_MAX 256
@@ -221,15 +222,8 @@ config_parse_redirect_uri(const char *value, void *field, char *err, size_t errl
 int
 config_parse_secret_key(const char *value, void *field, char *err, size_t errlen)
 {
-	size_t len = strlen(value);
-
-	if (len < CONFIG_SECRET_KEY_MIN) {
-		snprintf(err, errlen,
-			 "must be at least %d bytes long (it has %zu): generate one with "
-			 "'openssl rand -base64 48'",
-			 CONFIG_SECRET_KEY_MIN, len);
+	if (session_check_secrets(value, CONFIG_SECRET_KEY_MIN, err, errlen) < 0)
 		return -1;
-	}
 	*(const char **)field = value;
 	return 0;
 }
@@ -339,7 +333,42 @@ config_parse_timeout_ms(const char *value, void *field, char *err, size_t errlen
 int
 config_parse_session_ttl(const char *value, void *field, char *err, size_t errlen)
 {
-	return parse_seconds_in(value, 60, 366 * 86400, field, err, errlen);
+	return parse_seconds_in(value, 10, 366 * 86400, field, err, errlen);
+}
+
+/* How long the audit trail keeps an event. */
+int
+config_parse_retention_days(const char *value, void *field, char *err, size_t errlen)
+{
+	if (parse_bounded_int(value, 1, 3660, field) < 0) {
+		snprintf(err, errlen, "must be a number of days from 1 to 3660");
+		return -1;
+	}
+	return 0;
+}
+
+/* How often a worker deletes expired sessions and old events. */
+int
+config_parse_housekeeping_interval(const char *value, void *field, char *err,
+				   size_t errlen)
+{
+	return parse_seconds_in(value, 1, 86400, field, err, errlen);
+}
+
+/* The name this instance writes into the audit trail. */
+int
+config_parse_instance(const char *value, void *field, char *err, size_t errlen)
+{
+	size_t len = strlen(value);
+
+	if (len > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789.:_-/[]") != len) {
+		snprintf(err, errlen,
+			 "must be up to 64 letters, digits or '.', ':', '_', '-', '/'");
+		return -1;
+	}
+	*(const char **)field = value;
+	return 0;
 }
 
 /* Spotify's refresh tokens die this long after the user's authorization. */
@@ -492,6 +521,13 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 	if (problems == 0 && (scopes & CONFIG_SERVE) &&
 	    resolve_profile_cache(cfg, line, sizeof(line)) < 0) {
 		append_line(errors, errlen, &used, line);
+		problems++;
+	}
+	if (problems == 0 && (scopes & CONFIG_SERVE) &&
+	    cfg->session_max_age < cfg->session_ttl) {
+		append_line(errors, errlen, &used,
+			    "Environment variable 'BAA_SESSION_MAX_AGE' must be at least "
+			    "BAA_SESSION_TTL (a session's total life caps its idle time).");
 		problems++;
 	}
 	return problems;

@@ -72,6 +72,14 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  config_parse_timeout_ms)                                                       \
 	X(BAA_SESSION_TTL, session_ttl, int, CONFIG_SERVE, "2592000",                    \
 	  config_parse_session_ttl)                                                      \
+	X(BAA_SESSION_MAX_AGE, session_max_age, int, CONFIG_SERVE, "7776000",            \
+	  config_parse_session_ttl)                                                      \
+	X(BAA_AUDIT_RETENTION_DAYS, audit_retention_days, int, CONFIG_SERVE, "90",       \
+	  config_parse_retention_days)                                                   \
+	X(BAA_HOUSEKEEPING_INTERVAL, housekeeping_interval, int, CONFIG_SERVE, "300",    \
+	  config_parse_housekeeping_interval)                                            \
+	X(BAA_INSTANCE, instance, const char *, CONFIG_SERVE, "",                        \
+	  config_parse_instance)                                                         \
 	X(BAA_GRANT_LIFETIME, grant_lifetime, int, CONFIG_SERVE, "15552000",             \
 	  config_parse_grant_lifetime)                                                   \
 	X(BAA_REAUTH_WINDOW, reauth_window, int, CONFIG_SERVE, "1209600",                \
@@ -102,7 +110,9 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_service_url, config_parse_scopes, config_parse_timeout_ms,
 	config_parse_session_ttl, config_parse_switch, config_parse_user_name,
 	config_parse_token_keys, config_parse_ca_file, config_parse_grant_lifetime,
-	config_parse_reauth_window, config_parse_invalid_grant_confirm;
+	config_parse_reauth_window, config_parse_invalid_grant_confirm,
+	config_parse_retention_days, config_parse_housekeeping_interval,
+	config_parse_instance;
 config_parser config_parse_pooler, config_parse_profile_cache;
 
 #define CONFIG_SECRET_KEY_MIN 32

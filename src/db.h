@@ -18,7 +18,7 @@ struct db_statement {
 	int nparams;
 };
 
-#define DB_PREPARED_MAX 32
+#define DB_PREPARED_MAX 64
 #define DB_CHANNELS_MAX 4
 
 /* A notification channel a module listens on (db_subscribe). */

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "master.h"
@@ -56,6 +57,24 @@ load_config(struct config *cfg, unsigned scopes)
 	return 0;
 }
 
+/*
+ * BAA_INSTANCE unset: "<host name>/<BAA_LISTEN>", which tells apart the
+ * instances of one host and of several in the audit trail.
+ */
+static void
+default_instance(struct config *cfg)
+{
+	static char name[64 + ADDRESS_HOST_MAX + 8 + 2];
+	char host[64] = "", listen[ADDRESS_HOST_MAX + 8];
+
+	if (cfg->instance)
+		return;
+	gethostname(host, sizeof(host) - 1);
+	address_format(&cfg->listen, listen, sizeof(listen));
+	snprintf(name, sizeof(name), "%s/%s", host, listen);
+	cfg->instance = name;
+}
+
 static int
 cmd_serve(void)
 {
@@ -69,9 +88,10 @@ cmd_serve(void)
 		fprintf(stderr, "baa serve: %s\n", err);
 		return EXIT_CONFIG;
 	}
+	default_instance(&cfg);
 	/* Once, before the fork: every worker shares the keys and curl's globals. */
-	if (session_init(cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
-	    tokenbox_init(cfg.token_keys, cfg.secret_key, strlen(cfg.secret_key)) < 0 ||
+	if (session_init(cfg.secret_key) < 0 ||
+	    tokenbox_init(cfg.token_keys, cfg.secret_key) < 0 ||
 	    spotify_global_init() < 0 || metrics_init(app_route_count) < 0 ||
 	    pause_init() < 0) {
 		fputs("baa serve: could not initialise libcrypto, libcurl, the "
@@ -141,7 +161,7 @@ cmd_rotate_keys(void)
 
 	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_TOKENS) < 0)
 		return EXIT_CONFIG;
-	if (tokenbox_init(cfg.token_keys, cfg.secret_key, strlen(cfg.secret_key)) < 0) {
+	if (tokenbox_init(cfg.token_keys, cfg.secret_key) < 0) {
 		fputs("baa rotate-keys: could not load the token keys\n", stderr);
 		return 1;
 	}

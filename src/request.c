@@ -58,13 +58,19 @@ request_parse(char *const *params, struct request *req)
 	for (; params && *params; params++) {
 		const char *p = *params;
 		switch (p[0]) {
-		case 'R': MATCH(method, "REQUEST_METHOD") break;
+		case 'R':
+			MATCH(method, "REQUEST_METHOD")
+			MATCH(req->remote_addr, "REMOTE_ADDR")
+			break;
 		case 'D': MATCH(document_uri, "DOCUMENT_URI") break;
 		case 'S': MATCH(script_name, "SCRIPT_NAME") break;
 		case 'Q': MATCH(req->query, "QUERY_STRING") break;
 		case 'H':
 			MATCH(req->cookie, "HTTP_COOKIE")
 			MATCH(req->sec_fetch_mode, "HTTP_SEC_FETCH_MODE")
+			MATCH(req->sec_fetch_site, "HTTP_SEC_FETCH_SITE")
+			MATCH(req->origin, "HTTP_ORIGIN")
+			MATCH(req->user_agent, "HTTP_USER_AGENT")
 			break;
 		case 'C': MATCH(length, "CONTENT_LENGTH") break;
 		}

@@ -30,6 +30,10 @@ struct request {
 	const char *query;	 /* raw, without '?'; "" when absent */
 	const char *cookie;	 /* raw Cookie header, NULL when absent */
 	const char *sec_fetch_mode; /* Sec-Fetch-Mode header, NULL when absent */
+	const char *sec_fetch_site; /* Sec-Fetch-Site header, NULL when absent */
+	const char *origin;	 /* Origin header, NULL when absent */
+	const char *user_agent;	 /* User-Agent header, NULL when absent */
+	const char *remote_addr; /* the client's address as nginx saw it, or NULL */
 	long content_length;	 /* 0 when absent */
 	struct db *db;		 /* the worker's connection, for handlers */
 	const struct config *cfg;

@@ -1,6 +1,8 @@
 /*
  * Route lookup: a linear scan, which for a dozen routes beats any index
- * and keeps the table the single readable list of endpoints.
+ * and keeps the table the single readable list of endpoints. A path
+ * whose last segment is '*' matches anything below it (one more segment
+ * at least); the handler reads and checks the rest.
  */
 #include "router.h"
 
@@ -11,6 +13,16 @@ static int
 method_matches(enum http_method route, enum http_method asked)
 {
 	return route == asked || (route == HTTP_GET && asked == HTTP_HEAD);
+}
+
+static int
+path_matches(const char *route, const char *path)
+{
+	size_t len = strlen(route);
+
+	if (len >= 2 && route[len - 1] == '*' && route[len - 2] == '/')
+		return strncmp(route, path, len - 1) == 0 && path[len - 1] != '\0';
+	return strcmp(route, path) == 0;
 }
 
 static void
@@ -31,7 +43,7 @@ router_match(const struct route *table, size_t count, const struct request *req,
 	int path_known = 0;
 
 	for (size_t i = 0; i < count; i++) {
-		if (strcmp(table[i].path, req->path) != 0)
+		if (!path_matches(table[i].path, req->path))
 			continue;
 		if (method_matches(table[i].method, req->method))
 			return &table[i];

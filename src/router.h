@@ -1,5 +1,6 @@
 /*
- * (method, path) -> handler. Exact paths; GET routes answer HEAD too.
+ * (method, path) -> handler. Exact paths, or a path ending in a '*'
+ * segment for everything below it; GET routes answer HEAD too.
  */
 #ifndef BAA_ROUTER_H
 #define BAA_ROUTER_H

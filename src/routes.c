@@ -13,6 +13,9 @@ const struct route app_routes[] = {
 	{HTTP_GET, "/me", me_profile, "me"},
 	{HTTP_DELETE, "/me", me_delete, "me_delete"},
 	{HTTP_GET, "/me/token", me_token, "me_token"},
+	{HTTP_GET, "/me/sessions", me_sessions, "me_sessions"},
+	{HTTP_DELETE, "/me/sessions/*", me_session_end, "me_session_end"},
+	{HTTP_GET, "/me/activity", me_activity, "me_activity"},
 	{HTTP_GET, "/metrics", metrics_scrape, "metrics"},
 };
 

@@ -1,38 +1,117 @@
 /*
- * Cookie formats, each "v1.<fields>.<mac>" where mac is base64url of
- * HMAC-SHA256 over "<cookie name>|v1.<fields>" with a key of its own, so
- * a value signed for one purpose is worthless for another.
+ * Cookie formats, each "<version>.<fields>.<mac>" where mac is base64url of
+ * HMAC-SHA256 over "<purpose>|<version>.<fields>" with a key of its own, so
+ * a value signed for one purpose is worthless for another:
+ *
+ *   session  v2.<kid>.<session id>.<expires>
+ *   oauth    v2.<kid>.<state>.<expires>.<base64url(next)>
+ *   v1 (read only)  session v1.<user id>.<generation>.<expires>,
+ *                   oauth v1.<state>.<expires>.<base64url(next)>
+ *
+ * kid names the secret whose keys signed (6 bytes of an HMAC under its
+ * session key, which shows nothing of it). v1 cookies carry none: each
+ * secret is tried.
  */
 #include "session.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned char oauth_key[CRYPTO_KEY_LEN];
-static unsigned char session_key[CRYPTO_KEY_LEN];
-static unsigned char pkce_key[CRYPTO_KEY_LEN];
+#include <openssl/crypto.h>
+
+struct cookie_keys {
+	unsigned char oauth[CRYPTO_KEY_LEN];
+	unsigned char session[CRYPTO_KEY_LEN];
+	unsigned char pkce[CRYPTO_KEY_LEN];
+	char kid[SESSION_KID_LEN + 1];
+};
+
+static struct cookie_keys keys[SESSION_KEYS_MAX];
+static int nkeys;
+
+/* The MAC inputs' purposes: the cookies' first names, kept through renames. */
+#define OAUTH_PURPOSE "baa_oauth"
+#define SESSION_PURPOSE "baa_session"
+
+/* The next space-separated word of *s, or NULL at the end. */
+static const char *
+next_secret(const char **s, size_t *len)
+{
+	const char *start = *s + strspn(*s, " ");
+
+	if (*start == '\0')
+		return NULL;
+	*len = strcspn(start, " ");
+	*s = start + *len;
+	return start;
+}
 
 int
-session_init(const char *secret, size_t secret_len)
+session_check_secrets(const char *secrets, size_t min, char *err, size_t errlen)
 {
+	const char *word;
+	size_t len;
+	int n = 0;
+
+	while ((word = next_secret(&secrets, &len)) != NULL) {
+		if (++n > SESSION_KEYS_MAX) {
+			snprintf(err, errlen, "lists more than %d secrets", SESSION_KEYS_MAX);
+			return -1;
+		}
+		if (len < min) {
+			snprintf(err, errlen,
+				 "secret %d must be at least %zu bytes long (it has %zu): "
+				 "generate one with 'openssl rand -base64 48'",
+				 n, min, len);
+			return -1;
+		}
+	}
+	if (n == 0) {
+		snprintf(err, errlen,
+			 "is empty: generate a secret with 'openssl rand -base64 48'");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+derive_keys(const char *secret, size_t len, struct cookie_keys *k)
+{
+	static const char label[] = "baa cookie key id";
 	unsigned char mac[CRYPTO_MAC_LEN];
 
-	if (crypto_derive_key(secret, secret_len, "baa oauth cookie v1", oauth_key) < 0 ||
-	    crypto_derive_key(secret, secret_len, "baa session cookie v1", session_key) <
-		    0 ||
-	    crypto_derive_key(secret, secret_len, "baa pkce verifier v1", pkce_key) < 0)
+	if (crypto_derive_key(secret, len, "baa oauth cookie v1", k->oauth) < 0 ||
+	    crypto_derive_key(secret, len, "baa session cookie v1", k->session) < 0 ||
+	    crypto_derive_key(secret, len, "baa pkce verifier v1", k->pkce) < 0 ||
+	    crypto_hmac(k->session, label, strlen(label), mac) < 0)
 		return -1;
+	b64url_encode(mac, 6, k->kid);
 	/*
 	 * Called before the workers are forked: a first MAC under each key
 	 * sets up its context here, once, and the workers share the pages
 	 * libcrypto touched doing it instead of each touching its own.
 	 */
-	if (crypto_hmac(oauth_key, "", 0, mac) < 0 ||
-	    crypto_hmac(session_key, "", 0, mac) < 0 ||
-	    crypto_hmac(pkce_key, "", 0, mac) < 0)
-		return -1;
-	return 0;
+	return crypto_hmac(k->oauth, "", 0, mac) < 0 || crypto_hmac(k->pkce, "", 0, mac) < 0
+		       ? -1
+		       : 0;
+}
+
+int
+session_init(const char *secrets)
+{
+	const char *word;
+	size_t len;
+
+	OPENSSL_cleanse(keys, sizeof(keys));
+	nkeys = 0;
+	while ((word = next_secret(&secrets, &len)) != NULL) {
+		if (nkeys == SESSION_KEYS_MAX || derive_keys(word, len, &keys[nkeys]) < 0)
+			return -1;
+		nkeys++;
+	}
+	return nkeys > 0 ? 0 : -1;
 }
 
 int
@@ -62,16 +141,19 @@ session_new_login(struct oauth_login *login, const char *next, time_t now, int t
 	snprintf(login->next, sizeof(login->next), "%s",
 		 next && session_is_local_path(next) ? next : "/");
 	login->expires = now + ttl;
+	login->key = 0;
 	return 0;
 }
 
 int
-session_pkce(const char *state, char verifier[SESSION_VERIFIER_LEN + 1],
+session_pkce(const struct oauth_login *login, char verifier[SESSION_VERIFIER_LEN + 1],
 	     char challenge[B64URL_LEN(32) + 1])
 {
 	unsigned char mac[CRYPTO_MAC_LEN], digest[32];
 
-	if (crypto_hmac(pkce_key, state, strlen(state), mac) < 0)
+	if (login->key < 0 || login->key >= nkeys ||
+	    crypto_hmac(keys[login->key].pkce, login->state, strlen(login->state), mac) <
+		    0)
 		return -1;
 	b64url_encode(mac, sizeof(mac), verifier);
 	if (crypto_sha256(verifier, strlen(verifier), digest) < 0)
@@ -80,43 +162,75 @@ session_pkce(const char *state, char verifier[SESSION_VERIFIER_LEN + 1],
 	return 0;
 }
 
-/* Appends ".<mac>" of "<name>|<out>" to out. */
+int
+session_new_id(struct session_cookie *s, time_t expires)
+{
+	s->expires = expires;
+	s->key = 0;
+	return crypto_random(s->id, sizeof(s->id));
+}
+
+int
+session_id_hash(const struct session_cookie *s, unsigned char hash[32])
+{
+	return crypto_sha256(s->id, sizeof(s->id), hash);
+}
+
+/* The MAC of "<purpose>|<body>" under key. */
 static int
-append_mac(const unsigned char *key, const char *name, char *out, size_t size)
+mac_of(const unsigned char *key, const char *purpose, const char *body,
+       unsigned char mac[CRYPTO_MAC_LEN])
 {
 	char input[SESSION_COOKIE_MAX + 32];
+	int n = snprintf(input, sizeof(input), "%s|%s", purpose, body);
+
+	if (n < 0 || (size_t)n >= sizeof(input))
+		return -1;
+	return crypto_hmac(key, input, (size_t)n, mac);
+}
+
+/* Appends ".<mac>" of "<purpose>|<out>" to out. */
+static int
+append_mac(const unsigned char *key, const char *purpose, char *out, size_t size)
+{
 	unsigned char mac[CRYPTO_MAC_LEN];
 	size_t len = strlen(out);
-	int n = snprintf(input, sizeof(input), "%s|%s", name, out);
 
-	if (n < 0 || (size_t)n >= sizeof(input) ||
-	    crypto_hmac(key, input, (size_t)n, mac) < 0)
-		return -1;
-	if (len + 1 + B64URL_LEN(CRYPTO_MAC_LEN) + 1 > size)
+	if (mac_of(key, purpose, out, mac) < 0 ||
+	    len + 1 + B64URL_LEN(CRYPTO_MAC_LEN) + 1 > size)
 		return -1;
 	out[len] = '.';
 	b64url_encode(mac, sizeof(mac), out + len + 1);
 	return 0;
 }
 
-/* Checks the trailing mac; on success cuts it off value_copy. */
+/*
+ * Cuts the trailing ".<mac>" off value_copy and checks it under the key at
+ * key_offset of the secret a v2 kid names, or, for v1, of each secret in
+ * turn. Returns the index of the secret that signed, or -1.
+ */
 static int
-check_mac(const unsigned char *key, const char *name, char *value_copy)
+check_mac(const char *purpose, char *value_copy, int v1, size_t key_offset)
 {
 	char *dot = strrchr(value_copy, '.');
 	unsigned char expected[CRYPTO_MAC_LEN], given[CRYPTO_MAC_LEN + 1];
-	char input[SESSION_COOKIE_MAX + 32];
-	int n;
 
 	if (dot == NULL || b64url_decode(dot + 1, strlen(dot + 1), given,
 					 sizeof(given)) != CRYPTO_MAC_LEN)
 		return -1;
 	*dot = '\0';
-	n = snprintf(input, sizeof(input), "%s|%s", name, value_copy);
-	if (n < 0 || (size_t)n >= sizeof(input) ||
-	    crypto_hmac(key, input, (size_t)n, expected) < 0)
-		return -1;
-	return crypto_equal(expected, given, CRYPTO_MAC_LEN) ? 0 : -1;
+	for (int i = 0; i < nkeys; i++) {
+		const unsigned char *key = (const unsigned char *)&keys[i] + key_offset;
+
+		/* "v2.<kid>.": only the key it names. */
+		if (!v1 && (strncmp(value_copy + 3, keys[i].kid, SESSION_KID_LEN) != 0 ||
+			    value_copy[3 + SESSION_KID_LEN] != '.'))
+			continue;
+		if (mac_of(key, purpose, value_copy, expected) == 0 &&
+		    crypto_equal(expected, given, CRYPTO_MAC_LEN))
+			return i;
+	}
+	return -1;
 }
 
 /* Strict decimal: digits only, no sign, no leading zeros, bounded. */
@@ -150,6 +264,27 @@ split_fields(char *s, char **fields, int n)
 	return i == n ? 0 : -1;
 }
 
+/*
+ * A copy of value, its MAC checked: *key is the signing key's index and
+ * *v1 whether it is of the first format. The fields are left in copy.
+ */
+static int
+open_cookie(const char *value, const char *purpose, size_t key_offset,
+	    char copy[SESSION_COOKIE_MAX + 1], int *v1, int *key)
+{
+	if (strlen(value) > SESSION_COOKIE_MAX)
+		return -1;
+	if (strncmp(value, "v2.", 3) == 0)
+		*v1 = 0;
+	else if (strncmp(value, "v1.", 3) == 0)
+		*v1 = 1;
+	else
+		return -1;
+	strcpy(copy, value);
+	*key = check_mac(purpose, copy, *v1, key_offset);
+	return *key < 0 ? -1 : 0;
+}
+
 int
 session_sign_login(const struct oauth_login *login, char *out, size_t size)
 {
@@ -157,67 +292,89 @@ session_sign_login(const struct oauth_login *login, char *out, size_t size)
 	int n;
 
 	b64url_encode((const unsigned char *)login->next, strlen(login->next), next);
-	n = snprintf(out, size, "v1.%s.%lld.%s", login->state, (long long)login->expires,
-		     next);
+	n = snprintf(out, size, "v2.%s.%s.%lld.%s", keys[0].kid, login->state,
+		     (long long)login->expires, next);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
-	return append_mac(oauth_key, OAUTH_COOKIE, out, size);
+	return append_mac(keys[0].oauth, OAUTH_PURPOSE, out, size);
 }
 
 int
 session_verify_login(const char *value, time_t now, struct oauth_login *login)
 {
-	char copy[SESSION_COOKIE_MAX + 1], *f[4];
+	char copy[SESSION_COOKIE_MAX + 1], *f[5], **fields;
 	long long expires;
 	long next_len;
+	int v1, key;
 
-	if (strlen(value) > SESSION_COOKIE_MAX)
+	if (open_cookie(value, OAUTH_PURPOSE, offsetof(struct cookie_keys, oauth), copy,
+			&v1, &key) < 0 ||
+	    split_fields(copy, f, v1 ? 4 : 5) < 0)
 		return -1;
-	strcpy(copy, value);
-	if (check_mac(oauth_key, OAUTH_COOKIE, copy) < 0 || split_fields(copy, f, 4) < 0)
+	/* From here on both formats read the same: state, expires, next. */
+	fields = v1 ? f : f + 1;
+	if (strlen(fields[1]) != SESSION_STATE_LEN ||
+	    parse_decimal(fields[2], &expires) < 0 || expires <= now)
 		return -1;
-	if (strcmp(f[0], "v1") != 0 || strlen(f[1]) != SESSION_STATE_LEN ||
-	    parse_decimal(f[2], &expires) < 0 || expires <= now)
-		return -1;
-	next_len = b64url_decode(f[3], strlen(f[3]), (unsigned char *)login->next,
-				 sizeof(login->next) - 1);
+	next_len = b64url_decode(fields[3], strlen(fields[3]),
+				 (unsigned char *)login->next, sizeof(login->next) - 1);
 	/* A NUL would cut the path short of what was signed. */
 	if (next_len < 0 || memchr(login->next, '\0', (size_t)next_len) != NULL)
 		return -1;
 	login->next[next_len] = '\0';
 	if (!session_is_local_path(login->next))
 		return -1;
-	strcpy(login->state, f[1]);
+	strcpy(login->state, fields[1]);
 	login->expires = (time_t)expires;
+	login->key = key;
 	return 0;
 }
 
 int
-session_sign_user(const struct user_session *s, char *out, size_t size)
+session_sign(const struct session_cookie *s, char *out, size_t size)
 {
-	int n = snprintf(out, size, "v1.%lld.%lld.%lld", s->user_id, s->generation,
-			 (long long)s->expires);
+	char id[B64URL_LEN(SESSION_ID_LEN) + 1];
+	int n;
 
+	b64url_encode(s->id, sizeof(s->id), id);
+	n = snprintf(out, size, "v2.%s.%s.%lld", keys[0].kid, id, (long long)s->expires);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
-	return append_mac(session_key, SESSION_COOKIE, out, size);
+	return append_mac(keys[0].session, SESSION_PURPOSE, out, size);
 }
 
 int
-session_verify_user(const char *value, time_t now, struct user_session *s)
+session_verify(const char *value, time_t now, struct session_cookie *s)
+{
+	char copy[SESSION_COOKIE_MAX + 1], *f[4];
+	long long expires;
+	int v1, key;
+
+	if (open_cookie(value, SESSION_PURPOSE, offsetof(struct cookie_keys, session),
+			copy, &v1, &key) < 0 ||
+	    v1 || split_fields(copy, f, 4) < 0)
+		return -1;
+	if (b64url_decode(f[2], strlen(f[2]), s->id, sizeof(s->id)) != SESSION_ID_LEN ||
+	    parse_decimal(f[3], &expires) < 0 || expires <= now)
+		return -1;
+	s->expires = (time_t)expires;
+	s->key = key;
+	return 0;
+}
+
+int
+session_verify_legacy(const char *value, time_t now, struct legacy_session *s)
 {
 	char copy[SESSION_COOKIE_MAX + 1], *f[4];
 	long long user_id, generation, expires;
+	int v1, key;
 
-	if (strlen(value) > SESSION_COOKIE_MAX)
+	if (open_cookie(value, SESSION_PURPOSE, offsetof(struct cookie_keys, session),
+			copy, &v1, &key) < 0 ||
+	    !v1 || split_fields(copy, f, 4) < 0)
 		return -1;
-	strcpy(copy, value);
-	if (check_mac(session_key, SESSION_COOKIE, copy) < 0 ||
-	    split_fields(copy, f, 4) < 0)
-		return -1;
-	if (strcmp(f[0], "v1") != 0 || parse_decimal(f[1], &user_id) < 0 ||
-	    parse_decimal(f[2], &generation) < 0 || parse_decimal(f[3], &expires) < 0 ||
-	    expires <= now)
+	if (parse_decimal(f[1], &user_id) < 0 || parse_decimal(f[2], &generation) < 0 ||
+	    parse_decimal(f[3], &expires) < 0 || expires <= now)
 		return -1;
 	s->user_id = user_id;
 	s->generation = generation;

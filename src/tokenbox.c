@@ -116,8 +116,30 @@ add_key(const unsigned char key[CRYPTO_KEY_LEN])
 	return 0;
 }
 
+/*
+ * "derived": a key from each secret of BAA_SECRET_KEY, in its order. When
+ * the secrets rotate, the first derived key seals and the old one still
+ * opens, until `baa rotate-keys` has sealed every token again.
+ */
+static int
+add_derived_keys(const char *secrets)
+{
+	unsigned char key[CRYPTO_KEY_LEN];
+	const char *secret;
+	size_t len;
+	int rc = 0;
+
+	while (rc == 0 && (secret = next_word(&secrets, &len)) != NULL) {
+		rc = crypto_derive_key(secret, len, "baa token encryption v1", key);
+		if (rc == 0)
+			rc = add_key(key);
+	}
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
 int
-tokenbox_init(const char *text, const char *secret, size_t secret_len)
+tokenbox_init(const char *text, const char *secrets)
 {
 	unsigned char key[CRYPTO_KEY_LEN];
 	const char *word;
@@ -129,11 +151,11 @@ tokenbox_init(const char *text, const char *secret, size_t secret_len)
 	if (text == NULL)
 		text = TOKENBOX_DERIVED;
 	while (rc == 0 && (word = next_word(&text, &len)) != NULL) {
-		if (is_derived(word, len))
-			rc = crypto_derive_key(secret, secret_len,
-					       "baa token encryption v1", key);
-		else
-			rc = decode_key(word, len, key);
+		if (is_derived(word, len)) {
+			rc = add_derived_keys(secrets);
+			continue;
+		}
+		rc = decode_key(word, len, key);
 		if (rc == 0)
 			rc = add_key(key);
 	}

@@ -49,9 +49,10 @@ int tokenbox_check_keys(const char *text, char *err, size_t errlen);
 
 /*
  * Loads the keys, once at start-up: those of text (the first seals, all
- * open), or the key derived from secret with HKDF-SHA256 when text is NULL.
+ * open); the word "derived" (or a NULL text) stands for a key derived with
+ * HKDF-SHA256 from each of the space-separated secrets, in their order.
  */
-int tokenbox_init(const char *text, const char *secret, size_t secret_len);
+int tokenbox_init(const char *text, const char *secrets);
 
 /* The kid of the key that seals; for reports and tests. */
 const char *tokenbox_current_kid(void);

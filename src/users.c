@@ -1,7 +1,7 @@
 /*
- * SQL for the users table, parameterised and prepared once per connection.
- * Session checks are part of each WHERE clause (id AND generation), so a
- * revoked session finds no row, in the same round trip.
+ * SQL for the users table, parameterised and prepared once per connection,
+ * and the worker's cache of the profiles GET /me shows. The caller has
+ * checked the session (sessions.c) before it asks for a user's row.
  */
 #include "users.h"
 
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "clock.h"
 #include "log.h"
 #include "tokenbox.h"
@@ -45,7 +46,7 @@ static const struct db_statement login_update = {
 	"UPDATE users SET spotify_id = $2, account_id = coalesce($3, account_id),"
 	"  display_name = $4, token_expires_at = now() + make_interval(secs => $5::int),"
 	"  scope = $6, authorized_at = now(), needs_reauth_at = NULL, updated_at = now()"
-	" WHERE id = $1 RETURNING id, session_generation",
+	" WHERE id = $1 RETURNING id",
 	6,
 };
 
@@ -55,7 +56,7 @@ static const struct db_statement login_insert = {
 	"INSERT INTO users (spotify_id, account_id, display_name, token_expires_at, scope,"
 	"                   authorized_at)"
 	" VALUES ($1, $2, $3, now() + make_interval(secs => $4::int), $5, now())"
-	" RETURNING id, session_generation",
+	" RETURNING id",
 	5,
 };
 
@@ -75,24 +76,13 @@ static const struct db_statement lock_batch = {
 
 #define EPOCH_OR_0(column) "coalesce(floor(extract(epoch FROM " column "))::bigint, 0)"
 
-static const struct db_statement profile = {
-	"users_profile",
-	"SELECT id, spotify_id, coalesce(display_name, ''),"
-	"  coalesce(to_char(token_expires_at AT TIME ZONE 'UTC',"
-	"                   'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"
-	"  coalesce(account_id, ''), " EPOCH_OR_0("authorized_at") ","
-	"  needs_reauth_at IS NOT NULL"
-	" FROM users WHERE id = $1 AND session_generation = $2",
-	2,
-};
-
 /* Columns 0-3 of both: what read_token takes in. */
 static const struct db_statement token = {
 	"users_token",
 	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
 	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at")
-	" FROM users WHERE id = $1 AND session_generation = $2",
-	2,
+	" FROM users WHERE id = $1",
+	1,
 };
 
 static const struct db_statement lock_token = {
@@ -100,8 +90,8 @@ static const struct db_statement lock_token = {
 	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
 	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at") ","
 	"  coalesce(refresh_token, '')"
-	" FROM users WHERE id = $1 AND session_generation = $2 FOR UPDATE",
-	2,
+	" FROM users WHERE id = $1 FOR UPDATE",
+	1,
 };
 
 static const struct db_statement store_refresh = {
@@ -122,7 +112,7 @@ static const struct db_statement mark_reauth = {
 	1,
 };
 
-/* The session generation is left alone: the sessions stay valid. */
+/* The sessions are left alone: they stay valid. */
 static const struct db_statement clear_tokens = {
 	"users_clear_tokens",
 	"UPDATE users SET spotify_token = NULL, refresh_token = NULL,"
@@ -131,22 +121,15 @@ static const struct db_statement clear_tokens = {
 	1,
 };
 
-static const struct db_statement bump_generation = {
-	"users_bump_generation",
-	"UPDATE users SET session_generation = session_generation + 1, updated_at = now()"
-	" WHERE id = $1 AND session_generation = $2",
-	2,
-};
-
 static const struct db_statement delete_user = {
 	"users_delete",
-	"DELETE FROM users WHERE id = $1 AND session_generation = $2",
-	2,
+	"DELETE FROM users WHERE id = $1",
+	1,
 };
 
 /*
  * GET /me is the hot path; what it shows changes rarely. Each worker keeps
- * the profiles it served, keyed by user id and session generation, and
+ * the profiles it served, keyed by user id, and
  * forgets one when PostgreSQL notifies that its row changed (the trigger of
  * sql/002). A connection lost means notifications lost: entries are only
  * trusted from the connection (epoch) they were read on, and never for
@@ -157,7 +140,6 @@ static const struct db_statement delete_user = {
 
 struct cached_profile {
 	long long id; /* 0: empty */
-	long long generation;
 	unsigned long epoch;
 	time_t fetched;
 	struct user_profile profile;
@@ -310,7 +292,7 @@ find_identity_rows(struct db *db, const struct spotify_user *who,
 /* Inside the login's transaction: the row, found or made, holds the profile. */
 static enum users_status
 store_identity(struct db *db, const struct spotify_user *who,
-	       const struct spotify_tokens *tokens, long long *id, long long *generation,
+	       const struct spotify_tokens *tokens, long long *id,
 	       enum identity_match *match)
 {
 	char expires_in[24], user_text[24];
@@ -342,7 +324,6 @@ store_identity(struct db *db, const struct spotify_user *who,
 		return USERS_DB_ERROR;
 	}
 	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	*generation = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	*match = plan.match;
 	PQclear(res);
 	return USERS_OK;
@@ -368,49 +349,15 @@ store_login_tokens(struct db *db, long long id, const struct spotify_tokens *tok
 	return USERS_OK;
 }
 
-/*
- * Another login of the same account, committed between our look and our
- * insert, makes the insert fail on a UNIQUE index (23505); rows locked in
- * another order can deadlock (40P01). Both go away by doing it again: the
- * second look sees the other login's row.
- */
-#define LOGIN_ATTEMPTS 3
-
-static int
-worth_retrying(const struct db *db)
-{
-	return strcmp(db->sqlstate, "23505") == 0 || strcmp(db->sqlstate, "40P01") == 0 ||
-	       strcmp(db->sqlstate, "40001") == 0;
-}
-
-/*
- * One transaction: the identity (which gives a new user its id), then the
- * tokens sealed for that id. Nobody sees the row in between.
- */
 enum users_status
-users_upsert(struct db *db, const struct spotify_user *who,
-	     const struct spotify_tokens *tokens, long long *id, long long *generation,
-	     enum identity_match *match)
+users_store_login(struct db *db, const struct spotify_user *who,
+		  const struct spotify_tokens *tokens, long long *id,
+		  enum identity_match *match)
 {
-	for (int attempt = 1; attempt <= LOGIN_ATTEMPTS; attempt++) {
-		if (db_begin(db) != DB_OK)
-			return USERS_DB_ERROR;
-		if (store_identity(db, who, tokens, id, generation, match) == USERS_OK &&
-		    store_login_tokens(db, *id, tokens) == USERS_OK &&
-		    db_commit(db) == DB_OK)
-			return USERS_OK;
-		db_rollback(db);
-		if (!worth_retrying(db))
-			break;
-	}
-	return USERS_DB_ERROR;
-}
-
-static void
-id_params(long long id, long long generation, char id_text[24], char gen_text[24])
-{
-	snprintf(id_text, 24, "%lld", id);
-	snprintf(gen_text, 24, "%lld", generation);
+	if (store_identity(db, who, tokens, id, match) != USERS_OK ||
+	    store_login_tokens(db, *id, tokens) != USERS_OK)
+		return USERS_DB_ERROR;
+	return USERS_OK;
 }
 
 static void
@@ -425,55 +372,50 @@ describe_grant(struct user_profile *p, int grant_lifetime)
 	clock_iso8601(p->reauth_due_at, p->reauth_due_at_text);
 }
 
-enum users_status
-users_profile(struct db *db, long long id, long long generation, struct user_profile *out)
+void
+users_profile_read(const struct db *db, const PGresult *res, int first,
+		   struct user_profile *out)
 {
-	char id_text[24], gen_text[24];
-	const char *params[2] = {id_text, gen_text};
-	enum users_status status = USERS_NOT_FOUND;
-	struct cached_profile *slot = profile_slot(id);
-	int use_cache = db->cfg->profile_cache;
-	time_t now = time(NULL);
-	PGresult *res;
+	out->id = strtoll(PQgetvalue(res, 0, first), NULL, 10);
+	copy_value(res, first + 1, out->spotify_id, sizeof(out->spotify_id));
+	copy_value(res, first + 2, out->display_name, sizeof(out->display_name));
+	copy_value(res, first + 3, out->token_expires_at, sizeof(out->token_expires_at));
+	copy_value(res, first + 4, out->account_id, sizeof(out->account_id));
+	out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, first + 5), NULL, 10);
+	out->needs_reauth = strcmp(PQgetvalue(res, 0, first + 6), "t") == 0;
+	describe_grant(out, db->cfg->grant_lifetime);
+}
 
-	if (use_cache && db_notifications(db) == 0 &&
-	    slot->id == id && slot->generation == generation &&
-	    slot->epoch == db->epoch && now - slot->fetched < PROFILE_TTL) {
-		*out = slot->profile;
-		return USERS_OK;
-	}
+int
+users_profile_cached(struct db *db, long long id, struct user_profile *out)
+{
+	const struct cached_profile *slot = profile_slot(id);
 
-	id_params(id, generation, id_text, gen_text);
-	if (run(db, &profile, params, &res) != USERS_OK)
-		return USERS_DB_ERROR;
-	if (PQntuples(res) == 1) {
-		out->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		copy_value(res, 1, out->spotify_id, sizeof(out->spotify_id));
-		copy_value(res, 2, out->display_name, sizeof(out->display_name));
-		copy_value(res, 3, out->token_expires_at, sizeof(out->token_expires_at));
-		copy_value(res, 4, out->account_id, sizeof(out->account_id));
-		out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-		out->needs_reauth = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
-		describe_grant(out, db->cfg->grant_lifetime);
-		status = USERS_OK;
-		if (use_cache && db->listening)
-			*slot = (struct cached_profile){id, generation, db->epoch, now,
-							*out};
-	}
-	PQclear(res);
-	return status;
+	if (!db->cfg->profile_cache || db_notifications(db) < 0 || slot->id != id ||
+	    slot->epoch != db->epoch || time(NULL) - slot->fetched >= PROFILE_TTL)
+		return 0;
+	*out = slot->profile;
+	return 1;
+}
+
+void
+users_profile_remember(struct db *db, const struct user_profile *profile, time_t now)
+{
+	if (db->cfg->profile_cache && db->listening)
+		*profile_slot(profile->id) =
+			(struct cached_profile){profile->id, db->epoch, now, *profile};
 }
 
 static enum users_status
 read_token(struct db *db, const struct db_statement *st, long long id,
-	   long long generation, struct user_token *out)
+	   struct user_token *out)
 {
-	char id_text[24], gen_text[24];
-	const char *params[2] = {id_text, gen_text};
+	char id_text[24];
+	const char *params[1] = {id_text};
 	enum users_status status = USERS_NOT_FOUND;
 	PGresult *res;
 
-	id_params(id, generation, id_text, gen_text);
+	snprintf(id_text, sizeof(id_text), "%lld", id);
 	if (run(db, st, params, &res) != USERS_OK)
 		return USERS_DB_ERROR;
 	if (PQntuples(res) == 1) {
@@ -493,16 +435,15 @@ read_token(struct db *db, const struct db_statement *st, long long id,
 }
 
 enum users_status
-users_token(struct db *db, long long id, long long generation, struct user_token *out)
+users_token(struct db *db, long long id, struct user_token *out)
 {
-	return read_token(db, &token, id, generation, out);
+	return read_token(db, &token, id, out);
 }
 
 enum users_status
-users_lock_token(struct db *db, long long id, long long generation,
-		 struct user_token *out)
+users_lock_token(struct db *db, long long id, struct user_token *out)
 {
-	return read_token(db, &lock_token, id, generation, out);
+	return read_token(db, &lock_token, id, out);
 }
 
 enum users_status
@@ -545,28 +486,10 @@ users_clear_tokens(struct db *db, long long id)
 	return touch_row(db, &clear_tokens, id);
 }
 
-/* A statement on one user's row, for the session holding generation. */
-static enum users_status
-touch_session_row(struct db *db, const struct db_statement *st, long long id,
-		  long long generation)
-{
-	char id_text[24], gen_text[24];
-	const char *params[2] = {id_text, gen_text};
-
-	id_params(id, generation, id_text, gen_text);
-	return run_touching(db, st, params);
-}
-
 enum users_status
-users_bump_generation(struct db *db, long long id, long long generation)
+users_delete(struct db *db, long long id)
 {
-	return touch_session_row(db, &bump_generation, id, generation);
-}
-
-enum users_status
-users_delete(struct db *db, long long id, long long generation)
-{
-	return touch_session_row(db, &delete_user, id, generation);
+	return touch_row(db, &delete_user, id);
 }
 
 /*
@@ -644,6 +567,9 @@ users_reseal_batch(struct db *db, long long *after, int limit,
 			rc = -1;
 		else
 			PQclear(done);
+		/* In the batch's transaction, with the tokens it records. */
+		if (rc == 0 && audit_record(db, AUDIT_KEY_ROTATED, id, 0, NULL) != DB_OK)
+			rc = -1;
 		counts->resealed += a + r;
 	}
 	PQclear(res);

@@ -1,5 +1,6 @@
 /*
- * The users table: every SQL statement that touches it lives here.
+ * The users table: every SQL statement that touches it lives here. The
+ * caller has checked the session that names the user (sessions.h).
  */
 #ifndef BAA_USERS_H
 #define BAA_USERS_H
@@ -39,23 +40,44 @@ struct user_token {
 
 enum users_status {
 	USERS_OK,
-	USERS_NOT_FOUND, /* no such user, or the session generation moved on */
+	USERS_NOT_FOUND, /* no such user (deleted since the session was checked) */
 	USERS_DB_ERROR,
 };
 
 /*
- * A login: finds the user's row by account_id (or by spotify_id, see
- * identity.h), inserts one for a new user, stores the profile and tokens,
- * restarts the grant (authorized_at) and clears needs_reauth, in one
- * transaction. Returns id and generation; *match says how it was found.
+ * Inside the login's transaction: finds the user's row by account_id (or
+ * by spotify_id, see identity.h), inserts one for a new user, stores the
+ * profile and tokens, restarts the grant (authorized_at) and clears
+ * needs_reauth. *match says how the row was found.
  */
-enum users_status users_upsert(struct db *db, const struct spotify_user *who,
-			       const struct spotify_tokens *tokens, long long *id,
-			       long long *generation, enum identity_match *match);
+enum users_status users_store_login(struct db *db, const struct spotify_user *who,
+				    const struct spotify_tokens *tokens, long long *id,
+				    enum identity_match *match);
 
-/* The profile GET /me shows; served from the worker's cache when it may. */
-enum users_status users_profile(struct db *db, long long id, long long generation,
-				struct user_profile *out);
+/*
+ * What GET /me shows, as columns of a statement that joins users as u
+ * (sessions.c reads a session and its user's profile in one round trip).
+ */
+#define USERS_PROFILE_COLUMNS                                                            \
+	"u.id, u.spotify_id, coalesce(u.display_name, ''),"                              \
+	" coalesce(to_char(u.token_expires_at AT TIME ZONE 'UTC',"                       \
+	"                  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                      \
+	" coalesce(u.account_id, ''),"                                                   \
+	" coalesce(floor(extract(epoch FROM u.authorized_at))::bigint, 0),"              \
+	" u.needs_reauth_at IS NOT NULL"
+
+/* The profile from the first row of res, its columns starting at first. */
+void users_profile_read(const struct db *db, const PGresult *res, int first,
+			struct user_profile *out);
+
+/*
+ * The worker's cache of profiles: 1 and *out when id's profile may be
+ * served from it (the connection it was read on is up and no change of the
+ * row has been notified since), else 0.
+ */
+int users_profile_cached(struct db *db, long long id, struct user_profile *out);
+void users_profile_remember(struct db *db, const struct user_profile *profile,
+			    time_t now);
 
 /*
  * A worker's connection: with the profile cache on, listens for changed
@@ -65,12 +87,10 @@ enum users_status users_profile(struct db *db, long long id, long long generatio
 int users_attach(struct db *db);
 
 /* The access token without locking (the fast path of /me/token). */
-enum users_status users_token(struct db *db, long long id, long long generation,
-			      struct user_token *out);
+enum users_status users_token(struct db *db, long long id, struct user_token *out);
 
 /* Inside a transaction: the row locked FOR UPDATE, refresh token included. */
-enum users_status users_lock_token(struct db *db, long long id, long long generation,
-				   struct user_token *out);
+enum users_status users_lock_token(struct db *db, long long id, struct user_token *out);
 
 /*
  * Stores a refreshed token (a new refresh token only when Spotify rotated
@@ -93,10 +113,6 @@ enum users_status users_mark_reauth(struct db *db, long long id);
  */
 enum users_status users_clear_tokens(struct db *db, long long id);
 
-/* Revokes every session cookie issued so far (logout). */
-enum users_status users_bump_generation(struct db *db, long long id,
-					long long generation);
-
 struct users_reseal_counts {
 	long long users;      /* rows looked at */
 	long long resealed;   /* tokens sealed again under the current key */
@@ -106,12 +122,13 @@ struct users_reseal_counts {
 /*
  * Inside a transaction: locks up to limit rows with an id above *after and
  * seals every token not under the current key again (plaintext ones from
- * before encryption included). Moves *after on; returns the number of rows
+ * before encryption included), recording key_rotated for each user. Moves *after on; returns the number of rows
  * (0: none left) or -1 when the database failed.
  */
 int users_reseal_batch(struct db *db, long long *after, int limit,
 		       struct users_reseal_counts *counts);
 
-enum users_status users_delete(struct db *db, long long id, long long generation);
+/* Deletes the user; the sessions and audit events go with the row. */
+enum users_status users_delete(struct db *db, long long id);
 
 #endif

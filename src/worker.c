@@ -21,12 +21,15 @@
 
 #include "clock.h"
 #include "db.h"
+#include "housekeeping.h"
 #include "log.h"
 #include "metrics.h"
+#include "origin.h"
 #include "pause.h"
 #include "request.h"
 #include "response.h"
 #include "router.h"
+#include "sessions.h"
 #include "spotify.h"
 #include "spread.h"
 #include "users.h"
@@ -109,6 +112,7 @@ struct worker {
 	unsigned long served;
 	struct connection conns[CONNECTIONS_MAX];
 	struct db db;
+	struct housekeeping housekeeping;
 	const struct config *cfg;
 };
 
@@ -140,6 +144,25 @@ drain_input(FCGX_Stream *in)
 	return 0;
 }
 
+/* The site's origin (of SPOTIFY_REDIRECT_URI), for the cross-site check. */
+static char site_origin[300];
+
+/*
+ * A browser sends Sec-Fetch-Site or Origin with a request another site's
+ * page made it send; such a request must not change anything (log out,
+ * end a session, delete the user). GET and HEAD change nothing.
+ */
+static int
+refused_cross_site(const struct request *req, struct response *res)
+{
+	if (req->method == HTTP_GET || req->method == HTTP_HEAD ||
+	    origin_allows(req->sec_fetch_site, req->origin, site_origin))
+		return 0;
+	response_problem(res, 403, "cross_site_request",
+			 "This request came from another site's page; baa refuses it.");
+	return 1;
+}
+
 /* Answers one request, then finishes it: the response leaves in one write. */
 static void
 serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
@@ -166,7 +189,7 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 								   : "bad request");
 	} else {
 		route = router_match(app_routes, app_route_count, &req, &res);
-		if (route)
+		if (route && !refused_cross_site(&req, &res))
 			route->handler(&req, &res);
 	}
 
@@ -401,6 +424,12 @@ run_loop(struct worker *w)
 				timeout = (int)left;
 		}
 		watch_database(w);
+		if (drain_until < 0) {
+			long long due = housekeeping_wait_ms(&w->housekeeping, &w->db,
+							     clock_now_ms());
+			if (timeout < 0 || due < timeout)
+				timeout = (int)due;
+		}
 		/* Buffered log lines wait at most LOG_FLUSH_MS for an idle worker. */
 		n = epoll_pwait(w->epoll_fd, events, EVENTS_MAX, timeout, &waiting_mask);
 		if (n == 0)
@@ -420,6 +449,8 @@ run_loop(struct worker *w)
 		/* After the kept connections: taking a slot may close one. */
 		if (listen_ready && drain_until < 0)
 			accept_connections(w);
+		if (drain_until < 0)
+			housekeeping_run(&w->housekeeping, &w->db, clock_now_ms());
 	}
 }
 
@@ -453,6 +484,10 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 	db_init(&w.db, cfg);
 	if (users_attach(&w.db) < 0)
 		log_event(LOG_ERROR, "db_subscribe_failed", LOG_STR("channel", "users"));
+	if (sessions_attach(&w.db) < 0)
+		log_event(LOG_ERROR, "db_subscribe_failed", LOG_STR("channel", "sessions"));
+	if (origin_of_url(cfg->spotify_redirect_uri, site_origin, sizeof(site_origin)) < 0)
+		site_origin[0] = '\0';
 	pause_attach(&w.db);
 
 	if (run_loop(&w) == 0)

@@ -10,56 +10,43 @@
 #include <string.h>
 #include <time.h>
 
+#include "../audit.h"
 #include "../log.h"
+#include "../login.h"
 #include "../params.h"
 #include "../session.h"
 #include "../spotify.h"
 #include "../states.h"
-#include "../users.h"
 
 /* A login must finish within this many seconds of its start. */
 #define LOGIN_TTL 600
 #define CODE_MAX 1024
 
-typedef int cookie_check(const char *value, time_t now, void *out);
-
 /*
- * Checks each cookie called name until one verifies. Trying them all means
- * a stale duplicate (another path or domain) cannot hide a good one.
+ * The login in progress: the one cookie of the current name, else (a login
+ * started before the rename) of the first. -1 when there is none that
+ * verifies, or the name was sent twice.
  */
 static int
-first_valid_cookie(const struct request *req, const char *name, cookie_check *check,
-		   void *out)
+login_in_progress(const struct request *req, struct oauth_login *login)
 {
-	struct params cookies;
-	time_t now = time(NULL);
+	char value[SESSION_COOKIE_MAX + 1];
+	enum cookie_found found = current_cookie(req, OAUTH_COOKIE, value, sizeof(value));
 
-	if (req->cookie == NULL ||
-	    params_parse_cookies(&cookies, req->cookie, strlen(req->cookie)) != PARAMS_OK)
+	if (found == COOKIE_ABSENT)
+		found = current_cookie(req, LEGACY_OAUTH_COOKIE, value, sizeof(value));
+	if (found != COOKIE_FOUND)
 		return -1;
-	for (int i = 0; i < cookies.count; i++)
-		if (strcmp(cookies.items[i].name, name) == 0 &&
-		    check(cookies.items[i].value, now, out) == 0)
-			return 0;
-	return -1;
+	return session_verify_login(value, time(NULL), login);
 }
 
-static int
-check_session(const char *value, time_t now, void *out)
+/* Ends the login in progress, under whichever name it came. */
+static void
+clear_login(const struct request *req, struct response *res)
 {
-	return session_verify_user(value, now, out);
-}
-
-static int
-check_login(const char *value, time_t now, void *out)
-{
-	return session_verify_login(value, now, out);
-}
-
-int
-auth_current_session(const struct request *req, struct user_session *session)
-{
-	return first_valid_cookie(req, SESSION_COOKIE, check_session, session);
+	response_cookie(res, OAUTH_COOKIE, "", 0);
+	if (req->cookie && strstr(req->cookie, LEGACY_OAUTH_COOKIE "="))
+		response_cookie(res, LEGACY_OAUTH_COOKIE, "", 0);
 }
 
 void
@@ -82,7 +69,7 @@ auth_login(const struct request *req, struct response *res)
 		return;
 	}
 	if (session_new_login(&login, next, time(NULL), LOGIN_TTL) < 0 ||
-	    session_pkce(login.state, verifier, challenge) < 0 ||
+	    session_pkce(&login, verifier, challenge) < 0 ||
 	    spotify_authorize_url(login.state, challenge, url, sizeof(url)) < 0 ||
 	    session_sign_login(&login, cookie, sizeof(cookie)) < 0) {
 		response_error(res, 500, "could not start the login");
@@ -174,7 +161,7 @@ callback_spotify_failed(const struct request *req, struct response *res,
 	if (outcome.status == SPOTIFY_FORBIDDEN) {
 		/* Development mode: a user the owner has not added. */
 		log_event(LOG_INFO, "spotify_access_denied", LOG_STR("at", "login"));
-		response_cookie(res, OAUTH_COOKIE, "", 0);
+		clear_login(req, res);
 	}
 	auth_spotify_failed(res, outcome, what);
 	callback_failed(req, res, outcome_code(outcome));
@@ -226,14 +213,13 @@ auth_callback(const struct request *req, struct response *res)
 	static struct spotify_tokens tokens;
 	struct spotify_user who;
 	struct oauth_login login;
-	struct user_session session;
+	struct login_result done;
+	struct client client;
 	struct spotify_outcome outcome;
 	struct params query;
 	char verifier[SESSION_VERIFIER_LEN + 1], challenge[B64URL_LEN(32) + 1];
 	char cookie[SESSION_COOKIE_MAX + 1];
 	const char *code, *state, *error;
-	long long id, generation;
-	enum identity_match match;
 
 	if (params_parse_form(&query, req->query, strlen(req->query)) != PARAMS_OK) {
 		response_error(res, 400, "malformed query string");
@@ -244,7 +230,7 @@ auth_callback(const struct request *req, struct response *res)
 	if (error) {
 		/* The user said no at Spotify (or Spotify refused): start over. */
 		int declined = strcmp(error, "access_denied") == 0;
-		response_cookie(res, OAUTH_COOKIE, "", 0);
+		clear_login(req, res);
 		if (declined)
 			response_error(res, 403, "login cancelled at Spotify");
 		else
@@ -260,7 +246,7 @@ auth_callback(const struct request *req, struct response *res)
 		callback_failed(req, res, "login_expired");
 		return;
 	}
-	if (first_valid_cookie(req, OAUTH_COOKIE, check_login, &login) < 0) {
+	if (login_in_progress(req, &login) < 0) {
 		response_error(
 			res, 400,
 			"no login in progress or it expired: start again at /login");
@@ -277,7 +263,7 @@ auth_callback(const struct request *req, struct response *res)
 	/* One call to Spotify per state, whichever instance gets it. */
 	if (refused_while_paused(req, res) || redeem_state(req, res, &login) < 0)
 		return;
-	if (session_pkce(login.state, verifier, challenge) < 0) {
+	if (session_pkce(&login, verifier, challenge) < 0) {
 		response_error(res, 500, "could not finish the login");
 		callback_failed(req, res, "spotify_failed");
 		return;
@@ -294,39 +280,87 @@ auth_callback(const struct request *req, struct response *res)
 					"could not read the Spotify profile");
 		goto out;
 	}
-	if (users_upsert(req->db, &who, &tokens, &id, &generation, &match) != USERS_OK) {
+	client_of(req, &client);
+	if (login_store(req->db, &who, &tokens, &client, &done) < 0) {
 		response_error(res, 503, "database unavailable");
 		callback_failed(req, res, "unavailable");
 		goto out;
 	}
-
-	session =
-		(struct user_session){id, generation, time(NULL) + req->cfg->session_ttl};
-	if (session_sign_user(&session, cookie, sizeof(cookie)) < 0) {
+	if (session_sign(&done.cookie, cookie, sizeof(cookie)) < 0) {
+		/* Stored, but no cookie: the session row expires unused. */
 		response_error(res, 500, "could not finish the login");
 		callback_failed(req, res, "spotify_failed");
 		goto out;
 	}
-	log_event(LOG_INFO, "login", LOG_INT("user_id", id),
-		  LOG_STR("identity", identity_match_name(match)));
-	response_cookie(res, SESSION_COOKIE, cookie, req->cfg->session_ttl);
-	response_cookie(res, OAUTH_COOKIE, "", 0);
+	log_event(LOG_INFO, "login", LOG_INT("user_id", done.session.user_id),
+		  LOG_INT("session_id", done.session.id),
+		  LOG_STR("identity", identity_match_name(done.match)));
+	response_cookie(res, SESSION_COOKIE, cookie,
+			(long)(done.cookie.expires - time(NULL)));
+	clear_login(req, res);
 	response_redirect(res, login.next);
 out:
 	memset(&tokens, 0, sizeof(tokens));
 }
 
+/* Ends this session, or with everywhere every session of its user. */
+static enum db_status
+end_sessions(const struct request *req, const struct current *cur, int everywhere)
+{
+	struct client client;
+	enum sessions_status ended;
+
+	client_of(req, &client);
+	if (db_begin(req->db) != DB_OK)
+		return DB_UNAVAILABLE;
+	ended = everywhere ? sessions_end_all(req->db, cur->session.user_id)
+			   : sessions_end(req->db, cur->session.user_id, cur->session.id);
+	if (ended == SESSIONS_DB_ERROR ||
+	    audit_record(req->db, everywhere ? AUDIT_LOGOUT_EVERYWHERE : AUDIT_LOGOUT,
+			 cur->session.user_id, cur->session.id, &client) != DB_OK ||
+	    db_commit(req->db) != DB_OK) {
+		db_rollback(req->db);
+		return DB_QUERY_FAILED;
+	}
+	return DB_OK;
+}
+
+/*
+ * POST /logout ends this session; ?everywhere=1 every session of the user
+ * (every device). Without a live session there is nothing to end: the
+ * cookies are cleared all the same.
+ */
 void
 auth_logout(const struct request *req, struct response *res)
 {
-	struct user_session session;
+	struct current cur;
+	struct params query;
+	const char *everywhere;
 
-	if (auth_current_session(req, &session) == 0 &&
-	    users_bump_generation(req->db, session.user_id, session.generation) ==
-		    USERS_DB_ERROR) {
-		response_error(res, 503, "database unavailable");
+	if (params_parse_form(&query, req->query, strlen(req->query)) != PARAMS_OK) {
+		response_error(res, 400, "malformed query string");
 		return;
 	}
-	response_cookie(res, SESSION_COOKIE, "", 0);
+	everywhere = params_get(&query, "everywhere");
+	if (everywhere && (params_count(&query, "everywhere") > 1 ||
+			   (strcmp(everywhere, "1") != 0 && strcmp(everywhere, "0") != 0))) {
+		response_error(res, 400, "everywhere must be 1 or 0");
+		return;
+	}
+	switch (current_find(req, &cur, 0)) {
+	case CURRENT_OK:
+		if (end_sessions(req, &cur, everywhere && everywhere[0] == '1') != DB_OK) {
+			response_error(res, 503, "database unavailable");
+			return;
+		}
+		log_event(LOG_INFO, everywhere && everywhere[0] == '1' ? "logout_everywhere"
+								       : "logout",
+			  LOG_INT("user_id", cur.session.user_id),
+			  LOG_INT("session_id", cur.session.id));
+		break;
+	case CURRENT_DB_ERROR: response_error(res, 503, "database unavailable"); return;
+	default: break;
+	}
+	current_clear_cookies(req, res);
 	response_json_string(res, 200, "status", "logged out");
 }

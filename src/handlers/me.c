@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../audit.h"
 #include "../clock.h"
 #include "../log.h"
 #include "../session.h"
@@ -25,22 +26,11 @@
 /* Where a user removes an app's access to their Spotify account. */
 #define SPOTIFY_REVOKE_URL "https://www.spotify.com/account/apps/"
 
-/* The caller's session, or a 401 already in res. */
-static int
-require_session(const struct request *req, struct response *res,
-		struct user_session *session)
-{
-	if (auth_current_session(req, session) == 0)
-		return 0;
-	response_error(res, 401, "not logged in");
-	return -1;
-}
-
-/* A session whose row is gone or whose generation moved on. */
+/* The user's row is gone since the session was checked (deleted). */
 static void
-revoked(struct response *res)
+revoked(const struct request *req, struct response *res)
 {
-	response_cookie(res, SESSION_COOKIE, "", 0);
+	current_clear_cookies(req, res);
 	response_error(res, 401, "session expired or revoked: log in again");
 }
 
@@ -60,30 +50,25 @@ reauth_recommended(const struct config *cfg, time_t due_at, int needs_reauth)
 void
 me_profile(const struct request *req, struct response *res)
 {
-	struct user_session session;
-	struct user_profile profile;
+	static struct current cur;
+	const struct user_profile *profile = &cur.profile;
 	char id[24];
 
-	if (require_session(req, res, &session) < 0)
+	if (current_require(req, res, &cur, 1) < 0)
 		return;
-	switch (users_profile(req->db, session.user_id, session.generation, &profile)) {
-	case USERS_OK: break;
-	case USERS_NOT_FOUND: revoked(res); return;
-	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
-	}
-	snprintf(id, sizeof(id), "%lld", profile.id);
+	snprintf(id, sizeof(id), "%lld", profile->id);
 	response_object_begin(res, 200);
 	response_member_raw(res, "id", id);
-	response_member_string(res, "spotify_id", profile.spotify_id, 0);
-	response_member_string(res, "account_id", profile.account_id, 1);
-	response_member_string(res, "display_name", profile.display_name, 1);
-	response_member_string(res, "token_expires_at", profile.token_expires_at, 1);
-	response_member_string(res, "authorized_at", profile.authorized_at_text, 1);
-	response_member_string(res, "reauth_due_at", profile.reauth_due_at_text, 1);
+	response_member_string(res, "spotify_id", profile->spotify_id, 0);
+	response_member_string(res, "account_id", profile->account_id, 1);
+	response_member_string(res, "display_name", profile->display_name, 1);
+	response_member_string(res, "token_expires_at", profile->token_expires_at, 1);
+	response_member_string(res, "authorized_at", profile->authorized_at_text, 1);
+	response_member_string(res, "reauth_due_at", profile->reauth_due_at_text, 1);
 	response_member_bool(res, "reauth_recommended",
-			     reauth_recommended(req->cfg, profile.reauth_due_at,
-						profile.needs_reauth));
-	response_member_bool(res, "needs_reauth", profile.needs_reauth);
+			     reauth_recommended(req->cfg, profile->reauth_due_at,
+						profile->needs_reauth));
+	response_member_bool(res, "needs_reauth", profile->needs_reauth);
 	response_object_end(res);
 }
 
@@ -168,10 +153,21 @@ token_next(const struct request *req, const struct user_token *row, int usable)
  * does not decrypt (README, "Tokens at rest"). The user logs in again.
  */
 static void
-logged_out_by_spotify(struct response *res)
+logged_out_by_spotify(const struct request *req, struct response *res)
 {
-	response_cookie(res, SESSION_COOKIE, "", 0);
+	current_clear_cookies(req, res);
 	response_error(res, 401, "Spotify authorization expired: log in again");
+}
+
+/* An audit event of this session, in the refresh's transaction. */
+static enum db_status
+record(const struct request *req, const struct current *cur, enum audit_event event)
+{
+	struct client client;
+
+	client_of(req, &client);
+	return audit_record(req->db, event, cur->session.user_id, cur->session.id,
+			    &client);
 }
 
 /*
@@ -181,14 +177,17 @@ logged_out_by_spotify(struct response *res)
  * the sessions stay valid. Called with the row locked; commits.
  */
 static void
-grant_refused(const struct request *req, struct response *res, long long user_id,
+grant_refused(const struct request *req, struct response *res, const struct current *cur,
 	      const struct user_token *row)
 {
+	long long user_id = cur->session.user_id;
 	int confirmed = row->needs_reauth_at != 0;
 	enum users_status status = confirmed ? users_clear_tokens(req->db, user_id)
 					     : users_mark_reauth(req->db, user_id);
 
-	if (status == USERS_DB_ERROR || db_commit(req->db) != DB_OK) {
+	if (status == USERS_DB_ERROR ||
+	    record(req, cur, AUDIT_REAUTH_REQUIRED) != DB_OK ||
+	    db_commit(req->db) != DB_OK) {
 		db_rollback(req->db);
 		response_error(res, 503, "database unavailable");
 		return;
@@ -199,6 +198,26 @@ grant_refused(const struct request *req, struct response *res, long long user_id
 }
 
 /*
+ * A refresh Spotify failed or refused: recorded (the transaction writes
+ * nothing else), then answered. A refresh not sent because calls are
+ * paused is not an event of this user's.
+ */
+static void
+refresh_failed(const struct request *req, struct response *res,
+	       const struct current *cur, struct spotify_outcome outcome)
+{
+	int limited = outcome.status == SPOTIFY_RATE_LIMITED ||
+		      outcome.status == SPOTIFY_QUOTA_EXCEEDED;
+
+	if (outcome.paused ||
+	    record(req, cur, limited ? AUDIT_RATE_LIMITED : AUDIT_REFRESH_FAILED) !=
+		    DB_OK ||
+	    db_commit(req->db) != DB_OK)
+		db_rollback(req->db);
+	auth_spotify_failed(res, outcome, "Spotify token refresh failed");
+}
+
+/*
  * The slow path: lock the row, look again (another worker may have just
  * refreshed, or just met invalid_grant), and only then call Spotify. The
  * lock is held during the call, which BAA_SPOTIFY_TIMEOUT_MS bounds below
@@ -206,7 +225,7 @@ grant_refused(const struct request *req, struct response *res, long long user_id
  */
 static void
 refresh_and_answer(const struct request *req, struct response *res,
-		   const struct user_session *session)
+		   const struct current *cur)
 {
 	static struct user_token current;
 	static struct spotify_tokens fresh;
@@ -217,12 +236,11 @@ refresh_and_answer(const struct request *req, struct response *res,
 		response_error(res, 503, "database unavailable");
 		return;
 	}
-	switch (users_lock_token(req->db, session->user_id, session->generation,
-				 &current)) {
+	switch (users_lock_token(req->db, cur->session.user_id, &current)) {
 	case USERS_OK: break;
 	case USERS_NOT_FOUND:
 		db_rollback(req->db);
-		revoked(res);
+		revoked(req, res);
 		goto out;
 	case USERS_DB_ERROR:
 		db_rollback(req->db);
@@ -237,7 +255,7 @@ refresh_and_answer(const struct request *req, struct response *res,
 		goto out;
 	case TOKEN_GONE:
 		db_rollback(req->db);
-		logged_out_by_spotify(res);
+		logged_out_by_spotify(req, res);
 		goto out;
 	case TOKEN_SERVE:
 		db_rollback(req->db); /* someone refreshed while we waited */
@@ -249,32 +267,29 @@ refresh_and_answer(const struct request *req, struct response *res,
 	outcome = spotify_refresh(current.refresh_token, &fresh);
 	switch (outcome.status) {
 	case SPOTIFY_OK:
-		if (users_store_refresh(req->db, session->user_id, &fresh, &expires_at) !=
-			    USERS_OK ||
+		if (users_store_refresh(req->db, cur->session.user_id, &fresh,
+					&expires_at) != USERS_OK ||
+		    record(req, cur, AUDIT_REFRESH) != DB_OK ||
 		    db_commit(req->db) != DB_OK) {
 			db_rollback(req->db);
 			response_error(res, 503, "database unavailable");
 			goto out;
 		}
 		log_event(LOG_INFO, "token_refreshed",
-			  LOG_INT("user_id", session->user_id),
+			  LOG_INT("user_id", cur->session.user_id),
 			  LOG_INT("rotated", fresh.refresh_token[0] != '\0'));
 		token_body(req, res, fresh.access_token, expires_at, &current);
 		break;
 	case SPOTIFY_INVALID_GRANT:
-		grant_refused(req, res, session->user_id, &current);
+		grant_refused(req, res, cur, &current);
 		break;
 	case SPOTIFY_FORBIDDEN:
 		/* Development mode: not a dead grant; the owner may add the user. */
-		db_rollback(req->db);
 		log_event(LOG_INFO, "spotify_access_denied", LOG_STR("at", "refresh"),
-			  LOG_INT("user_id", session->user_id));
-		auth_spotify_failed(res, outcome, "Spotify token refresh failed");
+			  LOG_INT("user_id", cur->session.user_id));
+		refresh_failed(req, res, cur, outcome);
 		break;
-	default:
-		db_rollback(req->db);
-		auth_spotify_failed(res, outcome, "Spotify token refresh failed");
-		break;
+	default: refresh_failed(req, res, cur, outcome); break;
 	}
 out:
 	memset(&current, 0, sizeof(current));
@@ -285,38 +300,59 @@ void
 me_token(const struct request *req, struct response *res)
 {
 	static struct user_token stored;
-	struct user_session session;
+	static struct current cur;
 
-	if (require_session(req, res, &session) < 0)
+	if (current_require(req, res, &cur, 0) < 0)
 		return;
-	switch (users_token(req->db, session.user_id, session.generation, &stored)) {
+	switch (users_token(req->db, cur.session.user_id, &stored)) {
 	case USERS_OK: break;
-	case USERS_NOT_FOUND: revoked(res); return;
+	case USERS_NOT_FOUND: revoked(req, res); return;
 	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
 	}
 	/* Flagged: no call to Spotify until the confirmation is due. */
 	switch (token_next(req, &stored, stored.access_token[0] != '\0')) {
 	case TOKEN_REAUTH: reauth_required(res); break;
-	case TOKEN_GONE: logged_out_by_spotify(res); break;
+	case TOKEN_GONE: logged_out_by_spotify(req, res); break;
 	case TOKEN_SERVE:
 		token_body(req, res, stored.access_token, stored.expires_at, &stored);
 		break;
-	case TOKEN_REFRESH: refresh_and_answer(req, res, &session); break;
+	case TOKEN_REFRESH: refresh_and_answer(req, res, &cur); break;
 	}
 	memset(&stored, 0, sizeof(stored));
+}
+
+/*
+ * The user's row goes, and with it (ON DELETE CASCADE) the sessions and
+ * the audit trail, which keeps one line without a user saying that a
+ * deletion happened.
+ */
+static enum users_status
+delete_user(struct db *db, long long user_id)
+{
+	enum users_status status;
+
+	if (db_begin(db) != DB_OK)
+		return USERS_DB_ERROR;
+	status = users_delete(db, user_id);
+	if (status == USERS_OK && (audit_record(db, AUDIT_DELETED, 0, 0, NULL) != DB_OK ||
+				   db_commit(db) != DB_OK))
+		status = USERS_DB_ERROR;
+	if (status != USERS_OK)
+		db_rollback(db);
+	return status;
 }
 
 void
 me_delete(const struct request *req, struct response *res)
 {
-	struct user_session session;
+	struct current cur;
 
-	if (require_session(req, res, &session) < 0)
+	if (current_require(req, res, &cur, 0) < 0)
 		return;
-	switch (users_delete(req->db, session.user_id, session.generation)) {
+	switch (delete_user(req->db, cur.session.user_id)) {
 	case USERS_OK:
-		log_event(LOG_INFO, "user_deleted", LOG_INT("user_id", session.user_id));
-		response_cookie(res, SESSION_COOKIE, "", 0);
+		log_event(LOG_INFO, "user_deleted", LOG_INT("user_id", cur.session.user_id));
+		current_clear_cookies(req, res);
 		/* An app cannot revoke a grant at Spotify: the user does it there. */
 		response_object_begin(res, 200);
 		response_member_string(res, "status", "deleted", 0);
@@ -328,7 +364,7 @@ me_delete(const struct request *req, struct response *res)
 			0);
 		response_object_end(res);
 		break;
-	case USERS_NOT_FOUND: revoked(res); break;
+	case USERS_NOT_FOUND: revoked(req, res); break;
 	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); break;
 	}
 }

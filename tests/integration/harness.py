@@ -1254,8 +1254,11 @@ TEST_REDIRECT_URI = "http://127.0.0.1:9/callback"
 # baa asks for no scope unless SPOTIFY_SCOPES names some: id, display_name
 # and account_id of /v1/me need none, and development mode grants no more.
 DEFAULT_SCOPES = ""
-OAUTH_COOKIE = "baa_oauth"
-SESSION_COOKIE = "baa_session"
+OAUTH_COOKIE = "__Host-baa_oauth"
+SESSION_COOKIE = "__Host-baa_session"
+# The names of the first cookie format: still read by baa, never written.
+LEGACY_OAUTH_COOKIE = "baa_oauth"
+LEGACY_SESSION_COOKIE = "baa_session"
 _FAKE_MODULES = {}
 _CERTIFICATES = None
 
@@ -1334,18 +1337,28 @@ def s256(verifier):
 
 
 class CookieSigner:
-    """Makes and reads baa's signed cookies, from the documented format.
+    """Makes and reads baa's signed cookies, from the documented format
+    (README, "Sessions and cookies"):
 
-    baa_oauth:   v1.<state>.<expires>.<b64url(next)>.<mac>
-    baa_session: v1.<user id>.<generation>.<expires>.<mac>
-    mac = b64url(HMAC-SHA256(K, b"<cookie name>|" + everything before the last "."))
-    K = HKDF-SHA256(BAA_SECRET_KEY, info=b"baa <purpose> cookie v1", L=32).
+    __Host-baa_oauth:   v2.<kid>.<state>.<expires>.<b64url(next)>.<mac>
+    __Host-baa_session: v2.<kid>.<b64url(session id, 32 bytes)>.<expires>.<mac>
+    mac = b64url(HMAC-SHA256(K, b"<purpose>|" + everything before the last "."))
+      purpose "baa_oauth" or "baa_session" (the cookies' first names)
+    K = HKDF-SHA256(secret, info=b"baa <purpose> cookie v1", L=32)
+    kid = b64url(HMAC-SHA256(K_session, b"baa cookie key id")[:6])
+    The first format (read only, under the names baa_oauth and baa_session):
+      v1.<state>.<expires>.<b64url(next)>.<mac>, v1.<user id>.<generation>.<expires>.<mac>
+    The session's row is keyed by sha256(session id) (sessions.token_hash).
     """
 
     def __init__(self, secret_key=SECRET_KEY):
-        ikm = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
-        self.oauth_key = hkdf_sha256(ikm, b"baa oauth cookie v1")
-        self.session_key = hkdf_sha256(ikm, b"baa session cookie v1")
+        if isinstance(secret_key, str):
+            secret_key = secret_key.split()[0].encode("utf-8")
+        self.oauth_key = hkdf_sha256(secret_key, b"baa oauth cookie v1")
+        self.session_key = hkdf_sha256(secret_key, b"baa session cookie v1")
+        self.pkce_key = hkdf_sha256(secret_key, b"baa pkce verifier v1")
+        self.kid = b64url(hmac.new(self.session_key, b"baa cookie key id",
+                                   hashlib.sha256).digest()[:6])
 
     @staticmethod
     def _mac(key, name, body):
@@ -1353,35 +1366,51 @@ class CookieSigner:
                                hashlib.sha256).digest())
 
     def oauth_mac(self, body):
-        return self._mac(self.oauth_key, OAUTH_COOKIE, body)
+        return self._mac(self.oauth_key, "baa_oauth", body)
 
     def session_mac(self, body):
-        return self._mac(self.session_key, SESSION_COOKIE, body)
+        return self._mac(self.session_key, "baa_session", body)
 
     def sign_oauth(self, state, expires, next_path="/"):
+        body = "v2.%s.%s.%d.%s" % (self.kid, state, int(expires),
+                                   b64url(next_path.encode("utf-8")))
+        return body + "." + self.oauth_mac(body)
+
+    def sign_legacy_oauth(self, state, expires, next_path="/"):
         body = "v1.%s.%d.%s" % (state, int(expires), b64url(next_path.encode("utf-8")))
         return body + "." + self.oauth_mac(body)
 
-    def sign_session(self, user_id, generation, expires):
+    def pkce_verifier(self, state):
+        return b64url(hmac.new(self.pkce_key, state.encode("ascii"), hashlib.sha256).digest())
+
+    def sign_session(self, session_id, expires):
+        """session_id: 32 bytes (or its b64url text)."""
+        if isinstance(session_id, bytes):
+            session_id = b64url(session_id)
+        body = "v2.%s.%s.%d" % (self.kid, session_id, int(expires))
+        return body + "." + self.session_mac(body)
+
+    def sign_legacy_session(self, user_id, generation, expires):
         body = "v1.%d.%d.%d" % (int(user_id), int(generation), int(expires))
         return body + "." + self.session_mac(body)
 
     @staticmethod
     def parse_oauth(value):
-        """-> dict(state, expires, next, mac) (no verification)."""
-        version, state, expires, nxt, mac = value.split(".")
-        if version != "v1":
-            raise ValueError("not a v1 cookie: %r" % value)
-        return {"state": state, "expires": int(expires),
+        """-> dict(kid, state, expires, next, mac) (no verification)."""
+        version, kid, state, expires, nxt, mac = value.split(".")
+        if version != "v2":
+            raise ValueError("not a v2 cookie: %r" % value)
+        return {"kid": kid, "state": state, "expires": int(expires),
                 "next": b64url_decode(nxt).decode("utf-8"), "mac": mac}
 
     @staticmethod
     def parse_session(value):
-        """-> dict(user_id, generation, expires, mac) (no verification)."""
-        version, user_id, generation, expires, mac = value.split(".")
-        if version != "v1":
-            raise ValueError("not a v1 cookie: %r" % value)
-        return {"user_id": int(user_id), "generation": int(generation),
+        """-> dict(kid, session_id (bytes), token_hash (hex), expires, mac)."""
+        version, kid, sid, expires, mac = value.split(".")
+        if version != "v2":
+            raise ValueError("not a v2 cookie: %r" % value)
+        raw = b64url_decode(sid)
+        return {"kid": kid, "session_id": raw, "token_hash": hashlib.sha256(raw).hexdigest(),
                 "expires": int(expires), "mac": mac}
 
     def oauth_is_authentic(self, value):
@@ -1391,6 +1420,19 @@ class CookieSigner:
     def session_is_authentic(self, value):
         body, _, mac = value.rpartition(".")
         return hmac.compare_digest(mac, self.session_mac(body))
+
+
+def mint_session(pg, db, user_id, secret_key=SECRET_KEY, ttl=3600, device="test",
+                 signer=None):
+    """A session row for user_id written straight into the database, and its
+    cookie value, as a login would have made them (for tests and benchmarks
+    that need many sessions without as many logins)."""
+    raw = os.urandom(32)
+    pg.psql("INSERT INTO sessions (token_hash, user_id, expires_at, max_expires_at, device)"
+            " VALUES ('\\x%s', %d, now() + interval '%d seconds',"
+            " now() + interval '%d seconds', '%s')"
+            % (hashlib.sha256(raw).hexdigest(), int(user_id), ttl, ttl, device), db=db)
+    return (signer or CookieSigner(secret_key)).sign_session(raw, int(time.time()) + ttl)
 
 
 class TokenOpener:

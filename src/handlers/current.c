@@ -1,0 +1,180 @@
+/*
+ * Who is asking: the request's session cookie, verified, looked up (the
+ * worker's cache first), and kept alive. A cookie is honoured only while
+ * its row lives; one that names no live row is cleared. The cookie is
+ * issued again, to the same session, when it is in the second half of
+ * its life (sliding renewal, capped by BAA_SESSION_MAX_AGE) or was signed
+ * by a secret that is no longer the first (key rotation).
+ *
+ * The cookie's name occurring twice in one request refuses both: a
+ * sibling site can add a cookie but cannot remove baa's, so the first of
+ * two is not evidence of anything. A cookie of the first format (named
+ * baa_session) is turned into a session row once, if it still may be.
+ */
+#include "handlers.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "../address.h"
+#include "../device.h"
+#include "../log.h"
+#include "../params.h"
+
+void
+client_of(const struct request *req, struct client *out)
+{
+	device_label(req->user_agent, out->device, sizeof(out->device));
+	if (req->remote_addr == NULL ||
+	    address_network_prefix(req->remote_addr, out->network, sizeof(out->network)) <
+		    0)
+		out->network[0] = '\0';
+}
+
+enum cookie_found
+current_cookie(const struct request *req, const char *name, char *out, size_t size)
+{
+	const char *value;
+	size_t len;
+
+	if (req->cookie == NULL)
+		return COOKIE_ABSENT;
+	switch (params_find_cookie(req->cookie, strlen(req->cookie), name, &value, &len)) {
+	case PARAMS_COOKIE_ABSENT: return COOKIE_ABSENT;
+	case PARAMS_COOKIE_DUPLICATE: return COOKIE_DUPLICATE;
+	case PARAMS_COOKIE_FOUND: break;
+	}
+	if (len >= size) /* longer than any cookie baa signs */
+		return COOKIE_INVALID;
+	memcpy(out, value, len);
+	out[len] = '\0';
+	return COOKIE_FOUND;
+}
+
+/* A cookie of the first format, for a user who may still use it. */
+static enum current_status
+adopt_legacy(const struct request *req, const char *value, struct current *cur)
+{
+	struct legacy_session legacy;
+	struct client client;
+
+	if (session_verify_legacy(value, time(NULL), &legacy) < 0)
+		return CURRENT_NONE;
+	client_of(req, &client);
+	if (session_new_id(&cur->cookie, 0) < 0 ||
+	    session_id_hash(&cur->cookie, cur->hash) < 0)
+		return CURRENT_NONE;
+	switch (sessions_adopt_legacy(req->db, &legacy, cur->hash, &client,
+				      &cur->session)) {
+	case SESSIONS_OK: break;
+	case SESSIONS_NOT_FOUND: return CURRENT_NONE;
+	case SESSIONS_DB_ERROR: return CURRENT_DB_ERROR;
+	}
+	log_event(LOG_INFO, "session_adopted", LOG_INT("user_id", legacy.user_id),
+		  LOG_INT("session_id", cur->session.id));
+	cur->cookie.expires = 0; /* issue it under the new name at once */
+	cur->legacy = 1;
+	return CURRENT_OK;
+}
+
+enum current_status
+current_find(const struct request *req, struct current *cur, int want_profile)
+{
+	char value[SESSION_COOKIE_MAX + 1];
+
+	memset(cur, 0, sizeof(*cur));
+	switch (current_cookie(req, SESSION_COOKIE, value, sizeof(value))) {
+	case COOKIE_FOUND: break;
+	case COOKIE_ABSENT:
+		if (current_cookie(req, LEGACY_SESSION_COOKIE, value, sizeof(value)) !=
+		    COOKIE_FOUND)
+			return CURRENT_NONE;
+		if (adopt_legacy(req, value, cur) != CURRENT_OK)
+			return CURRENT_NONE;
+		break;
+	case COOKIE_DUPLICATE: return CURRENT_DUPLICATE;
+	case COOKIE_INVALID: return CURRENT_NONE;
+	}
+	if (!cur->legacy && (session_verify(value, time(NULL), &cur->cookie) < 0 ||
+			     session_id_hash(&cur->cookie, cur->hash) < 0))
+		return CURRENT_NONE;
+	switch (sessions_check(req->db, cur->hash, &cur->session,
+			       want_profile ? &cur->profile : NULL)) {
+	case SESSIONS_OK: return CURRENT_OK;
+	case SESSIONS_NOT_FOUND: return CURRENT_GONE;
+	case SESSIONS_DB_ERROR: return CURRENT_DB_ERROR;
+	}
+	return CURRENT_DB_ERROR;
+}
+
+void
+current_clear_cookies(const struct request *req, struct response *res)
+{
+	response_cookie(res, SESSION_COOKIE, "", 0);
+	/* Only when sent: a Set-Cookie for a name never used is noise. */
+	if (req->cookie && strstr(req->cookie, LEGACY_SESSION_COOKIE "="))
+		response_cookie(res, LEGACY_SESSION_COOKIE, "", 0);
+}
+
+/*
+ * Whether the cookie should be issued again now: signed by an older
+ * secret, adopted from the first format, or past half its life and able
+ * to gain at least a renewal's worth (BAA_SESSION_MAX_AGE may stop it).
+ */
+static int
+renewal_due(const struct request *req, const struct current *cur, time_t now)
+{
+	int ttl = req->cfg->session_ttl;
+
+	if (cur->cookie.key != 0 || cur->legacy)
+		return 1;
+	return cur->cookie.expires - now < ttl / 2 &&
+	       cur->session.max_expires_at > cur->cookie.expires + ttl / 4;
+}
+
+/* A fresh cookie for the same session, as long as its row now lives. */
+static void
+renew(const struct request *req, struct response *res, struct current *cur)
+{
+	char value[SESSION_COOKIE_MAX + 1];
+	time_t now = time(NULL);
+
+	if (sessions_touch(req->db, cur->hash, &cur->session, 1) != SESSIONS_OK)
+		return; /* served on the cookie it has; the next request tries again */
+	cur->cookie.expires = cur->session.expires_at;
+	cur->cookie.key = 0;
+	if (session_sign(&cur->cookie, value, sizeof(value)) < 0)
+		return;
+	response_cookie(res, SESSION_COOKIE, value, (long)(cur->cookie.expires - now));
+	if (cur->legacy)
+		response_cookie(res, LEGACY_SESSION_COOKIE, "", 0);
+}
+
+int
+current_require(const struct request *req, struct response *res, struct current *cur,
+		int want_profile)
+{
+	time_t now = time(NULL);
+
+	switch (current_find(req, cur, want_profile)) {
+	case CURRENT_OK: break;
+	case CURRENT_NONE:
+		response_error(res, 401, "not logged in");
+		return -1;
+	case CURRENT_DUPLICATE:
+		response_error(res, 401, "the session cookie was sent twice: log in again");
+		return -1;
+	case CURRENT_GONE:
+		current_clear_cookies(req, res);
+		response_error(res, 401, "session expired or revoked: log in again");
+		return -1;
+	case CURRENT_DB_ERROR:
+		response_error(res, 503, "database unavailable");
+		return -1;
+	}
+	if (renewal_due(req, cur, now))
+		renew(req, res, cur);
+	else if (sessions_touch_due(req->db, &cur->session, now))
+		sessions_touch(req->db, cur->hash, &cur->session, 0);
+	return 0;
+}

@@ -1,0 +1,430 @@
+/*
+ * SQL for the sessions table, parameterised and prepared once per
+ * connection, and the worker's cache of the sessions it checked.
+ *
+ * The cache: a checked session is kept with the time it was read and the
+ * connection (epoch) it was read on, and served without a query while
+ * that connection stays up, for at most SESSION_CACHE_TTL, and never past
+ * its row's expiry as read. Ending a session deletes its row, whose
+ * trigger notifies the user's id; every worker then forgets all of that
+ * user's sessions. A touch by another worker moves the row's expiry on
+ * without notifying: a cached expiry reached is checked again, not taken
+ * as the end.
+ */
+#include "sessions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "users.h"
+
+#define EPOCH(column) "floor(extract(epoch FROM " column "))::bigint"
+#define SESSION_COLUMNS                                                                  \
+	"s.id, s.user_id, " EPOCH("s.created_at") ", " EPOCH("s.last_seen_at") ", "     \
+	EPOCH("s.expires_at") ", " EPOCH("s.max_expires_at")
+#define SESSION_NCOLS 6
+
+/* The channel of the sessions trigger (sql/005_sessions_and_audit.sql). */
+#define SESSION_ENDED_CHANNEL "baa_session_ended"
+
+/* Sessions that expired are kept this long before they are deleted, so
+ * that a device list shows why a cookie stopped working for a while. */
+#define PRUNE_GRACE "1 day"
+
+static const struct db_statement create = {
+	"sessions_create",
+	"INSERT INTO sessions AS s (token_hash, user_id, expires_at, max_expires_at,"
+	"                           device, network)"
+	" VALUES ($1, $2, now() + make_interval(secs => $3::int),"
+	"  now() + make_interval(secs => $4::int), $5, $6::cidr)"
+	" RETURNING " SESSION_COLUMNS,
+	6,
+};
+
+/* One round trip: the session and what GET /me shows of its user. */
+static const struct db_statement check = {
+	"sessions_check",
+	"SELECT " SESSION_COLUMNS ", " USERS_PROFILE_COLUMNS
+	" FROM sessions s JOIN users u ON u.id = s.user_id"
+	" WHERE s.token_hash = $1 AND s.expires_at > now()",
+	1,
+};
+
+/* $4: renew now, whenever it was last seen. */
+static const struct db_statement touch = {
+	"sessions_touch",
+	"UPDATE sessions AS s SET last_seen_at = now(),"
+	"  expires_at = least(now() + make_interval(secs => $2::int), max_expires_at)"
+	" WHERE s.id = $1 AND s.expires_at > now()"
+	"  AND ($4::boolean OR s.last_seen_at <= now() - make_interval(secs => $3::int))"
+	" RETURNING " SESSION_COLUMNS,
+	4,
+};
+
+static const struct db_statement end_one = {
+	"sessions_end",
+	"DELETE FROM sessions WHERE user_id = $1 AND id = $2",
+	2,
+};
+
+static const struct db_statement end_all = {
+	"sessions_end_all",
+	"DELETE FROM sessions WHERE user_id = $1",
+	1,
+};
+
+static const struct db_statement list = {
+	"sessions_list",
+	"SELECT " SESSION_COLUMNS ", s.device, coalesce(host(s.network) || '/' ||"
+	"  masklen(s.network), '')"
+	" FROM sessions s WHERE s.user_id = $1 AND s.expires_at > now()"
+	" ORDER BY s.last_seen_at DESC, s.id DESC LIMIT 100",
+	1,
+};
+
+/*
+ * $2 the generation the cookie carries, $3 its expiry, $4 BAA_SESSION_TTL:
+ * a v1 cookie was issued before the cutover, so it expires before
+ * cutover + TTL (with the TTL of then; a longer one now only widens it).
+ */
+static const struct db_statement legacy_user = {
+	"sessions_legacy_user",
+	"SELECT u.id FROM users u, session_cookie_cutover c"
+	" WHERE u.id = $1 AND u.session_generation = $2 AND u.created_at < c.at"
+	"  AND to_timestamp($3::bigint) <= c.at + make_interval(secs => $4::int)"
+	" FOR UPDATE OF u",
+	4,
+};
+
+static const struct db_statement prune = {
+	"sessions_prune",
+	"DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+	"  WHERE expires_at < now() - interval '" PRUNE_GRACE "' LIMIT $1)",
+	1,
+};
+
+#define SESSION_SLOTS 1024
+#define SESSION_CACHE_TTL 10
+
+struct cached_session {
+	unsigned char hash[32];
+	int used;
+	unsigned long epoch;
+	time_t fetched;
+	struct session_row row;
+};
+
+static struct cached_session cache[SESSION_SLOTS];
+
+static struct cached_session *
+cache_slot(const unsigned char hash[32])
+{
+	unsigned long long h;
+
+	/* The hash is SHA-256: any eight of its bytes are evenly spread. */
+	memcpy(&h, hash, sizeof(h));
+	return &cache[h % SESSION_SLOTS];
+}
+
+static void
+forget_user(const char *payload, void *arg)
+{
+	long long user_id = strtoll(payload, NULL, 10);
+
+	(void)arg;
+	for (int i = 0; i < SESSION_SLOTS; i++)
+		if (cache[i].used && cache[i].row.user_id == user_id)
+			cache[i].used = 0;
+}
+
+int
+sessions_attach(struct db *db)
+{
+	if (!db->cfg->profile_cache)
+		return 0;
+	return db_subscribe(db, SESSION_ENDED_CHANNEL, forget_user, NULL);
+}
+
+static void
+remember(struct db *db, const unsigned char hash[32], const struct session_row *row,
+	 time_t now)
+{
+	struct cached_session *slot = cache_slot(hash);
+
+	if (!db->cfg->profile_cache || !db->listening)
+		return;
+	memcpy(slot->hash, hash, 32);
+	slot->row = *row;
+	slot->epoch = db->epoch;
+	slot->fetched = now;
+	slot->used = 1;
+}
+
+static const struct cached_session *
+cached(struct db *db, const unsigned char hash[32], time_t now)
+{
+	const struct cached_session *slot = cache_slot(hash);
+
+	if (!db->cfg->profile_cache || db_notifications(db) < 0 || !slot->used ||
+	    slot->epoch != db->epoch || now - slot->fetched >= SESSION_CACHE_TTL ||
+	    now >= slot->row.expires_at || memcmp(slot->hash, hash, 32) != 0)
+		return NULL;
+	return slot;
+}
+
+/* "\x<hex>": a bytea parameter in text format. */
+static void
+bytea_param(const unsigned char *bytes, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	out[0] = '\\';
+	out[1] = 'x';
+	for (size_t i = 0; i < len; i++) {
+		out[2 + 2 * i] = hex[bytes[i] >> 4];
+		out[3 + 2 * i] = hex[bytes[i] & 15];
+	}
+	out[2 + 2 * len] = '\0';
+}
+
+static long long
+column_int(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void
+read_row(const PGresult *res, int i, struct session_row *out)
+{
+	out->id = column_int(res, i, 0);
+	out->user_id = column_int(res, i, 1);
+	out->created_at = (time_t)column_int(res, i, 2);
+	out->last_seen_at = (time_t)column_int(res, i, 3);
+	out->expires_at = (time_t)column_int(res, i, 4);
+	out->max_expires_at = (time_t)column_int(res, i, 5);
+}
+
+/* Runs st; SESSIONS_OK with *res (PQclear it) holding exactly one row. */
+static enum sessions_status
+run_one(struct db *db, const struct db_statement *st, const char *const *params,
+	PGresult **res)
+{
+	if (db_exec(db, st, params, res) != DB_OK)
+		return SESSIONS_DB_ERROR;
+	if (PQntuples(*res) == 1)
+		return SESSIONS_OK;
+	PQclear(*res);
+	return SESSIONS_NOT_FOUND;
+}
+
+enum sessions_status
+sessions_create(struct db *db, long long user_id, const unsigned char hash[32],
+		const struct client *client, struct session_row *out)
+{
+	char hash_text[2 + 64 + 1], user_text[24], ttl[24], max_age[24];
+	const char *params[6] = {hash_text, user_text, ttl, max_age, client->device,
+				 client->network[0] ? client->network : NULL};
+	enum sessions_status status;
+	PGresult *res;
+
+	bytea_param(hash, 32, hash_text);
+	snprintf(user_text, sizeof(user_text), "%lld", user_id);
+	snprintf(ttl, sizeof(ttl), "%d", db->cfg->session_ttl);
+	snprintf(max_age, sizeof(max_age), "%d", db->cfg->session_max_age);
+	status = run_one(db, &create, params, &res);
+	if (status != SESSIONS_OK)
+		return status == SESSIONS_NOT_FOUND ? SESSIONS_DB_ERROR : status;
+	read_row(res, 0, out);
+	PQclear(res);
+	return SESSIONS_OK;
+}
+
+enum sessions_status
+sessions_check(struct db *db, const unsigned char hash[32], struct session_row *out,
+	       struct user_profile *profile)
+{
+	char hash_text[2 + 64 + 1];
+	const char *params[1] = {hash_text};
+	const struct cached_session *hit;
+	enum sessions_status status;
+	time_t now = time(NULL);
+	PGresult *res;
+
+	hit = cached(db, hash, now);
+	if (hit && (profile == NULL || users_profile_cached(db, hit->row.user_id, profile))) {
+		*out = hit->row;
+		return SESSIONS_OK;
+	}
+	bytea_param(hash, 32, hash_text);
+	status = run_one(db, &check, params, &res);
+	if (status != SESSIONS_OK)
+		return status;
+	read_row(res, 0, out);
+	remember(db, hash, out, now);
+	if (profile) {
+		users_profile_read(db, res, SESSION_NCOLS, profile);
+		users_profile_remember(db, profile, now);
+	}
+	PQclear(res);
+	return SESSIONS_OK;
+}
+
+/* A short TTL is touched more often than a minute, so that a session in
+ * use never reaches the idle deadline its row holds. */
+static int
+touch_interval(const struct db *db)
+{
+	int quarter = db->cfg->session_ttl / 4;
+
+	return quarter < 60 ? quarter : 60;
+}
+
+int
+sessions_touch_due(const struct db *db, const struct session_row *row, time_t now)
+{
+	return now - row->last_seen_at >= touch_interval(db);
+}
+
+enum sessions_status
+sessions_touch(struct db *db, const unsigned char hash[32], struct session_row *row,
+	       int renew)
+{
+	char id_text[24], ttl[24], interval[24];
+	const char *params[4] = {id_text, ttl, interval, renew ? "true" : "false"};
+	enum sessions_status status;
+	time_t now = time(NULL);
+	PGresult *res;
+
+	snprintf(id_text, sizeof(id_text), "%lld", row->id);
+	snprintf(ttl, sizeof(ttl), "%d", db->cfg->session_ttl);
+	snprintf(interval, sizeof(interval), "%d", touch_interval(db));
+	status = run_one(db, &touch, params, &res);
+	if (status == SESSIONS_OK) {
+		read_row(res, 0, row);
+		PQclear(res);
+	} else if (status == SESSIONS_NOT_FOUND && !renew) {
+		/* Another worker touched it first: nothing to do for a while. */
+		row->last_seen_at = now;
+		status = SESSIONS_OK;
+	}
+	if (status == SESSIONS_OK) {
+		struct cached_session *slot = cache_slot(hash);
+		if (slot->used && memcmp(slot->hash, hash, 32) == 0)
+			slot->row = *row;
+	}
+	return status;
+}
+
+static enum sessions_status
+run_touching(struct db *db, const struct db_statement *st, const char *const *params)
+{
+	enum sessions_status status;
+	PGresult *res;
+
+	if (db_exec(db, st, params, &res) != DB_OK)
+		return SESSIONS_DB_ERROR;
+	status = strcmp(PQcmdTuples(res), "0") == 0 ? SESSIONS_NOT_FOUND : SESSIONS_OK;
+	PQclear(res);
+	return status;
+}
+
+enum sessions_status
+sessions_end(struct db *db, long long user_id, long long id)
+{
+	char user_text[24], id_text[24];
+	const char *params[2] = {user_text, id_text};
+
+	snprintf(user_text, sizeof(user_text), "%lld", user_id);
+	snprintf(id_text, sizeof(id_text), "%lld", id);
+	return run_touching(db, &end_one, params);
+}
+
+enum sessions_status
+sessions_end_all(struct db *db, long long user_id)
+{
+	char user_text[24];
+	const char *params[1] = {user_text};
+	enum sessions_status status;
+
+	snprintf(user_text, sizeof(user_text), "%lld", user_id);
+	status = run_touching(db, &end_all, params);
+	return status == SESSIONS_NOT_FOUND ? SESSIONS_OK : status;
+}
+
+enum sessions_status
+sessions_list(struct db *db, long long user_id, struct session_list *out)
+{
+	char user_text[24];
+	const char *params[1] = {user_text};
+	PGresult *res;
+
+	snprintf(user_text, sizeof(user_text), "%lld", user_id);
+	if (db_exec(db, &list, params, &res) != DB_OK)
+		return SESSIONS_DB_ERROR;
+	out->count = 0;
+	for (int i = 0; i < PQntuples(res) && i < SESSIONS_LIST_MAX; i++) {
+		struct session_listing *item = &out->items[out->count++];
+		read_row(res, i, &item->row);
+		snprintf(item->client.device, sizeof(item->client.device), "%s",
+			 PQgetvalue(res, i, SESSION_NCOLS));
+		snprintf(item->client.network, sizeof(item->client.network), "%s",
+			 PQgetvalue(res, i, SESSION_NCOLS + 1));
+	}
+	PQclear(res);
+	return SESSIONS_OK;
+}
+
+/* Inside the adoption's transaction. */
+static enum sessions_status
+adopt(struct db *db, const struct legacy_session *legacy, const unsigned char hash[32],
+      const struct client *client, struct session_row *out)
+{
+	char user_text[24], generation[24], expires[24], ttl[24];
+	const char *params[4] = {user_text, generation, expires, ttl};
+	enum sessions_status status;
+	PGresult *res;
+
+	snprintf(user_text, sizeof(user_text), "%lld", legacy->user_id);
+	snprintf(generation, sizeof(generation), "%lld", legacy->generation);
+	snprintf(expires, sizeof(expires), "%lld", (long long)legacy->expires);
+	snprintf(ttl, sizeof(ttl), "%d", db->cfg->session_ttl);
+	status = run_one(db, &legacy_user, params, &res);
+	if (status != SESSIONS_OK)
+		return status;
+	PQclear(res);
+	return sessions_create(db, legacy->user_id, hash, client, out);
+}
+
+enum sessions_status
+sessions_adopt_legacy(struct db *db, const struct legacy_session *legacy,
+		      const unsigned char hash[32], const struct client *client,
+		      struct session_row *out)
+{
+	enum sessions_status status;
+
+	if (db_begin(db) != DB_OK)
+		return SESSIONS_DB_ERROR;
+	status = adopt(db, legacy, hash, client, out);
+	if (status == SESSIONS_OK && db_commit(db) != DB_OK)
+		status = SESSIONS_DB_ERROR;
+	if (status != SESSIONS_OK)
+		db_rollback(db);
+	return status;
+}
+
+int
+sessions_prune(struct db *db, int limit)
+{
+	char limit_text[24];
+	const char *params[1] = {limit_text};
+	PGresult *res;
+	int n;
+
+	snprintf(limit_text, sizeof(limit_text), "%d", limit);
+	if (db_exec(db, &prune, params, &res) != DB_OK)
+		return -1;
+	n = atoi(PQcmdTuples(res));
+	PQclear(res);
+	return n;
+}
