@@ -200,6 +200,27 @@ SEEDS = {
         "account-long": '{"id":"u","account_id":"%s"}' % ("k" * 257),
         "account-duplicate": '{"id":"u","account_id":"a","account_id":"b"}',
     },
+    "client": {
+        "origin": "https://baa.example.org",
+        "origin-port": "http://localhost:8080",
+        "origin-upper": "HTTPS://BAA.Example.ORG:443",
+        "origin-ipv6": "https://[2001:DB8::1]:8443",
+        "url": "https://baa.example.org/callback?code=x#top",
+        "origin-null": "null",
+        "origin-userinfo": "https://user:pw@baa.example.org",
+        "ua-firefox": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+        "ua-edge": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+                   "like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0",
+        "ua-iphone": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) "
+                     "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Mobile/15E148 "
+                     "Safari/604.1",
+        "ua-curl": "curl/8.5.0",
+        "ipv4": "203.0.113.45",
+        "ipv6": "2001:db8:85a3:8d3:1319:8a2e:370:7348",
+        "ipv4-mapped": "::ffff:192.0.2.128",
+        "ipv6-zone": "fe80::1%eth0",
+        "unix": "unix:",
+    },
     "retry_after": {
         "seconds": "30",
         "zero": "0",
