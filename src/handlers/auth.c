@@ -45,7 +45,7 @@ static void
 clear_login(const struct request *req, struct response *res)
 {
 	response_cookie(res, OAUTH_COOKIE, "", 0);
-	if (req->cookie && strstr(req->cookie, LEGACY_OAUTH_COOKIE "="))
+	if (current_cookie_sent(req, LEGACY_OAUTH_COOKIE))
 		response_cookie(res, LEGACY_OAUTH_COOKIE, "", 0);
 }
 

@@ -107,12 +107,19 @@ current_find(const struct request *req, struct current *cur, int want_profile)
 	return CURRENT_DB_ERROR;
 }
 
+int
+current_cookie_sent(const struct request *req, const char *name)
+{
+	return req->cookie && params_find_cookie(req->cookie, strlen(req->cookie), name,
+						 NULL, NULL) != PARAMS_COOKIE_ABSENT;
+}
+
 void
 current_clear_cookies(const struct request *req, struct response *res)
 {
 	response_cookie(res, SESSION_COOKIE, "", 0);
 	/* Only when sent: a Set-Cookie for a name never used is noise. */
-	if (req->cookie && strstr(req->cookie, LEGACY_SESSION_COOKIE "="))
+	if (current_cookie_sent(req, LEGACY_SESSION_COOKIE))
 		response_cookie(res, LEGACY_SESSION_COOKIE, "", 0);
 }
 

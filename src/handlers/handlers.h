@@ -68,6 +68,9 @@ enum current_status current_find(const struct request *req, struct current *cur,
 int current_require(const struct request *req, struct response *res,
 		    struct current *cur, int want_profile);
 
+/* Whether a cookie called name came with the request. */
+int current_cookie_sent(const struct request *req, const char *name);
+
 /* Set-Cookie lines that delete the session cookie (both names). */
 void current_clear_cookies(const struct request *req, struct response *res);
 
