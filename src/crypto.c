@@ -49,7 +49,8 @@ out:
  * context with its key set, re-initialised per MAC (EVP_MAC_init with a
  * NULL key reuses the key).
  */
-#define HMAC_KEYS_MAX 8
+/* Three cookie keys per secret of BAA_SECRET_KEY, and the token keys. */
+#define HMAC_KEYS_MAX 32
 
 struct hmac_key {
 	unsigned char key[CRYPTO_KEY_LEN];
@@ -121,13 +122,27 @@ crypto_hmac(const unsigned char key[CRYPTO_KEY_LEN], const void *data, size_t le
 	return 0;
 }
 
+/*
+ * Every request with a session cookie hashes its id: one context and one
+ * fetched digest, kept, instead of a context allocated and a digest
+ * looked up per call.
+ */
 int
 crypto_sha256(const void *data, size_t len, unsigned char digest[32])
 {
+	static EVP_MD_CTX *ctx;
+	static EVP_MD *sha256;
 	unsigned int digest_len = 0;
 
-	if (EVP_Digest(data, len, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
-	    digest_len != 32)
+	if (ctx == NULL) {
+		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+		ctx = sha256 ? EVP_MD_CTX_new() : NULL;
+		if (ctx == NULL)
+			return -1;
+	}
+	if (EVP_DigestInit_ex(ctx, sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, data, len) != 1 ||
+	    EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || digest_len != 32)
 		return -1;
 	return 0;
 }
