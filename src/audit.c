@@ -114,14 +114,8 @@ audit_prune(struct db *db, int limit)
 {
 	char days[24], limit_text[24];
 	const char *params[2] = {days, limit_text};
-	PGresult *res;
-	int n;
 
 	snprintf(days, sizeof(days), "%d", db->cfg->audit_retention_days);
 	snprintf(limit_text, sizeof(limit_text), "%d", limit);
-	if (db_exec(db, &prune, params, &res) != DB_OK)
-		return -1;
-	n = atoi(PQcmdTuples(res));
-	PQclear(res);
-	return n;
+	return (int)db_exec_count(db, &prune, params);
 }

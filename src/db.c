@@ -6,6 +6,7 @@
 #include "db.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -279,6 +280,19 @@ db_exec(struct db *db, const struct db_statement *st, const char *const *params,
 	if (status == DB_UNAVAILABLE && !db->in_transaction && db_reconnect(db) == 0)
 		status = try_exec(db, st, params, result);
 	return status;
+}
+
+long long
+db_exec_count(struct db *db, const struct db_statement *st, const char *const *params)
+{
+	PGresult *res;
+	long long n;
+
+	if (db_exec(db, st, params, &res) != DB_OK)
+		return -1;
+	n = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return n;
 }
 
 /* Runs BEGIN-less control statements; ok only when the server's command

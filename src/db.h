@@ -75,6 +75,11 @@ void db_close(struct db *db);
 enum db_status db_exec(struct db *db, const struct db_statement *st,
 		       const char *const *params, PGresult **result);
 
+/* For a statement whose only answer is how many rows it touched: that
+ * number, or -1 when it failed. */
+long long db_exec_count(struct db *db, const struct db_statement *st,
+			const char *const *params);
+
 /*
  * Listens on channel on every connection from now on (none behind a
  * transaction pooler, which cannot carry LISTEN): each notification on it

@@ -319,14 +319,9 @@ sessions_touch(struct db *db, const unsigned char hash[32], struct session_row *
 static enum sessions_status
 run_touching(struct db *db, const struct db_statement *st, const char *const *params)
 {
-	enum sessions_status status;
-	PGresult *res;
+	long long n = db_exec_count(db, st, params);
 
-	if (db_exec(db, st, params, &res) != DB_OK)
-		return SESSIONS_DB_ERROR;
-	status = strcmp(PQcmdTuples(res), "0") == 0 ? SESSIONS_NOT_FOUND : SESSIONS_OK;
-	PQclear(res);
-	return status;
+	return n < 0 ? SESSIONS_DB_ERROR : n == 0 ? SESSIONS_NOT_FOUND : SESSIONS_OK;
 }
 
 enum sessions_status
@@ -418,13 +413,7 @@ sessions_prune(struct db *db, int limit)
 {
 	char limit_text[24];
 	const char *params[1] = {limit_text};
-	PGresult *res;
-	int n;
 
 	snprintf(limit_text, sizeof(limit_text), "%d", limit);
-	if (db_exec(db, &prune, params, &res) != DB_OK)
-		return -1;
-	n = atoi(PQcmdTuples(res));
-	PQclear(res);
-	return n;
+	return (int)db_exec_count(db, &prune, params);
 }

@@ -192,14 +192,9 @@ copy_value(const PGresult *res, int col, char *out, size_t size)
 static enum users_status
 run_touching(struct db *db, const struct db_statement *st, const char *const *params)
 {
-	enum users_status status;
-	PGresult *res;
+	long long n = db_exec_count(db, st, params);
 
-	if (run(db, st, params, &res) != USERS_OK)
-		return USERS_DB_ERROR;
-	status = strcmp(PQcmdTuples(res), "0") == 0 ? USERS_NOT_FOUND : USERS_OK;
-	PQclear(res);
-	return status;
+	return n < 0 ? USERS_DB_ERROR : n == 0 ? USERS_NOT_FOUND : USERS_OK;
 }
 
 static enum users_status

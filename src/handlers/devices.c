@@ -33,6 +33,19 @@ add_text_or_null(cJSON *object, const char *name, const char *text)
 		cJSON_AddNullToObject(object, name);
 }
 
+/* A new object at the end of items; NULL when cJSON ran out of memory. */
+static cJSON *
+append_object(cJSON *items)
+{
+	cJSON *item = cJSON_CreateObject();
+
+	if (item == NULL || !cJSON_AddItemToArray(items, item)) {
+		cJSON_Delete(item);
+		return NULL;
+	}
+	return item;
+}
+
 /* Answers with json (consumed), or 500 when cJSON ran out of memory. */
 static void
 answer(struct response *res, cJSON *json, int complete)
@@ -61,10 +74,9 @@ me_sessions(const struct request *req, struct response *res)
 	items = json ? cJSON_AddArrayToObject(json, "sessions") : NULL;
 	for (int i = 0; items && i < list.count; i++) {
 		const struct session_listing *s = &list.items[i];
-		cJSON *item = cJSON_CreateObject();
+		cJSON *item = append_object(items);
 
-		if (item == NULL || !cJSON_AddItemToArray(items, item)) {
-			cJSON_Delete(item);
+		if (item == NULL) {
 			items = NULL;
 			break;
 		}
@@ -154,10 +166,9 @@ me_activity(const struct request *req, struct response *res)
 	items = json ? cJSON_AddArrayToObject(json, "events") : NULL;
 	for (int i = 0; items && i < list.count; i++) {
 		const struct audit_entry *e = &list.items[i];
-		cJSON *item = cJSON_CreateObject();
+		cJSON *item = append_object(items);
 
-		if (item == NULL || !cJSON_AddItemToArray(items, item)) {
-			cJSON_Delete(item);
+		if (item == NULL) {
 			items = NULL;
 			break;
 		}
