@@ -1,7 +1,7 @@
 /*
  * What the libFuzzer targets share: a check that stops the run with a
  * message (libFuzzer then keeps the input as a reproducer), and the fixed
- * key the session targets sign with.
+ * keys the session targets sign with.
  */
 #ifndef BAA_FUZZ_H
 #define BAA_FUZZ_H
@@ -28,8 +28,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 		}                                                                        \
 	} while (0)
 
-/* BAA_SECRET_KEY of the targets; the seed corpus is signed with it. */
-#define FUZZ_SECRET "baa fuzzing key, fixed, at least thirty-two bytes"
+/*
+ * The secrets of the targets' BAA_SECRET_KEY, which lists the first two
+ * (a list is split at spaces, so none holds one); the seed corpus is
+ * signed with them. The third is a secret no longer listed.
+ */
+#define FUZZ_SECRET "baa-fuzzing-key,fixed,at-least-thirty-two-bytes"
+#define FUZZ_SECRET_OLD "baa-fuzzing-key,older,still-listed,32-bytes-or-more"
+#define FUZZ_SECRET_GONE "baa-fuzzing-key,dropped,no-longer-listed,32-bytes"
 
 /* "Now" for cookie expiry: fixed, so that a run is reproducible. */
 #define FUZZ_NOW 1700000000

@@ -3,7 +3,8 @@
 
 The seeds are committed; run this again only to change them (for example
 after a change of the cookie format). Cookies are signed with the targets'
-fixed key (FUZZ_SECRET in fuzz.h) and expire in 2100, so the targets'
+fixed secrets (FUZZ_SECRET, FUZZ_SECRET_OLD and the unlisted
+FUZZ_SECRET_GONE in fuzz.h) and expire in 2100, so the targets'
 verification accepts them and the fuzzer starts behind the MAC. Files
 named regress-* are reproducers of fixed bugs: this script leaves them.
 """
@@ -12,7 +13,9 @@ import hashlib
 import hmac
 import os
 
-FUZZ_SECRET = b"baa fuzzing key, fixed, at least thirty-two bytes"
+FUZZ_SECRET = b"baa-fuzzing-key,fixed,at-least-thirty-two-bytes"
+FUZZ_SECRET_OLD = b"baa-fuzzing-key,older,still-listed,32-bytes-or-more"
+FUZZ_SECRET_GONE = b"baa-fuzzing-key,dropped,no-longer-listed,32-bytes"
 EXPIRES = 4102444800  # 2100-01-01
 STATE = "q0bG5y2M2R4Jw8xv3o8WZ1mP0s2T4uV6xY8zA0bC2dE"  # 43 characters
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
@@ -22,34 +25,63 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def hkdf(info):
-    prk = hmac.new(b"\x00" * 32, FUZZ_SECRET, hashlib.sha256).digest()
+SID = b64url(b"a session id of thirty-two bytes")  # 43 characters
+
+
+def hkdf(secret, info):
+    prk = hmac.new(b"\x00" * 32, secret, hashlib.sha256).digest()
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
-def sign(key, name, fields):
-    mac = hmac.new(key, name.encode() + b"|" + fields.encode(), hashlib.sha256).digest()
+def sign(key, purpose, fields):
+    mac = hmac.new(key, purpose.encode() + b"|" + fields.encode(), hashlib.sha256).digest()
     return fields + "." + b64url(mac)
 
 
-SESSION_KEY = hkdf(b"baa session cookie v1")
-OAUTH_KEY = hkdf(b"baa oauth cookie v1")
+def session_key(secret=FUZZ_SECRET):
+    return hkdf(secret, b"baa session cookie v1")
 
 
-def session_fields(user_id=42, generation=7, expires=EXPIRES):
+def oauth_key(secret=FUZZ_SECRET):
+    return hkdf(secret, b"baa oauth cookie v1")
+
+
+def kid(secret=FUZZ_SECRET):
+    """Names the secret in a v2 cookie: 6 bytes of an HMAC under its session key."""
+    return b64url(hmac.new(session_key(secret), b"baa cookie key id", hashlib.sha256).digest()[:6])
+
+
+def session_fields(sid=SID, expires=EXPIRES, secret=FUZZ_SECRET):
+    return "v2.%s.%s.%d" % (kid(secret), sid, expires)
+
+
+def legacy_session_fields(user_id=42, generation=7, expires=EXPIRES):
     return "v1.%d.%d.%d" % (user_id, generation, expires)
 
 
-def login_fields(next_path="/", expires=EXPIRES, state=STATE):
+def login_fields(next_path="/", expires=EXPIRES, state=STATE, secret=FUZZ_SECRET):
+    return "v2.%s.%s.%d.%s" % (kid(secret), state, expires, b64url(next_path.encode()))
+
+
+def legacy_login_fields(next_path="/", expires=EXPIRES, state=STATE):
     return "v1.%s.%d.%s" % (state, expires, b64url(next_path.encode()))
 
 
-def session_cookie(**kw):
-    return sign(SESSION_KEY, "baa_session", session_fields(**kw))
+# The MAC purposes are the first cookie names, kept through the rename.
+def session_cookie(secret=FUZZ_SECRET, **kw):
+    return sign(session_key(secret), "baa_session", session_fields(secret=secret, **kw))
 
 
-def login_cookie(**kw):
-    return sign(OAUTH_KEY, "baa_oauth", login_fields(**kw))
+def legacy_session_cookie(secret=FUZZ_SECRET, **kw):
+    return sign(session_key(secret), "baa_session", legacy_session_fields(**kw))
+
+
+def login_cookie(secret=FUZZ_SECRET, **kw):
+    return sign(oauth_key(secret), "baa_oauth", login_fields(secret=secret, **kw))
+
+
+def legacy_login_cookie(secret=FUZZ_SECRET, **kw):
+    return sign(oauth_key(secret), "baa_oauth", legacy_login_fields(**kw))
 
 
 def fastcgi(method, uri, query="", cookie=None, length="", extra=()):
@@ -100,14 +132,20 @@ SEEDS = {
         "many-pairs": "&".join("k=v" for _ in range(32)),
     },
     "cookie": {
-        "session": "baa_session=" + session_cookie(),
-        "login": "baa_oauth=" + login_cookie(next_path="/me/token"),
-        "both": "theme=dark; baa_oauth=" + login_cookie() + "; baa_session=" + session_cookie(),
-        "stale-first": "baa_session=v1.1.1.1.AAAA; baa_session=" + session_cookie(),
+        "session": "__Host-baa_session=" + session_cookie(),
+        "login": "__Host-baa_oauth=" + login_cookie(next_path="/me/token"),
+        "both": "theme=dark; __Host-baa_oauth=" + login_cookie()
+                + "; __Host-baa_session=" + session_cookie(),
+        "legacy-session": "baa_session=" + legacy_session_cookie(),
+        "legacy-login": "baa_oauth=" + legacy_login_cookie(next_path="/me/token"),
+        "legacy-and-new": "baa_session=" + legacy_session_cookie()
+                          + "; __Host-baa_session=" + session_cookie(),
+        "stale-first": "__Host-baa_session=v2.AAAAAAAA.x.1.AAAA; __Host-baa_session="
+                       + session_cookie(),
         "blanks": "  a=1 ;\tb = 2\t;; c=",
         "no-name": "=x; a=1",
         "no-equals": "a=1; bare",
-        "expired": "baa_session=" + session_cookie(expires=1600000000),
+        "expired": "__Host-baa_session=" + session_cookie(expires=1600000000),
         "host-session": "theme=dark; __Host-baa_session=v2.AAAAAAAA." + STATE + ".4102444800.mac",
         "host-both": "__Host-baa_oauth=v2.AAAAAAAA." + STATE + ".4102444800.Lw.mac; "
                      "__Host-baa_session=v2.AAAAAAAA.sid.4102444800.mac",
@@ -119,26 +157,61 @@ SEEDS = {
         "nul-inside": "__Host-baa_session=mine; a=\x00b",
     },
     "session": {
+        # \x00: the bytes as a cookie value
         "raw-session": "\x00" + session_cookie(),
+        "raw-session-old-key": "\x00" + session_cookie(secret=FUZZ_SECRET_OLD),
+        "raw-session-dropped-key": "\x00" + session_cookie(secret=FUZZ_SECRET_GONE),
+        "raw-legacy-session": "\x00" + legacy_session_cookie(),
+        "raw-legacy-session-old-key": "\x00" + legacy_session_cookie(secret=FUZZ_SECRET_OLD),
         "raw-login": "\x00" + login_cookie(next_path="/account?x=1"),
+        "raw-login-old-key": "\x00" + login_cookie(secret=FUZZ_SECRET_OLD, next_path="/me"),
+        "raw-legacy-login": "\x00" + legacy_login_cookie(next_path="/account?x=1"),
         "raw-forged": "\x00v1.1.0.4102444800.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        # \x01 and \x02: fields the target signs under the first secret
         "signed-session": "\x01" + session_fields(),
+        "signed-session-old-kid": "\x01" + session_fields(secret=FUZZ_SECRET_OLD),
+        "signed-session-short-id": "\x01" + session_fields(sid=SID[:42]),
+        "signed-legacy-session": "\x01" + legacy_session_fields(),
         "signed-session-leading-zero": "\x01v1.042.7.4102444800",
         "signed-session-large": "\x01v1.999999999999999999.0.999999999999999999",
         "signed-session-five-fields": "\x01v1.1.2.3.4",
         "signed-login": "\x02" + login_fields(next_path="/me"),
+        "signed-legacy-login": "\x02" + legacy_login_fields(next_path="/me"),
         "signed-login-other-origin": "\x02" + login_fields(next_path="//evil.example"),
         "signed-login-short-state": "\x02v1.abc.4102444800.Lw",
+        # \x03: base64url
         "base64url": "\x03" + b64url(b"\x00\xff\x10 baa"),
         "base64url-noncanonical": "\x03Lx",
+        # \x04 and \x05, then the secret (0 first, 1 second, 2 dropped):
+        # what follows "v2.<kid>."
+        "keyed-session": "\x04\x00%s.%d" % (SID, EXPIRES),
+        "keyed-session-old-key": "\x04\x01%s.%d" % (SID, EXPIRES),
+        "keyed-session-dropped-key": "\x04\x02%s.%d" % (SID, EXPIRES),
+        "keyed-login": "\x05\x00%s.%d.%s" % (STATE, EXPIRES, b64url(b"/me")),
+        "keyed-login-old-key": "\x05\x01%s.%d.%s" % (STATE, EXPIRES, b64url(b"/")),
+        "keyed-login-dropped-key": "\x05\x02%s.%d.%s" % (STATE, EXPIRES, b64url(b"/")),
     },
     "fastcgi": {
-        "get-me": fastcgi("GET", "/me", cookie="baa_session=" + session_cookie()),
+        "get-me": fastcgi("GET", "/me", cookie="__Host-baa_session=" + session_cookie()),
+        "get-me-legacy": fastcgi("GET", "/me", cookie="baa_session=" + legacy_session_cookie()),
         "head-healthz": fastcgi("HEAD", "/healthz"),
         "callback": fastcgi("GET", "/callback", query="code=x&state=" + STATE,
-                            cookie="baa_oauth=" + login_cookie()),
+                            cookie="__Host-baa_oauth=" + login_cookie()),
         "post-logout": fastcgi("POST", "/logout", length="0"),
+        "post-logout-same-origin": fastcgi(
+            "POST", "/logout", query="everywhere=1", length="0",
+            cookie="__Host-baa_session=" + session_cookie(),
+            extra=("HTTP_SEC_FETCH_SITE=same-origin", "HTTP_ORIGIN=https://baa.example.org")),
+        "post-logout-cross-site": fastcgi(
+            "POST", "/logout", length="0",
+            extra=("HTTP_SEC_FETCH_SITE=cross-site", "HTTP_ORIGIN=https://evil.example")),
         "delete-me": fastcgi("DELETE", "/me"),
+        "get-sessions": fastcgi("GET", "/me/sessions"),
+        "delete-session": fastcgi("DELETE", "/me/sessions/12",
+                                  extra=("HTTP_SEC_FETCH_SITE=same-origin",)),
+        "delete-session-no-id": fastcgi("DELETE", "/me/sessions/"),
+        "get-session-405": fastcgi("GET", "/me/sessions/12"),
+        "get-activity": fastcgi("GET", "/me/activity"),
         "put-me-405": fastcgi("PUT", "/me"),
         "unknown-404": fastcgi("GET", "/nope"),
         "odd-method": fastcgi("BREW", "/me"),

@@ -13,12 +13,14 @@
 #include "../../src/config.h"
 
 static const char *const all_names[] = {
-	"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW",		"POSTGRES_DB",
-	"BAA_LISTEN",	"BAA_WORKERS",	 "BAA_SHUTDOWN_TIMEOUT",
+	"POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PW", "POSTGRES_DB", "BAA_LISTEN",
+	"BAA_WORKERS", "BAA_SHUTDOWN_TIMEOUT",
 	/* set by some tests, not wanted by the next */
-	"BAA_USER", "BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL", "SPOTIFY_API_URL",
-	"SPOTIFY_CA_FILE", "SPOTIFY_SCOPES", "BAA_GRANT_LIFETIME", "BAA_REAUTH_WINDOW",
-	"BAA_INVALID_GRANT_CONFIRM"};
+	"BAA_USER", "BAA_DB_POOLER", "BAA_PROFILE_CACHE", "SPOTIFY_ACCOUNTS_URL",
+	"SPOTIFY_API_URL", "SPOTIFY_CA_FILE", "SPOTIFY_SCOPES", "BAA_GRANT_LIFETIME",
+	"BAA_REAUTH_WINDOW", "BAA_INVALID_GRANT_CONFIRM", "BAA_SESSION_TTL",
+	"BAA_SESSION_MAX_AGE", "BAA_AUDIT_RETENTION_DAYS", "BAA_HOUSEKEEPING_INTERVAL",
+	"BAA_INSTANCE"};
 
 static int
 set_database_env(void **state)
@@ -222,9 +224,12 @@ test_grant_timings_default_to_spotifys_and_are_bounded(void **state)
 	static const struct {
 		const char *name, *value;
 	} bad[] = {
-		{"BAA_GRANT_LIFETIME", "59"},	     {"BAA_GRANT_LIFETIME", "316224001"},
-		{"BAA_GRANT_LIFETIME", "6 months"},  {"BAA_REAUTH_WINDOW", "31622401"},
-		{"BAA_REAUTH_WINDOW", "-1"},	     {"BAA_INVALID_GRANT_CONFIRM", "86401"},
+		{"BAA_GRANT_LIFETIME", "59"},
+		{"BAA_GRANT_LIFETIME", "316224001"},
+		{"BAA_GRANT_LIFETIME", "6 months"},
+		{"BAA_REAUTH_WINDOW", "31622401"},
+		{"BAA_REAUTH_WINDOW", "-1"},
+		{"BAA_INVALID_GRANT_CONFIRM", "86401"},
 		{"BAA_INVALID_GRANT_CONFIRM", "1e3"},
 	};
 	struct config cfg;
@@ -244,7 +249,8 @@ test_grant_timings_default_to_spotifys_and_are_bounded(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		set_database_env(state);
 		setenv(bad[i].name, bad[i].value, 1);
-		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 1);
 		snprintf(expected, sizeof(expected), "'%s' must be", bad[i].name);
 		assert_non_null(strstr(errors, expected));
 	}
@@ -253,7 +259,8 @@ test_grant_timings_default_to_spotifys_and_are_bounded(void **state)
 static void
 test_spotify_variables_are_required_by_serve(void **state)
 {
-	static const char *const required[] = {"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET",
+	static const char *const required[] = {"SPOTIFY_CLIENT_ID",
+					       "SPOTIFY_CLIENT_SECRET",
 					       "SPOTIFY_REDIRECT_URI", "BAA_SECRET_KEY"};
 	struct config cfg;
 	char errors[1024], expected[128];
@@ -261,7 +268,8 @@ test_spotify_variables_are_required_by_serve(void **state)
 	for (size_t i = 0; i < 4; i++) {
 		set_database_env(state);
 		unsetenv(required[i]);
-		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 1);
 		snprintf(expected, sizeof(expected),
 			 "Expected environment variable '%s' not set.\n", required[i]);
 		assert_string_equal(errors, expected);
@@ -271,16 +279,16 @@ test_spotify_variables_are_required_by_serve(void **state)
 static void
 test_redirect_uris_spotify_accepts_are_accepted(void **state)
 {
-	static const char *const good[] = {"https://baa.example/callback",
-					   "https://baa.example:8443/callback",
-					   "http://127.0.0.1:8443/callback",
-					   "http://[::1]:8080/callback"};
+	static const char *const good[] = {
+		"https://baa.example/callback", "https://baa.example:8443/callback",
+		"http://127.0.0.1:8443/callback", "http://[::1]:8080/callback"};
 	struct config cfg;
 	char errors[1024];
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		setenv("SPOTIFY_REDIRECT_URI", good[i], 1);
-		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 0);
 	}
 }
 
@@ -317,8 +325,134 @@ test_short_secret_key_is_refused_without_echoing_it(void **state)
 
 	setenv("BAA_SECRET_KEY", "too-short-secret-value", 1);
 	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
-	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' must be at least 32 bytes"));
+	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' "));
+	assert_non_null(strstr(errors, "must be at least 32 bytes"));
 	assert_null(strstr(errors, "too-short-secret-value"));
+}
+
+static void
+test_secret_key_lists_secrets_the_first_of_which_signs(void **state)
+{
+	static const char two[] = "0123456789abcdef0123456789abcdef "
+				  "an-older-secret-key-of-32-bytes-or-more";
+	static const char second_short[] = "0123456789abcdef0123456789abcdef "
+					   "short-second-secret";
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_SECRET_KEY", two, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.secret_key, two);
+
+	setenv("BAA_SECRET_KEY", second_short, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' "));
+	assert_non_null(strstr(errors, "secret 2 "));
+	assert_null(strstr(errors, "short-second-secret"));
+	assert_null(strstr(errors, "0123456789abcdef"));
+
+	setenv("BAA_SECRET_KEY", "   ", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' "));
+}
+
+static void
+test_session_lifetimes_default_and_are_bounded(void **state)
+{
+	static const struct {
+		const char *name, *value;
+	} bad[] = {
+		{"BAA_SESSION_TTL", "9"},
+		{"BAA_SESSION_TTL", "31622401"},
+		{"BAA_SESSION_TTL", "1h"},
+		{"BAA_SESSION_MAX_AGE", "9"},
+		{"BAA_SESSION_MAX_AGE", "31622401"},
+		{"BAA_SESSION_MAX_AGE", "-1"},
+	};
+	struct config cfg;
+	char errors[1024], expected[64];
+
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.session_ttl, 30 * 86400);
+	assert_int_equal(cfg.session_max_age, 90 * 86400);
+	setenv("BAA_SESSION_TTL", "10", 1);
+	setenv("BAA_SESSION_MAX_AGE", "10", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.session_ttl, 10);
+	assert_int_equal(cfg.session_max_age, 10);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		set_database_env(state);
+		setenv(bad[i].name, bad[i].value, 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 1);
+		snprintf(expected, sizeof(expected), "'%s' must be", bad[i].name);
+		assert_non_null(strstr(errors, expected));
+	}
+}
+
+static void
+test_a_max_age_below_the_idle_ttl_is_refused_in_one_line(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_SESSION_TTL", "3600", 1);
+	setenv("BAA_SESSION_MAX_AGE", "3599", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_SESSION_MAX_AGE' must be at least"));
+	assert_non_null(strstr(errors, "BAA_SESSION_TTL"));
+	assert_ptr_equal(strchr(errors, '\n'), errors + strlen(errors) - 1);
+	/* a TTL above the default total life needs the total raised too */
+	setenv("BAA_SESSION_TTL", "15552000", 1);
+	unsetenv("BAA_SESSION_MAX_AGE");
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_SESSION_MAX_AGE'"));
+	setenv("BAA_SESSION_MAX_AGE", "15552000", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	/* commands that serve nothing do not judge it */
+	setenv("BAA_SESSION_MAX_AGE", "3599", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 0);
+}
+
+static void
+test_audit_and_housekeeping_settings_default_and_are_bounded(void **state)
+{
+	static const struct {
+		const char *name, *value;
+	} bad[] = {
+		{"BAA_AUDIT_RETENTION_DAYS", "0"},
+		{"BAA_AUDIT_RETENTION_DAYS", "3661"},
+		{"BAA_AUDIT_RETENTION_DAYS", "90d"},
+		{"BAA_HOUSEKEEPING_INTERVAL", "0"},
+		{"BAA_HOUSEKEEPING_INTERVAL", "86401"},
+		{"BAA_HOUSEKEEPING_INTERVAL", " 60"},
+		{"BAA_INSTANCE", "two words"},
+		{"BAA_INSTANCE", "a\nb"},
+		{"BAA_INSTANCE", "k=v"},
+		{"BAA_INSTANCE",
+		 "an-instance-name-longer-than-sixty-four-bytes-is-too-long-for-a-log"},
+	};
+	struct config cfg;
+	char errors[1024], expected[64];
+
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.audit_retention_days, 90);
+	assert_int_equal(cfg.housekeeping_interval, 300);
+	setenv("BAA_AUDIT_RETENTION_DAYS", "1", 1);
+	setenv("BAA_HOUSEKEEPING_INTERVAL", "86400", 1);
+	setenv("BAA_INSTANCE", "eu-1.baa.example:9000", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.audit_retention_days, 1);
+	assert_int_equal(cfg.housekeeping_interval, 86400);
+	assert_string_equal(cfg.instance, "eu-1.baa.example:9000");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		set_database_env(state);
+		setenv(bad[i].name, bad[i].value, 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 1);
+		snprintf(expected, sizeof(expected), "'%s' must be", bad[i].name);
+		assert_non_null(strstr(errors, expected));
+	}
 }
 
 static void
@@ -344,8 +478,9 @@ test_token_keys_default_to_derived_and_malformed_ones_are_not_echoed(void **stat
 	unsetenv("BAA_TOKEN_KEY");
 	/* rotate-keys needs the secret the default key is derived from */
 	unsetenv("BAA_SECRET_KEY");
-	assert_int_equal(
-		config_load(&cfg, CONFIG_DATABASE | CONFIG_TOKENS, errors, sizeof(errors)), 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE | CONFIG_TOKENS, errors,
+				     sizeof(errors)),
+			 1);
 	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' not set"));
 }
 
@@ -550,8 +685,9 @@ test_unknown_pooler_or_cache_values_are_refused(void **state)
 static void
 test_baa_user_is_optional_and_must_look_like_a_user_name(void **state)
 {
-	static const char *const bad[] = {"two words", "a:b", "../etc", "x\n", "",
-					  "a-name-longer-than-thirty-two-bytes"};
+	static const char *const bad[] = {
+		"two words", "a:b", "../etc",
+		"x\n",	     "",    "a-name-longer-than-thirty-two-bytes"};
 	struct config cfg;
 	char errors[1024];
 
@@ -563,7 +699,8 @@ test_baa_user_is_optional_and_must_look_like_a_user_name(void **state)
 	assert_string_equal(cfg.user, "www-data");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		setenv("BAA_USER", bad[i], 1);
-		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 1);
 		assert_non_null(strstr(errors, "'BAA_USER'"));
 	}
 }
@@ -596,24 +733,40 @@ main(void)
 				       set_database_env),
 		cmocka_unit_test_setup(test_overlong_database_name_is_refused,
 				       set_database_env),
-		cmocka_unit_test_setup(test_spotify_defaults_are_the_real_service, set_database_env),
-		cmocka_unit_test_setup(test_grant_timings_default_to_spotifys_and_are_bounded,
+		cmocka_unit_test_setup(test_spotify_defaults_are_the_real_service,
 				       set_database_env),
+		cmocka_unit_test_setup(
+			test_grant_timings_default_to_spotifys_and_are_bounded,
+			set_database_env),
 		cmocka_unit_test_setup(test_spotify_variables_are_required_by_serve,
 				       set_database_env),
 		cmocka_unit_test_setup(test_redirect_uris_spotify_accepts_are_accepted,
 				       set_database_env),
-		cmocka_unit_test_setup(test_redirect_uris_spotify_refuses_are_refused_with_a_reason,
+		cmocka_unit_test_setup(
+			test_redirect_uris_spotify_refuses_are_refused_with_a_reason,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_short_secret_key_is_refused_without_echoing_it,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_secret_key_lists_secrets_the_first_of_which_signs,
+			set_database_env),
+		cmocka_unit_test_setup(test_session_lifetimes_default_and_are_bounded,
 				       set_database_env),
-		cmocka_unit_test_setup(test_short_secret_key_is_refused_without_echoing_it,
-				       set_database_env),
+		cmocka_unit_test_setup(
+			test_a_max_age_below_the_idle_ttl_is_refused_in_one_line,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_audit_and_housekeeping_settings_default_and_are_bounded,
+			set_database_env),
 		cmocka_unit_test_setup(
 			test_token_keys_default_to_derived_and_malformed_ones_are_not_echoed,
 			set_database_env),
 		cmocka_unit_test_setup(test_service_urls_must_be_https_unless_loopback,
 				       set_database_env),
-		cmocka_unit_test_setup(test_plain_http_is_refused_for_any_host_but_loopback,
-				       set_database_env),
+		cmocka_unit_test_setup(
+			test_plain_http_is_refused_for_any_host_but_loopback,
+			set_database_env),
 		cmocka_unit_test_setup(test_ca_file_is_optional_and_a_pem_bundle_is_taken,
 				       set_database_env),
 		cmocka_unit_test_setup(
@@ -630,8 +783,9 @@ main(void)
 			set_database_env),
 		cmocka_unit_test_setup(test_unknown_pooler_or_cache_values_are_refused,
 				       set_database_env),
-		cmocka_unit_test_setup(test_baa_user_is_optional_and_must_look_like_a_user_name,
-				       set_database_env),
+		cmocka_unit_test_setup(
+			test_baa_user_is_optional_and_must_look_like_a_user_name,
+			set_database_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,16 +12,11 @@
 static void
 test_nginx_parameters_become_a_request(void **state)
 {
-	char *params[] = {"FCGI_ROLE=RESPONDER",
-			  "QUERY_STRING=a=1&b=2",
-			  "REQUEST_METHOD=GET",
-			  "CONTENT_LENGTH=",
-			  "SCRIPT_NAME=/healthz",
-			  "REQUEST_URI=/healthz?a=1&b=2",
-			  "DOCUMENT_URI=/healthz",
-			  "HTTP_COOKIE=baa_session=x",
-			  "HTTP_SEC_FETCH_MODE=navigate",
-			  NULL};
+	char *params[] = {"FCGI_ROLE=RESPONDER",	  "QUERY_STRING=a=1&b=2",
+			  "REQUEST_METHOD=GET",		  "CONTENT_LENGTH=",
+			  "SCRIPT_NAME=/healthz",	  "REQUEST_URI=/healthz?a=1&b=2",
+			  "DOCUMENT_URI=/healthz",	  "HTTP_COOKIE=baa_session=x",
+			  "HTTP_SEC_FETCH_MODE=navigate", NULL};
 	struct request req;
 
 	assert_int_equal(request_parse(params, &req), REQUEST_OK);
@@ -45,6 +40,54 @@ test_script_name_is_used_without_document_uri(void **state)
 	assert_string_equal(req.query, "");
 	assert_null(req.cookie);
 	assert_null(req.sec_fetch_mode);
+	assert_null(req.sec_fetch_site);
+	assert_null(req.origin);
+	assert_null(req.user_agent);
+	assert_null(req.remote_addr);
+}
+
+static void
+test_client_headers_and_address_are_read(void **state)
+{
+	char *params[] = {"REQUEST_METHOD=POST",
+			  "DOCUMENT_URI=/logout",
+			  "REMOTE_ADDR=203.0.113.7",
+			  "REMOTE_PORT=51234",
+			  "HTTP_SEC_FETCH_SITE=same-origin",
+			  "HTTP_ORIGIN=https://baa.example",
+			  "HTTP_USER_AGENT=Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+			  "HTTP_ORIGIN_X=https://evil.example",
+			  "HTTP_SEC_FETCH_SITEX=cross-site",
+			  NULL};
+	struct request req;
+
+	assert_int_equal(request_parse(params, &req), REQUEST_OK);
+	assert_string_equal(req.remote_addr, "203.0.113.7");
+	assert_string_equal(req.sec_fetch_site, "same-origin");
+	assert_string_equal(req.origin, "https://baa.example");
+	assert_string_equal(req.user_agent,
+			    "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0");
+	assert_null(req.sec_fetch_mode);
+	assert_null(req.cookie);
+}
+
+static void
+test_empty_client_headers_are_empty_not_absent(void **state)
+{
+	char *params[] = {"REQUEST_METHOD=GET",
+			  "DOCUMENT_URI=/me",
+			  "HTTP_ORIGIN=",
+			  "HTTP_USER_AGENT=",
+			  "HTTP_SEC_FETCH_SITE=",
+			  "REMOTE_ADDR=",
+			  NULL};
+	struct request req;
+
+	assert_int_equal(request_parse(params, &req), REQUEST_OK);
+	assert_string_equal(req.origin, "");
+	assert_string_equal(req.user_agent, "");
+	assert_string_equal(req.sec_fetch_site, "");
+	assert_string_equal(req.remote_addr, "");
 }
 
 static void
@@ -122,6 +165,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_nginx_parameters_become_a_request),
 		cmocka_unit_test(test_script_name_is_used_without_document_uri),
+		cmocka_unit_test(test_client_headers_and_address_are_read),
+		cmocka_unit_test(test_empty_client_headers_are_empty_not_absent),
 		cmocka_unit_test(test_a_prefix_of_a_parameter_name_does_not_match),
 		cmocka_unit_test(test_unknown_methods_are_kept_apart),
 		cmocka_unit_test(test_missing_method_or_path_is_a_bad_request),

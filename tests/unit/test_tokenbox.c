@@ -13,6 +13,8 @@
 #define SEALED_MAX TOKENBOX_SEALED_LEN(4096)
 
 static const char secret[] = "test-secret-key-of-at-least-32-bytes!";
+static const char secret_a[] = "secret-a-of-at-least-thirty-two-bytes";
+static const char secret_b[] = "secret-b-of-at-least-thirty-two-bytes";
 static const char key_a[] =
 	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 /* 32 bytes as base64url */
@@ -24,7 +26,17 @@ static char sealed[SEALED_MAX + 1], opened[SEALED_MAX + 1];
 static int
 use_keys(const char *text)
 {
-	return tokenbox_init(text, secret, strlen(secret));
+	return tokenbox_init(text, secret);
+}
+
+/* BAA_TOKEN_KEY=derived with BAA_SECRET_KEY="<first> [<second>]". */
+static void
+use_derived(const char *first, const char *second)
+{
+	char secrets[256];
+
+	snprintf(secrets, sizeof(secrets), "%s %s", first, second ? second : "");
+	assert_int_equal(tokenbox_init(TOKENBOX_DERIVED, secrets), 0);
 }
 
 static int
@@ -181,6 +193,53 @@ test_kid_names_the_key_without_showing_it(void **state)
 	assert_int_equal(use_keys(key_a), 0);
 }
 
+/*
+ * Rotating BAA_SECRET_KEY with BAA_TOKEN_KEY=derived: each secret gives a
+ * key, the first seals, every one opens, so stored tokens stay readable
+ * while the old secret is listed.
+ */
+static void
+test_derived_keys_follow_the_secrets_in_their_order(void **state)
+{
+	char under_b[SEALED_MAX + 1], under_a[SEALED_MAX + 1];
+	char kid_a[TOKENBOX_KID_LEN + 1], kid_b[TOKENBOX_KID_LEN + 1];
+	char list[sizeof(key_a) + 16], secrets[sizeof(secret_a) + sizeof(secret_b)];
+
+	use_derived(secret_b, secret_a);
+	seal_ok(token, 42, TOKENBOX_ACCESS);
+	memcpy(under_b, sealed, sizeof(under_b));
+	snprintf(kid_b, sizeof(kid_b), "%s", tokenbox_current_kid());
+	assert_true(tokenbox_is_current(under_b));
+
+	/* "A B": A's key seals now, B's still opens what it sealed. */
+	use_derived(secret_a, secret_b);
+	snprintf(kid_a, sizeof(kid_a), "%s", tokenbox_current_kid());
+	assert_string_not_equal(kid_a, kid_b);
+	assert_false(tokenbox_is_current(under_b));
+	assert_int_equal(open_as(under_b, 42, TOKENBOX_ACCESS), TOKENBOX_OK);
+	assert_string_equal(opened, token);
+	seal_ok(token, 42, TOKENBOX_ACCESS);
+	memcpy(under_a, sealed, sizeof(under_a));
+	assert_true(tokenbox_is_current(under_a));
+	assert_memory_equal(under_a + 3, kid_a, TOKENBOX_KID_LEN);
+
+	/* The kid of a derived key depends on its secret alone. */
+	use_derived(secret_a, NULL);
+	assert_string_equal(tokenbox_current_kid(), kid_a);
+	assert_int_equal(open_as(under_a, 42, TOKENBOX_ACCESS), TOKENBOX_OK);
+	/* B dropped before its tokens were sealed again: they no longer open. */
+	assert_int_equal(open_as(under_b, 42, TOKENBOX_ACCESS), TOKENBOX_UNKNOWN_KEY);
+
+	/* An explicit key first, then the derived ones: all open. */
+	snprintf(list, sizeof(list), "%s %s", key_a, TOKENBOX_DERIVED);
+	snprintf(secrets, sizeof(secrets), "%s %s", secret_b, secret_a);
+	assert_int_equal(tokenbox_init(list, secrets), 0);
+	assert_false(tokenbox_is_current(under_a));
+	assert_int_equal(open_as(under_a, 42, TOKENBOX_ACCESS), TOKENBOX_OK);
+	assert_int_equal(open_as(under_b, 42, TOKENBOX_ACCESS), TOKENBOX_OK);
+	assert_int_equal(use_keys(key_a), 0);
+}
+
 static void
 test_malformed_values_are_refused_without_harm(void **state)
 {
@@ -296,6 +355,8 @@ main(void)
 				       only_key_a),
 		cmocka_unit_test_setup(test_kid_names_the_key_without_showing_it,
 				       only_key_a),
+		cmocka_unit_test_setup(
+			test_derived_keys_follow_the_secrets_in_their_order, only_key_a),
 		cmocka_unit_test_setup(test_malformed_values_are_refused_without_harm,
 				       only_key_a),
 		cmocka_unit_test_setup(test_key_lists_are_checked_without_echoing_them,
