@@ -60,11 +60,18 @@ session_check_secrets(const char *secrets, size_t min, char *err, size_t errlen)
 			snprintf(err, errlen, "lists more than %d secrets", SESSION_KEYS_MAX);
 			return -1;
 		}
+		if (len < min && n == 1 && *(secrets + strspn(secrets, " ")) == '\0') {
+			snprintf(err, errlen,
+				 "must be at least %zu bytes long (it has %zu): generate one "
+				 "with 'openssl rand -base64 48'",
+				 min, len);
+			return -1;
+		}
 		if (len < min) {
 			snprintf(err, errlen,
-				 "secret %d must be at least %zu bytes long (it has %zu): "
-				 "generate one with 'openssl rand -base64 48'",
-				 n, min, len);
+				 "must list secrets of at least %zu bytes each (secret %d has "
+				 "%zu): generate one with 'openssl rand -base64 48'",
+				 min, n, len);
 			return -1;
 		}
 	}

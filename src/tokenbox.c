@@ -129,13 +129,39 @@ add_derived_keys(const char *secrets)
 	size_t len;
 	int rc = 0;
 
-	while (rc == 0 && (secret = next_word(&secrets, &len)) != NULL) {
+	while (rc == 0 && secrets && (secret = next_word(&secrets, &len)) != NULL) {
 		rc = crypto_derive_key(secret, len, "baa token encryption v1", key);
 		if (rc == 0)
 			rc = add_key(key);
 	}
 	OPENSSL_cleanse(key, sizeof(key));
 	return rc;
+}
+
+/* The number of words of text. */
+static int
+count_words(const char *text)
+{
+	size_t len;
+	int n = 0;
+
+	while (text && next_word(&text, &len) != NULL)
+		n++;
+	return n;
+}
+
+int
+tokenbox_key_count(const char *text, const char *secrets)
+{
+	const char *word;
+	size_t len;
+	int n = 0;
+
+	if (text == NULL)
+		text = TOKENBOX_DERIVED;
+	while ((word = next_word(&text, &len)) != NULL)
+		n += is_derived(word, len) ? count_words(secrets) : 1;
+	return n;
 }
 
 int

@@ -54,6 +54,9 @@ int tokenbox_check_keys(const char *text, char *err, size_t errlen);
  */
 int tokenbox_init(const char *text, const char *secrets);
 
+/* How many keys tokenbox_init would load (TOKENBOX_KEYS_MAX at most works). */
+int tokenbox_key_count(const char *text, const char *secrets);
+
 /* The kid of the key that seals; for reports and tests. */
 const char *tokenbox_current_kid(void);
 

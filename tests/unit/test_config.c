@@ -402,11 +402,12 @@ test_a_max_age_below_the_idle_ttl_is_refused_in_one_line(void **state)
 	assert_non_null(strstr(errors, "'BAA_SESSION_MAX_AGE' must be at least"));
 	assert_non_null(strstr(errors, "BAA_SESSION_TTL"));
 	assert_ptr_equal(strchr(errors, '\n'), errors + strlen(errors) - 1);
-	/* a TTL above the default total life needs the total raised too */
+	/* a TTL above the default total life, set before the cap existed, raises
+	 * the unset cap to itself rather than refusing to start */
 	setenv("BAA_SESSION_TTL", "15552000", 1);
 	unsetenv("BAA_SESSION_MAX_AGE");
-	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
-	assert_non_null(strstr(errors, "'BAA_SESSION_MAX_AGE'"));
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.session_max_age, 15552000);
 	setenv("BAA_SESSION_MAX_AGE", "15552000", 1);
 	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
 	/* commands that serve nothing do not judge it */
@@ -482,6 +483,29 @@ test_token_keys_default_to_derived_and_malformed_ones_are_not_echoed(void **stat
 				     sizeof(errors)),
 			 1);
 	assert_non_null(strstr(errors, "'BAA_SECRET_KEY' not set"));
+}
+
+static void
+test_derived_token_keys_count_one_per_secret(void **state)
+{
+	static const char hex_key[] =
+		"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	char secrets[8 * 41 + 1] = "", key_list[sizeof(hex_key) + 16];
+	struct config cfg;
+	char errors[1024];
+
+	for (int i = 0; i < 8; i++)
+		snprintf(secrets + strlen(secrets), sizeof(secrets) - strlen(secrets),
+			 "%ssecret-%d-0123456789-0123456789-abc", i ? " " : "", i);
+	setenv("BAA_SECRET_KEY", secrets, 1);
+	setenv("BAA_TOKEN_KEY", "derived", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_TOKENS, errors, sizeof(errors)), 0);
+	/* eight derived keys and one more: the ninth could never be loaded */
+	snprintf(key_list, sizeof(key_list), "%s derived", hex_key);
+	setenv("BAA_TOKEN_KEY", key_list, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_TOKENS, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_TOKEN_KEY' names more than 8 keys"));
+	unsetenv("BAA_TOKEN_KEY");
 }
 
 static void
@@ -762,6 +786,8 @@ main(void)
 		cmocka_unit_test_setup(
 			test_token_keys_default_to_derived_and_malformed_ones_are_not_echoed,
 			set_database_env),
+		cmocka_unit_test_setup(test_derived_token_keys_count_one_per_secret,
+				       set_database_env),
 		cmocka_unit_test_setup(test_service_urls_must_be_https_unless_loopback,
 				       set_database_env),
 		cmocka_unit_test_setup(
