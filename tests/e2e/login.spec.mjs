@@ -131,8 +131,15 @@ async function expectLoggedIn(page, what) {
   return s;
 }
 
+// The cookies' names: __Host- makes the browser refuse one set with a
+// Domain, without Secure or off Path=/ (so a sibling subdomain cannot
+// plant one). baa still reads the old names but never writes them.
+const SESSION_COOKIE = '__Host-baa_session';
+const OAUTH_COOKIE = '__Host-baa_oauth';
+const LEGACY_COOKIES = ['baa_session', 'baa_oauth'];
+
 async function sessionCookies(context) {
-  return (await context.cookies(base + '/')).filter((c) => c.name === 'baa_session');
+  return (await context.cookies(base + '/')).filter((c) => c.name === SESSION_COOKIE);
 }
 
 // ---------------------------------------------------------------------------
@@ -146,7 +153,7 @@ step('anonymous_page_offers_login', async (t) => {
   check(href === '/login', `login link points to ${JSON.stringify(href)}`);
   const me = await fetchMe(t.page);
   check(me.status === 401, `GET /me before login -> ${me.status} ${me.body}`);
-  check((await sessionCookies(t.context)).length === 0, 'a baa_session cookie exists before login');
+  check((await sessionCookies(t.context)).length === 0, `a ${SESSION_COOKIE} cookie exists before login`);
 });
 
 step('login_through_spotify_shows_user', async (t) => {
@@ -184,19 +191,21 @@ step('reload_keeps_session', async (t) => {
 
 step('session_cookie_is_httponly_secure_lax', async (t) => {
   const all = await t.context.cookies(base + '/');
-  const cookies = all.filter((c) => c.name === 'baa_session');
-  check(cookies.length === 1, `expected one baa_session cookie, have ${JSON.stringify(all)}`);
+  const cookies = all.filter((c) => c.name === SESSION_COOKIE);
+  check(cookies.length === 1, `expected one ${SESSION_COOKIE} cookie, have ${JSON.stringify(all)}`);
   const c = cookies[0];
   t.sessionCookie = c;
-  check(c.value.length > 0, 'baa_session is empty');
-  check(c.httpOnly === true, `baa_session is not HttpOnly: ${JSON.stringify(c)}`);
-  check(c.secure === true, `baa_session is not Secure: ${JSON.stringify(c)}`);
-  check(c.sameSite === 'Lax', `baa_session is SameSite=${c.sameSite}, not Lax`);
-  check(c.path === '/', `baa_session has path ${c.path}`);
-  check(c.domain === '127.0.0.1', `baa_session has domain ${c.domain} (expected a host-only cookie)`);
-  check(c.expires > Date.now() / 1000, `baa_session is a session cookie or expired: expires=${c.expires}`);
-  check(!all.some((x) => x.name === 'baa_oauth' && x.value !== ''),
-        'the login cookie baa_oauth is still set after the callback');
+  check(c.value.length > 0, `${SESSION_COOKIE} is empty`);
+  check(c.httpOnly === true, `${SESSION_COOKIE} is not HttpOnly: ${JSON.stringify(c)}`);
+  check(c.secure === true, `${SESSION_COOKIE} is not Secure: ${JSON.stringify(c)}`);
+  check(c.sameSite === 'Lax', `${SESSION_COOKIE} is SameSite=${c.sameSite}, not Lax`);
+  check(c.path === '/', `${SESSION_COOKIE} has path ${c.path}`);
+  check(c.domain === '127.0.0.1', `${SESSION_COOKIE} has domain ${c.domain} (expected a host-only cookie)`);
+  check(c.expires > Date.now() / 1000, `${SESSION_COOKIE} is a session cookie or expired: expires=${c.expires}`);
+  check(!all.some((x) => x.name === OAUTH_COOKIE && x.value !== ''),
+        `the login cookie ${OAUTH_COOKIE} is still set after the callback`);
+  const legacy = all.filter((x) => LEGACY_COOKIES.includes(x.name));
+  check(legacy.length === 0, `baa wrote a cookie under an old name: ${JSON.stringify(legacy)}`);
   const visible = await t.page.evaluate(() => document.cookie);
   check(!visible.includes('baa_session') && !visible.includes(c.value),
         `document.cookie exposes the session: ${JSON.stringify(visible)}`);
@@ -208,7 +217,7 @@ step('logout_shows_login_again', async (t) => {
   const me = await fetchMe(t.page);
   check(me.status === 401, `GET /me after logout -> ${me.status} ${me.body}`);
   const left = await sessionCookies(t.context);
-  check(left.length === 0, `baa_session still in the browser after logout: ${JSON.stringify(left)}`);
+  check(left.length === 0, `${SESSION_COOKIE} still in the browser after logout: ${JSON.stringify(left)}`);
   t.loggedOutShot = await shoot(t.page, 'logged-out');
   // Reloading does not bring the session back.
   await t.page.reload({ waitUntil: 'load' });
@@ -296,7 +305,7 @@ step('deleting_shows_where_to_remove_access_at_spotify', async (t) => {
   check(!s.user && !s.anonymous && s.error === null, `after deletion: ${JSON.stringify(s)}`);
   const me = await fetchMe(t.page);
   check(me.status === 401, `GET /me after deletion -> ${me.status} ${me.body}`);
-  check((await sessionCookies(t.context)).length === 0, 'baa_session is still set after deletion');
+  check((await sessionCookies(t.context)).length === 0, `${SESSION_COOKIE} is still set after deletion`);
   await shoot(t.page, 'deleted');
 });
 
@@ -320,7 +329,7 @@ step('development_mode_refusal_is_explained', async (t) => {
           `navigations: ${chain.join(', ')}`);
     const me = await fetchMe(t.page);
     check(me.status === 401, `GET /me after the refusal -> ${me.status} ${me.body}`);
-    check((await sessionCookies(t.context)).length === 0, 'a refused login left a baa_session');
+    check((await sessionCookies(t.context)).length === 0, `a refused login left a ${SESSION_COOKIE}`);
     await shoot(t.page, 'development-mode-refusal');
     await t.page.reload({ waitUntil: 'load' });
     await expectAnonymous(t.page, 'reloaded after the refusal');
