@@ -11,7 +11,8 @@
 //   BAA_E2E_FAKE_URL      base URL of the fake Spotify (checked in the redirect chain)
 //   BAA_E2E_DISPLAY_NAME  the display name the fake approves (default "Demo User")
 //   BAA_E2E_SCREENSHOTS   where screenshots go (or argv[2]; default a new temp dir)
-//   BAA_E2E_USER_DATA_DIR the browser profile dir (default a new temp dir, removed)
+//   BAA_E2E_USER_DATA_DIR the browser profile dir (default a new temp dir, removed);
+//                         the second device's is DIR-device-b, removed
 //   BAA_E2E_RESULTS       file to write the results to, as JSON (optional)
 //   BAA_E2E_CHROMIUM      browser binary (default /usr/bin/chromium)
 //   BAA_E2E_HOOKS_URL     run.py's hooks (tests/e2e/hooks.py): age the user's
@@ -236,6 +237,170 @@ step('old_session_cookie_is_revoked', async (t) => {
   await t.context.clearCookies();
 });
 
+// Devices: the same user on two browsers, each with its own session. A
+// persistent context is the only one its browser has, so device B is a
+// second Chromium with a profile of its own, next to A's (run.py's
+// clean-up finds it by A's profile path, which B's starts with). B calls
+// itself Firefox on Windows, so the two rows differ in more than "this
+// device".
+
+const DEVICE_B_USER_AGENT =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0';
+const DEVICE_B_LABEL = 'Firefox on Windows';
+
+async function logIn(page, what) {
+  await page.goto(base + '/', { waitUntil: 'load' });
+  await expectAnonymous(page, `${what}, before logging in`);
+  await Promise.all([
+    page.waitForURL(base + '/', { waitUntil: 'load' }),
+    page.locator('#login').click(),
+  ]);
+  await expectLoggedIn(page, `${what}, after logging in`);
+}
+
+async function fetchJson(page, url) {
+  const r = await page.evaluate(async (u) => {
+    const res = await fetch(u, { credentials: 'same-origin', cache: 'no-store' });
+    return { status: res.status, body: await res.text() };
+  }, url);
+  check(r.status === 200, `GET ${url} -> ${r.status} ${r.body}`);
+  return JSON.parse(r.body);
+}
+
+// The rows of a list on the page, as the user reads them.
+async function listRows(page, list) {
+  return page.locator(`#${list} li`).evaluateAll((lis) => lis.map((li) => ({
+    text: li.innerText.replace(/\s+/g, ' ').trim(),
+    current: li.dataset.current ?? null,
+    button: li.querySelector('button')?.textContent.trim() ?? null,
+  })));
+}
+
+// The lists arrive after the page shows the user: wait for n rows.
+async function waitForRows(page, list, n, what) {
+  try {
+    await page.waitForFunction(([id, count]) => document.querySelectorAll(`#${id} li`).length === count,
+                               [list, n], { timeout: WAIT_TIMEOUT_MS });
+  } catch (e) {
+    throw new StepFailure(`${what}: expected ${n} rows in #${list}, the page shows ` +
+                          JSON.stringify(await listRows(page, list)));
+  }
+  return listRows(page, list);
+}
+
+function checkDeviceRow(row, label, current, what) {
+  const describe = `${what}: ${JSON.stringify(row)}`;
+  check(row.text.includes(label), `${describe} does not name ${label}`);
+  check(row.text.includes('(this device)') === current && row.current === (current ? 'yes' : 'no'),
+        `${describe} is ${current ? 'not ' : ''}marked as this device`);
+  check(/Network 127\.0\.0\.0\/24/.test(row.text), `${describe} shows no network 127.0.0.0/24`);
+  check(/Logged in .+ · last seen .+/.test(row.text), `${describe} shows no times`);
+  check(row.button === 'End session', `${describe} has no "End session" button`);
+}
+
+step('second_device_logs_in_as_the_same_user', async (t) => {
+  await logIn(t.page, 'device A');
+  t.deviceB = await launchDevice(`${userDataDir}-device-b`, { userAgent: DEVICE_B_USER_AGENT });
+  t.deviceB.page.on('pageerror', (e) => t.pageErrors.push(`device B: ${e}`));
+  await logIn(t.deviceB.page, 'device B');
+  const a = await meJson(t.page);
+  const b = await meJson(t.deviceB.page);
+  check(a.spotify_id === b.spotify_id, `A is ${a.spotify_id}, B is ${b.spotify_id}`);
+});
+
+step('device_list_shows_both_devices', async (t) => {
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'device A');
+  const rows = await waitForRows(t.page, 'devices', 2, 'device A');
+  const { sessions } = await fetchJson(t.page, '/me/sessions');
+  check(sessions.length === 2, `GET /me/sessions: ${JSON.stringify(sessions)}`);
+  const mine = sessions.find((x) => x.current);
+  const other = sessions.find((x) => !x.current);
+  check(mine && other && other.device === DEVICE_B_LABEL, `GET /me/sessions: ${JSON.stringify(sessions)}`);
+  t.deviceALabel = mine.device;
+  t.deviceBSession = other.id;
+  const a = rows.find((r) => r.current === 'yes');
+  const b = rows.find((r) => r.current === 'no');
+  check(a && b, `device A lists ${JSON.stringify(rows)}`);
+  checkDeviceRow(a, t.deviceALabel, true, 'device A\'s own row');
+  checkDeviceRow(b, DEVICE_B_LABEL, false, 'device B\'s row on A');
+  await shoot(t.page, 'devices');
+  // B sees the same two, itself as this device.
+  await t.deviceB.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.deviceB.page, 'device B');
+  const onB = await waitForRows(t.deviceB.page, 'devices', 2, 'device B');
+  checkDeviceRow(onB.find((r) => r.current === 'yes') || onB[0], DEVICE_B_LABEL, true, 'device B\'s own row');
+});
+
+step('ending_the_other_device_logs_only_it_out', async (t) => {
+  await t.page.locator('#devices li', { hasText: DEVICE_B_LABEL }).getByRole('button').click();
+  const rows = await waitForRows(t.page, 'devices', 1, 'device A after ending B\'s session');
+  checkDeviceRow(rows[0], t.deviceALabel, true, 'device A\'s remaining row');
+  await expectLoggedIn(t.page, 'device A after ending B\'s session');
+  // B's next request finds its session gone; baa clears B's cookie.
+  await t.deviceB.page.reload({ waitUntil: 'load' });
+  await expectAnonymous(t.deviceB.page, 'device B after A ended its session');
+  const meB = await fetchMe(t.deviceB.page);
+  check(meB.status === 401, `GET /me on device B -> ${meB.status} ${meB.body}`);
+  const left = await sessionCookies(t.deviceB.context);
+  check(left.length === 0, `device B still has ${JSON.stringify(left)}`);
+  // A is still logged in, on its own, after a reload too.
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'device A reloaded');
+  await waitForRows(t.page, 'devices', 1, 'device A reloaded');
+  const meA = await fetchMe(t.page);
+  check(meA.status === 200, `GET /me on device A -> ${meA.status} ${meA.body}`);
+});
+
+step('activity_shows_the_ended_session', async (t) => {
+  const { events } = await fetchJson(t.page, '/me/activity');
+  check(events.length > 0 && events[0].event === 'session_revoked' &&
+        events[0].session_id === t.deviceBSession && events[0].device === t.deviceALabel,
+        `GET /me/activity starts with ${JSON.stringify(events[0])}`);
+  // The page shows the newest ten.
+  const rows = await waitForRows(t.page, 'activity', Math.min(events.length, 10), 'device A');
+  check(rows[0].text.startsWith('Ended a session') && rows[0].text.includes(t.deviceALabel),
+        `the newest activity reads ${JSON.stringify(rows[0].text)}`);
+  check(rows.some((r) => r.text.startsWith('Logged in') && r.text.includes(DEVICE_B_LABEL)),
+        `no login of device B in ${JSON.stringify(rows.map((r) => r.text))}`);
+  await shoot(t.page, 'activity');
+});
+
+step('ending_this_device_from_its_own_list_logs_it_out', async (t) => {
+  await logIn(t.deviceB.page, 'device B again');
+  const rows = await waitForRows(t.deviceB.page, 'devices', 2, 'device B');
+  check(rows.filter((r) => r.current === 'yes').length === 1, `device B lists ${JSON.stringify(rows)}`);
+  await t.deviceB.page.locator('#devices li[data-current="yes"]').getByRole('button').click();
+  await expectAnonymous(t.deviceB.page, 'device B after ending its own session');
+  check((await listRows(t.deviceB.page, 'devices')).length === 0, 'device B still lists devices');
+  const left = await sessionCookies(t.deviceB.context);
+  check(left.length === 0, `device B still has ${JSON.stringify(left)}`);
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'device A');
+  await waitForRows(t.page, 'devices', 1, 'device A after B ended its own session');
+});
+
+step('log_out_everywhere_ends_every_device', async (t) => {
+  await logIn(t.deviceB.page, 'device B a third time');
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'device A');
+  await waitForRows(t.page, 'devices', 2, 'device A with B back');
+  const everywhere = t.page.locator('#logout-everywhere');
+  const text = (await everywhere.textContent()).trim();
+  check(text === 'Log out everywhere', `the button reads ${JSON.stringify(text)}`);
+  await everywhere.click();
+  await expectAnonymous(t.page, 'device A after logging out everywhere');
+  check((await listRows(t.page, 'devices')).length === 0, 'device A still lists devices');
+  const meA = await fetchMe(t.page);
+  check(meA.status === 401, `GET /me on device A -> ${meA.status} ${meA.body}`);
+  check((await sessionCookies(t.context)).length === 0, `device A still has a ${SESSION_COOKIE}`);
+  await t.deviceB.page.reload({ waitUntil: 'load' });
+  await expectAnonymous(t.deviceB.page, 'device B after A logged out everywhere');
+  const meB = await fetchMe(t.deviceB.page);
+  check(meB.status === 401, `GET /me on device B -> ${meB.status} ${meB.body}`);
+  await closeDeviceB(t);
+});
+
 // Spotify as it is in 2026: consent that runs out, development mode, and a
 // deletion that baa cannot finish at Spotify by itself.
 
@@ -358,6 +523,38 @@ function finish() {
   return failed === 0 && results.length === steps.length ? 0 : 1;
 }
 
+// A browser with its profile in dir: one device.
+async function launchDevice(dir, options = {}) {
+  fs.mkdirSync(dir, { recursive: true });
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath,
+    headless: true,
+    timeout: STEP_TIMEOUT_MS,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    ignoreHTTPSErrors: true,
+    viewport: { width: 800, height: 600 },
+    ...options,
+  });
+  context.setDefaultTimeout(WAIT_TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(WAIT_TIMEOUT_MS);
+  const page = context.pages()[0] || await context.newPage();
+  return { context, page, dir };
+}
+
+// Device B's browser and profile go as soon as its steps are done, or
+// when a step failed.
+async function closeDeviceB(t) {
+  const b = t.deviceB;
+  if (!b) return;
+  t.deviceB = null;
+  try {
+    await withTimeout(b.context.close(), 10_000, 'closing device B\'s browser');
+  } finally {
+    fs.rmSync(b.dir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   const t = { navigations: [], pageErrors: [] };
   let context;
@@ -374,24 +571,13 @@ async function main() {
   if (!userDataDir) userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'baa-e2e-profile-'));
   try {
     try {
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath,
-        headless: true,
-        timeout: STEP_TIMEOUT_MS,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-               '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        ignoreHTTPSErrors: true,
-        viewport: { width: 800, height: 600 },
-      });
+      ({ context, page: t.page } = await launchDevice(userDataDir));
     } catch (e) {
       record('browser_starts', false, `could not launch ${executablePath}: ${e.message}`);
       for (const s of steps) record(s.name, false, 'not run: the browser did not start');
       return;
     }
     t.context = context;
-    context.setDefaultTimeout(WAIT_TIMEOUT_MS);
-    context.setDefaultNavigationTimeout(WAIT_TIMEOUT_MS);
-    t.page = context.pages()[0] || await context.newPage();
     t.page.on('pageerror', (e) => t.pageErrors.push(String(e)));
     t.page.on('response', (r) => {
       const req = r.request();
@@ -427,11 +613,22 @@ async function main() {
         } catch (e2) {
           detail += `\n(could not inspect the page: ${e2.message})`;
         }
+        if (t.deviceB) {
+          try {
+            const st = await withTimeout(pageState(t.deviceB.page), 3000, 'page state');
+            detail += `\ndevice B's page: ${JSON.stringify(st)}`;
+            detail += `\nscreenshot: ${await withTimeout(shoot(t.deviceB.page, `failed-${s.name}-device-b`),
+                                                         5000, 'screenshot')}`;
+          } catch (e2) {
+            detail += `\n(could not inspect device B's page: ${e2.message})`;
+          }
+        }
         record(s.name, false, detail, Date.now() - start);
       }
     }
   } finally {
     clearTimeout(watchdog);
+    await closeDeviceB(t).catch(() => {});
     if (context) await withTimeout(context.close(), 10_000, 'closing the browser').catch(() => {});
     if (ownUserDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   }
