@@ -11,7 +11,8 @@
 //   BAA_E2E_FAKE_URL      base URL of the fake Spotify (checked in the redirect chain)
 //   BAA_E2E_DISPLAY_NAME  the display name the fake approves (default "Demo User")
 //   BAA_E2E_SCREENSHOTS   where screenshots go (or argv[2]; default a new temp dir)
-//   BAA_E2E_USER_DATA_DIR the browser profile dir (default a new temp dir, removed)
+//   BAA_E2E_USER_DATA_DIR the browser profile dir (default a new temp dir, removed);
+//                         the second device's is DIR-device-b, removed
 //   BAA_E2E_RESULTS       file to write the results to, as JSON (optional)
 //   BAA_E2E_CHROMIUM      browser binary (default /usr/bin/chromium)
 //   BAA_E2E_HOOKS_URL     run.py's hooks (tests/e2e/hooks.py): age the user's
@@ -131,8 +132,15 @@ async function expectLoggedIn(page, what) {
   return s;
 }
 
+// The cookies' names: __Host- makes the browser refuse one set with a
+// Domain, without Secure or off Path=/ (so a sibling subdomain cannot
+// plant one). baa still reads the old names but never writes them.
+const SESSION_COOKIE = '__Host-baa_session';
+const OAUTH_COOKIE = '__Host-baa_oauth';
+const LEGACY_COOKIES = ['baa_session', 'baa_oauth'];
+
 async function sessionCookies(context) {
-  return (await context.cookies(base + '/')).filter((c) => c.name === 'baa_session');
+  return (await context.cookies(base + '/')).filter((c) => c.name === SESSION_COOKIE);
 }
 
 // ---------------------------------------------------------------------------
@@ -146,7 +154,7 @@ step('anonymous_page_offers_login', async (t) => {
   check(href === '/login', `login link points to ${JSON.stringify(href)}`);
   const me = await fetchMe(t.page);
   check(me.status === 401, `GET /me before login -> ${me.status} ${me.body}`);
-  check((await sessionCookies(t.context)).length === 0, 'a baa_session cookie exists before login');
+  check((await sessionCookies(t.context)).length === 0, `a ${SESSION_COOKIE} cookie exists before login`);
 });
 
 step('login_through_spotify_shows_user', async (t) => {
@@ -184,19 +192,21 @@ step('reload_keeps_session', async (t) => {
 
 step('session_cookie_is_httponly_secure_lax', async (t) => {
   const all = await t.context.cookies(base + '/');
-  const cookies = all.filter((c) => c.name === 'baa_session');
-  check(cookies.length === 1, `expected one baa_session cookie, have ${JSON.stringify(all)}`);
+  const cookies = all.filter((c) => c.name === SESSION_COOKIE);
+  check(cookies.length === 1, `expected one ${SESSION_COOKIE} cookie, have ${JSON.stringify(all)}`);
   const c = cookies[0];
   t.sessionCookie = c;
-  check(c.value.length > 0, 'baa_session is empty');
-  check(c.httpOnly === true, `baa_session is not HttpOnly: ${JSON.stringify(c)}`);
-  check(c.secure === true, `baa_session is not Secure: ${JSON.stringify(c)}`);
-  check(c.sameSite === 'Lax', `baa_session is SameSite=${c.sameSite}, not Lax`);
-  check(c.path === '/', `baa_session has path ${c.path}`);
-  check(c.domain === '127.0.0.1', `baa_session has domain ${c.domain} (expected a host-only cookie)`);
-  check(c.expires > Date.now() / 1000, `baa_session is a session cookie or expired: expires=${c.expires}`);
-  check(!all.some((x) => x.name === 'baa_oauth' && x.value !== ''),
-        'the login cookie baa_oauth is still set after the callback');
+  check(c.value.length > 0, `${SESSION_COOKIE} is empty`);
+  check(c.httpOnly === true, `${SESSION_COOKIE} is not HttpOnly: ${JSON.stringify(c)}`);
+  check(c.secure === true, `${SESSION_COOKIE} is not Secure: ${JSON.stringify(c)}`);
+  check(c.sameSite === 'Lax', `${SESSION_COOKIE} is SameSite=${c.sameSite}, not Lax`);
+  check(c.path === '/', `${SESSION_COOKIE} has path ${c.path}`);
+  check(c.domain === '127.0.0.1', `${SESSION_COOKIE} has domain ${c.domain} (expected a host-only cookie)`);
+  check(c.expires > Date.now() / 1000, `${SESSION_COOKIE} is a session cookie or expired: expires=${c.expires}`);
+  check(!all.some((x) => x.name === OAUTH_COOKIE && x.value !== ''),
+        `the login cookie ${OAUTH_COOKIE} is still set after the callback`);
+  const legacy = all.filter((x) => LEGACY_COOKIES.includes(x.name));
+  check(legacy.length === 0, `baa wrote a cookie under an old name: ${JSON.stringify(legacy)}`);
   const visible = await t.page.evaluate(() => document.cookie);
   check(!visible.includes('baa_session') && !visible.includes(c.value),
         `document.cookie exposes the session: ${JSON.stringify(visible)}`);
@@ -208,7 +218,7 @@ step('logout_shows_login_again', async (t) => {
   const me = await fetchMe(t.page);
   check(me.status === 401, `GET /me after logout -> ${me.status} ${me.body}`);
   const left = await sessionCookies(t.context);
-  check(left.length === 0, `baa_session still in the browser after logout: ${JSON.stringify(left)}`);
+  check(left.length === 0, `${SESSION_COOKIE} still in the browser after logout: ${JSON.stringify(left)}`);
   t.loggedOutShot = await shoot(t.page, 'logged-out');
   // Reloading does not bring the session back.
   await t.page.reload({ waitUntil: 'load' });
@@ -225,6 +235,170 @@ step('old_session_cookie_is_revoked', async (t) => {
   const me = await fetchMe(t.page);
   check(me.status === 401, `GET /me with the logged-out cookie -> ${me.status} ${me.body}`);
   await t.context.clearCookies();
+});
+
+// Devices: the same user on two browsers, each with its own session. A
+// persistent context is the only one its browser has, so device B is a
+// second Chromium with a profile of its own, next to A's (run.py's
+// clean-up finds it by A's profile path, which B's starts with). B calls
+// itself Firefox on Windows, so the two rows differ in more than "this
+// device".
+
+const DEVICE_B_USER_AGENT =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0';
+const DEVICE_B_LABEL = 'Firefox on Windows';
+
+async function logIn(page, what) {
+  await page.goto(base + '/', { waitUntil: 'load' });
+  await expectAnonymous(page, `${what}, before logging in`);
+  await Promise.all([
+    page.waitForURL(base + '/', { waitUntil: 'load' }),
+    page.locator('#login').click(),
+  ]);
+  await expectLoggedIn(page, `${what}, after logging in`);
+}
+
+async function fetchJson(page, url) {
+  const r = await page.evaluate(async (u) => {
+    const res = await fetch(u, { credentials: 'same-origin', cache: 'no-store' });
+    return { status: res.status, body: await res.text() };
+  }, url);
+  check(r.status === 200, `GET ${url} -> ${r.status} ${r.body}`);
+  return JSON.parse(r.body);
+}
+
+// The rows of a list on the page, as the user reads them.
+async function listRows(page, list) {
+  return page.locator(`#${list} li`).evaluateAll((lis) => lis.map((li) => ({
+    text: li.innerText.replace(/\s+/g, ' ').trim(),
+    current: li.dataset.current ?? null,
+    button: li.querySelector('button')?.textContent.trim() ?? null,
+  })));
+}
+
+// The lists arrive after the page shows the user: wait for n rows.
+async function waitForRows(page, list, n, what) {
+  try {
+    await page.waitForFunction(([id, count]) => document.querySelectorAll(`#${id} li`).length === count,
+                               [list, n], { timeout: WAIT_TIMEOUT_MS });
+  } catch (e) {
+    throw new StepFailure(`${what}: expected ${n} rows in #${list}, the page shows ` +
+                          JSON.stringify(await listRows(page, list)));
+  }
+  return listRows(page, list);
+}
+
+function checkDeviceRow(row, label, current, what) {
+  const describe = `${what}: ${JSON.stringify(row)}`;
+  check(row.text.includes(label), `${describe} does not name ${label}`);
+  check(row.text.includes('(this device)') === current && row.current === (current ? 'yes' : 'no'),
+        `${describe} is ${current ? 'not ' : ''}marked as this device`);
+  check(/Network 127\.0\.0\.0\/24/.test(row.text), `${describe} shows no network 127.0.0.0/24`);
+  check(/Logged in .+ · last seen .+/.test(row.text), `${describe} shows no times`);
+  check(row.button === 'End session', `${describe} has no "End session" button`);
+}
+
+step('second_device_logs_in_as_the_same_user', async (t) => {
+  await logIn(t.page, 'device A');
+  t.deviceB = await launchDevice(`${userDataDir}-device-b`, { userAgent: DEVICE_B_USER_AGENT });
+  t.deviceB.page.on('pageerror', (e) => t.pageErrors.push(`device B: ${e}`));
+  await logIn(t.deviceB.page, 'device B');
+  const a = await meJson(t.page);
+  const b = await meJson(t.deviceB.page);
+  check(a.spotify_id === b.spotify_id, `A is ${a.spotify_id}, B is ${b.spotify_id}`);
+});
+
+step('device_list_shows_both_devices', async (t) => {
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'device A');
+  const rows = await waitForRows(t.page, 'devices', 2, 'device A');
+  const { sessions } = await fetchJson(t.page, '/me/sessions');
+  check(sessions.length === 2, `GET /me/sessions: ${JSON.stringify(sessions)}`);
+  const mine = sessions.find((x) => x.current);
+  const other = sessions.find((x) => !x.current);
+  check(mine && other && other.device === DEVICE_B_LABEL, `GET /me/sessions: ${JSON.stringify(sessions)}`);
+  t.deviceALabel = mine.device;
+  t.deviceBSession = other.id;
+  const a = rows.find((r) => r.current === 'yes');
+  const b = rows.find((r) => r.current === 'no');
+  check(a && b, `device A lists ${JSON.stringify(rows)}`);
+  checkDeviceRow(a, t.deviceALabel, true, 'device A\'s own row');
+  checkDeviceRow(b, DEVICE_B_LABEL, false, 'device B\'s row on A');
+  await shoot(t.page, 'devices');
+  // B sees the same two, itself as this device.
+  await t.deviceB.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.deviceB.page, 'device B');
+  const onB = await waitForRows(t.deviceB.page, 'devices', 2, 'device B');
+  checkDeviceRow(onB.find((r) => r.current === 'yes') || onB[0], DEVICE_B_LABEL, true, 'device B\'s own row');
+});
+
+step('ending_the_other_device_logs_only_it_out', async (t) => {
+  await t.page.locator('#devices li', { hasText: DEVICE_B_LABEL }).getByRole('button').click();
+  const rows = await waitForRows(t.page, 'devices', 1, 'device A after ending B\'s session');
+  checkDeviceRow(rows[0], t.deviceALabel, true, 'device A\'s remaining row');
+  await expectLoggedIn(t.page, 'device A after ending B\'s session');
+  // B's next request finds its session gone; baa clears B's cookie.
+  await t.deviceB.page.reload({ waitUntil: 'load' });
+  await expectAnonymous(t.deviceB.page, 'device B after A ended its session');
+  const meB = await fetchMe(t.deviceB.page);
+  check(meB.status === 401, `GET /me on device B -> ${meB.status} ${meB.body}`);
+  const left = await sessionCookies(t.deviceB.context);
+  check(left.length === 0, `device B still has ${JSON.stringify(left)}`);
+  // A is still logged in, on its own, after a reload too.
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'device A reloaded');
+  await waitForRows(t.page, 'devices', 1, 'device A reloaded');
+  const meA = await fetchMe(t.page);
+  check(meA.status === 200, `GET /me on device A -> ${meA.status} ${meA.body}`);
+});
+
+step('activity_shows_the_ended_session', async (t) => {
+  const { events } = await fetchJson(t.page, '/me/activity');
+  check(events.length > 0 && events[0].event === 'session_revoked' &&
+        events[0].session_id === t.deviceBSession && events[0].device === t.deviceALabel,
+        `GET /me/activity starts with ${JSON.stringify(events[0])}`);
+  // The page shows the newest ten.
+  const rows = await waitForRows(t.page, 'activity', Math.min(events.length, 10), 'device A');
+  check(rows[0].text.startsWith('Ended a session') && rows[0].text.includes(t.deviceALabel),
+        `the newest activity reads ${JSON.stringify(rows[0].text)}`);
+  check(rows.some((r) => r.text.startsWith('Logged in') && r.text.includes(DEVICE_B_LABEL)),
+        `no login of device B in ${JSON.stringify(rows.map((r) => r.text))}`);
+  await shoot(t.page, 'activity');
+});
+
+step('ending_this_device_from_its_own_list_logs_it_out', async (t) => {
+  await logIn(t.deviceB.page, 'device B again');
+  const rows = await waitForRows(t.deviceB.page, 'devices', 2, 'device B');
+  check(rows.filter((r) => r.current === 'yes').length === 1, `device B lists ${JSON.stringify(rows)}`);
+  await t.deviceB.page.locator('#devices li[data-current="yes"]').getByRole('button').click();
+  await expectAnonymous(t.deviceB.page, 'device B after ending its own session');
+  check((await listRows(t.deviceB.page, 'devices')).length === 0, 'device B still lists devices');
+  const left = await sessionCookies(t.deviceB.context);
+  check(left.length === 0, `device B still has ${JSON.stringify(left)}`);
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'device A');
+  await waitForRows(t.page, 'devices', 1, 'device A after B ended its own session');
+});
+
+step('log_out_everywhere_ends_every_device', async (t) => {
+  await logIn(t.deviceB.page, 'device B a third time');
+  await t.page.reload({ waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'device A');
+  await waitForRows(t.page, 'devices', 2, 'device A with B back');
+  const everywhere = t.page.locator('#logout-everywhere');
+  const text = (await everywhere.textContent()).trim();
+  check(text === 'Log out everywhere', `the button reads ${JSON.stringify(text)}`);
+  await everywhere.click();
+  await expectAnonymous(t.page, 'device A after logging out everywhere');
+  check((await listRows(t.page, 'devices')).length === 0, 'device A still lists devices');
+  const meA = await fetchMe(t.page);
+  check(meA.status === 401, `GET /me on device A -> ${meA.status} ${meA.body}`);
+  check((await sessionCookies(t.context)).length === 0, `device A still has a ${SESSION_COOKIE}`);
+  await t.deviceB.page.reload({ waitUntil: 'load' });
+  await expectAnonymous(t.deviceB.page, 'device B after A logged out everywhere');
+  const meB = await fetchMe(t.deviceB.page);
+  check(meB.status === 401, `GET /me on device B -> ${meB.status} ${meB.body}`);
+  await closeDeviceB(t);
 });
 
 // Spotify as it is in 2026: consent that runs out, development mode, and a
@@ -296,7 +470,7 @@ step('deleting_shows_where_to_remove_access_at_spotify', async (t) => {
   check(!s.user && !s.anonymous && s.error === null, `after deletion: ${JSON.stringify(s)}`);
   const me = await fetchMe(t.page);
   check(me.status === 401, `GET /me after deletion -> ${me.status} ${me.body}`);
-  check((await sessionCookies(t.context)).length === 0, 'baa_session is still set after deletion');
+  check((await sessionCookies(t.context)).length === 0, `${SESSION_COOKIE} is still set after deletion`);
   await shoot(t.page, 'deleted');
 });
 
@@ -320,7 +494,7 @@ step('development_mode_refusal_is_explained', async (t) => {
           `navigations: ${chain.join(', ')}`);
     const me = await fetchMe(t.page);
     check(me.status === 401, `GET /me after the refusal -> ${me.status} ${me.body}`);
-    check((await sessionCookies(t.context)).length === 0, 'a refused login left a baa_session');
+    check((await sessionCookies(t.context)).length === 0, `a refused login left a ${SESSION_COOKIE}`);
     await shoot(t.page, 'development-mode-refusal');
     await t.page.reload({ waitUntil: 'load' });
     await expectAnonymous(t.page, 'reloaded after the refusal');
@@ -349,6 +523,38 @@ function finish() {
   return failed === 0 && results.length === steps.length ? 0 : 1;
 }
 
+// A browser with its profile in dir: one device.
+async function launchDevice(dir, options = {}) {
+  fs.mkdirSync(dir, { recursive: true });
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath,
+    headless: true,
+    timeout: STEP_TIMEOUT_MS,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    ignoreHTTPSErrors: true,
+    viewport: { width: 800, height: 600 },
+    ...options,
+  });
+  context.setDefaultTimeout(WAIT_TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(WAIT_TIMEOUT_MS);
+  const page = context.pages()[0] || await context.newPage();
+  return { context, page, dir };
+}
+
+// Device B's browser and profile go as soon as its steps are done, or
+// when a step failed.
+async function closeDeviceB(t) {
+  const b = t.deviceB;
+  if (!b) return;
+  t.deviceB = null;
+  try {
+    await withTimeout(b.context.close(), 10_000, 'closing device B\'s browser');
+  } finally {
+    fs.rmSync(b.dir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   const t = { navigations: [], pageErrors: [] };
   let context;
@@ -365,24 +571,13 @@ async function main() {
   if (!userDataDir) userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'baa-e2e-profile-'));
   try {
     try {
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath,
-        headless: true,
-        timeout: STEP_TIMEOUT_MS,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-               '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        ignoreHTTPSErrors: true,
-        viewport: { width: 800, height: 600 },
-      });
+      ({ context, page: t.page } = await launchDevice(userDataDir));
     } catch (e) {
       record('browser_starts', false, `could not launch ${executablePath}: ${e.message}`);
       for (const s of steps) record(s.name, false, 'not run: the browser did not start');
       return;
     }
     t.context = context;
-    context.setDefaultTimeout(WAIT_TIMEOUT_MS);
-    context.setDefaultNavigationTimeout(WAIT_TIMEOUT_MS);
-    t.page = context.pages()[0] || await context.newPage();
     t.page.on('pageerror', (e) => t.pageErrors.push(String(e)));
     t.page.on('response', (r) => {
       const req = r.request();
@@ -418,11 +613,22 @@ async function main() {
         } catch (e2) {
           detail += `\n(could not inspect the page: ${e2.message})`;
         }
+        if (t.deviceB) {
+          try {
+            const st = await withTimeout(pageState(t.deviceB.page), 3000, 'page state');
+            detail += `\ndevice B's page: ${JSON.stringify(st)}`;
+            detail += `\nscreenshot: ${await withTimeout(shoot(t.deviceB.page, `failed-${s.name}-device-b`),
+                                                         5000, 'screenshot')}`;
+          } catch (e2) {
+            detail += `\n(could not inspect device B's page: ${e2.message})`;
+          }
+        }
         record(s.name, false, detail, Date.now() - start);
       }
     }
   } finally {
     clearTimeout(watchdog);
+    await closeDeviceB(t).catch(() => {});
     if (context) await withTimeout(context.close(), 10_000, 'closing the browser').catch(() => {});
     if (ownUserDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   }

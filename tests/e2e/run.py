@@ -10,7 +10,8 @@ the harness's throwaway CA (baa trusts it through SPOTIFY_CA_FILE; Chromium
 ignores certificate errors, as it does for nginx's), `baa serve` on a
 unix socket, and nginx from the shipped template nginx/baa.conf.in (TLS
 with a self-signed certificate, rendered as scripts/run-local does). Then
-Chromium, driven by playwright-core, logs in through the page, and
+Chromium, driven by playwright-core, logs in through the page (also as
+a second device, to end one device's session from the other), and
 everything is torn down again, also on failure, SIGINT or SIGTERM.
 
 Prints `ok NAME` / `FAIL NAME` (+ indented details) per test case, the
@@ -296,7 +297,8 @@ def kill_browser_leftovers(marker):
     """Kill processes still running with our (unique) profile dir on their command line.
 
     Playwright starts Chromium in a process group of its own; if node was
-    killed, its browser would outlive it.
+    killed, its browser would outlive it. The second device's browser has
+    its profile at the same path + "-device-b", so the marker finds it too.
     """
     me = os.getpid()
     for entry in os.listdir("/proc"):
@@ -386,12 +388,12 @@ def server_side_checks(stack, report, browser_data):
     problems = []
     try:
         stats = stack.fake.stats()
-        # The first login, the second (after logout), the renewal, and the
-        # login development mode refuses.
-        if stats.get("authorize") != 4:
-            problems.append("the fake's /authorize was called %s times, expected 4" % stats.get("authorize"))
-        if stats.get("token_authorization_code") != 4:
-            problems.append("the fake exchanged %s codes, expected 4" % stats.get("token_authorization_code"))
+        # The first login; devices A and B, and B twice more; the login
+        # after that, the renewal, and the login development mode refuses.
+        if stats.get("authorize") != 8:
+            problems.append("the fake's /authorize was called %s times, expected 8" % stats.get("authorize"))
+        if stats.get("token_authorization_code") != 8:
+            problems.append("the fake exchanged %s codes, expected 8" % stats.get("token_authorization_code"))
         if not stats.get("me"):
             problems.append("baa never read the profile (/v1/me) at the fake")
     except Exception as exc:
@@ -402,15 +404,17 @@ def server_side_checks(stack, report, browser_data):
             records.append(harness.parse_logfmt(line))
         except ValueError:
             problems.append("baa log line is not logfmt: %r" % line)
-    logins = [r for r in records if r.get("event") == "login"]
-    if len(logins) != 3:
-        problems.append("baa logged %d event=login lines, expected 3" % len(logins))
-    denied = [r for r in records if r.get("event") == "spotify_access_denied"]
-    if len(denied) != 1:
-        problems.append("baa logged %d event=spotify_access_denied lines, expected 1" % len(denied))
+    # Each way a session ends: the "Log out" button, "End session" on
+    # the other device's row and on this device's own, "Log out everywhere".
+    expected = {"login": 7, "spotify_access_denied": 1, "logout": 1, "session_revoked": 2,
+                "logout_everywhere": 1}
+    for event, n in expected.items():
+        seen = sum(1 for r in records if r.get("event") == event)
+        if seen != n:
+            problems.append("baa logged %d event=%s lines, expected %d" % (seen, event, n))
     if problems:
         problems.append("--- baa log ---\n" + tail(stack.baa.log()))
-    report.check("servers_saw_three_logins_and_one_refusal", problems)
+    report.check("servers_saw_seven_logins_one_refusal_and_each_logout", problems)
 
     errors = [l for l in stack.log_text("nginx-error.log").splitlines()
               if re.search(r"\[(error|crit|alert|emerg)\]", l)]
