@@ -388,6 +388,24 @@ watch_listener(struct worker *w, int on)
 }
 
 /*
+ * A stopping worker lets go of its copy of the listening socket at once.
+ * On a reload the master keeps its own, and the new workers take over;
+ * when the whole instance stops, the master has closed its copy, and once
+ * the workers have too, the kernel refuses new connections instead of
+ * completing them into a backlog nobody accepts: the web server then
+ * tries another instance at once, even with a POST, which it could not
+ * safely send again after a reset.
+ */
+static void
+stop_listening(struct worker *w)
+{
+	watch_listener(w, 0);
+	close(w->listen_fd); /* out of the epoll set too, if it was still in */
+	w->listen_fd = -1;
+	w->accepting = 0;
+}
+
+/*
  * A stopping worker takes no new connection but keeps answering on its
  * kept ones until the web server closes them, which nginx does after
  * keepalive_time (nginx/baa.conf.in: 2s) or sooner when one is idle.
@@ -411,9 +429,10 @@ run_loop(struct worker *w)
 	for (;;) {
 		int listen_ready = 0, timeout = log_pending() ? LOG_FLUSH_MS : -1, n;
 
-		if (stop_requested && drain_until < 0)
+		if (stop_requested && drain_until < 0) {
 			drain_until = clock_now_ms() + DRAIN_MAX_MS;
-		/* The master keeps the socket: other workers take over. */
+			stop_listening(w);
+		}
 		watch_listener(w, drain_until < 0 && spread_may_accept(w->slot, w->open));
 		spread_publish(w->slot, w->open, w->accepting);
 		if (drain_until >= 0) {
@@ -500,7 +519,8 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 out:
 	if (w.epoll_fd >= 0)
 		close(w.epoll_fd);
-	close(listen_fd);
+	if (w.listen_fd >= 0)
+		close(w.listen_fd);
 	log_flush();
 	return status;
 }

@@ -1,12 +1,14 @@
 """`baa serve` process management: workers, signals, graceful shutdown."""
 
+import collections
 import os
 import signal
+import threading
 import time
 import unittest
 
-from harness import (Baa, BackgroundRequest, BaaTestCase, Hammer, Nginx, pid_alive, port_is_free,
-                     wait_until)
+from harness import (Baa, BackgroundRequest, BaaTestCase, Hammer, Nginx, SiteNginx, pid_alive,
+                     port_is_free, wait_until)
 
 
 class ServeLifecycleTest(BaaTestCase):
@@ -242,3 +244,42 @@ class SilentConnectionTest(BaaTestCase):
         self.assertEqual(status, 200)
         self.assertLess(waited, 4, "the worker was held %.1fs by a silent connection" % waited)
         self.assertEqual(len(baa.workers()), 1)
+
+
+class StoppingInstanceTest(BaaTestCase):
+    """One of two instances behind the shipped site stops while POSTs flow."""
+
+    def test_post_sent_while_an_instance_stops_is_answered_by_the_other(self):
+        # A worker that kept its copy of the listening socket while it
+        # drained let the kernel complete connections nobody accepted: nginx
+        # sent the POST, got a reset ~2 s later, and could not send it again.
+        a, b = Baa(self.tmp), Baa(self.tmp)
+        for inst in (a, b):
+            self.addCleanup(inst.stop)
+            inst.serve(self.env())
+        site = SiteNginx([a.env["BAA_LISTEN"], b.env["BAA_LISTEN"]], fail_timeout=1).start()
+        self.addCleanup(site.stop)
+        outcomes, lock, stop = collections.Counter(), threading.Lock(), threading.Event()
+
+        def post():
+            while not stop.is_set():
+                try:
+                    status = site.request("POST", "/logout")[0]
+                except Exception as e:  # noqa: BLE001 - counted, shown below
+                    status = type(e).__name__
+                with lock:
+                    outcomes[status] += 1
+                time.sleep(0.01)
+        threads = [threading.Thread(target=post, daemon=True) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        a.signal(signal.SIGTERM)
+        self.assertEqual(a.wait(20), 0)
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(15)
+        self.assertGreater(outcomes[200], 50, outcomes)
+        self.assertEqual(set(outcomes), {200}, "POSTs not answered 200: %r; nginx: %r"
+                         % (outcomes, site.upstream_errors()))
