@@ -58,11 +58,12 @@ load_config(struct config *cfg, unsigned scopes)
 }
 
 /*
- * BAA_INSTANCE unset: "<host name>/<BAA_LISTEN>", which tells apart the
- * instances of one host and of several in the audit trail.
+ * The name the audit trail gives what writes it. BAA_INSTANCE unset, for
+ * serve "<host name>/<BAA_LISTEN>", which tells apart the instances of one
+ * host and of several; for a command "<host name>/<command>".
  */
 static void
-default_instance(struct config *cfg)
+default_instance(struct config *cfg, const char *command)
 {
 	static char name[64 + ADDRESS_HOST_MAX + 8 + 2];
 	char host[64] = "", listen[ADDRESS_HOST_MAX + 8];
@@ -70,8 +71,9 @@ default_instance(struct config *cfg)
 	if (cfg->instance)
 		return;
 	gethostname(host, sizeof(host) - 1);
-	address_format(&cfg->listen, listen, sizeof(listen));
-	snprintf(name, sizeof(name), "%s/%s", host, listen);
+	if (command == NULL)
+		address_format(&cfg->listen, listen, sizeof(listen));
+	snprintf(name, sizeof(name), "%s/%s", host, command ? command : listen);
 	cfg->instance = name;
 }
 
@@ -88,7 +90,7 @@ cmd_serve(void)
 		fprintf(stderr, "baa serve: %s\n", err);
 		return EXIT_CONFIG;
 	}
-	default_instance(&cfg);
+	default_instance(&cfg, NULL);
 	/* Once, before the fork: every worker shares the keys and curl's globals. */
 	if (session_init(cfg.secret_key) < 0 ||
 	    tokenbox_init(cfg.token_keys, cfg.secret_key) < 0 ||
@@ -161,6 +163,7 @@ cmd_rotate_keys(void)
 
 	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_TOKENS) < 0)
 		return EXIT_CONFIG;
+	default_instance(&cfg, "rotate-keys");
 	if (tokenbox_init(cfg.token_keys, cfg.secret_key) < 0) {
 		fputs("baa rotate-keys: could not load the token keys\n", stderr);
 		return 1;
