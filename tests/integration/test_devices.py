@@ -23,9 +23,10 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (LEGACY_SESSION_COOKIE, PG_DUMP, PSQL, SESSION_COOKIE, TEST_REDIRECT_URI,
-                     CookieSigner, DeviceBrowser, HarnessError, Nginx, TwoInstancesTestCase, b64url,
-                     ipv6_loopback_available, sessions_rows, wait_until)
+from harness import (LEGACY_OAUTH_COOKIE, LEGACY_SESSION_COOKIE, OAUTH_COOKIE, PG_DUMP, PSQL,
+                     SESSION_COOKIE, TEST_REDIRECT_URI, CookieSigner, DeviceBrowser, HarnessError,
+                     Nginx, TwoInstancesTestCase, b64url, ipv6_loopback_available, sessions_rows,
+                     wait_until)
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 CHROME_ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
@@ -426,6 +427,278 @@ class OldCookiesTest(DevicesTestCase):
         self.assertWorksEverywhere(self.cookie(carol), "carol")
         self.assertEqual([s["device"] for s in self.list_sessions(self.cookie(carol))],
                          ["Safari on iPhone"])
+
+
+class CookieNamesTest(DevicesTestCase):
+    """__Host- cookies, duplicates refused, others' cookies skipped, the
+    first format read but never written."""
+
+    def setUp(self):
+        super().setUp()
+        at = self.pg.psql_value("SELECT at FROM session_cookie_cutover", db=self.db)
+        self.addCleanup(self.pg.psql, "UPDATE session_cookie_cutover SET at = '%s'" % at, db=self.db)
+
+    def assertHostCookie(self, cookie, what):
+        """What a browser needs to take a __Host- cookie (or its deletion)."""
+        self.assertIs(cookie.attrs.get("secure"), True, "%s: %r" % (what, cookie))
+        self.assertEqual(cookie.attrs.get("path"), "/", "%s: %r" % (what, cookie))
+        self.assertNotIn("domain", cookie.attrs, "%s: %r" % (what, cookie))
+        self.assertIs(cookie.attrs.get("httponly"), True, "%s: %r" % (what, cookie))
+        self.assertEqual(str(cookie.attrs.get("samesite", "")).lower(), "lax", "%s: %r" % (what, cookie))
+
+    def assertNoLegacyWritten(self, resp, what):
+        for name in (LEGACY_SESSION_COOKIE, LEGACY_OAUTH_COOKIE):
+            c = resp.set_cookies.get(name)
+            self.assertTrue(c is None or c.clears, "%s writes %s: %r" % (what, name, resp))
+
+    def test_cookies_are_host_only_secure_and_http_only(self):
+        b = self.device()
+        start = b.start_login()
+        self.assertEqual(start.status, 302, start)
+        oauth = start.set_cookies.get(OAUTH_COOKIE)
+        self.assertIsNotNone(oauth, start)
+        self.assertHostCookie(oauth, "the login cookie")
+        self.assertEqual(oauth.max_age, 600)
+        self.assertEqual(CookieSigner.parse_oauth(oauth.value)["kid"], self.signer.kid)
+        self.assertTrue(self.signer.oauth_is_authentic(oauth.value))
+        self.assertNoLegacyWritten(start, "/login")
+        self.assertEqual([c.name for c in start.set_cookie_list], [OAUTH_COOKIE])
+
+        auth, params = b.authorize_at(self.fake, start.location)
+        done = b.callback(params)
+        self.assertEqual(done.status, 302, done)
+        session = done.set_cookies.get(SESSION_COOKIE)
+        self.assertIsNotNone(session, done)
+        self.assertHostCookie(session, "the session cookie")
+        self.assertTrue(self.signer.session_is_authentic(session.value))
+        fields = CookieSigner.parse_session(session.value)
+        self.assertEqual(fields["kid"], self.signer.kid)
+        self.assertAlmostEqual(session.max_age, 2592000, delta=5)  # BAA_SESSION_TTL's default
+        self.assertAlmostEqual(fields["expires"], time.time() + session.max_age, delta=5)
+        self.assertHostCookie(done.set_cookies[OAUTH_COOKIE], "the login cookie's deletion")
+        self.assertTrue(done.set_cookies[OAUTH_COOKIE].clears)
+        self.assertNoLegacyWritten(done, "/callback")
+
+        out = b.post("/logout")
+        self.assertEqual(out.status, 200, out)
+        self.assertHostCookie(out.set_cookies[SESSION_COOKIE], "the session cookie's deletion")
+        self.assertTrue(out.set_cookies[SESSION_COOKIE].clears)
+        self.assertNoLegacyWritten(out, "/logout")
+
+    def test_session_cookie_sent_twice_is_refused_even_with_a_valid_one(self):
+        laptop = self.login_device(FIREFOX_LINUX)
+        phone = self.login_device(CHROME_ANDROID)
+        good, other = self.cookie(laptop), self.cookie(phone)
+        forged = CookieSigner(OTHER_KEY).sign_session(os.urandom(32), int(time.time()) + 600)
+        cases = {
+            "the same valid cookie twice": [good, good],
+            "valid, then a forged one": [good, forged],
+            "a forged one, then valid": [forged, good],
+            "garbage, then valid": ["garbage", good],
+            "valid, then empty": [good, ""],
+            "two devices' valid cookies": [good, other],
+        }
+        for what, values in cases.items():
+            header = "; ".join("%s=%s" % (SESSION_COOKIE, v) for v in values)
+            for name, nginx in self.instances:
+                for path in ("/me", "/me/token", "/me/sessions"):
+                    with self.subTest(what, instance=name, path=path):
+                        resp = self.browser(nginx).get(path, headers={"Cookie": header})
+                        doc = self.assertJsonError(resp, 401, what)
+                        self.assertIn("twice", doc["error"], doc)
+                        self.assertNotIn("spotify_id", resp.body.decode())
+            with self.subTest(what, method="DELETE /me"):
+                resp = self.browser().delete("/me", headers={"Cookie": header})
+                self.assertJsonError(resp, 401, what)
+        self.assertEqual(len(self.users()), 1, "DELETE /me with a doubled cookie deleted the user")
+        for cookie in (good, other):
+            self.assertWorksEverywhere(cookie)
+
+    def test_our_cookie_is_found_among_many_foreign_and_malformed_ones(self):
+        device = self.login_device()
+        ours = "%s=%s" % (SESSION_COOKIE, self.cookie(device))
+        foreign = "; ".join("_ga%d=GA1.2.%d.%d" % (i, i, i * 7) for i in range(100))
+        cases = {
+            "100 other cookies before": foreign + "; " + ours,
+            "100 other cookies after": ours + "; " + foreign,
+            "100 around": foreign + "; " + ours + "; " + foreign,
+            "a nameless pair before": "=nameless; " + ours,
+            "a nameless pair after": ours + "; =nameless",
+            "a bare word before": "garbage; " + ours,
+            "malformed pairs around": "a=b=c; ;;; =; " + ours + "; x; ==; \"q\"=1",
+            "an empty value before": "theme=; " + ours,
+            "names that only contain ours": "x%s=1; %sx=2; %s" % (SESSION_COOKIE, SESSION_COOKIE, ours),
+            "a first-format cookie of garbage": "%s=garbage; %s" % (LEGACY_SESSION_COOKIE, ours),
+        }
+        for what, header in cases.items():
+            for name, nginx in self.instances:
+                with self.subTest(what, instance=name):
+                    resp = self.browser(nginx).get("/me", headers={"Cookie": header})
+                    self.assertEqual(resp.status, 200, "%s: %r%s" % (what, resp, self.stack_context()))
+                    self.assertEqual(resp.json()["spotify_id"], "demo-user")
+
+    def test_first_format_session_cookie_of_an_existing_user_is_adopted(self):
+        old_device = self.login_device(FIREFOX_LINUX)
+        user = self.user()
+        # the user existed before the cutover (the release that wrote v2)
+        self.pg.psql("UPDATE session_cookie_cutover SET at = now()", db=self.db)
+        legacy = self.signer.sign_legacy_session(user["id"], user["session_generation"],
+                                                 int(time.time()) + 3600)
+        browser = self.device(CHROME_ANDROID, self.nginx_b)
+        browser.jar[LEGACY_SESSION_COOKIE] = legacy
+        resp = browser.get("/me")
+        self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
+        self.assertEqual(resp.json()["id"], user["id"])
+        new = resp.set_cookies.get(SESSION_COOKIE)
+        self.assertIsNotNone(new, "no cookie under the new name: %r" % resp)
+        self.assertHostCookie(new, "the adopted session's cookie")
+        self.assertTrue(self.signer.session_is_authentic(new.value))
+        gone = resp.set_cookies.get(LEGACY_SESSION_COOKIE)
+        self.assertTrue(gone is not None and gone.clears, "the first-format cookie stays: %r" % resp)
+        self.assertEqual(gone.attrs.get("path"), "/", gone)
+        self.assertEqual(browser.jar, {SESSION_COOKIE: new.value})
+        row = self.session_of(new.value)
+        self.assertIsNotNone(row, "no sessions row for the adopted cookie")
+        self.assertEqual((row["user_id"], row["device"]), (user["id"], "Chrome on Android"))
+        self.assertEqual(len(self.sessions()), 2)
+        # from now on it is an ordinary session: listed, and on both instances
+        self.assertWorksEverywhere(new.value)
+        listed = self.list_sessions(new.value, self.nginx_a)
+        self.assertEqual(sorted(s["device"] for s in listed), ["Chrome on Android", "Firefox on Linux"])
+        self.assertEqual([s["id"] for s in listed if s["current"]], [row["id"]])
+        self.assertEqual(browser.get("/me").status, 200)
+        self.assertEqual(len(self.sessions()), 2, "the browser's next request adopts nothing more")
+        self.assertWorksEverywhere(self.cookie(old_device))
+
+    def test_first_format_session_cookie_not_from_before_the_cutover_is_refused(self):
+        self.login_device()
+        user = self.user()
+        now = int(time.time())
+        fresh = self.signer.sign_legacy_session(user["id"], user["session_generation"], now + 3600)
+        cases = [("a user created after the cutover", fresh, None)]
+        cases.append(("a stale generation",
+                      self.signer.sign_legacy_session(user["id"], user["session_generation"] + 1,
+                                                      now + 3600),
+                      "UPDATE session_cookie_cutover SET at = now()"))
+        cases.append(("signed with another key",
+                      CookieSigner(OTHER_KEY).sign_legacy_session(user["id"],
+                                                                  user["session_generation"], now + 3600),
+                      "UPDATE session_cookie_cutover SET at = now()"))
+        cases.append(("expired", self.signer.sign_legacy_session(
+            user["id"], user["session_generation"], now - 5),
+            "UPDATE session_cookie_cutover SET at = now()"))
+        # issued before the cutover, it would have expired by cutover + TTL
+        cases.append(("expiring after cutover + BAA_SESSION_TTL", fresh,
+                      "UPDATE session_cookie_cutover SET at = now() - interval '40 days';"
+                      " UPDATE users SET created_at = now() - interval '50 days'"))
+        for what, cookie, sql in cases:
+            with self.subTest(what):
+                if sql:
+                    self.pg.psql(sql, db=self.db)
+                for name, nginx in self.instances:
+                    resp = self.browser(nginx).get("/me", cookies={LEGACY_SESSION_COOKIE: cookie})
+                    self.assertRefused(resp, "%s on %s" % (what, name))
+                    self.assertNotIn(SESSION_COOKIE, {c.name for c in resp.set_cookie_list
+                                                      if not c.clears}, resp)
+                self.assertEqual(len(self.sessions()), 1, "a session was made for it")
+
+    def test_first_format_login_cookie_still_finishes_a_login(self):
+        b = self.device(FIREFOX_LINUX, self.nginx_a)
+        start = b.start_login()
+        self.assertEqual(start.status, 302, start)
+        state = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(start.location).query))["state"]
+        auth, params = b.authorize_at(self.fake, start.location)
+        self.assertEqual(auth.status, 302, auth)
+        # the login as the release before would have started it
+        legacy = self.signer.sign_legacy_oauth(state, int(time.time()) + 600, "/account")
+        other = self.device(FIREFOX_LINUX, self.nginx_b)
+        other.jar = {LEGACY_OAUTH_COOKIE: legacy}
+        done = other.callback(params)
+        self.assertEqual(done.status, 302, "%r%s" % (done, self.stack_context()))
+        self.assertEqual(done.location, "/account")
+        self.assertIn(SESSION_COOKIE, other.jar, done)
+        gone = done.set_cookies.get(LEGACY_OAUTH_COOKIE)
+        self.assertTrue(gone is not None and gone.clears, "the first-format login cookie stays: %r" % done)
+        self.assertNotIn(LEGACY_OAUTH_COOKIE, other.jar)
+        verifiers = [r["form"].get("code_verifier") for r in self.fake.requests("token")]
+        self.assertEqual(verifiers[-1], self.signer.pkce_verifier(state))
+        self.assertWorksEverywhere(self.cookie(other))
+        self.assertEqual(self.session_of(self.cookie(other))["device"], "Firefox on Linux")
+
+
+class CrossSiteTest(DevicesTestCase):
+    """POST and DELETE need Sec-Fetch-Site: same-origin, or an Origin equal
+    to the site's; a client that sends neither is not a browser and passes."""
+
+    REFUSED = (
+        ("Sec-Fetch-Site: cross-site", {"Sec-Fetch-Site": "cross-site"}),
+        ("Sec-Fetch-Site: same-site", {"Sec-Fetch-Site": "same-site"}),
+        ("cross-site with the site's Origin", {"Sec-Fetch-Site": "cross-site", "Origin": SITE_ORIGIN}),
+        ("Origin: https://evil.example", {"Origin": "https://evil.example"}),
+        ("Origin: null", {"Origin": "null"}),
+        ("the site's host on another port", {"Origin": SITE_ORIGIN.rsplit(":", 1)[0] + ":8443"}),
+        ("the site's host and port over https", {"Origin": SITE_ORIGIN.replace("http:", "https:")}),
+        ("a sibling of the site", {"Origin": "http://evil.127.0.0.1:9"}),
+        ("the site's origin with a path", {"Origin": SITE_ORIGIN + "/x"}),
+    )
+    ALLOWED = (
+        ("Sec-Fetch-Site: same-origin", {"Sec-Fetch-Site": "same-origin"}),
+        ("Origin equal to the site's", {"Origin": SITE_ORIGIN}),
+        ("neither header", {}),
+    )
+
+    def attempts(self, device, victim_session):
+        """Every state-changing request a page could make a browser send."""
+        return (("POST /logout", lambda h: device.post("/logout", headers=h)),
+                ("POST /logout?everywhere=1", lambda h: device.post("/logout?everywhere=1", headers=h)),
+                ("DELETE /me", lambda h: device.delete("/me", headers=h)),
+                ("DELETE /me/sessions/{other}",
+                 lambda h: device.delete("/me/sessions/%d" % victim_session, headers=h)))
+
+    def test_post_and_delete_from_another_site_are_403_and_change_nothing(self):
+        laptop = self.login_device(FIREFOX_LINUX, self.nginx_a)
+        phone = self.login_device(CHROME_ANDROID, self.nginx_b)
+        cookies = (self.cookie(laptop), self.cookie(phone))
+        phone_id = self.session_of(cookies[1])["id"]
+        users, sessions = self.users(), self.sessions()
+        events = self.pg.psql_value("SELECT count(*) FROM auth_events", db=self.db)
+        for what, headers in self.REFUSED:
+            for name, nginx in self.instances:
+                laptop.port = nginx.port
+                for attempt, send in self.attempts(laptop, phone_id):
+                    with self.subTest(what, instance=name, request=attempt):
+                        resp = send(headers)
+                        doc = self.assertJsonError(resp, 403, "%s %s" % (attempt, what))
+                        self.assertEqual(doc["error"], "cross_site_request", doc)
+                        self.assertEqual(resp.set_cookie_list, [], "a refusal clears nothing")
+        self.assertEqual(self.users(), users)
+        self.assertEqual(self.sessions(), sessions)
+        self.assertEqual(self.pg.psql_value("SELECT count(*) FROM auth_events", db=self.db), events)
+        for cookie in cookies:
+            self.assertWorksEverywhere(cookie)
+        # reading is not refused: a GET changes nothing
+        resp = laptop.get("/me", headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
+        self.assertEqual(resp.status, 200, resp)
+
+    def test_same_origin_or_the_sites_origin_or_no_header_is_allowed(self):
+        for what, headers in self.ALLOWED:
+            for name, nginx in self.instances:
+                with self.subTest(what, instance=name):
+                    laptop = self.login_device(FIREFOX_LINUX, nginx)
+                    phone = self.login_device(CHROME_ANDROID, nginx)
+                    phone_cookie = self.cookie(phone)
+                    phone_id = self.session_of(phone_cookie)["id"]
+                    ended = laptop.delete("/me/sessions/%d" % phone_id, headers=headers)
+                    self.assertEqual(ended.status, 200, "%s: %r" % (what, ended))
+                    self.assertRefusedEverywhere(phone_cookie, what, times=1)
+                    old = self.cookie(laptop)
+                    out = laptop.post("/logout", headers=headers)
+                    self.assertEqual(out.status, 200, "%s: %r" % (what, out))
+                    self.assertRefusedEverywhere(old, what, times=1)
+                    again = self.login_device(FIREFOX_LINUX, nginx)
+                    gone = again.delete("/me", headers=headers)
+                    self.assertEqual(gone.status, 200, "%s: %r" % (what, gone))
+                    self.assertEqual(self.users(), [])
 
 
 if __name__ == "__main__":
