@@ -16,6 +16,7 @@ and last_seen_at is written at most once per interval.
 """
 
 import base64
+import calendar
 import hashlib
 import os
 import subprocess
@@ -25,8 +26,8 @@ import urllib.parse
 
 from harness import (LEGACY_OAUTH_COOKIE, LEGACY_SESSION_COOKIE, OAUTH_COOKIE, PG_DUMP, PSQL,
                      SESSION_COOKIE, TEST_REDIRECT_URI, CookieSigner, DeviceBrowser, HarnessError,
-                     Nginx, TwoInstancesTestCase, b64url, ipv6_loopback_available, sessions_rows,
-                     wait_until)
+                     Nginx, TwoInstancesTestCase, b64url, ipv6_loopback_available,
+                     run_concurrently, sessions_rows, wait_until)
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 CHROME_ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
@@ -699,6 +700,215 @@ class CrossSiteTest(DevicesTestCase):
                     gone = again.delete("/me", headers=headers)
                     self.assertEqual(gone.status, 200, "%s: %r" % (what, gone))
                     self.assertEqual(self.users(), [])
+
+
+class CachedSessionTest(DevicesTestCase):
+    """GET /me on a session a worker has checked asks PostgreSQL nothing;
+    an ended session is still refused at once, by NOTIFY."""
+
+    # no housekeeping during the test: it would be a query of its own
+    login_extra_env = {"BAA_HOUSEKEEPING_INTERVAL": 86400}
+
+    def activity(self):
+        """Every baa backend of the database: pid -> (query_start,
+        state_change, state, query). The times move with every statement a
+        backend runs, and pg_stat_activity shows them at once (no
+        statistics delay)."""
+        rows = self.pg.psql_rows(
+            "SELECT pid, query_start, state_change, state, left(regexp_replace(query, '\\s+', ' ',"
+            " 'g'), 60) FROM pg_stat_activity WHERE datname = '%s' AND application_name = 'baa'"
+            % self.db)
+        return {int(r[0]): tuple(r[1:]) for r in rows}
+
+    def burst(self, cookie, n=8):
+        """n GET /me at once on each instance (so that every worker answers)."""
+        calls = [lambda nginx=nginx: self.get(cookie, nginx) for _, nginx in self.instances] * n
+        results = run_concurrently(calls)
+        for resp in results:
+            self.assertFalse(isinstance(resp, Exception), resp)
+            self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
+        return results
+
+    def test_get_me_on_a_cached_session_asks_the_database_nothing(self):
+        device = self.login_device(FIREFOX_LINUX, self.nginx_a)
+        cookie = self.cookie(device)
+        # Rounds of GET /me on both instances, the backends looked at
+        # between rounds. Which worker nginx's kept connections reach is
+        # not ours to choose: a worker may see the session first in any
+        # round, and look it up then, once. After that look it answers
+        # from memory: its backend runs nothing more, round after round.
+        rounds = [self.activity()]
+        for _ in range(8):
+            self.burst(cookie)
+            rounds.append(self.activity())
+        for pid in set().union(*rounds):
+            seen = [r.get(pid) for r in rounds]
+            changes = [i for i in range(1, len(seen)) if seen[i] != seen[i - 1]]
+            self.assertLessEqual(len(changes), 1, "backend %d ran statements in rounds %r of GET"
+                                 " /me on one session:\n%s" % (pid, changes, "\n".join(map(str, seen))))
+        self.assertGreaterEqual(len(rounds[-1]), 2, "a backend per instance at least: %r" % rounds[-1])
+        self.assertTrue(all(r[2] == "idle" for r in rounds[-1].values()), rounds[-1])
+
+    def test_a_logout_on_one_instance_is_refused_at_once_on_the_other(self):
+        laptop = self.login_device(FIREFOX_LINUX, self.nginx_a)
+        phone = self.login_device(CHROME_ANDROID, self.nginx_a)
+        cookie = self.cookie(laptop)
+        for _ in range(3):
+            self.burst(cookie)
+            self.burst(self.cookie(phone), n=2)
+        resp = self.browser(self.nginx_b).post("/logout", cookies={SESSION_COOKIE: cookie})
+        self.assertEqual(resp.status, 200, resp)
+        self.assertRefusedEverywhere(cookie, "logged out on B, cached on A", times=10)
+        self.burst(self.cookie(phone))
+
+
+class LastSeenTest(DevicesTestCase):
+    """last_seen_at is written at most once per interval: min(60 s,
+    BAA_SESSION_TTL / 4), 10 s here, however many requests there are."""
+
+    login_extra_env = {"BAA_SESSION_TTL": 40}
+    INTERVAL = 10
+
+    def setUp(self):
+        super().setUp()
+        # every write to a sessions row, as it happens
+        self.pg.psql(
+            "CREATE TABLE it_session_writes (session_id bigint, last_seen_at timestamptz,"
+            "  expires_at timestamptz);"
+            " CREATE FUNCTION it_session_written() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN INSERT INTO it_session_writes VALUES (NEW.id, NEW.last_seen_at, NEW.expires_at);"
+            " RETURN NULL; END $$;"
+            " CREATE TRIGGER it_session_written AFTER UPDATE ON sessions"
+            "  FOR EACH ROW EXECUTE FUNCTION it_session_written()", db=self.db)
+        self.addCleanup(self.pg.psql, "DROP TABLE it_session_writes;"
+                        " DROP TRIGGER it_session_written ON sessions;"
+                        " DROP FUNCTION it_session_written()", db=self.db)
+
+    def writes(self):
+        return self.pg.psql_rows("SELECT session_id, extract(epoch FROM last_seen_at),"
+                                 " extract(epoch FROM expires_at) FROM it_session_writes", db=self.db)
+
+    def use(self, cookie, seconds):
+        """GET /me and /me/token on both instances for `seconds`; -> how many."""
+        n, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            for _, nginx in self.instances:
+                for path in ("/me", "/me/token"):
+                    resp = self.get(cookie, nginx, path)
+                    self.assertEqual(resp.status, 200, resp)
+                    n += 1
+        return n
+
+    def test_last_seen_is_written_at_most_once_per_interval(self):
+        # logged in half-way through a second, so that whole-second rounding
+        # anywhere (in baa or in the test) cannot hide behind the timing
+        wait_until(lambda: 0.3 <= time.time() % 1 < 0.4, 2, interval=0.005)
+        device = self.login_device()
+        cookie = self.cookie(device)
+        row = self.session_of(cookie)
+        created = self.epoch_of("'%s'::timestamptz" % row["created_at"])
+        n = self.use(cookie, 3)
+        self.assertGreater(n, 20)
+        self.assertLess(time.time() - created, self.INTERVAL - 1, "the machine is too slow for this test")
+        self.assertEqual(self.writes(), [], "%d requests within the interval wrote the row" % n)
+        self.assertEqual(self.session_of(cookie)["last_seen_at"], row["last_seen_at"])
+
+        # still in use past the interval: the first requests after it write it
+        self.until(created + self.INTERVAL - 1)
+        written = []
+        while not written and time.time() < created + self.INTERVAL + 2:
+            for _, nginx in self.instances:
+                self.assertEqual(self.get(cookie, nginx).status, 200)
+            written = self.writes()
+            time.sleep(0.05)
+        self.assertTrue(written, "used every 50 ms until %.1f s after the login, last_seen_at was"
+                        " not written (interval %d s)" % (time.time() - created, self.INTERVAL))
+        n = self.use(cookie, 3)
+        writes = self.writes()
+        self.assertEqual(len(writes), 1, "%r after %d more requests" % (writes, n))
+        sid, seen, expires = int(writes[0][0]), float(writes[0][1]), float(writes[0][2])
+        self.assertEqual(sid, row["id"])
+        self.assertGreaterEqual(seen - created, self.INTERVAL - 0.01)
+        self.assertAlmostEqual(expires - seen, 40, delta=0.01, msg="the idle deadline moves with it")
+        listed = self.list_sessions(cookie, self.nginx_b)
+        self.assertEqual(len(listed), 1)
+        self.assertEqual(calendar.timegm(time.strptime(listed[0]["last_seen_at"], "%Y-%m-%dT%H:%M:%SZ")),
+                         int(seen), "/me/sessions shows the written last_seen_at")
+
+
+class RenewalTest(DevicesTestCase):
+    """BAA_SESSION_TTL 20 s of idle time, BAA_SESSION_MAX_AGE 30 s in all."""
+
+    TTL, MAX_AGE = 20, 30
+    login_extra_env = {"BAA_SESSION_TTL": TTL, "BAA_SESSION_MAX_AGE": MAX_AGE}
+
+    def test_a_used_session_is_renewed_in_its_second_half_until_max_age_ends_it(self):
+        used = self.login_device(FIREFOX_LINUX, self.nginx_a)
+        idle = self.login_device(CHROME_ANDROID, self.nginx_a)
+        first = self.cookie(used)
+        row = self.session_of(first)
+        created = self.epoch_of("'%s'::timestamptz" % row["created_at"])
+        first_fields = CookieSigner.parse_session(first)
+        self.assertAlmostEqual(first_fields["expires"], created + self.TTL, delta=1.5)
+
+        # first half: served on the cookie it has
+        for _, nginx in self.instances:
+            resp = self.browser(nginx).get("/me", cookies={SESSION_COOKIE: first})
+            self.assertEqual(resp.status, 200, resp)
+            self.assertNotIn(SESSION_COOKIE, resp.set_cookies, "renewed in the first half: %r" % resp)
+        self.assertLess(time.time(), created + self.TTL / 2, "the machine is too slow for this test")
+
+        half = first_fields["expires"] - self.TTL / 2
+        self.until(half - 1.5)
+        for _, nginx in self.instances:
+            resp = self.browser(nginx).get("/me", cookies={SESSION_COOKIE: first})
+            self.assertEqual(resp.status, 200, resp)
+            self.assertNotIn(SESSION_COOKIE, resp.set_cookies, "renewed in the first half: %r" % resp)
+
+        # second half: a request gets a fresh cookie for the same session
+        # (the cookie's expiry is in whole seconds: within a second of it)
+        self.until(half)
+        renewed = None
+        while renewed is None and time.time() < half + 2:
+            resp = self.browser(self.nginx_b).get("/me", cookies={SESSION_COOKIE: first})
+            self.assertEqual(resp.status, 200, resp)
+            renewed = resp.set_cookies.get(SESSION_COOKIE)
+            time.sleep(0 if renewed else 0.05)
+        self.assertIsNotNone(renewed, "not renewed in the second half: %r%s" % (resp, self.stack_context()))
+        self.assertFalse(renewed.clears, renewed)
+        fields = CookieSigner.parse_session(renewed.value)
+        self.assertEqual(fields["session_id"], first_fields["session_id"], "the same session")
+        self.assertGreater(fields["expires"], first_fields["expires"], "a later expiry")
+        # capped: least(now + TTL, created + MAX_AGE)
+        self.assertAlmostEqual(fields["expires"], created + self.MAX_AGE, delta=1.5)
+        self.assertAlmostEqual(renewed.max_age, fields["expires"] - time.time(), delta=2)
+        self.assertTrue(self.signer.session_is_authentic(renewed.value))
+        listed = self.list_sessions(renewed.value, self.nginx_a)
+        self.assertEqual([s["id"] for s in listed if s["current"]], [row["id"]])
+        self.assertEqual(len(self.sessions()), 2, "renewal made no new row")
+        self.assertWorksEverywhere(renewed.value)
+
+        # the idle device's session ends TTL after its login
+        idle_row = self.session_of(self.cookie(idle))
+        idle_ends = self.epoch_of("'%s'::timestamptz" % idle_row["expires_at"])
+        self.assertAlmostEqual(idle_ends, created + self.TTL, delta=2)
+        # the used one is kept alive past it, but never renewed past the cap
+        idle_refused = False
+        while time.time() < created + self.MAX_AGE - 1.5:
+            for _, nginx in self.instances:
+                resp = self.browser(nginx).get("/me", cookies={SESSION_COOKIE: renewed.value})
+                self.assertEqual(resp.status, 200, "%.1f s after the login: %r" % (
+                    time.time() - created, resp))
+                self.assertNotIn(SESSION_COOKIE, resp.set_cookies, "renewed past the cap: %r" % resp)
+            if not idle_refused and time.time() > idle_ends + 0.5:
+                self.assertRefusedEverywhere(self.cookie(idle), "idle for BAA_SESSION_TTL", times=1)
+                idle_refused = True
+            time.sleep(0.5)
+        self.assertTrue(idle_refused, "the idle session was never checked")
+
+        # at created + MAX_AGE it ends, used or not
+        self.until(created + self.MAX_AGE + 0.5)
+        self.assertRefusedEverywhere(renewed.value, "past BAA_SESSION_MAX_AGE", times=2)
 
 
 if __name__ == "__main__":
