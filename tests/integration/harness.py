@@ -2051,3 +2051,42 @@ def parse_wrk_count(out):
         k, _, v = kv.partition("=")
         stats[k] = int(v) if re.fullmatch(r"\d+", v) else v
     return stats
+
+
+# ---------------------------------------------------------------------------
+# Devices: browsers that say what they are, and where they come from
+
+
+class DeviceBrowser(Browser):
+    """A Browser that is one device: it sends its User-Agent (and any other
+    headers given) with every request, and reaches nginx at host (e.g. "::1"
+    when that nginx listens there too), so that baa sees its label and its
+    network as it would a real device's."""
+
+    def __init__(self, port, user_agent=None, headers=None, host="127.0.0.1"):
+        super().__init__(port)
+        self.host = host
+        self.headers = dict(headers or {})
+        if user_agent is not None:
+            self.headers["User-Agent"] = user_agent
+
+    def transport(self, port, method, path, headers=None, timeout=15):
+        return http_request(port, method, path, headers=headers, timeout=timeout, host=self.host)
+
+    def request(self, method, path, headers=None, cookies=None, timeout=15):
+        merged = dict(self.headers)
+        merged.update(headers or {})
+        return super().request(method, path, headers=merged, cookies=cookies, timeout=timeout)
+
+
+def sessions_rows(pg, db):
+    """Every sessions row as stored, as dicts (JSON types; token_hash as
+    "\\x<hex>"), ordered by id."""
+    out = pg.psql("SELECT row_to_json(s) FROM (SELECT * FROM sessions ORDER BY id) s", db=db)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def auth_events_rows(pg, db):
+    """Every auth_events row as stored, as dicts, ordered by id."""
+    out = pg.psql("SELECT row_to_json(e) FROM (SELECT * FROM auth_events ORDER BY id) e", db=db)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
