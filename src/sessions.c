@@ -280,10 +280,16 @@ touch_interval(const struct db *db)
 	return quarter < 60 ? quarter : 60;
 }
 
+/*
+ * Strictly more whole seconds than the interval: last_seen_at is read
+ * rounded down, so with ">=" the touch could come before the UPDATE's own
+ * test (last_seen_at <= now() - interval) holds, find no row, and be put
+ * off by a whole interval.
+ */
 int
 sessions_touch_due(const struct db *db, const struct session_row *row, time_t now)
 {
-	return now - row->last_seen_at >= touch_interval(db);
+	return now - row->last_seen_at > touch_interval(db);
 }
 
 enum sessions_status
