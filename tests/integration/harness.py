@@ -1967,6 +1967,19 @@ class SpotifyTestCase(BaaTestCase):
         u = self.user(spotify_id)
         return {k: u[k] for k in ("spotify_token", "refresh_token", "token_expires_at")}
 
+    def session_rows(self, user_id=None):
+        """sessions_rows(), of one user when user_id is given."""
+        return [r for r in sessions_rows(self.pg, self.db) if user_id in (None, r["user_id"])]
+
+    def session_row(self, cookie):
+        """The sessions row a __Host-baa_session value names, or None."""
+        want = "\\x" + CookieSigner.parse_session(cookie)["token_hash"]
+        return next((r for r in sessions_rows(self.pg, self.db) if r["token_hash"] == want), None)
+
+    def auth_events(self, user_id=None):
+        """auth_events_rows(), of one user when user_id is given."""
+        return [e for e in auth_events_rows(self.pg, self.db) if user_id in (None, e["user_id"])]
+
     def seconds_until(self, ts_column_value):
         """Seconds from now (database clock) until a timestamptz value."""
         return float(self.pg.psql_value(
