@@ -120,11 +120,21 @@ class EnvironmentValidationTest(BaaTestCase):
                 self.assertEqual(res.stderr, "Expected environment variable '%s' not set.\n" % name)
 
     def test_serve_refuses_a_short_secret_key_without_printing_it(self):
-        env = self.env(BAA_SECRET_KEY="short-but-secret-value")
-        res = self.run_baa(["serve"], env, timeout=10)
-        self.assertNotEqual(res.returncode, 0, self.describe(res))
-        self.assertIn("'BAA_SECRET_KEY' must be at least 32 bytes", res.stderr)
-        self.assertNotIn("short-but-secret-value", res.stderr + res.stdout)
+        # BAA_SECRET_KEY may be a list: the message then says which secret
+        long_one = "a-long-enough-secret-0123456789abcdef"
+        for value, message in (
+                ("short-but-secret-value", "'BAA_SECRET_KEY' must be at least 32 bytes long (it has 22)"),
+                ("%s short-but-secret-value" % long_one,
+                 "'BAA_SECRET_KEY' must list secrets of at least 32 bytes each (secret 2 has 22)"),
+                ("short-but-secret-value %s" % long_one,
+                 "'BAA_SECRET_KEY' must list secrets of at least 32 bytes each (secret 1 has 22)")):
+            with self.subTest(value=value.replace("short-but-secret-value", "SHORT")):
+                env = self.env(BAA_SECRET_KEY=value)
+                res = self.run_baa(["serve"], env, timeout=10)
+                self.assertNotEqual(res.returncode, 0, self.describe(res))
+                self.assertIn(message, res.stderr)
+                for secret in value.split():
+                    self.assertNotIn(secret, res.stderr + res.stdout)
 
     def test_serve_refuses_redirect_uris_that_spotify_refuses(self):
         cases = {
