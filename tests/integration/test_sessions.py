@@ -1,12 +1,14 @@
-"""The baa_session cookie: who it lets in (/me, /me/token), logout and
-account deletion, several baa instances sharing a database, bad cookies."""
+"""The __Host-baa_session cookie: who it lets in (/me, /me/token), logout
+of one session or of all, account deletion, several baa instances sharing
+a database, bad cookies."""
 
+import os
 import time
 import unittest
 
-from harness import (OAUTH_COOKIE, SESSION_COOKIE, CookieSigner, SpotifyTestCase,
-                     TwoInstancesTestCase, run_concurrently,
-                     wait_until)
+from harness import (LEGACY_SESSION_COOKIE, OAUTH_COOKIE, SESSION_COOKIE, CookieSigner,
+                     SpotifyTestCase, TwoInstancesTestCase, b64url, mint_session,
+                     run_concurrently, wait_until)
 
 OTHER_KEY = "a-different-secret-key-for-instance-c-0123456789"
 
@@ -15,9 +17,15 @@ def flip(s, i):
     return s[:i] + ("A" if s[i] != "A" else "B") + s[i + 1:]
 
 
+TWICE = "the session cookie was sent twice: log in again"
+
+
 class SessionTestCase(SpotifyTestCase):
     def me(self, cookie_value, nginx=None, path="/me", method="GET"):
         return self.browser(nginx).request(method, path, cookies={SESSION_COOKIE: cookie_value})
+
+    def session_ids(self, user_id=None):
+        return [row["id"] for row in self.session_rows(user_id)]
 
     def assertUnauthorized(self, resp, what, clears=None):
         self.assertJsonError(resp, 401, what)
@@ -31,8 +39,8 @@ class SessionTestCase(SpotifyTestCase):
 
 
 class SessionCookieTest(SessionTestCase):
-    """Only an authentic, unexpired cookie of an existing user's current
-    generation lets anyone in."""
+    """Only an authentic, unexpired cookie naming a live sessions row lets
+    anyone in."""
 
     def test_no_cookie_is_401(self):
         for path in ("/me", "/me/token"):
@@ -43,17 +51,24 @@ class SessionCookieTest(SessionTestCase):
         b, r = self.login()
         u = self.user()
         f = CookieSigner.parse_session(r.session_cookie)
-        self.assertEqual(self.signer.sign_session(f["user_id"], f["generation"], f["expires"]),
+        self.assertEqual(f["kid"], self.signer.kid)
+        self.assertEqual(self.signer.sign_session(f["session_id"], f["expires"]),
                          r.session_cookie, "the test's signer does not make baa's cookies")
+        self.assertEqual(self.session_row(r.session_cookie)["user_id"], u["id"])
         now = int(time.time())
-        expired = self.signer.sign_session(u["id"], u["session_generation"], now - 5)
-        fresh = self.signer.sign_session(u["id"], u["session_generation"], now + 300)
+        expired = self.signer.sign_session(f["session_id"], now - 5)
+        fresh = self.signer.sign_session(f["session_id"], now + 300)
         for path in ("/me", "/me/token"):
             with self.subTest(path):
                 self.assertUnauthorized(self.me(expired, path=path), "expired cookie " + path)
                 ok = self.me(fresh, path=path)
                 self.assertEqual(ok.status, 200, ok)
         self.assertEqual(self.me(fresh).json()["id"], u["id"])
+        # a row written by the test, with a cookie signed by the test, is a
+        # session as good as a login's
+        minted = mint_session(self.pg, self.db, u["id"])
+        self.assertEqual(self.me(minted).json()["id"], u["id"])
+        self.assertEqual(self.me(minted, path="/me/token").status, 200)
 
     def test_tampered_or_forged_session_cookie_is_401(self):
         b1, r1 = self.login()
@@ -61,27 +76,36 @@ class SessionCookieTest(SessionTestCase):
         b2, r2 = self.login()
         victim = self.user("victim")
         mine = CookieSigner.parse_session(r1.session_cookie)
-        mac = mine["mac"]
+        theirs = CookieSigner.parse_session(r2.session_cookie)
+        mac, kid = mine["mac"], mine["kid"]
+        sid = b64url(mine["session_id"])
         now = int(time.time())
         other_key = CookieSigner(OTHER_KEY)
         body = r1.session_cookie.rpartition(".")[0]
+
+        def signed(text):
+            return text + "." + self.signer.session_mac(text)
         variants = {
-            "victim's id, my mac": "v1.%d.%d.%d.%s" % (victim["id"], mine["generation"], mine["expires"], mac),
-            "generation changed, same mac": "v1.%d.%d.%d.%s" % (mine["user_id"], mine["generation"] + 1,
-                                                               mine["expires"], mac),
-            "expiry pushed back, same mac": "v1.%d.%d.%d.%s" % (mine["user_id"], mine["generation"],
-                                                               mine["expires"] + 86400, mac),
+            "victim's session id, my mac": "v2.%s.%s.%d.%s" % (
+                kid, b64url(theirs["session_id"]), mine["expires"], mac),
+            "expiry pushed back, same mac": "v2.%s.%s.%d.%s" % (kid, sid, mine["expires"] + 86400, mac),
+            "kid of another key, same mac": "v2.%s.%s.%d.%s" % (other_key.kid, sid, mine["expires"], mac),
+            "leading zero expiry, same mac": "v2.%s.%s.0%d.%s" % (kid, sid, mine["expires"], mac),
             "mac flipped": body + "." + flip(mac, 3),
             "mac missing": body,
-            "victim's id, signed with another key": other_key.sign_session(
-                victim["id"], victim["session_generation"], now + 300),
+            "victim's session, signed with another key": other_key.sign_session(
+                theirs["session_id"], now + 300),
             "signed with the login cookie's key": body + "." + self.signer.oauth_mac(body),
-            "well signed, no such user": self.signer.sign_session(victim["id"] + 1000, 1, now + 300),
-            "well signed, stale generation": self.signer.sign_session(
-                victim["id"], victim["session_generation"] + 1, now + 300),
-            "leading zero id": "v1.0%d.%d.%d.%s" % (mine["user_id"], mine["generation"], mine["expires"], mac),
+            "well signed, no such session": self.signer.sign_session(os.urandom(32), now + 300),
+            # what the database holds is no cookie: a copy of it logs no one in
+            "well signed, the stored hash as session id": self.signer.sign_session(
+                bytes.fromhex(theirs["token_hash"]), now + 300),
+            "well signed, session id of 16 bytes": signed("v2.%s.%s.%d" % (
+                kid, b64url(theirs["session_id"][:16]), now + 300)),
+            "the first format under the new name": self.signer.sign_legacy_session(
+                victim["id"], victim["session_generation"], now + 300),
             "login cookie as session": r1.oauth_cookie,
-            "v2": "v2" + r1.session_cookie[2:],
+            "v3": "v3" + r1.session_cookie[2:],
             "empty": "",
             "garbage": "garbage",
         }
@@ -92,20 +116,52 @@ class SessionCookieTest(SessionTestCase):
         # control: the real cookies still work, each for its own user
         self.assertEqual(self.me(r1.session_cookie).json()["spotify_id"], "demo-user")
         self.assertEqual(self.me(r2.session_cookie).json()["spotify_id"], "victim")
-        # and a cookie that this test signs correctly for the victim does get in:
-        # the refusals above were for the forgery, not for the signer
+        # and a cookie that this test signs correctly for the victim's session
+        # does get in: the refusals above were for the forgery, not the signer
         self.assertEqual(self.me(self.signer.sign_session(
-            victim["id"], victim["session_generation"], now + 300)).json()["spotify_id"], "victim")
+            theirs["session_id"], now + 300)).json()["spotify_id"], "victim")
 
     def test_session_cookie_among_other_cookies(self):
         b, r = self.login()
-        resp = self.browser().get("/me", headers={
-            "Cookie": "theme=dark; %s=%s; lang=sv" % (SESSION_COOKIE, r.session_cookie)})
-        self.assertEqual(resp.status, 200, resp)
-        # a stale duplicate before the good one does not hide it
-        resp = self.browser().get("/me", headers={
-            "Cookie": "%s=stale; %s=%s" % (SESSION_COOKIE, SESSION_COOKIE, r.session_cookie)})
-        self.assertEqual(resp.status, 200, resp)
+        good = "%s=%s" % (SESSION_COOKIE, r.session_cookie)
+        others = "; ".join("c%d=%d" % (i, i) for i in range(40))
+        for what, header in (
+                ("among two others", "theme=dark; %s; lang=sv" % good),
+                # one malformed pair, or many cookies of other applications,
+                # does not hide baa's own
+                ("after a nameless pair", "=x; theme=dark; %s" % good),
+                ("after a pair without =", "junk; %s" % good),
+                ("after 40 others", "%s; %s" % (others, good)),
+                ("before 40 others", "%s; %s" % (good, others)),
+                # the first format's name is another cookie: only read when
+                # the new one is absent
+                ("beside a stale first-format cookie",
+                 "%s=stale; %s" % (LEGACY_SESSION_COOKIE, good))):
+            with self.subTest(what):
+                resp = self.browser().get("/me", headers={"Cookie": header})
+                self.assertEqual(resp.status, 200, resp)
+                self.assertEqual(resp.json()["spotify_id"], "demo-user")
+
+    def test_session_cookie_sent_twice_refuses_both(self):
+        # A sibling site can add a cookie of the same name but not remove
+        # baa's: which of two is baa's own cannot be told, so neither counts.
+        b, r = self.login()
+        b2, r2 = self.login()
+        good = "%s=%s" % (SESSION_COOKIE, r.session_cookie)
+        for what, header in (("stale one first", "%s=stale; %s" % (SESSION_COOKIE, good)),
+                             ("stale one last", "%s; %s=stale" % (good, SESSION_COOKIE)),
+                             ("the same one twice", "%s; %s" % (good, good)),
+                             ("two live sessions", "%s; %s=%s" % (good, SESSION_COOKIE,
+                                                                r2.session_cookie)),
+                             ("twice among others", "a=1; %s; b=2; %s; c=3" % (good, good))):
+            for path in ("/me", "/me/token"):
+                with self.subTest(what, path=path):
+                    resp = self.browser().get(path, headers={"Cookie": header})
+                    self.assertUnauthorized(resp, what)
+                    self.assertEqual(resp.json()["error"], TWICE, resp)
+        # the sessions were not ended by it
+        self.assertEqual(self.me(r.session_cookie).status, 200)
+        self.assertEqual(self.me(r2.session_cookie).status, 200)
 
     def test_user_deleted_in_the_database_is_401_and_cookie_cleared(self):
         b, r = self.login()
@@ -116,11 +172,17 @@ class SessionCookieTest(SessionTestCase):
 
     def test_garbage_cookie_headers_are_401(self):
         b, r = self.login()
-        for header in ("garbage", ";;;", "=", "=x", "baa_session", "baa_session=", "baa_session=;",
-                       "baa_session==", "baa_session=v1....", "baa_session=v1.1.1.99999999999.!!!!",
-                       "baa_session=%s%%00" % r.session_cookie,
-                       "a=1; =2; baa_session", "baa_session=v1.-1.1.9999999999.AAAA",
-                       "baa_session=v1.99999999999999999999999.1.9999999999.AAAA"):
+        headers = ["garbage", ";;;", "=", "=x"]
+        for name in (SESSION_COOKIE, LEGACY_SESSION_COOKIE):
+            headers += [h.replace("NAME", name) for h in (
+                "NAME", "NAME=", "NAME=;", "NAME==", "a=1; =2; NAME",
+                "NAME=v1....", "NAME=v2.....", "NAME=v1.1.1.99999999999.!!!!",
+                "NAME=v2.AAAAAAAA.AAAA.99999999999.!!!!",
+                "NAME=v1.-1.1.9999999999.AAAA",
+                "NAME=v1.99999999999999999999999.1.9999999999.AAAA",
+                "NAME=v2.%s.%s.99999999999999999999999.AAAA" % (self.signer.kid, "A" * 43))]
+        headers.append("%s=%s%%00" % (SESSION_COOKIE, r.session_cookie))
+        for header in headers:
             with self.subTest(header=header[:60]):
                 self.assertUnauthorized(self.browser().get("/me", headers={"Cookie": header}), header[:60])
         self.assertEqual(self.me(r.session_cookie).status, 200)
@@ -132,7 +194,7 @@ class SessionCookieTest(SessionTestCase):
         for size in (5000, 8100):
             for header in ("%s=%s" % (SESSION_COOKIE, "A" * size),
                            "%s=%s" % (SESSION_COOKIE, r.session_cookie[:-1] + "A" * size),
-                           "%s=%s" % (OAUTH_COOKIE, "v1." + "C" * size)):
+                           "%s=%s" % (OAUTH_COOKIE, "v2." + "C" * size)):
                 for path in ("/me", "/me/token", "/callback?code=abc&state=def"):
                     with self.subTest(size=size, path=path, header=header[:20]):
                         resp = self.browser().get(path, headers={"Cookie": header})
@@ -146,7 +208,8 @@ class LogoutAndDeleteTest(SessionTestCase):
     def test_logout_clears_cookie_and_revokes_the_session(self):
         b, r = self.login()
         old = r.session_cookie
-        gen = self.user()["session_generation"]
+        row = self.session_row(old)
+        self.assertIsNotNone(row, "a login makes a sessions row")
         self.assertEqual(b.get("/me").status, 200)
         resp = b.post("/logout")
         self.assertEqual(resp.status, 200, resp)
@@ -157,7 +220,11 @@ class LogoutAndDeleteTest(SessionTestCase):
         self.assertEqual(c.value, "")
         self.assertCookieAttributes(c, 0)
         self.assertNotIn(SESSION_COOKIE, b.jar)
-        self.assertEqual(self.user()["session_generation"], gen + 1)
+        # no first-format cookie was sent: none is cleared
+        self.assertNotIn(LEGACY_SESSION_COOKIE, resp.set_cookies, resp)
+        self.assertIsNone(self.session_row(old), "logout must delete the session's row")
+        events = [(e["event"], e["session_id"]) for e in self.auth_events(row["user_id"])]
+        self.assertEqual(events[-1], ("logout", row["id"]), events)
         # the old cookie, replayed, is dead: 401 and cleared
         for path in ("/me", "/me/token"):
             with self.subTest(path):
@@ -187,21 +254,100 @@ class LogoutAndDeleteTest(SessionTestCase):
                 self.assertUnauthorized(self.me(old, nginx=nginx), "old cookie, same worker")
 
     def test_logout_only_ends_sessions_of_that_user(self):
-        b1, r1 = self.login()
-        self.fake.configure(user={"id": "someone-else"})
-        b2, r2 = self.login()
-        self.assertEqual(b1.post("/logout").status, 200)
-        self.assertEqual(self.me(r2.session_cookie).status, 200)
-        self.assertUnauthorized(self.me(r1.session_cookie), "logged out")
+        for query in ("", "?everywhere=1"):
+            with self.subTest(query=query):
+                self.fake.set_user("demo-user")
+                b1, r1 = self.login()
+                self.fake.set_user("someone-else")
+                b2, r2 = self.login()
+                self.assertEqual(b1.post("/logout" + query).status, 200)
+                self.assertEqual(self.me(r2.session_cookie).json()["spotify_id"], "someone-else")
+                self.assertUnauthorized(self.me(r1.session_cookie), "logged out")
 
-    def test_logout_without_session_is_200_and_changes_nothing(self):
+    def test_logout_ends_this_session_only(self):
+        # The same user on three devices: a logout ends the device's own.
+        b1, r1 = self.login()
+        b2, r2 = self.login()
+        b3, r3 = self.login()
+        uid = self.user()["id"]
+        self.assertEqual(len(self.session_ids(uid)), 3)
+        for b, query in ((b1, ""), (b2, "?everywhere=0")):
+            with self.subTest(query=query):
+                resp = b.post("/logout" + query)
+                self.assertEqual(resp.status, 200, resp)
+                self.assertTrue(resp.set_cookies[SESSION_COOKIE].clears, resp)
+        self.assertUnauthorized(self.me(r1.session_cookie), "logged out device 1", clears=True)
+        self.assertUnauthorized(self.me(r2.session_cookie), "logged out device 2", clears=True)
+        self.assertEqual(b3.get("/me").status, 200)
+        self.assertEqual(b3.get("/me/token").status, 200)
+        self.assertEqual([self.session_row(r3.session_cookie)["id"]], self.session_ids(uid))
+        self.assertEqual([e["event"] for e in self.auth_events(uid)][-2:], ["logout", "logout"])
+
+    def test_logout_everywhere_ends_every_session_of_the_user(self):
+        b1, r1 = self.login()
+        b2, r2 = self.login()
+        b3, r3 = self.login()
+        self.fake.configure(user={"id": "someone-else"})
+        bo, ro = self.login()
+        uid = self.user("demo-user")["id"]
+        here = self.session_row(r2.session_cookie)["id"]
+        for b in (b1, b2, b3):
+            self.assertEqual(b.get("/me").status, 200)  # each one cached by a worker
+        resp = b2.post("/logout?everywhere=1")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json(), {"status": "logged out"})
+        self.assertTrue(resp.set_cookies[SESSION_COOKIE].clears, resp)
+        for what, r in (("device 1", r1), ("device 2", r2), ("device 3", r3)):
+            for path in ("/me", "/me/token"):
+                with self.subTest(what, path=path):
+                    self.assertUnauthorized(self.me(r.session_cookie, path=path), what, clears=True)
+        self.assertEqual(self.session_ids(uid), [])
+        self.assertEqual([(e["event"], e["session_id"]) for e in self.auth_events(uid)][-1],
+                         ("logout_everywhere", here))
+        self.assertEqual(self.me(ro.session_cookie).json()["spotify_id"], "someone-else")
+        self.assertEqual(len(self.users()), 2, "logout must not delete the user")
+
+    def test_logout_everywhere_other_than_1_or_0_is_400_and_ends_nothing(self):
         b, r = self.login()
-        gen = self.user()["session_generation"]
-        for cookies in ({}, {SESSION_COOKIE: "garbage"}):
-            resp = self.browser().post("/logout", cookies=cookies)
-            self.assertEqual(resp.status, 200, resp)
-            self.assertEqual(resp.json(), {"status": "logged out"})
-        self.assertEqual(self.user()["session_generation"], gen)
+        b2, r2 = self.login()
+        before = self.session_ids()
+        for query in ("everywhere=2", "everywhere=yes", "everywhere=true", "everywhere=",
+                      "everywhere", "everywhere=1&everywhere=1", "everywhere=0&everywhere=1",
+                      "everywhere=%zz"):
+            with self.subTest(query=query):
+                resp = b.post("/logout?" + query)
+                self.assertJsonError(resp, 400, "/logout?" + query)
+                self.assertNotIn(SESSION_COOKIE, resp.set_cookies, resp)
+        self.assertEqual(self.session_ids(), before)
+        self.assertEqual(b.get("/me").status, 200)
+        self.assertEqual(b2.get("/me").status, 200)
+
+    def test_logout_without_session_is_200_clears_and_changes_nothing(self):
+        b, r = self.login()
+        before = self.session_ids()
+        events = self.auth_events()
+        f = CookieSigner.parse_session(r.session_cookie)
+        now = int(time.time())
+        for what, cookies in (("no cookie", {}), ("garbage", {SESSION_COOKIE: "garbage"}),
+                              ("expired", {SESSION_COOKIE: self.signer.sign_session(
+                                  f["session_id"], now - 5)}),
+                              ("forged", {SESSION_COOKIE: CookieSigner(OTHER_KEY).sign_session(
+                                  f["session_id"], now + 300)}),
+                              ("no such session", {SESSION_COOKIE: self.signer.sign_session(
+                                  os.urandom(32), now + 300)})):
+            for query in ("", "?everywhere=1"):
+                with self.subTest(what, query=query):
+                    resp = self.browser().post("/logout" + query, cookies=cookies)
+                    self.assertEqual(resp.status, 200, resp)
+                    self.assertEqual(resp.json(), {"status": "logged out"})
+                    c = resp.set_cookies.get(SESSION_COOKIE)
+                    self.assertTrue(c is not None and c.clears, resp)
+        # the cookie sent twice names no session either
+        resp = self.browser().post("/logout?everywhere=1", headers={"Cookie": "%s=%s; %s=%s" % (
+            SESSION_COOKIE, r.session_cookie, SESSION_COOKIE, r.session_cookie)})
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(self.session_ids(), before)
+        self.assertEqual(self.auth_events(), events, "nothing ended, nothing recorded")
         self.assertEqual(self.me(r.session_cookie).status, 200)
 
     def test_delete_me_removes_the_row_and_clears_cookie(self):
@@ -221,6 +367,8 @@ class LogoutAndDeleteTest(SessionTestCase):
         self.assertIsNotNone(c, resp)
         self.assertTrue(c.clears and c.max_age == 0, c)
         self.assertEqual([u["spotify_id"] for u in self.users()], ["bystander"])
+        self.assertEqual([row["user_id"] for row in self.session_rows()],
+                         [self.user("bystander")["id"]], "the user's sessions go with the row")
         for path, method in (("/me", "GET"), ("/me/token", "GET"), ("/me", "DELETE")):
             with self.subTest(path=path, method=method):
                 self.assertUnauthorized(self.me(r.session_cookie, path=path, method=method),
@@ -230,15 +378,19 @@ class LogoutAndDeleteTest(SessionTestCase):
     def test_delete_without_session_is_401_and_deletes_nothing(self):
         b, r = self.login()
         now = int(time.time())
-        u = self.user()
+        f = CookieSigner.parse_session(r.session_cookie)
         for what, cookies in (("no cookie", {}), ("garbage", {SESSION_COOKIE: "garbage"}),
                               ("expired", {SESSION_COOKIE: self.signer.sign_session(
-                                  u["id"], u["session_generation"], now - 5)}),
+                                  f["session_id"], now - 5)}),
                               ("forged", {SESSION_COOKIE: CookieSigner(OTHER_KEY).sign_session(
-                                  u["id"], u["session_generation"], now + 300)})):
+                                  f["session_id"], now + 300)})):
             with self.subTest(what):
                 self.assertUnauthorized(self.browser().delete("/me", cookies=cookies), what)
+        resp = self.browser().delete("/me", headers={"Cookie": "%s=%s; %s=%s" % (
+            SESSION_COOKIE, r.session_cookie, SESSION_COOKIE, r.session_cookie)})
+        self.assertUnauthorized(resp, "the cookie sent twice")
         self.assertEqual(len(self.users()), 1)
+        self.assertEqual(len(self.session_rows()), 1)
 
 
 class MultiInstanceTest(TwoInstancesTestCase, SessionTestCase):
@@ -285,25 +437,45 @@ class MultiInstanceTest(TwoInstancesTestCase, SessionTestCase):
                          "expected exactly one refresh across both instances" + self.stack_context())
         self.assertEqual(self.user()["spotify_token"], tokens.pop())
 
-    def test_logout_on_one_instance_revokes_the_session_on_both(self):
-        b, r = self.login(nginx=self.nginx_a)
-        old = r.session_cookie
-        for n in (self.nginx_a, self.nginx_b):
-            self.assertEqual(self.me(old, nginx=n).status, 200)
-        resp = self.browser(self.nginx_b).post("/logout", cookies={SESSION_COOKIE: old})
-        self.assertEqual(resp.status, 200, resp)
+    def assertRevokedOnBoth(self, cookie, what):
         # Other workers and instances hear of it by PostgreSQL's NOTIFY, sent
         # at commit and delivered when their backends get the CPU: on a busy
         # machine that can be a few milliseconds after the logout's answer.
         for name, nginx in (("A", self.nginx_a), ("B", self.nginx_b)):
             for path in ("/me", "/me/token"):
-                with self.subTest(instance=name, path=path):
+                with self.subTest(what, instance=name, path=path):
                     seen = []
-                    wait_until(lambda: seen.append(self.me(old, nginx=nginx, path=path).status)
+                    wait_until(lambda: seen.append(self.me(cookie, nginx=nginx, path=path).status)
                                or seen[-1] == 401, 0.5, interval=0.01,
-                               message="after logout on B: %s on %s: %r" % (path, name, seen))
-                    self.assertUnauthorized(self.me(old, nginx=nginx, path=path),
-                                            "after logout on B: %s on %s" % (path, name))
+                               message="%s: %s on %s: %r" % (what, path, name, seen))
+                    self.assertUnauthorized(self.me(cookie, nginx=nginx, path=path),
+                                            "%s: %s on %s" % (what, path, name))
+
+    def test_logout_on_one_instance_revokes_the_session_on_both(self):
+        b, r = self.login(nginx=self.nginx_a)
+        b2, r2 = self.login(nginx=self.nginx_b)  # the same user on another device
+        old = r.session_cookie
+        for n in (self.nginx_a, self.nginx_b):
+            self.assertEqual(self.me(old, nginx=n).status, 200)
+            self.assertEqual(self.me(r2.session_cookie, nginx=n).status, 200)
+        resp = self.browser(self.nginx_b).post("/logout", cookies={SESSION_COOKIE: old})
+        self.assertEqual(resp.status, 200, resp)
+        self.assertRevokedOnBoth(old, "after logout on B")
+        # the other device's session is not this one: it stays, everywhere
+        for n in (self.nginx_a, self.nginx_b):
+            self.assertEqual(self.me(r2.session_cookie, nginx=n).status, 200)
+
+    def test_logout_everywhere_on_one_instance_revokes_every_session_on_both(self):
+        b, r = self.login(nginx=self.nginx_a)
+        b2, r2 = self.login(nginx=self.nginx_b)
+        for n in (self.nginx_a, self.nginx_b):
+            for cookie in (r.session_cookie, r2.session_cookie):
+                self.assertEqual(self.me(cookie, nginx=n).status, 200)
+        resp = self.browser(self.nginx_a).post("/logout?everywhere=1",
+                                               cookies={SESSION_COOKIE: r.session_cookie})
+        self.assertEqual(resp.status, 200, resp)
+        self.assertRevokedOnBoth(r.session_cookie, "this device, after logout everywhere on A")
+        self.assertRevokedOnBoth(r2.session_cookie, "other device, after logout everywhere on A")
 
     def test_instance_with_another_secret_key_rejects_the_cookie(self):
         b, r = self.login(nginx=self.nginx_a)
