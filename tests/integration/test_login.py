@@ -11,12 +11,13 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (DEFAULT_SCOPES, OAUTH_COOKIE, SESSION_COOKIE, SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET,
-                     TEST_REDIRECT_URI, CookieSigner, SpotifyTestCase, b64url, s256)
+from harness import (DEFAULT_SCOPES, LEGACY_OAUTH_COOKIE, OAUTH_COOKIE, SESSION_COOKIE, SPOTIFY_CLIENT_ID,
+                     SPOTIFY_CLIENT_SECRET, TEST_REDIRECT_URI, CookieSigner, SpotifyTestCase, b64url, s256)
 
 STATE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-OAUTH_VALUE_RE = re.compile(r"^v1\.[A-Za-z0-9_-]{43}\.\d+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{43}$")
-SESSION_VALUE_RE = re.compile(r"^v1\.\d+\.\d+\.\d+\.[A-Za-z0-9_-]{43}$")
+# v2.<kid>.<state>.<expires>.<b64url(next)>.<mac> and v2.<kid>.<session id>.<expires>.<mac>
+OAUTH_VALUE_RE = re.compile(r"^v2\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}\.\d+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{43}$")
+SESSION_VALUE_RE = re.compile(r"^v2\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}\.\d+\.[A-Za-z0-9_-]{43}$")
 ISO_Z_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SESSION_TTL = 7200
 
@@ -57,6 +58,7 @@ class LoginFlowTest(SpotifyTestCase):
         self.assertRegex(oauth.value, OAUTH_VALUE_RE)
         self.assertTrue(self.signer.oauth_is_authentic(oauth.value), oauth.value)
         fields = CookieSigner.parse_oauth(oauth.value)
+        self.assertEqual(fields["kid"], self.signer.kid)
         self.assertEqual(fields["state"], p["state"])
         self.assertEqual(fields["next"], "/")
         self.assertTrue(t0 + 590 <= fields["expires"] <= int(time.time()) + 610, fields)
@@ -78,6 +80,13 @@ class LoginFlowTest(SpotifyTestCase):
         self.assertEqual(cleared.value, "", cleared)
         self.assertCookieAttributes(cleared, 0)
         self.assertNotIn(OAUTH_COOKIE, b.jar)
+        # the first format's names are read, never written, nor cleared unasked
+        self.assertEqual({c.name for c in r.login.set_cookie_list}, {OAUTH_COOKIE}, r.login)
+        self.assertEqual({c.name for c in r.callback.set_cookie_list},
+                         {OAUTH_COOKIE, SESSION_COOKIE}, r.callback)
+        # __Host-: host-only, so no Domain
+        for c in (oauth, session, cleared):
+            self.assertNotIn("domain", c.attrs, c)
 
         # what the fake saw: one code exchange, PKCE, redirect_uri, client auth
         tok_reqs = self.fake.requests("token")
@@ -111,9 +120,19 @@ class LoginFlowTest(SpotifyTestCase):
         self.assertLess(abs(self.seconds_until(u["authorized_at"])), 60)
         self.assertTrue(3500 <= self.seconds_until(u["token_expires_at"]) <= 3601, u)
         s = CookieSigner.parse_session(session.value)
-        self.assertEqual(s["user_id"], u["id"])
-        self.assertEqual(s["generation"], u["session_generation"])
+        self.assertEqual(s["kid"], self.signer.kid)
         self.assertTrue(t0 + SESSION_TTL - 5 <= s["expires"] <= int(time.time()) + SESSION_TTL + 5, s)
+        # the session's row: this user's, keyed by the hash of the cookie's id,
+        # living as long as the cookie, from the client's /24
+        row = self.session_row(session.value)
+        self.assertIsNotNone(row, "no sessions row for the cookie")
+        self.assertEqual(row["user_id"], u["id"])
+        self.assertEqual(self.session_rows(), [row])
+        self.assertLess(abs(self.seconds_until(row["expires_at"]) - (s["expires"] - time.time())), 5, row)
+        self.assertEqual(row["network"], "127.0.0.0/24")
+        # and the login's audit event, for this session
+        self.assertEqual([(e["event"], e["session_id"]) for e in self.auth_events(u["id"])],
+                         [("login", row["id"])])
 
         # /me and /me/token with the new session
         me = b.get("/me")
@@ -164,6 +183,9 @@ class LoginFlowTest(SpotifyTestCase):
         b2, r2 = self.login()
         rows = self.users()
         self.assertEqual(len(rows), 1, rows)
+        # a session per login: the first device stays logged in
+        self.assertEqual([x["user_id"] for x in self.session_rows()], [first["id"]] * 2)
+        self.assertEqual(b1.get("/me").status, 200)
         second = rows[0]
         self.assertEqual(second["id"], first["id"])
         self.assertNotEqual(second["spotify_token"], first["spotify_token"])
@@ -269,6 +291,9 @@ class CallbackStateTest(SpotifyTestCase):
         b, cookie, code, state = self.begin()
         f = CookieSigner.parse_oauth(cookie)
         self.assertEqual(self.signer.sign_oauth(f["state"], f["expires"], f["next"]), cookie)
+        # the PKCE verifier is derived from the state: its challenge went to Spotify
+        challenge = self.fake.requests("authorize")[-1]["query"]["code_challenge"]
+        self.assertEqual(s256(self.signer.pkce_verifier(f["state"])), challenge)
         self.assertFalse(CookieSigner("another-secret-key-0123456789-abcdefgh").oauth_is_authentic(cookie))
 
     def test_missing_or_duplicate_code_or_state_is_400(self):
@@ -303,13 +328,16 @@ class CallbackStateTest(SpotifyTestCase):
             "mac flipped": body + "." + flip(mac, 5),
             "mac missing": body,
             "mac truncated": cookie[:-2],
-            "state flipped": "v1.%s.%d.%s.%s" % (flip(f["state"], 0), f["expires"],
-                                                  b64url(f["next"].encode()), mac),
-            "expiry pushed back, old mac": "v1.%s.%d.%s.%s" % (f["state"], f["expires"] + 3600,
-                                                              b64url(f["next"].encode()), mac),
+            "state flipped": "v2.%s.%s.%d.%s.%s" % (f["kid"], flip(f["state"], 0), f["expires"],
+                                                     b64url(f["next"].encode()), mac),
+            "expiry pushed back, old mac": "v2.%s.%s.%d.%s.%s" % (
+                f["kid"], f["state"], f["expires"] + 3600, b64url(f["next"].encode()), mac),
+            "kid of another key, old mac": "v2.%s.%s.%d.%s.%s" % (
+                other_key.kid, f["state"], f["expires"], b64url(f["next"].encode()), mac),
             "signed with another key": other_key.sign_oauth(f["state"], f["expires"], f["next"]),
             "signed with the session key": body + "." + self.signer.session_mac(body),
-            "version v2": "v2" + cookie[2:],
+            "version v1": "v1" + cookie[2:],
+            "version v3": "v3" + cookie[2:],
         }
         for what, value in variants.items():
             with self.subTest(what):
@@ -318,8 +346,40 @@ class CallbackStateTest(SpotifyTestCase):
                 self.assertRefusedBeforeSpotify(resp, what)
         # the login cookie sent under the session cookie's name is no login cookie either
         resp = b.callback({"code": code, "state": state}, cookies={SESSION_COOKIE: cookie})
-        self.assertRefusedBeforeSpotify(resp, "login cookie named baa_session")
+        self.assertRefusedBeforeSpotify(resp, "login cookie named " + SESSION_COOKIE)
+        # the name sent twice refuses both, even when both are the good one
+        for what, header in (("twice", "%s=%s; %s=%s" % (OAUTH_COOKIE, cookie, OAUTH_COOKIE, cookie)),
+                             ("stale one first", "%s=stale; %s=%s" % (OAUTH_COOKIE, OAUTH_COOKIE, cookie)),
+                             ("stale one last", "%s=%s; %s=stale" % (OAUTH_COOKIE, cookie, OAUTH_COOKIE))):
+            with self.subTest(what):
+                resp = b.callback({"code": code, "state": state}, headers={"Cookie": header})
+                self.assertRefusedBeforeSpotify(resp, "login cookie " + what)
         self.assertLoginGoesThrough(b, code, state, cookie)
+
+    def test_login_cookie_of_the_first_format_still_finishes_the_login(self):
+        # A login started before the upgrade: v1 under the old name. It is
+        # read (never written), and cleared under the name it came by.
+        b, cookie, code, state = self.begin()
+        f = CookieSigner.parse_oauth(cookie)
+        legacy = self.signer.sign_legacy_oauth(f["state"], f["expires"], "/account")
+        # a v1 value under the first name is refused when it is not authentic
+        body, _, mac = legacy.rpartition(".")
+        forged = CookieSigner("another-secret-key-0123456789-abcdefgh").sign_legacy_oauth(
+            f["state"], f["expires"], "/account")
+        for what, value in (("mac flipped", body + "." + mac[::-1]), ("another key", forged),
+                            ("expired", self.signer.sign_legacy_oauth(f["state"], int(time.time()) - 5))):
+            with self.subTest(what):
+                resp = b.callback({"code": code, "state": state}, cookies={LEGACY_OAUTH_COOKIE: value})
+                self.assertRefusedBeforeSpotify(resp, "first-format login cookie, " + what)
+        resp = b.callback({"code": code, "state": state}, cookies={LEGACY_OAUTH_COOKIE: legacy})
+        self.assertEqual(resp.status, 302, "%r%s" % (resp, self.stack_context()))
+        self.assertEqual(resp.location, "/account")
+        self.assertIn(SESSION_COOKIE, resp.set_cookies, resp)
+        self.assertRegex(resp.set_cookies[SESSION_COOKIE].value, SESSION_VALUE_RE)
+        self.assertTrue(resp.set_cookies[LEGACY_OAUTH_COOKIE].clears, resp)
+        self.assertTrue(resp.set_cookies[OAUTH_COOKIE].clears, resp)
+        self.assertEqual(len(self.users()), 1)
+        self.assertEqual(b.get("/me").status, 200)
 
     def test_expired_login_cookie_is_400_and_a_fresh_resigned_one_works(self):
         b, cookie, code, state = self.begin()
