@@ -6,8 +6,10 @@ nginx (harness.Nginx) and with the fake Spotify, and is driven through every
 route and outcome: /healthz, /readyz, /metrics, /me (profile cache hits,
 misses after a change of the row, 401 for bad cookies), /me/token (fresh,
 refreshed at Spotify, a refresh that fails, a dead grant), /login (302,
-400), /callback (a full login, declined, forged, Spotify failing), /logout,
-DELETE /me, 404, 405 and HEAD. Then baa is stopped with SIGTERM, so the
+400), /callback (a full login, declined, forged, Spotify failing), /logout
+(this session and everywhere), /me/sessions (listed, one ended, bad ids),
+/me/activity, a renewed cookie, a first-format cookie adopted, a cookie sent
+twice, a cross-site POST, DELETE /me, 404, 405 and HEAD. Then baa is stopped with SIGTERM, so the
 worker leaves through its normal exit path and valgrind writes its leak
 summary: no errors, nothing definitely or indirectly lost. What libraries
 keep for the life of the process (OpenSSL's, libcurl's, libpq's globals)
@@ -26,9 +28,10 @@ import re
 import shlex
 import shutil
 import signal
+import time
 
-from harness import (SESSION_COOKIE, Baa, Nginx, SpotifyTestCase, baa_bin, make_temp_dir,
-                     read_text, wait_until)
+from harness import (LEGACY_SESSION_COOKIE, SESSION_COOKIE, Baa, CookieSigner, Nginx,
+                     SpotifyTestCase, baa_bin, make_temp_dir, read_text, wait_until)
 
 VALGRIND = shutil.which("valgrind") or "/usr/bin/valgrind"
 
@@ -135,12 +138,46 @@ class WorkerMemoryTest(SpotifyTestCase):
         self.expect(anon.get("/callback?error=access_denied"), 403, "/callback, declined")
         self.expect(anon.get("/callback?code=c&state=s"), 400, "/callback, no login cookie")
         self.expect(anon.get("/callback?code=c&code=d&state=s"), 400, "/callback, two codes")
-        forged = self.signer.sign_session(1, 0, 1).replace("v1.1.", "v1.2.")
+        now = int(time.time())
+        sid = CookieSigner.parse_session(cookie)["session_id"]
+        forged = CookieSigner("another-secret-key-for-the-memory-test-0123").sign_session(sid, now + 300)
         for what, value in (("garbage", "garbage"), ("forged", forged), ("empty", ""),
-                            ("long", "x" * 4000), ("expired", self.signer.sign_session(1, 0, 1))):
+                            ("long", "x" * 4000), ("expired", self.signer.sign_session(sid, now - 5)),
+                            ("no such session", self.signer.sign_session(os.urandom(32), now + 300))):
             for path in ("/me", "/me/token"):
                 self.expect(anon.get(path, cookies={SESSION_COOKIE: value}), 401, "%s %s cookie" % (path, what))
+        self.expect(anon.get("/me", headers={"Cookie": "%s=%s; %s=%s" % (
+            SESSION_COOKIE, cookie, SESSION_COOKIE, cookie)}), 401, "/me, the cookie sent twice")
         self.expect(anon.delete("/me"), 401, "DELETE /me, no session")
+
+        # Sessions: a second device, listed, ended from the first; the
+        # activity; a cookie in the second half of its life, renewed.
+        b2, cookie2 = self.login(nginx, "a second device")
+        listed = self.expect(b.get("/me/sessions"), 200, "/me/sessions").json()["sessions"]
+        other = self.session_row(cookie2)["id"]
+        self.assertIn(other, [s["id"] for s in listed if not s["current"]], listed)
+        self.expect(b.get("/me/activity"), 200, "/me/activity")
+        self.expect(b.delete("/me/sessions/%d" % other), 200, "DELETE /me/sessions/{id}")
+        self.expect(b.delete("/me/sessions/%d" % other), 404, "DELETE /me/sessions/{id}, gone")
+        self.expect(b.delete("/me/sessions/x1"), 404, "DELETE /me/sessions/{id}, malformed")
+        self.expect(b2.get("/me"), 401, "/me of the ended session")
+        renewed = self.expect(anon.get("/me", cookies={SESSION_COOKIE: self.signer.sign_session(
+            sid, now + 60)}), 200, "/me, a cookie renewed")
+        self.assertIn(SESSION_COOKIE, renewed.set_cookies, renewed)
+        self.expect(b.post("/logout", headers={"Sec-Fetch-Site": "cross-site"}), 403,
+                    "/logout, cross-site")
+
+        # A cookie of the first format, for a user who existed before the
+        # cutover (moved here to now), is adopted into a session of its own.
+        uid = b.get("/me").json()["id"]
+        self.count += 1
+        generation = int(self.pg.psql_value(
+            "UPDATE session_cookie_cutover SET at = now();"
+            " SELECT session_generation FROM users WHERE id = %d" % uid, db=self.db))
+        legacy = self.signer.sign_legacy_session(uid, generation, now + 300)
+        adopted = self.expect(anon.get("/me", cookies={LEGACY_SESSION_COOKIE: legacy}), 200,
+                              "/me, a first-format cookie adopted")
+        self.assertIn(SESSION_COOKIE, adopted.set_cookies, adopted)
 
         if i % 3 == 0:
             # Spotify fails the code exchange: 502, nothing stored.
@@ -151,8 +188,9 @@ class WorkerMemoryTest(SpotifyTestCase):
             self.fake.clear_faults()
 
         old = cookie
-        self.expect(b.post("/logout"), 200, "/logout")
-        self.expect(anon.get("/me", cookies={SESSION_COOKIE: old}), 401, "/me after logout")
+        logout = "/logout?everywhere=1" if i % 2 else "/logout"
+        self.expect(b.post(logout), 200, logout)
+        self.expect(anon.get("/me", cookies={SESSION_COOKIE: old}), 401, "/me after " + logout)
         b, cookie = self.login(nginx, "login after logout")
         self.expect(b.delete("/me"), 200, "DELETE /me")
         self.expect(anon.get("/me", cookies={SESSION_COOKIE: cookie}), 401, "/me after DELETE")
