@@ -59,9 +59,9 @@ import sys
 import time
 import unittest
 
-from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, Baa, CookieSigner, HarnessError, PostgresCluster,
+from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, Baa, HarnessError, PostgresCluster,
                      clean_env, db_env, free_port, kill_process_tree, make_temp_dir, read_text,
-                     register_cleanup, register_process, require_baa, serve_env, spotify_env, wait_until)
+                     mint_session, register_cleanup, register_process, require_baa, serve_env, spotify_env, wait_until)
 
 IP = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip")
                                  if os.path.exists(p)), None)
@@ -445,12 +445,12 @@ class HostsTest(unittest.TestCase):
         self.addCleanup(self.nginx.stop)
         self.nginx.start()
 
-        # a user, and a session cookie for it signed here
+        # a user, and a session of it: its row, and the cookie signed here
         row = self.pg.psql_rows(
             "INSERT INTO users (spotify_id, display_name, spotify_token) "
-            "VALUES ('hosts-user', 'Hosts User', 'tok-hosts') RETURNING id, session_generation", db=self.db)
-        self.user_id, generation = int(row[0][0]), int(row[0][1])
-        cookie = CookieSigner().sign_session(self.user_id, generation, int(time.time()) + 3600)
+            "VALUES ('hosts-user', 'Hosts User', 'tok-hosts') RETURNING id", db=self.db)
+        self.user_id = int(row[0][0])
+        cookie = mint_session(self.pg, self.db, self.user_id)
         self.cookie_header = "%s=%s" % (SESSION_COOKIE, cookie)
         self.setup_seconds = time.monotonic() - self.t_start
 

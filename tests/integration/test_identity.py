@@ -13,7 +13,7 @@ import time
 import unittest
 
 from harness import (OAUTH_COOKIE, SESSION_COOKIE, TwoInstancesTestCase, fake_spotify_client,
-                     parse_logfmt, run_concurrently, wait_until)
+                     mint_session, parse_logfmt, run_concurrently, wait_until)
 
 default_account_id = fake_spotify_client().default_account_id
 DEMO_ACCOUNT = default_account_id("demo-user")
@@ -60,8 +60,8 @@ class IdentityTestCase(TwoInstancesTestCase):
             % (spotify_id, "'%s'" % account_id if account_id else "NULL"), db=self.db).split()[0])
 
     def session_for(self, user_id):
-        row = [u for u in self.raw_users() if u["id"] == user_id][0]
-        return self.signer.sign_session(user_id, row["session_generation"], int(time.time()) + 600)
+        """A live session of user_id (a row as a login makes) -> its cookie."""
+        return mint_session(self.pg, self.db, user_id, ttl=600)
 
 
 class AccountIdTest(IdentityTestCase):
@@ -100,7 +100,8 @@ class AccountIdTest(IdentityTestCase):
         self.assertEqual(after["id"], before["id"])
         self.assertEqual(after["spotify_id"], "demo-renamed")
         self.assertEqual(after["account_id"], DEMO_ACCOUNT)
-        self.assertEqual(after["session_generation"], before["session_generation"])
+        # the first session is still a session of the same users row
+        self.assertEqual(self.session_row(r1.session_cookie)["user_id"], before["id"])
         self.assertNotEqual(after["spotify_token"], before["spotify_token"])
         # the first session, on the other instance, sees the new id (its cache was told)
         doc = self.wait_me(r1.session_cookie, self.nginx_b, spotify_id="demo-renamed")
