@@ -38,8 +38,8 @@ import socket
 import ssl
 import urllib.parse
 
-from harness import (OAUTH_COOKIE, SESSION_COOKIE, TEST_REDIRECT_URI, SpotifyTestCase,
-                     parse_logfmt)
+from harness import (OAUTH_COOKIE, SESSION_COOKIE, TEST_REDIRECT_URI, CookieSigner,
+                     SpotifyTestCase, parse_logfmt)
 from test_deploy import DeployStack
 
 _SSL = ssl.create_default_context()
@@ -57,7 +57,7 @@ SQL_DROP = "'; DROP TABLE users; --" + MARK
 SQL_PATH = "' OR 1=1 --"  # paths are logged: no MARK
 
 # Filled in when the matrix runs: the logged-in user's session cookie, and a
-# login in progress (its baa_oauth cookie and state).
+# login in progress (its __Host-baa_oauth cookie and state).
 SESSION = b"@SESSION@"
 OAUTH = b"@OAUTH@"
 STATE = b"@STATE@"
@@ -111,6 +111,9 @@ ROUTES = [
     (b"GET", b"/me", 401, "baa", ""),
     (b"DELETE", b"/me", 401, "baa", ""),
     (b"GET", b"/me/token", 401, "baa", ""),
+    (b"GET", b"/me/sessions", 401, "baa", ""),
+    (b"DELETE", b"/me/sessions/1", 401, "baa", ""),
+    (b"GET", b"/me/activity", 401, "baa", ""),
     (b"GET", b"/metrics", 200, "baa", "the counters read no input (nginx allows loopback)"),
     (b"GET", b"/metrics/2", 200, "baa", "instance 2's counters, which read no input"),
     (b"GET", b"/favicon.ico", 204, "nginx", "nginx answers it itself, reading no input"),
@@ -135,9 +138,13 @@ def per_route_cases():
         # /login reads `next`, /callback `code`, `state` and `error`: a
         # SQL-looking value is refused, never used.
         query_status = {b"/login": 400, b"/callback": 400}.get(path, status)
+        # Below /me/sessions only DELETE /me/sessions/{id} is served.
+        below = "a path nobody serves" if path != b"/me/sessions" else \
+            "below /me/sessions, only DELETE is served"
         cases += [
-            case(name + ", SQL in the path (a path nobody serves)",
-                 raw(method, path.rstrip(b"/") + b"/" + q(SQL_PATH)), 404),
+            case(name + ", SQL in the path (%s)" % below,
+                 raw(method, path.rstrip(b"/") + b"/" + q(SQL_PATH)),
+                 405 if path == b"/me/sessions" else 404),
             case(name + ", SQL in every parameter of the query",
                  raw(method, path + b"?" + sql_query), query_status, by,
                  "" if query_status >= 400 else why + "; the query is not read here"),
@@ -269,7 +276,15 @@ MATRIX = per_route_cases() + [
          why=LOGGED_IN),
     case("40 cookies, the session last", raw(b"GET", b"/me", [cookie(
         b"; ".join(b"c%d=%s" % (i, MARK.encode()) for i in range(40)) +
-        b"; %s=%s" % (SESSION_COOKIE.encode(), SESSION))]), 401),
+        b"; %s=%s" % (SESSION_COOKIE.encode(), SESSION))]), 200,
+         why="other applications' cookies, however many, do not hide baa's own"),
+    case("a nameless cookie before the session", raw(b"GET", b"/me", [cookie(
+        b"=%s; junk; %s=%s" % (MARK.encode(), SESSION_COOKIE.encode(), SESSION))]), 200,
+         why="a malformed pair of another application does not hide baa's own"),
+    case("the session cookie twice", raw(b"GET", b"/me", [cookie(b"%s=%s; %s=%s" % (
+        SESSION_COOKIE.encode(), SESSION, SESSION_COOKIE.encode(), SESSION))]), 401),
+    case("the session cookie and a planted one of the same name", raw(b"GET", b"/me", [cookie(
+        b"%s=%s; %s=%s" % (SESSION_COOKIE.encode(), q(SQL_OR), SESSION_COOKIE.encode(), SESSION))]), 401),
     case("NUL in a header value", raw(b"GET", b"/healthz", [(b"X-A", b"a\x00b")]), 400, "nginx"),
     case("NUL in a header name", raw(b"GET", b"/healthz", [(b"X-\x00A", b"ab")]), 400, "nginx"),
     case("NUL in the cookie", raw(b"GET", b"/me", [cookie(b"%s=%s\x00x" % (SESSION_COOKIE.encode(),
@@ -332,6 +347,19 @@ MATRIX = per_route_cases() + [
     case("SQL body on DELETE /me", raw(b"DELETE", b"/me", [(b"Content-Type",
                                                           b"application/x-www-form-urlencoded")],
                                        body=b"id=" + q(SQL_DROP)), 401),
+
+    # --- another site's page sending the browser's cookies -------------------------
+    case("POST /logout with the session, Sec-Fetch-Site: cross-site", raw(b"POST", b"/logout", [
+        (b"Sec-Fetch-Site", b"cross-site"), cookie(b"%s=%s" % (SESSION_COOKIE.encode(), SESSION))]), 403),
+    case("DELETE /me with the session, Origin of another site", raw(b"DELETE", b"/me", [
+        (b"Origin", b"https://evil.example"), cookie(b"%s=%s" % (SESSION_COOKIE.encode(), SESSION))]),
+         403),
+    case("POST /logout?everywhere=1 with the session, SQL as Sec-Fetch-Site",
+         raw(b"POST", b"/logout?everywhere=1", [(b"Sec-Fetch-Site", SQL_OR.encode()), cookie(
+             b"%s=%s" % (SESSION_COOKIE.encode(), SESSION))]), 403),
+    case("DELETE /me/sessions/1 with the session, SQL as the Origin",
+         raw(b"DELETE", b"/me/sessions/1", [(b"Origin", SQL_DROP.encode()), cookie(
+             b"%s=%s" % (SESSION_COOKIE.encode(), SESSION))]), 403),
 ]
 
 
@@ -382,6 +410,11 @@ class HostileInputTest(SpotifyTestCase):
     def users_dump(self):
         return self.pg.psql("SELECT * FROM users ORDER BY id", db=self.db)
 
+    def sessions_dump(self):
+        # not last_seen_at and expires_at: a request moves them on
+        return self.pg.psql("SELECT id, token_hash, user_id, created_at FROM sessions ORDER BY id",
+                            db=self.db)
+
     def baa_log(self):
         return self.stack.instances[0].log() + self.stack.instances[1].log()
 
@@ -390,7 +423,7 @@ class HostileInputTest(SpotifyTestCase):
         resp = b.start_login()
         self.assertEqual(resp.status, 302, resp)
         oauth = b.jar[OAUTH_COOKIE]
-        return oauth, oauth.split(".")[1]
+        return oauth, CookieSigner.parse_oauth(oauth)["state"]
 
     def check(self, c, status, headers, body):
         what = "%s: %r %r" % (c.name, status, body[:300])
@@ -421,6 +454,8 @@ class HostileInputTest(SpotifyTestCase):
         access_token = token.json()["access_token"]
         users_before = self.users_dump()
         self.assertEqual(len(users_before.splitlines()), 1, users_before)
+        sessions_before = self.sessions_dump()
+        self.assertEqual(len(sessions_before.splitlines()), 1, sessions_before)
         processes_before = self.processes()
         substitutions = {SESSION: session.encode(), OAUTH: b"%s=%s" % (OAUTH_COOKIE.encode(), oauth.encode()),
                          STATE: state.encode()}
@@ -438,6 +473,7 @@ class HostileInputTest(SpotifyTestCase):
         self.assertEqual(self.processes(), processes_before, "a baa process died or was replaced" +
                          self.stack.context())
         self.assertEqual(self.users_dump(), users_before, "the users table changed")
+        self.assertEqual(self.sessions_dump(), sessions_before, "the sessions table changed")
         me_after = self.stack.browser().get("/me", cookies={SESSION_COOKIE: session})
         self.assertEqual((me_after.status, me_after.body), (me_before.status, me_before.body))
         self.assertEqual(self.stack.get("/healthz")[0], 200)
@@ -446,6 +482,7 @@ class HostileInputTest(SpotifyTestCase):
         for line in log.splitlines():
             if line.strip():
                 parse_logfmt(line)  # raises on a malformed (forged) line
-        for secret in (MARK, session, session.rpartition(".")[2], oauth, state, r.code, access_token):
+        for secret in (MARK, session, session.split(".")[2], session.rpartition(".")[2], oauth, state,
+                       r.code, access_token):
             self.assertNotIn(secret, log, "baa logged a value the cases sent")
         self.assertNotIn("event=worker_exited", log)
