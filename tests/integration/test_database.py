@@ -3,7 +3,8 @@
 import secrets
 import unittest
 
-from harness import BaaTestCase, free_port, ipv6_loopback_available, socket_url_env, wait_until
+from harness import (BaaTestCase, free_port, ipv6_loopback_available, mint_session, socket_url_env,
+                     wait_until)
 
 RESET_EXISTING = "Deleting database.\nCreating database.\nCreating tables.\n"
 RESET_MISSING = "Creating database.\nCreating tables.\n"
@@ -32,10 +33,18 @@ class ResetDbTest(BaaTestCase):
         self.assertEqual(self.resetdb().returncode, 0)
         self.insert_user(self.db, "user-before-reset")
         self.assertEqual(self.pg.psql_value("SELECT count(*) FROM users", db=self.db), "1")
+        uid = int(self.pg.psql_value("SELECT id FROM users", db=self.db))
+        mint_session(self.pg, self.db, uid)
+        self.pg.psql("INSERT INTO auth_events (user_id, event) VALUES (%d, 'login')" % uid, db=self.db)
+        cutover = self.pg.psql_value("SELECT at FROM session_cookie_cutover", db=self.db)
         res = self.resetdb()
         self.assertEqual(res.returncode, 0, self.describe(res))
         self.assertEqual(res.stdout, RESET_EXISTING, self.describe(res))
-        self.assertEqual(self.pg.psql_value("SELECT count(*) FROM users", db=self.db), "0")
+        for table in ("users", "sessions", "auth_events"):
+            self.assertEqual(self.pg.psql_value("SELECT count(*) FROM %s" % table, db=self.db), "0", table)
+        # a new database honours no first-format cookie issued before it
+        self.assertEqual(self.pg.psql_value(
+            "SELECT count(*) FROM session_cookie_cutover WHERE at > '%s'" % cutover, db=self.db), "1")
         self.assertNotEqual(self.pg.psql_value("SELECT count(*) FROM schema_migrations", db=self.db), "0",
                             "resetdb must record the applied migrations")
 
@@ -220,7 +229,7 @@ class SchemaTest(BaaTestCase):
 
     def setUp(self):
         super().setUp()
-        self.pg.psql("DELETE FROM users", db=self.db)
+        self.pg.psql("DELETE FROM users; DELETE FROM auth_events", db=self.db)
 
     def columns(self):
         return {r[0]: (r[1], r[2]) for r in self.pg.psql_rows(
@@ -273,6 +282,60 @@ class SchemaTest(BaaTestCase):
         with self.assertRaises(Exception) as ctx:
             self.pg.psql("UPDATE users SET session_generation = NULL WHERE spotify_id = 'gen'", db=self.db)
         self.assertIn("null", str(ctx.exception).lower())
+
+    def user_id(self, spotify_id):
+        self.insert_user(self.db, spotify_id)
+        return int(self.pg.psql_value("SELECT id FROM users WHERE spotify_id = '%s'" % spotify_id,
+                                      db=self.db))
+
+    def test_sessions_table_keys_rows_by_a_unique_32_byte_hash(self):
+        cols = {r[0]: (r[1], r[2]) for r in self.pg.psql_rows(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = 'sessions'", db=self.db)}
+        expected = {"id": "bigint", "token_hash": "bytea", "user_id": "bigint",
+                    "created_at": "timestamp with time zone", "last_seen_at": "timestamp with time zone",
+                    "expires_at": "timestamp with time zone", "max_expires_at": "timestamp with time zone",
+                    "device": "text", "network": "cidr"}
+        self.assertEqual({k: v[0] for k, v in cols.items()}, expected)
+        self.assertEqual(cols["network"][1], "YES")
+        uid = self.user_id("s")
+        insert = ("INSERT INTO sessions (token_hash, user_id, expires_at, max_expires_at)"
+                  " VALUES ('\\x%s', %d, now() + interval '1 hour', now() + interval '1 day')")
+        self.pg.psql(insert % ("ab" * 32, uid), db=self.db)
+        with self.assertRaises(Exception) as ctx:
+            self.pg.psql(insert % ("ab" * 32, uid), db=self.db)
+        self.assertIn("unique", str(ctx.exception).lower())
+        for length in (16, 31, 33):
+            with self.subTest(bytes=length), self.assertRaises(Exception) as ctx:
+                self.pg.psql(insert % ("cd" * length, uid), db=self.db)
+            self.assertIn("check", str(ctx.exception).lower())
+
+    def test_a_users_deletion_takes_its_sessions_and_events_with_it(self):
+        gone, kept = self.user_id("gone"), self.user_id("kept")
+        for uid in (gone, kept):
+            mint_session(self.pg, self.db, uid)
+            self.pg.psql("INSERT INTO auth_events (user_id, event) VALUES (%d, 'login')" % uid, db=self.db)
+        self.pg.psql("DELETE FROM users WHERE id = %d" % gone, db=self.db)
+        for table in ("sessions", "auth_events"):
+            self.assertEqual(self.pg.psql_value("SELECT string_agg(user_id::text, ',') FROM %s" % table,
+                                                db=self.db), str(kept), table)
+
+    def test_auth_events_take_only_the_documented_events(self):
+        uid = self.user_id("ev")
+        events = ("login", "logout", "logout_everywhere", "session_revoked", "refresh",
+                  "refresh_failed", "reauth_required", "rate_limited", "deleted", "key_rotated")
+        for event in events:
+            self.pg.psql("INSERT INTO auth_events (user_id, event) VALUES (%d, '%s')" % (uid, event),
+                         db=self.db)
+        # 'deleted' is recorded without a user: the user is gone
+        self.pg.psql("INSERT INTO auth_events (user_id, event) VALUES (NULL, 'deleted')", db=self.db)
+        for event in ("session_adopted", "LOGIN", ""):
+            with self.subTest(event=event), self.assertRaises(Exception) as ctx:
+                self.pg.psql("INSERT INTO auth_events (user_id, event) VALUES (%d, '%s')" % (uid, event),
+                             db=self.db)
+            self.assertIn("check", str(ctx.exception).lower())
+        self.assertEqual(self.pg.psql_value("SELECT count(*) FROM auth_events", db=self.db),
+                         str(len(events) + 1))
 
     def test_spotify_token_holds_500_characters_and_refresh_token_is_stored(self):
         token = ("abcdefghij" * 50)
