@@ -164,9 +164,12 @@ class AppWidePauseTest(PauseTestCase):
         self.assertRateLimitedAnswer(b.callback(params), "spotify_rate_limited", RETRY_AFTER)
         self.wait_paused(self.b, "short_term", timeout=1)
         before = self.fake.stats()
+        events = self.auth_events()
         token = browser.get("/me/token")
         self.assertRateLimitedAnswer(token, "spotify_rate_limited", RETRY_AFTER, "/me/token")
         self.assertEqual(self.fake.stats()["token_refresh_token"], before["token_refresh_token"])
+        # rate_limited records a 429 Spotify sent, not baa's own pause
+        self.assertEqual(self.auth_events(), events)
         for nginx in (self.a, self.b):
             me = self.browser(nginx).get("/me", cookies={SESSION_COOKIE: r.session_cookie})
             self.assertEqual(me.status, 200, me)
@@ -318,6 +321,7 @@ class OneStatePerLoginTest(PauseTestCase):
                 self.assertEqual(doc["error"], "login_expired", resp)
                 self.assertIn("already used", doc["message"])
         self.assertEqual(len(self.users()), 1)
+        self.assertEqual(len(self.session_rows()), 1, "one login, one session")
         # kept as a hash, never the state itself
         stored = self.pg.psql_rows("SELECT encode(state_hash, 'hex') FROM redeemed_states", db=self.db)
         self.assertIn([hashlib_sha256(params["state"])], stored)
@@ -327,7 +331,7 @@ class OneStatePerLoginTest(PauseTestCase):
                    message="not one login_state_reused line per refused replay")
 
     def test_junk_codes_with_one_valid_state_cost_one_call(self):
-        # The attack: one free baa_oauth cookie, then /callback?code=junk&state=S
+        # The attack: one free login cookie, then /callback?code=junk&state=S
         # again and again, each a token call with the app's credentials.
         b, params = self.begin_login(self.b)
         statuses = []

@@ -161,8 +161,8 @@ class LogSecrecyTest(TokenTestCase):
         self.fake.configure(user={"id": "second-user"})
         b2, r2 = self.login()
         self.assertTokenAnswer(b2.get("/me/token"))
-        for b in (b1, b2):
-            out = b.post("/logout")
+        for b, path in ((b1, "/logout"), (b2, "/logout?everywhere=1")):
+            out = b.post(path)
             self.assertEqual(out.status, 200, out)
         wait_until(lambda: self.baa.log().count("path=/logout") >= 2, 5,
                    message="logout requests not logged" + self.stack_context())
@@ -199,6 +199,10 @@ class LogSecrecyTest(TokenTestCase):
                 self.assertTrue(value)
                 self.assertNotIn(value, log, "%s leaked into baa's log" % what)
                 self.assertNotIn(value.rpartition(".")[2], log, "the MAC of %s is in baa's log" % what)
+                if what.startswith("session"):
+                    # the session id is what the cookie's bearer holds
+                    self.assertNotIn(value.split(".")[2], log, "the session id of %s is in baa's log"
+                                     % what)
 
 
 if __name__ == "__main__":
