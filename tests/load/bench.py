@@ -3,21 +3,27 @@
 
 In one run, on one PostgreSQL cluster, with the same wrk threads and
 connections, through the same nginx:
-  baa-me      baa GET /me (cookie check, one primary-key SELECT, JSON), with
-              kept FastCGI connections as shipped
+  baa-me      baa GET /me (cookie check, the session and profile from the
+              worker's cache, JSON), with kept FastCGI connections as shipped
   baa-me-1cpr the same with one connection per request (--keepalive 0 makes
               baa-me that too)
   bare-fcgi   a do-nothing libfcgi responder, one connection per request
   nginx-200   nginx `return 200` with a body of the same size
-  pgbench     `pgbench -M prepared` running baa's SELECT (no HTTP at all)
+  pgbench     `pgbench -M prepared` running baa's session check, the SELECT
+              of a cache miss (no HTTP at all)
   baa-me-before  with --before BIN: another baa binary (an earlier build)
               serving the same database beside it, measured in the same run
-              right after baa-me, so that a change's cost is a ratio of one run
+              right after baa-me, so that a change's cost is a ratio of one run.
+              It gets baa-me's cookie if it takes it, else one of the first
+              format (baa_session: user id and generation), which a build
+              from before issue 10 reads.
+The measured user has one session (a row minted as a login makes it); the
+tables hold --sessions users with a session each in all.
 and reports req/s, p50/p99, CPU per request of baa, nginx and PostgreSQL,
 the RSS of each baa worker, and the ratios, as a markdown table.
 
 usage: tests/load/bench.py [--seconds 5] [--connections 16,64] [--workers 2]
-                           [--before OTHER_BAA_BINARY] [--out FILE.md]
+                           [--sessions 1000] [--before OTHER_BAA_BINARY] [--out FILE.md]
 Run it on a quiet machine: wrk, nginx, baa and PostgreSQL share its cores.
 """
 
@@ -35,6 +41,9 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import harness  # noqa: E402
 
 BARE = os.path.join(REPO, "build", "tests", "load", "bare-responder")
+# BAA_SESSION_TTL, and how long the measured cookie lives: more than half of
+# it left, so that no request renews it (a renewal writes the row).
+SESSION_TTL = 30 * 86400
 PGBENCH = os.path.join(harness.PG_BIN, "pgbench")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -154,7 +163,7 @@ class Bench:
     def setup(self):
         self.pg = harness.cluster()
         self.db = "baa_bench"
-        env = harness.base_env(self.db, workers=self.args.workers)
+        env = harness.base_env(self.db, workers=self.args.workers, BAA_SESSION_TTL=SESSION_TTL)
         self.dir = harness.make_temp_dir("baa-bench-")
         cli = harness.Baa(self.dir)
         res = cli.run(["resetdb"], env=env)
@@ -166,8 +175,14 @@ class Bench:
             " token_expires_at, scope, authorized_at) VALUES ('bench-user', 'Bench User',"
             " '%s', 'R', now() + interval '1 day', 'user-read-private', now()) RETURNING id"
             % token, db=self.db))
-        cookie = harness.CookieSigner().sign_session(self.user_id, 1, int(time.time()) + 86400)
-        self.cookie = cookie
+        self.add_other_sessions(self.args.sessions - 1)
+        self.cookie = harness.mint_session(self.pg, self.db, self.user_id, ttl=SESSION_TTL,
+                                           device="Firefox on Linux")
+        self.token_hash = harness.CookieSigner.parse_session(self.cookie)["token_hash"]
+        generation = int(self.pg.psql_value(
+            "SELECT session_generation FROM users WHERE id = %d" % self.user_id, db=self.db))
+        self.legacy_cookie = harness.CookieSigner().sign_legacy_session(
+            self.user_id, generation, int(time.time()) + SESSION_TTL)
 
         env["BAA_LISTEN"] = os.path.join(self.dir, "baa.sock")
         self.baa = harness.Baa(self.dir)
@@ -186,6 +201,26 @@ class Bench:
         harness.wait_until(lambda: os.path.exists(os.path.join(self.dir, "bare.sock")), 5)
         os.chmod(os.path.join(self.dir, "bare.sock"), 0o666)
         self.start_nginx()
+
+    def add_other_sessions(self, n):
+        """n other users with a session each, as logins leave them, in bulk."""
+        if n <= 0:
+            return
+        self.pg.psql(
+            "INSERT INTO users (spotify_id, display_name, spotify_token, token_expires_at,"
+            " authorized_at) SELECT 'other-' || i, 'Other ' || i, 'T', now() + interval '1 day',"
+            " now() FROM generate_series(1, %d) i;"
+            " INSERT INTO sessions (token_hash, user_id, expires_at, max_expires_at, device, network)"
+            " SELECT sha256(('bench-session-' || id)::bytea), id,"
+            " now() + make_interval(secs => %d), now() + make_interval(secs => %d),"
+            " 'Chrome on Android', '203.0.113.0/24' FROM users WHERE spotify_id LIKE 'other-%%'"
+            % (n, SESSION_TTL, SESSION_TTL), db=self.db)
+
+    def cookie_for(self, name):
+        """(cookie name, value) that the binary measured as `name` reads."""
+        if name == "baa-me-before" and self.before_legacy:
+            return harness.LEGACY_SESSION_COOKIE, self.legacy_cookie
+        return harness.SESSION_COOKIE, self.cookie
 
     def http_me_body(self):
         # Ask baa directly through a throwaway nginx-less path: use the
@@ -214,12 +249,24 @@ class Bench:
             argv, stdin=subprocess.DEVNULL, start_new_session=True))
         for port in self.ports.values():
             harness.wait_until(lambda: harness.port_answers(port), 10)
-        status, _, body = harness.http_request(self.ports["baa"], "GET", "/me",
-                                               headers={"Cookie": "baa_session=" + self.cookie})
-        if status != 200:
-            raise SystemExit("baa /me answered %d: %r" % (status, body))
-        if len(body) != self.body_len:
-            self.body_len = len(body)
+        self.before_legacy = False
+        if self.before:
+            # A build that reads the current cookie gets it: a later build
+            # would turn a first-format cookie into a new session per request.
+            status, _, _ = harness.http_request(self.ports["before"], "GET", "/me", headers={
+                "Cookie": "%s=%s" % (harness.SESSION_COOKIE, self.cookie)})
+            self.before_legacy = status != 200
+        targets = [("baa-me", "baa")] + ([("baa-me-before", "before")] if self.before else [])
+        for name, port in targets:
+            status, headers, body = harness.http_request(
+                self.ports[port], "GET", "/me", headers={"Cookie": "%s=%s" % self.cookie_for(name)})
+            if status != 200:
+                raise SystemExit("%s /me answered %d: %r" % (name, status, body))
+            if headers.get("Set-Cookie"):
+                raise SystemExit("%s renewed the cookie: every request would write: %r"
+                                 % (name, headers.get("Set-Cookie")))
+            if name == "baa-me" and len(body) != self.body_len:
+                self.body_len = len(body)
 
     def measure(self, name, port, connections, script=None):
         baa = self.before if name == "baa-me-before" else self.baa
@@ -229,9 +276,10 @@ class Bench:
         if script:
             argv += ["-s", os.path.join(HERE, script)]
         argv.append("http://127.0.0.1:%d/me" % port)
+        cookie_name, cookie = self.cookie_for(name)
         before = {k: cpu_ticks(v) for k, v in groups.items()}
         out = subprocess.run(argv, capture_output=True, text=True,
-                             env=dict(os.environ, BAA_SESSION=self.cookie),
+                             env=dict(os.environ, BAA_SESSION=cookie, BAA_COOKIE_NAME=cookie_name),
                              timeout=self.args.seconds + 30).stdout
         after = {k: cpu_ticks(v) for k, v in groups.items()}
         r = parse_wrk(out)
@@ -259,10 +307,23 @@ class Bench:
 
     def pgbench(self, connections):
         script = os.path.join(self.dir, "me.sql")
+        epoch = "floor(extract(epoch FROM %s))::bigint"
         with open(script, "w") as f:
-            f.write("SELECT id, spotify_id, coalesce(display_name, ''), token_expires_at"
-                    " FROM users WHERE id = %d AND session_generation = 1;\n" % self.user_id)
+            # src/sessions.c's sessions_check, the SELECT of a cache miss,
+            # but token_expires_at as it is stored: pgbench would take the
+            # colons of to_char's 'HH24:MI:SS' for its own variables
+            f.write("SELECT s.id, s.user_id, %s, %s, %s, %s, u.id, u.spotify_id,"
+                    " coalesce(u.display_name, ''), u.token_expires_at, coalesce(u.account_id, ''),"
+                    " coalesce(%s, 0), u.needs_reauth_at IS NOT NULL"
+                    " FROM sessions s JOIN users u ON u.id = s.user_id"
+                    " WHERE s.token_hash = '\\x%s' AND s.expires_at > now();\n"
+                    % (epoch % "s.created_at", epoch % "s.last_seen_at", epoch % "s.expires_at",
+                       epoch % "s.max_expires_at", epoch % "u.authorized_at", self.token_hash))
         os.chmod(script, 0o644)
+        with open(script) as f:
+            rows = self.pg.psql_rows(f.read(), db=self.db)
+        if len(rows) != 1:
+            raise SystemExit("the session check finds %d rows, not the measured session" % len(rows))
         env = dict(harness.clean_env(), PGPASSWORD=self.pg.password)
         out = subprocess.run(
             [PGBENCH, "-n", "-M", "prepared", "-T", str(self.args.seconds), "-c", str(connections),
@@ -280,7 +341,8 @@ class Bench:
             # A short warm-up so every worker has its connection and statements.
             subprocess.run(["wrk", "-t2", "-c%d" % c, "-d1s", "-s", os.path.join(HERE, "me.lua"),
                             "http://127.0.0.1:%d/me" % self.ports["baa"]],
-                           capture_output=True, env=dict(os.environ, BAA_SESSION=self.cookie))
+                           capture_output=True, env=dict(os.environ, BAA_SESSION=self.cookie,
+                                                         BAA_COOKIE_NAME=harness.SESSION_COOKIE))
             if self.before:
                 self.measure_ab(c)
             else:
@@ -317,8 +379,9 @@ class Bench:
                                                   by["baa-me"]["p99"], by["baa-me-before"]["p99"]))
         lines.append("- baa worker RSS: %s KiB (%d workers)" % (", ".join(map(str, self.rss)), len(self.rss)))
         lines.append("- %d s per measurement, wrk -t2, %d baa workers, nginx worker_processes 1 "
-                     "with keepalive %d to baa, %d CPUs" % (self.args.seconds, self.args.workers,
-                                                           self.args.keepalive, os.cpu_count()))
+                     "with keepalive %d to baa, %d CPUs, %d users with a session each"
+                     % (self.args.seconds, self.args.workers, self.args.keepalive, os.cpu_count(),
+                        max(self.args.sessions, 1)))
         text = "\n".join(lines) + "\n"
         print()
         print(text)
@@ -334,6 +397,8 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--keepalive", type=int, default=128,
                         help="nginx's idle connections to baa per nginx worker (0: none)")
+    parser.add_argument("--sessions", type=int, default=1000,
+                        help="users with a session each in the tables, the measured one included")
     parser.add_argument("--before", help="an earlier baa binary to measure beside this one")
     parser.add_argument("--ab-rounds", type=int, default=3,
                         help="with --before: rounds of baa-me and baa-me-before, in turn (median kept)")

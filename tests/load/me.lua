@@ -1,9 +1,13 @@
--- wrk script: GET /me as a logged-in user. The cookie comes from the
--- environment (tests/load/bench.py signs one for a user it created).
+-- wrk script: GET /me as a logged-in user. The session cookie's value
+-- comes from the environment, BAA_SESSION (tests/load/bench.py mints a
+-- session row and signs its cookie), under the name BAA_COOKIE_NAME
+-- (default __Host-baa_session; bench.py gives an earlier build, which
+-- reads only the first format, baa_session).
 -- Counts answers other than 200 in every thread and adds them up at the end.
 wrk.method = "GET"
 wrk.path = "/me"
-wrk.headers["Cookie"] = "baa_session=" .. os.getenv("BAA_SESSION")
+wrk.headers["Cookie"] = (os.getenv("BAA_COOKIE_NAME") or "__Host-baa_session") .. "=" ..
+  os.getenv("BAA_SESSION")
 
 local threads = {}
 

@@ -28,6 +28,10 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
 
+# baa's default BAA_SESSION_TTL: the steady user's cookie has more than half
+# of it left, so that no /me renews it (a renewal writes the row).
+SESSION_TTL = 30 * 86400
+
 TLS = ssl.create_default_context()
 TLS.check_hostname = False
 TLS.verify_mode = ssl.CERT_NONE
@@ -97,7 +101,7 @@ class Storm:
 def wrk_me(port, cookie, seconds):
     out = subprocess.run(
         ["wrk", "-t1", "-c8", "-d%ds" % seconds, "--latency", "--timeout", "10s",
-         "-H", "Cookie: baa_session=" + cookie, "https://127.0.0.1:%d/me" % port],
+         "-H", "Cookie: %s=%s" % (harness.SESSION_COOKIE, cookie), "https://127.0.0.1:%d/me" % port],
         capture_output=True, text=True, timeout=seconds + 30).stdout
 
     def ms(v, unit):
@@ -135,7 +139,7 @@ def main():
             "INSERT INTO users (spotify_id, display_name, spotify_token, refresh_token,"
             " token_expires_at, authorized_at) VALUES ('steady', 'Steady User', 'T', 'R',"
             " now() + interval '1 day', now()) RETURNING id", db=db))
-        cookie = harness.CookieSigner().sign_session(uid, 1, int(time.time()) + 86400)
+        cookie = harness.mint_session(pg, db, uid, ttl=SESSION_TTL)
 
         sockets = []
         for i in (1, 2, 3):
