@@ -311,6 +311,7 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
         if rate_limited:  # the next one, made ready while Spotify answers
             again = self.prepare(call, nginx, what + ", again")[0]
         rows, stats = self.users(), self.fake.stats()
+        sessions, events = self.session_rows(), self.auth_events()
 
         if spec is not REFUSED:
             fault_spec = dict(spec, grant_type=grant_type) if grant_type else dict(spec)
@@ -335,9 +336,18 @@ class SpotifyFaultMatrixTest(SpotifyTestCase):
                              "%s: %r" % (what, resp))
         self.assertLess(elapsed, TIMEOUT_MS / 1000 + ANSWER_MARGIN,
                         "%s: answered after %.2f s (BAA_SPOTIFY_TIMEOUT_MS=%d)" % (what, elapsed, TIMEOUT_MS))
-        # nothing stored: no session, every row (tokens, expiry, generation) as it was
+        # nothing stored: no session, every row (tokens, expiry) as it was
         self.assertNotIn(SESSION_COOKIE, resp.set_cookies, "%s: %r" % (what, resp))
         self.assertEqual(self.users(), rows, "%s: the users table changed" % what)
+        self.assertEqual([x["id"] for x in self.session_rows()], [x["id"] for x in sessions],
+                         "%s: the sessions table changed" % what)
+        # and the audit trail has the failed refresh (a 429 as rate_limited), no login
+        new = [(e["event"], e["user_id"]) for e in self.auth_events()[len(events):]]
+        if call == "refresh":
+            self.assertEqual(new, [("rate_limited" if rate_limited else "refresh_failed",
+                                    self.session_row(cookie)["user_id"])], what)
+        else:
+            self.assertEqual(new, [], what)
 
         # Spotify asked once (twice for a dropped connection: libcurl's one resend)
         calls = self.fake.stats()
