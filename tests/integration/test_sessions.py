@@ -354,6 +354,7 @@ class LogoutAndDeleteTest(SessionTestCase):
         b, r = self.login()
         self.fake.configure(user={"id": "bystander"})
         b2, r2 = self.login()
+        anonymous = [e for e in self.auth_events() if e["user_id"] is None]
         resp = b.delete("/me")
         self.assertEqual(resp.status, 200, resp)
         self.assertNoStore(resp, "DELETE /me")
@@ -369,6 +370,13 @@ class LogoutAndDeleteTest(SessionTestCase):
         self.assertEqual([u["spotify_id"] for u in self.users()], ["bystander"])
         self.assertEqual([row["user_id"] for row in self.session_rows()],
                          [self.user("bystander")["id"]], "the user's sessions go with the row")
+        # and their audit trail, but for one line without a user or a client
+        # saying that a deletion happened
+        events = self.auth_events()
+        self.assertEqual({e["user_id"] for e in events} - {None}, {self.user("bystander")["id"]})
+        added = [e for e in events if e["user_id"] is None][len(anonymous):]
+        self.assertEqual([(e["event"], e["device"], e["network"]) for e in added],
+                         [("deleted", "", None)], added)
         for path, method in (("/me", "GET"), ("/me/token", "GET"), ("/me", "DELETE")):
             with self.subTest(path=path, method=method):
                 self.assertUnauthorized(self.me(r.session_cookie, path=path, method=method),
