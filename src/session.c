@@ -108,6 +108,7 @@ derive_keys(const char *secret, size_t len, struct cookie_keys *k)
 int
 session_init(const char *secrets)
 {
+	unsigned char mac[CRYPTO_MAC_LEN];
 	const char *word;
 	size_t len;
 
@@ -118,7 +119,9 @@ session_init(const char *secrets)
 			return -1;
 		nkeys++;
 	}
-	return nkeys > 0 ? 0 : -1;
+	/* As for the MACs: the digest every session cookie's id goes through,
+	 * fetched once here for every worker. */
+	return nkeys > 0 && crypto_sha256("", 0, mac) == 0 ? 0 : -1;
 }
 
 int
