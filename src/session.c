@@ -199,6 +199,14 @@ mac_of(const unsigned char *key, const char *purpose, const char *body,
 	return crypto_hmac(key, input, (size_t)n, mac);
 }
 
+int
+session_adopted_id(const char *legacy_value, struct session_cookie *s)
+{
+	s->expires = 0;
+	s->key = 0;
+	return mac_of(keys[0].session, "baa_session adopted", legacy_value, s->id);
+}
+
 /* Appends ".<mac>" of "<purpose>|<out>" to out. */
 static int
 append_mac(const unsigned char *key, const char *purpose, char *out, size_t size)

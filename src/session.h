@@ -81,6 +81,13 @@ int session_pkce(const struct oauth_login *login,
 /* A new random session id. */
 int session_new_id(struct session_cookie *s, time_t expires);
 
+/*
+ * The session id a first-format cookie is adopted under: derived from the
+ * cookie, so that sending it again finds the same row instead of making
+ * one more.
+ */
+int session_adopted_id(const char *legacy_value, struct session_cookie *s);
+
 /* SHA-256 of the session id: what the sessions table stores. */
 int session_id_hash(const struct session_cookie *s, unsigned char hash[32]);
 

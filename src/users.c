@@ -121,6 +121,12 @@ static const struct db_statement clear_tokens = {
 	1,
 };
 
+static const struct db_statement bump_generation = {
+	"users_bump_generation",
+	"UPDATE users SET session_generation = session_generation + 1 WHERE id = $1",
+	1,
+};
+
 static const struct db_statement delete_user = {
 	"users_delete",
 	"DELETE FROM users WHERE id = $1",
@@ -479,6 +485,12 @@ enum users_status
 users_clear_tokens(struct db *db, long long id)
 {
 	return touch_row(db, &clear_tokens, id);
+}
+
+enum users_status
+users_end_legacy_cookies(struct db *db, long long id)
+{
+	return touch_row(db, &bump_generation, id);
 }
 
 enum users_status

@@ -128,6 +128,14 @@ struct users_reseal_counts {
 int users_reseal_batch(struct db *db, long long *after, int limit,
 		       struct users_reseal_counts *counts);
 
+/*
+ * Ends every cookie of the first format the user still holds (they carry
+ * the session generation): a logout or a revoked session must not leave
+ * one that could be adopted into a new session afterwards. Goes when the
+ * code that reads them goes.
+ */
+enum users_status users_end_legacy_cookies(struct db *db, long long id);
+
 /* Deletes the user; the sessions and audit events go with the row. */
 enum users_status users_delete(struct db *db, long long id);
 

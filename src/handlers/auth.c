@@ -316,6 +316,7 @@ end_sessions(const struct request *req, const struct current *cur, int everywher
 	ended = everywhere ? sessions_end_all(req->db, cur->session.user_id)
 			   : sessions_end(req->db, cur->session.user_id, cur->session.id);
 	if (ended == SESSIONS_DB_ERROR ||
+	    users_end_legacy_cookies(req->db, cur->session.user_id) == USERS_DB_ERROR ||
 	    audit_record(req->db, everywhere ? AUDIT_LOGOUT_EVERYWHERE : AUDIT_LOGOUT,
 			 cur->session.user_id, cur->session.id, &client) != DB_OK ||
 	    db_commit(req->db) != DB_OK) {

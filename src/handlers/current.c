@@ -51,29 +51,43 @@ current_cookie(const struct request *req, const char *name, char *out, size_t si
 	return COOKIE_FOUND;
 }
 
-/* A cookie of the first format, for a user who may still use it. */
+/*
+ * A cookie of the first format, for a user who may still use it: its row,
+ * made at its first use under an id derived from the cookie, so that a
+ * client that ignores the new cookie and sends the old one again finds
+ * that row rather than making another. The session is then checked as any
+ * other (current_find).
+ */
 static enum current_status
 adopt_legacy(const struct request *req, const char *value, struct current *cur)
 {
 	struct legacy_session legacy;
+	struct session_row made;
 	struct client client;
 
-	if (session_verify_legacy(value, time(NULL), &legacy) < 0)
-		return CURRENT_NONE;
-	client_of(req, &client);
-	if (session_new_id(&cur->cookie, 0) < 0 ||
+	if (session_verify_legacy(value, time(NULL), &legacy) < 0 ||
+	    session_adopted_id(value, &cur->cookie) < 0 ||
 	    session_id_hash(&cur->cookie, cur->hash) < 0)
 		return CURRENT_NONE;
-	switch (sessions_adopt_legacy(req->db, &legacy, cur->hash, &client,
-				      &cur->session)) {
-	case SESSIONS_OK: break;
-	case SESSIONS_NOT_FOUND: return CURRENT_NONE;
+	cur->legacy = 1; /* issued under the new name at once */
+	switch (sessions_check(req->db, cur->hash, &made, NULL)) {
+	case SESSIONS_OK: return CURRENT_OK;
+	case SESSIONS_NOT_FOUND: break;
 	case SESSIONS_DB_ERROR: return CURRENT_DB_ERROR;
 	}
+	client_of(req, &client);
+	switch (sessions_adopt_legacy(req->db, &legacy, cur->hash, &client, &made)) {
+	case SESSIONS_OK: break;
+	case SESSIONS_NOT_FOUND: return CURRENT_NONE;
+	/* Also when the same cookie, sent twice at once, was adopted first by
+	 * the other request: its row is found then. */
+	case SESSIONS_DB_ERROR:
+		return sessions_check(req->db, cur->hash, &made, NULL) == SESSIONS_OK
+			       ? CURRENT_OK
+			       : CURRENT_DB_ERROR;
+	}
 	log_event(LOG_INFO, "session_adopted", LOG_INT("user_id", legacy.user_id),
-		  LOG_INT("session_id", cur->session.id));
-	cur->cookie.expires = 0; /* issue it under the new name at once */
-	cur->legacy = 1;
+		  LOG_INT("session_id", made.id));
 	return CURRENT_OK;
 }
 
@@ -89,8 +103,11 @@ current_find(const struct request *req, struct current *cur, int want_profile)
 		if (current_cookie(req, LEGACY_SESSION_COOKIE, value, sizeof(value)) !=
 		    COOKIE_FOUND)
 			return CURRENT_NONE;
-		if (adopt_legacy(req, value, cur) != CURRENT_OK)
-			return CURRENT_NONE;
+		switch (adopt_legacy(req, value, cur)) {
+		case CURRENT_OK: break;
+		case CURRENT_DB_ERROR: return CURRENT_DB_ERROR;
+		default: return CURRENT_NONE;
+		}
 		break;
 	case COOKIE_DUPLICATE: return CURRENT_DUPLICATE;
 	case COOKIE_INVALID: return CURRENT_NONE;

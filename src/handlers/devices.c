@@ -115,7 +115,8 @@ revoke(const struct request *req, const struct current *cur, long long id)
 		return SESSIONS_DB_ERROR;
 	status = sessions_end(req->db, cur->session.user_id, id);
 	if (status == SESSIONS_OK &&
-	    (audit_record(req->db, AUDIT_SESSION_REVOKED, cur->session.user_id, id,
+	    (users_end_legacy_cookies(req->db, cur->session.user_id) == USERS_DB_ERROR ||
+	     audit_record(req->db, AUDIT_SESSION_REVOKED, cur->session.user_id, id,
 			  &client) != DB_OK ||
 	     db_commit(req->db) != DB_OK))
 		status = SESSIONS_DB_ERROR;

@@ -570,6 +570,21 @@ class CookieNamesTest(DevicesTestCase):
         self.assertEqual(browser.get("/me").status, 200)
         self.assertEqual(len(self.sessions()), 2, "the browser's next request adopts nothing more")
         self.assertWorksEverywhere(self.cookie(old_device))
+        # a client that ignores the new cookie and sends the old one again
+        # finds the same session rather than making one per request
+        for name, nginx in self.instances:
+            again = self.browser(nginx).get("/me", cookies={LEGACY_SESSION_COOKIE: legacy})
+            self.assertEqual(again.status, 200, "%s: %r" % (name, again))
+            self.assertEqual(self.session_of(again.set_cookies[SESSION_COOKIE].value)["id"],
+                             row["id"], "the old cookie sent again on %s" % name)
+        self.assertEqual(len(self.sessions()), 2, "the old cookie sent again made a session")
+        # once that session is ended the old cookie cannot be adopted again
+        self.assertEqual(browser.post("/logout").status, 200)
+        for name, nginx in self.instances:
+            resp = self.browser(nginx).get("/me", cookies={LEGACY_SESSION_COOKIE: legacy})
+            self.assertRefused(resp, "the old cookie after its session's logout, on %s" % name)
+        self.assertEqual(len(self.sessions()), 1, "the old cookie was adopted again")
+        self.assertWorksEverywhere(self.cookie(old_device))
 
     def test_first_format_session_cookie_not_from_before_the_cutover_is_refused(self):
         self.login_device()

@@ -714,6 +714,27 @@ test_only_local_paths_are_places_to_return_to(void **state)
 		assert_false(session_is_local_path(bad[i]));
 }
 
+/*
+ * A first-format cookie adopted twice is adopted under one id, which only
+ * baa can compute: the same cookie gives the same id, another cookie or
+ * another first secret another one.
+ */
+static void
+test_an_adopted_cookie_always_gets_the_same_secret_id(void **state)
+{
+	struct session_cookie a, b, c, d;
+
+	assert_int_equal(session_adopted_id("v1.7.1.1800003600.MAC", &a), 0);
+	assert_int_equal(session_adopted_id("v1.7.1.1800003600.MAC", &b), 0);
+	assert_int_equal(session_adopted_id("v1.7.2.1800003600.MAC", &c), 0);
+	assert_memory_equal(a.id, b.id, SESSION_ID_LEN);
+	assert_memory_not_equal(a.id, c.id, SESSION_ID_LEN);
+	assert_int_equal(a.key, 0);
+	use_secrets(new_secret, secret);
+	assert_int_equal(session_adopted_id("v1.7.1.1800003600.MAC", &d), 0);
+	assert_memory_not_equal(a.id, d.id, SESSION_ID_LEN);
+}
+
 #define TEST(f) cmocka_unit_test_setup(f, one_secret)
 
 int
@@ -745,6 +766,7 @@ main(void)
 		TEST(test_a_signed_session_id_of_the_wrong_length_is_refused),
 		TEST(test_signed_next_with_a_nul_byte_is_refused_not_cut),
 		TEST(test_session_id_hash_is_sha256_of_the_32_raw_bytes),
+		TEST(test_an_adopted_cookie_always_gets_the_same_secret_id),
 		TEST(test_secret_lists_are_checked_without_quoting_a_secret),
 		TEST(test_only_local_paths_are_places_to_return_to),
 	};
