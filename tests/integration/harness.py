@@ -12,6 +12,7 @@ Environment knobs:
 """
 
 import atexit
+import collections
 import errno
 import http.client
 import os
@@ -1045,6 +1046,16 @@ def http_request(port, method, path, headers=None, body=None, timeout=10, host="
         conn.close()
 
 
+def parse_metrics(text):
+    """{'name{labels}': value} of every sample line of a /metrics answer."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
 # ---------------------------------------------------------------------------
 # the shipped site: one nginx over several instances
 
@@ -1070,6 +1081,12 @@ def https_request(port, method, path, headers=None, body=None, timeout=10):
         return resp.status, resp.headers, resp.read()
     finally:
         conn.close()
+
+
+# One line of the site's access log (log_format baa in nginx/baa.conf.in):
+# seconds is $request_time; upstreams, the addresses tried in order, the
+# last one the one that answered.
+AccessRecord = collections.namedtuple("AccessRecord", "method uri status seconds upstreams")
 
 
 class SiteNginx:
@@ -1147,6 +1164,27 @@ class SiteNginx:
         return https_request(self.https_port, method, path, headers=headers, body=body,
                              timeout=timeout)
 
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def setting(self, name, default=None):
+        """A duration directive (or server parameter) of the rendered site, in seconds."""
+        m = re.search(r"\b%s[ =](\d+)(ms|s)?\b" % re.escape(name), self.site)
+        if not m:
+            return default
+        return int(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+
+    def counter(self, i, route="me", status=200, timeout=5):
+        """baa_requests_total of instance i (/metrics/i), or None if it did not answer."""
+        try:
+            code, _, body = self.get("/metrics/%d" % i, timeout=timeout)
+        except OSError:
+            return None
+        if code != 200:
+            return None
+        return parse_metrics(body.decode()).get(
+            'baa_requests_total{route="%s",status="%d"}' % (route, status), 0.0)
+
     def browser(self):
         """A harness Browser (its own cookie jar) talking HTTPS to this site."""
         b = Browser(self.https_port)
@@ -1177,9 +1215,9 @@ class SiteNginx:
         except FileNotFoundError:
             return 0
 
-    def access_records(self, since=0):
-        """(method, uri, status, [upstreams tried, the last one answered]) of
-        each request logged from byte `since` of the access log on."""
+    def access_records(self, since=0, uri=None):
+        """An AccessRecord of each request logged from byte `since` of the
+        access log on (of those for `uri` only, when given)."""
         try:
             with open(self.access_log_path(), "r", errors="replace") as f:
                 f.seek(since)
@@ -1188,11 +1226,12 @@ class SiteNginx:
             return []
         out = []
         for line in text.splitlines():
-            m = re.search(r'"(\w+) (\S+) [^"]*" (\d{3}) \d+ [\d.]+ (.*)$', line)
-            if m:
-                ups = [u.strip() for u in m.group(4).replace(" : ", ", ").split(",")
+            m = re.search(r'"(\w+) (\S+) [^"]*" (\d{3}) \d+ ([\d.]+) (.*)$', line)
+            if m and uri in (None, m.group(2)):
+                ups = [u.strip() for u in m.group(5).replace(" : ", ", ").split(",")
                        if u.strip() not in ("", "-")]
-                out.append((m.group(1), m.group(2), int(m.group(3)), ups))
+                out.append(AccessRecord(m.group(1), m.group(2), int(m.group(3)),
+                                        float(m.group(4)), ups))
         return out
 
 

@@ -44,30 +44,26 @@ namespaces cannot be made. Set BAA_IT_VERBOSE=1 to print the load run's
 numbers (requests, max latency, what nginx retried) to stderr.
 """
 
-import http.client
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
-import ssl
 import struct
 import subprocess
 import sys
 import time
 import unittest
 
-from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, Baa, HarnessError, PostgresCluster,
-                     clean_env, db_env, free_port, kill_process_tree, make_temp_dir, read_text,
+from harness import (WRK_COUNT_LUA, parse_wrk_count, SESSION_COOKIE, Baa, HarnessError, PostgresCluster,
+                     SiteNginx, clean_env, db_env, kill_process_tree, make_temp_dir, read_text,
                      mint_session, register_cleanup, register_process, require_baa, serve_env, spotify_env, wait_until)
 
 IP = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip")
                                  if os.path.exists(p)), None)
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 SYSCTL = shutil.which("sysctl") or ("/usr/sbin/sysctl" if os.path.exists("/usr/sbin/sysctl") else None)
-RENDER = os.path.join(REPO, "scripts", "render-nginx")
 PYTHON = sys.executable or "/usr/bin/python3"
 
 BAA_PORT = 8080          # the same in each namespace: each has its own ports
@@ -81,36 +77,11 @@ WRK_SECONDS = 20
 WRK_TIMEOUT = "20s"
 VERBOSE = bool(os.environ.get("BAA_IT_VERBOSE"))
 
-_SSL = ssl.create_default_context()
-_SSL.check_hostname = False
-_SSL.verify_mode = ssl.CERT_NONE
-
-
-
 def run(argv, timeout=20, check=True, **kw):
     res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout, **kw)
     if check and res.returncode != 0:
         raise HarnessError("%s failed (%d): %s%s" % (" ".join(argv), res.returncode, res.stdout, res.stderr))
     return res
-
-
-def https_request(port, method, path, headers=None, timeout=10):
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_SSL, timeout=timeout)
-    try:
-        conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.headers, resp.read()
-    finally:
-        conn.close()
-
-
-def parse_metrics(text):
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            samples[key] = float(value)
-    return samples
 
 
 def set_link_up(ifname, up):
@@ -287,107 +258,6 @@ class NsBaa(Baa):
         return self
 
 
-class SiteNginx:
-    """The shipped site (scripts/render-nginx local) in front of the given upstreams."""
-
-    def __init__(self, upstreams):
-        self.state = make_temp_dir("baa-it-hosts-nginx-")
-        self.http_port = free_port()
-        self.https_port = free_port()
-        while self.https_port == self.http_port:
-            self.https_port = free_port()
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("METRICS_ALLOW", "SPOTIFY_UPSTREAMS", "UPSTREAM_KEEPALIVE",
-                            "UPSTREAM_KEEPALIVE_TIMEOUT", "LOGIN_RATE", "LOGIN_BURST")}
-        res = run([RENDER, "local", self.state, str(self.http_port), str(self.https_port)] + list(upstreams),
-                  timeout=60, check=False, env=env)
-        if res.returncode != 0:
-            raise AssertionError("render-nginx local failed (%d):\n%s%s" % (res.returncode, res.stdout, res.stderr))
-        self.site = read_text(os.path.join(self.state, "nginx", "baa.conf"))
-        self.proc = None
-
-    def argv(self, *extra):
-        return [NGINX_BIN, "-p", os.path.join(self.state, "nginx") + "/",
-                "-c", os.path.join(self.state, "nginx", "nginx.conf"),
-                "-e", os.path.join(self.state, "log", "nginx-error.log")] + list(extra)
-
-    def setting(self, name, default=None):
-        """A duration directive of the rendered site, in seconds."""
-        m = re.search(r"\b%s[ =](\d+)(ms|s)?\b" % re.escape(name), self.site)
-        if not m:
-            return default
-        return int(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
-
-    def start(self, timeout=10):
-        res = run(self.argv("-t"), timeout=30, check=False)
-        if res.returncode != 0:
-            raise AssertionError("nginx -t rejected the rendered site:\n%s%s" % (res.stdout, res.stderr))
-        self.proc = register_process(subprocess.Popen(
-            self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True))
-
-        def up():
-            if self.proc.poll() is not None:
-                raise HarnessError("nginx exited with %s:\n%s" % (self.proc.returncode, self.error_log()))
-            try:
-                return self.get("/healthz", timeout=2)[0] == 200
-            except OSError:
-                return False
-        wait_until(up, timeout, interval=0.05, message="nginx did not answer /healthz with 200")
-        return self
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        kill_process_tree(self.proc)
-
-    def get(self, path, headers=None, timeout=10):
-        return https_request(self.https_port, "GET", path, headers=headers, timeout=timeout)
-
-    def counter(self, i, route="me", status=200, timeout=5):
-        """baa_requests_total of instance i (/metrics/i), or None if it did not answer."""
-        try:
-            code, _, body = self.get("/metrics/%d" % i, timeout=timeout)
-        except OSError:
-            return None
-        if code != 200:
-            return None
-        return parse_metrics(body.decode()).get(
-            'baa_requests_total{route="%s",status="%d"}' % (route, status), 0.0)
-
-    def error_log(self):
-        return read_text(os.path.join(self.state, "log", "nginx-error.log"))
-
-    def upstream_errors(self):
-        """{"<error> while <doing what>": count} of nginx's [error] lines (errno dropped)."""
-        counts = {}
-        for line in self.error_log().splitlines():
-            m = re.search(r"\[error\] \d+#\d+: \*\d+ (.*?)(?: \(\d+: [^)]*\))?(?: while (.*?))?, client:", line)
-            if m:
-                key = m.group(1) + (" while " + m.group(2) if m.group(2) else "")
-                counts[key] = counts.get(key, 0) + 1
-        return counts
-
-    def access_log(self):
-        return read_text(os.path.join(self.state, "log", "nginx-access.log"))
-
-    def access_records(self, uri):
-        """(status, request_time, [upstream addresses tried]) of each logged request for uri."""
-        out = []
-        for line in self.access_log().splitlines():
-            m = re.search(r'"\w+ (\S+) [^"]*" (\d{3}) \d+ ([\d.]+) (.*)$', line)
-            if m and m.group(1) == uri:
-                ups = [u.strip() for u in m.group(4).replace(" : ", ", ").split(",") if u.strip() != "-"]
-                out.append((int(m.group(2)), float(m.group(3)), ups))
-        return out
-
-
 class HostsTest(unittest.TestCase):
     """Two baa instances on two "hosts" (network namespaces) behind the shipped nginx site."""
 
@@ -558,8 +428,8 @@ class HostsTest(unittest.TestCase):
         cut_at = time.monotonic() - t0
         stats, wrk_out = self.wrk_result(wrk, WRK_SECONDS)
 
-        me_log = nginx.access_records("/me")
-        retried = [r for r in me_log if len(r[2]) > 1]
+        me_log = nginx.access_records(uri="/me")
+        retried = [r for r in me_log if len(r.upstreams) > 1]
         # wrk closes its connections when its run ends, and nginx logs what
         # was still in flight then as 499. One that had waited less than a
         # connect plus a read timeout may just have been nginx trying A again
@@ -567,9 +437,10 @@ class HostsTest(unittest.TestCase):
         # time to happen, which says nothing of the cut. One caught by the
         # cut itself had waited since then, much longer.
         failover_time = nginx.setting("fastcgi_connect_timeout", 60) + nginx.setting("fastcgi_read_timeout", 60)
-        failed_on_a = [r for r in me_log if r[2] and r[2][-1] == a_up and r[0] != 200
-                       and not (r[0] == 499 and r[1] < failover_time)]
-        slowest = sorted(me_log, key=lambda r: -r[1])[:3]
+        failed_on_a = [(r.status, r.seconds, r.upstreams) for r in me_log
+                       if r.upstreams and r.upstreams[-1] == a_up and r.status != 200
+                       and not (r.status == 499 and r.seconds < failover_time)]
+        slowest = [(r.status, r.seconds, r.upstreams) for r in sorted(me_log, key=lambda r: -r.seconds)[:3]]
         events = nginx.upstream_errors()
         read_timeouts = events.get("upstream timed out while reading response header from upstream", 0)
         connect_timeouts = events.get("upstream timed out while connecting to upstream", 0)

@@ -119,8 +119,8 @@ class KeyRotationTestCase(TwoInstancesTestCase):
         (the site's `baa` and `baa_spotify`, which mark failures apart)
         since byte `since` of its access log."""
         addr = baa.env["BAA_LISTEN"]
-        answered = {uri == "/me/token" for _, uri, status, ups in self.site.access_records(since)
-                    if status == 200 and ups and ups[-1] == addr}
+        answered = {r.uri == "/me/token" for r in self.site.access_records(since)
+                    if r.status == 200 and r.upstreams and r.upstreams[-1] == addr}
         return answered == {True, False}
 
     def roll(self, secret_key, under_load=False):
