@@ -1061,9 +1061,9 @@ def parse_metrics(text):
 
 import ssl  # noqa: E402
 
-_SITE_SSL = ssl.create_default_context()
-_SITE_SSL.check_hostname = False
-_SITE_SSL.verify_mode = ssl.CERT_NONE  # render-nginx local's self-signed certificate
+SITE_SSL = ssl.create_default_context()
+SITE_SSL.check_hostname = False
+SITE_SSL.verify_mode = ssl.CERT_NONE  # render-nginx local's self-signed certificate
 # What scripts/render-nginx reads besides its arguments: none leaks in from outside.
 _SITE_RENDER_VARIABLES = ("METRICS_ALLOW", "UPSTREAM_KEEPALIVE", "UPSTREAM_KEEPALIVE_TIMEOUT",
                           "SPOTIFY_UPSTREAMS", "LOGIN_RATE", "LOGIN_BURST", "SERVER_NAME",
@@ -1074,7 +1074,7 @@ _SITE_RENDER_VARIABLES = ("METRICS_ALLOW", "UPSTREAM_KEEPALIVE", "UPSTREAM_KEEPA
 def https_request(port, method, path, headers=None, body=None, timeout=10):
     """One HTTPS request on a fresh connection (certificate not verified)
     -> (status, headers, body bytes)."""
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_SITE_SSL, timeout=timeout)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=SITE_SSL, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()

@@ -20,15 +20,14 @@ import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import threading
 import time
 import unittest
 
-from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, Baa, BaaTestCase, Browser, BrowserResponse,
-                     HarnessError, _pids_in_group, base_env, free_port, http_request,
-                     kill_process_tree, make_temp_dir, pid_alive, read_text, register_pid,
+from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, SITE_SSL, Baa, BaaTestCase,
+                     Browser, BrowserResponse, HarnessError, _pids_in_group, base_env, free_port, http_request,
+                     https_request, kill_process_tree, make_temp_dir, parse_metrics, pid_alive, read_text, register_pid,
                      register_process, spotify_env, start_fake_spotify, wait_until)
 
 RENDER = os.path.join(REPO, "scripts", "render-nginx")
@@ -38,39 +37,14 @@ RENDER_VARIABLES = ("METRICS_ALLOW", "UPSTREAM_KEEPALIVE", "UPSTREAM_KEEPALIVE_T
                     "LOG_DIR", "HTTP_LISTEN", "HTTPS_LISTEN")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 
-_SSL = ssl.create_default_context()
-_SSL.check_hostname = False
-_SSL.verify_mode = ssl.CERT_NONE
-
 SECURITY_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options",
                     "Content-Security-Policy")
-
-
-def https_request(port, method, path, headers=None, body=None, timeout=10):
-    """One HTTPS request on a fresh connection (certificate not verified)."""
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_SSL, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.headers, resp.read()
-    finally:
-        conn.close()
 
 
 class HttpsBrowser(Browser):
     """harness.Browser over HTTPS (nginx's TLS port)."""
 
     transport = staticmethod(https_request)
-
-
-def parse_metrics(text):
-    """{'name{labels}': value} for every sample line."""
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
-    return samples
 
 
 def requests_by_route(samples, exclude=("metrics",)):
@@ -617,7 +591,7 @@ class DeployTest(BaaTestCase):
     # 4 -----------------------------------------------------------------------
     def test_login_burst_is_rate_limited_and_service_keeps_answering(self):
         stack = self.deploy(instances=2, workers=2)
-        conn = http.client.HTTPSConnection("127.0.0.1", stack.https_port, context=_SSL, timeout=10)
+        conn = http.client.HTTPSConnection("127.0.0.1", stack.https_port, context=SITE_SSL, timeout=10)
         statuses = []
         t0 = time.monotonic()
         try:

@@ -19,9 +19,9 @@ import threading
 import time
 import unittest
 
-from harness import (SESSION_COOKIE, BaaTestCase, SpotifyTestCase, free_port,
-                     start_fake_spotify, wait_until)
-from test_deploy import DeployStack, https_request, parse_metrics
+from harness import (SESSION_COOKIE, BaaTestCase, SpotifyTestCase, free_port, https_request,
+                     parse_metrics, start_fake_spotify, wait_until)
+from test_deploy import DeployStack
 from test_tokens import pieces
 
 

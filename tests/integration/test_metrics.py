@@ -4,18 +4,7 @@ import os
 import re
 import signal
 
-from harness import BaaTestCase, wait_until
-
-
-def parse_metrics(text):
-    """{'name{labels}': value} for every sample line."""
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, value = line.rsplit(" ", 1)
-        samples[key] = float(value)
-    return samples
+from harness import BaaTestCase, parse_metrics, wait_until
 
 
 class MetricsTest(BaaTestCase):

@@ -27,9 +27,9 @@ import urllib.parse
 
 from harness import (BaaTestCase, HarnessError, PgBouncer, SESSION_COOKIE, OAUTH_COOKIE,
                      TwoInstancesTestCase,
-                     register_cleanup, register_process, kill_process_tree, run_concurrently,
-                     wait_until)
-from test_deploy import DeployStack, parse_metrics
+                     parse_metrics, register_cleanup, register_process, kill_process_tree,
+                     run_concurrently, wait_until)
+from test_deploy import DeployStack
 from test_pgbouncer import BouncerTestCase
 
 # The fake answers a fault with this reason with Spotify's body for a used-up
