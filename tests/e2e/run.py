@@ -32,13 +32,11 @@ Environment:
 """
 
 import argparse
-import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -52,7 +50,6 @@ import harness  # noqa: E402
 import hooks  # noqa: E402
 
 CHROMIUM = os.environ.get("BAA_E2E_CHROMIUM", "/usr/bin/chromium")
-RENDER_NGINX = os.path.join(REPO, "scripts", "render-nginx")
 SPEC = os.path.join(HERE, "login.spec.mjs")
 USER_ID = "ada-lovelace-e2e"
 DISPLAY_NAME = "Ada Lovelace"
@@ -161,93 +158,37 @@ def start_cluster(attempts=3):
 class Stack:
     def __init__(self):
         self.state = None
-        self.https_port = None
-        self.http_port = None
         self.base_url = None
         self.fake = None
         self.db = None
         self.hooks = None
         self.baa = None
         self.nginx = None
-        self.nginx_stderr = None
 
     # -- nginx from the shipped configuration, as scripts/run-local renders it --
     def prepare_state(self):
         # make_temp_dir: mode 0777 under /tmp, so nginx's workers (nobody) get in.
         self.state = harness.make_temp_dir("baa-e2e-")
-        for sub in ("nginx/tmp", "log", "run"):
-            os.makedirs(os.path.join(self.state, sub), mode=0o755)
-        self.https_port = harness.free_port()
-        self.http_port = harness.free_port()
-        while self.http_port == self.https_port:
-            self.http_port = harness.free_port()
-        self.base_url = "https://127.0.0.1:%d" % self.https_port
+        os.makedirs(os.path.join(self.state, "run"), mode=0o755)
+        # Rendered now, started once baa is up: baa's redirect URI needs the port.
+        self.nginx = harness.SiteNginx(["unix:" + self.socket()])
+        self.base_url = "https://127.0.0.1:%d" % self.nginx.https_port
 
-    def render_nginx(self):
-        res = subprocess.run(
-            [RENDER_NGINX, "local", self.state, str(self.http_port), str(self.https_port),
-             "unix:" + os.path.join(self.state, "run", "baa.sock")],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        if res.returncode != 0:
-            raise SetupError("scripts/render-nginx failed:\n" + res.stdout + res.stderr)
-        return os.path.join(self.state, "nginx", "nginx.conf")
-
-    def nginx_argv(self, conf, *extra):
-        return [harness.NGINX_BIN, "-p", os.path.join(self.state, "nginx"), "-c", conf,
-                "-e", os.path.join(self.state, "log", "nginx-error.log")] + list(extra)
+    def socket(self):
+        return os.path.join(self.state, "run", "baa.sock")
 
     def start_nginx(self):
-        conf = self.render_nginx()
-        res = subprocess.run(self.nginx_argv(conf, "-q", "-t"), capture_output=True, text=True,
-                             timeout=30, stdin=subprocess.DEVNULL)
-        if res.returncode != 0:
-            raise SetupError("nginx -t rejects the rendered nginx/baa.conf.in (%s):\n%s%s" % (
-                conf, res.stdout, res.stderr))
-        self.nginx_stderr = open(os.path.join(self.state, "log", "nginx-stderr.log"), "wb")
-        self.nginx = harness.register_process(subprocess.Popen(
-            self.nginx_argv(conf), stdin=subprocess.DEVNULL, stdout=self.nginx_stderr,
-            stderr=subprocess.STDOUT, start_new_session=True))
-
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-
-        def healthy():
-            if self.nginx.poll() is not None:
-                raise SetupError("nginx exited with %s:\n%s\n%s" % (
-                    self.nginx.returncode, self.log_text("nginx-stderr.log"), self.log_text("nginx-error.log")))
-            conn = http.client.HTTPSConnection("127.0.0.1", self.https_port, timeout=2, context=ctx)
-            try:
-                conn.request("GET", "/healthz")
-                return conn.getresponse().status == 200
-            except OSError:
-                return False
-            finally:
-                conn.close()
         try:
-            harness.wait_until(healthy, 15, interval=0.1)
+            self.nginx.start(timeout=15)
         except AssertionError:
             raise SetupError("GET %s/healthz through nginx did not answer 200 within 15 s\n"
                              "--- nginx error log ---\n%s\n--- baa log ---\n%s" % (
-                                 self.base_url, tail(self.log_text("nginx-error.log")),
+                                 self.base_url, tail(self.nginx.error_log()),
                                  tail(self.baa.log() if self.baa else "")))
 
     def stop_nginx(self):
-        if self.nginx is None:
-            return
-        if self.nginx.poll() is None:
-            self.nginx.send_signal(signal.SIGQUIT)
-            try:
-                self.nginx.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        harness.kill_process_tree(self.nginx)
-        if self.nginx_stderr:
-            self.nginx_stderr.close()
-            self.nginx_stderr = None
-
-    def log_text(self, name):
-        return harness.read_text(os.path.join(self.state, "log", name)) if self.state else ""
+        if self.nginx is not None:
+            self.nginx.stop()
 
     # -- database, fake Spotify, baa ----------------------------------------
     def start(self):
@@ -266,7 +207,7 @@ class Stack:
         self.fake = harness.start_fake_spotify(redirect_uri, user_id=USER_ID,
                                                display_name=DISPLAY_NAME)
 
-        env = harness.base_env(db, listen=os.path.join(self.state, "run", "baa.sock"))
+        env = harness.base_env(db, listen=self.socket())
         env.update(harness.spotify_env(redirect_uri, self.fake.url))
         self.baa = harness.Baa(harness.make_temp_dir("baa-e2e-serve-"))
         try:
@@ -275,7 +216,8 @@ class Stack:
             raise SetupError(str(exc))
         self.start_nginx()
         self.hooks = hooks.Hooks(harness.cluster(), self.db, self.fake)
-        log("stack up at %s (fake Spotify %s, state %s)" % (self.base_url, self.fake.url, self.state))
+        log("stack up at %s (fake Spotify %s, state %s, nginx %s)" % (
+            self.base_url, self.fake.url, self.state, self.nginx.state))
 
     def stop(self):
         for fn in (self.hooks.stop if self.hooks else None, self.stop_nginx,
@@ -416,7 +358,7 @@ def server_side_checks(stack, report, browser_data):
         problems.append("--- baa log ---\n" + tail(stack.baa.log()))
     report.check("servers_saw_seven_logins_one_refusal_and_each_logout", problems)
 
-    errors = [l for l in stack.log_text("nginx-error.log").splitlines()
+    errors = [l for l in stack.nginx.error_log().splitlines()
               if re.search(r"\[(error|crit|alert|emerg)\]", l)]
     report.check("nginx_logged_no_errors", errors)
 
