@@ -23,7 +23,8 @@ and reports req/s, p50/p99, CPU per request of baa, nginx and PostgreSQL,
 the RSS of each baa worker, and the ratios, as a markdown table.
 
 usage: tests/load/bench.py [--seconds 5] [--connections 16,64] [--workers 2]
-                           [--sessions 1000] [--before OTHER_BAA_BINARY] [--out FILE.md]
+                           [--sessions 1000] [--before OTHER_BAA_BINARY]
+                           [--profile-cache on|off] [--out FILE.md]
 Run it on a quiet machine: wrk, nginx, baa and PostgreSQL share its cores.
 """
 
@@ -163,7 +164,8 @@ class Bench:
     def setup(self):
         self.pg = harness.cluster()
         self.db = "baa_bench"
-        env = harness.base_env(self.db, workers=self.args.workers, BAA_SESSION_TTL=SESSION_TTL)
+        env = harness.base_env(self.db, workers=self.args.workers, BAA_SESSION_TTL=SESSION_TTL,
+                               BAA_PROFILE_CACHE=self.args.profile_cache)
         self.dir = harness.make_temp_dir("baa-bench-")
         cli = harness.Baa(self.dir)
         res = cli.run(["resetdb"], env=env)
@@ -379,9 +381,10 @@ class Bench:
                                                   by["baa-me"]["p99"], by["baa-me-before"]["p99"]))
         lines.append("- baa worker RSS: %s KiB (%d workers)" % (", ".join(map(str, self.rss)), len(self.rss)))
         lines.append("- %d s per measurement, wrk -t2, %d baa workers, nginx worker_processes 1 "
-                     "with keepalive %d to baa, %d CPUs, %d users with a session each"
+                     "with keepalive %d to baa, %d CPUs, %d users with a session each, "
+                     "BAA_PROFILE_CACHE=%s"
                      % (self.args.seconds, self.args.workers, self.args.keepalive, os.cpu_count(),
-                        max(self.args.sessions, 1)))
+                        max(self.args.sessions, 1), self.args.profile_cache))
         text = "\n".join(lines) + "\n"
         print()
         print(text)
@@ -400,6 +403,9 @@ def main():
     parser.add_argument("--sessions", type=int, default=1000,
                         help="users with a session each in the tables, the measured one included")
     parser.add_argument("--before", help="an earlier baa binary to measure beside this one")
+    parser.add_argument("--profile-cache", choices=("on", "off"), default="on",
+                        help="BAA_PROFILE_CACHE of baa (and --before): off makes every"
+                             " GET /me read PostgreSQL")
     parser.add_argument("--ab-rounds", type=int, default=3,
                         help="with --before: rounds of baa-me and baa-me-before, in turn (median kept)")
     parser.add_argument("--out")
