@@ -2,10 +2,11 @@
  * SQL for the sessions table, parameterised and prepared once per
  * connection, and the worker's cache of the sessions it checked.
  *
- * The cache: a checked session is kept with the time it was read and the
- * connection (epoch) it was read on, and served without a query while
- * that connection stays up, for at most SESSION_CACHE_TTL, and never past
- * its row's expiry as read. Ending a session deletes its row, whose
+ * The cache: a checked session is kept with the time it was read (on the
+ * monotonic clock) and the connection (epoch) it was read on, and served
+ * without a query while that connection stays up, for at most
+ * SESSION_CACHE_TTL_MS, and never past its row's expiry as read (a wall
+ * clock time, as the row holds it). Ending a session deletes its row, whose
  * trigger notifies the user's id; every worker then forgets all of that
  * user's sessions. A touch by another worker moves the row's expiry on
  * without notifying: a cached expiry reached is checked again, not taken
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "users.h"
 
 #define EPOCH(column) "floor(extract(epoch FROM " column "))::bigint"
@@ -105,13 +107,13 @@ static const struct db_statement prune = {
 };
 
 #define SESSION_SLOTS 1024
-#define SESSION_CACHE_TTL 10
+#define SESSION_CACHE_TTL_MS 10000
 
 struct cached_session {
 	unsigned char hash[32];
 	int used;
 	unsigned long epoch;
-	time_t fetched;
+	long long fetched_ms; /* clock_now_ms(): no wall clock step stretches it */
 	struct session_row row;
 };
 
@@ -147,8 +149,7 @@ sessions_attach(struct db *db)
 }
 
 static void
-remember(struct db *db, const unsigned char hash[32], const struct session_row *row,
-	 time_t now)
+remember(struct db *db, const unsigned char hash[32], const struct session_row *row)
 {
 	struct cached_session *slot = cache_slot(hash);
 
@@ -157,7 +158,7 @@ remember(struct db *db, const unsigned char hash[32], const struct session_row *
 	memcpy(slot->hash, hash, 32);
 	slot->row = *row;
 	slot->epoch = db->epoch;
-	slot->fetched = now;
+	slot->fetched_ms = clock_now_ms();
 	slot->used = 1;
 }
 
@@ -167,7 +168,8 @@ cached(struct db *db, const unsigned char hash[32], time_t now)
 	const struct cached_session *slot = cache_slot(hash);
 
 	if (!db->cfg->profile_cache || db_notifications(db) < 0 || !slot->used ||
-	    slot->epoch != db->epoch || now - slot->fetched >= SESSION_CACHE_TTL ||
+	    slot->epoch != db->epoch ||
+	    clock_now_ms() - slot->fetched_ms >= SESSION_CACHE_TTL_MS ||
 	    now >= slot->row.expires_at || memcmp(slot->hash, hash, 32) != 0)
 		return NULL;
 	return slot;
@@ -261,10 +263,10 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 	if (status != SESSIONS_OK)
 		return status;
 	read_row(res, 0, out);
-	remember(db, hash, out, now);
+	remember(db, hash, out);
 	if (profile) {
 		users_profile_read(db, res, SESSION_NCOLS, profile);
-		users_profile_remember(db, profile, now);
+		users_profile_remember(db, profile);
 	}
 	PQclear(res);
 	return SESSIONS_OK;

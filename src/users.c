@@ -139,15 +139,17 @@ static const struct db_statement delete_user = {
  * forgets one when PostgreSQL notifies that its row changed (the trigger of
  * sql/002). A connection lost means notifications lost: entries are only
  * trusted from the connection (epoch) they were read on, and never for
- * longer than PROFILE_TTL, whatever happens.
+ * longer than PROFILE_TTL_MS, whatever happens: measured on the monotonic
+ * clock, which a step of the wall clock (NTP, an operator's `date`) can
+ * neither stretch nor cut short.
  */
 #define PROFILE_SLOTS 1024
-#define PROFILE_TTL 10
+#define PROFILE_TTL_MS 10000
 
 struct cached_profile {
 	long long id; /* 0: empty */
 	unsigned long epoch;
-	time_t fetched;
+	long long fetched_ms; /* clock_now_ms() */
 	struct user_profile profile;
 };
 
@@ -393,18 +395,19 @@ users_profile_cached(struct db *db, long long id, struct user_profile *out)
 	const struct cached_profile *slot = profile_slot(id);
 
 	if (!db->cfg->profile_cache || db_notifications(db) < 0 || slot->id != id ||
-	    slot->epoch != db->epoch || time(NULL) - slot->fetched >= PROFILE_TTL)
+	    slot->epoch != db->epoch ||
+	    clock_now_ms() - slot->fetched_ms >= PROFILE_TTL_MS)
 		return 0;
 	*out = slot->profile;
 	return 1;
 }
 
 void
-users_profile_remember(struct db *db, const struct user_profile *profile, time_t now)
+users_profile_remember(struct db *db, const struct user_profile *profile)
 {
 	if (db->cfg->profile_cache && db->listening)
-		*profile_slot(profile->id) =
-			(struct cached_profile){profile->id, db->epoch, now, *profile};
+		*profile_slot(profile->id) = (struct cached_profile){
+			profile->id, db->epoch, clock_now_ms(), *profile};
 }
 
 static enum users_status

@@ -76,8 +76,7 @@ void users_profile_read(const struct db *db, const PGresult *res, int first,
  * row has been notified since), else 0.
  */
 int users_profile_cached(struct db *db, long long id, struct user_profile *out);
-void users_profile_remember(struct db *db, const struct user_profile *profile,
-			    time_t now);
+void users_profile_remember(struct db *db, const struct user_profile *profile);
 
 /*
  * A worker's connection: with the profile cache on, listens for changed

@@ -509,3 +509,44 @@ class MultiInstanceTest(TwoInstancesTestCase, SessionTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@unittest.skipUnless(os.path.exists(FAKETIME), "libfaketime is not installed")
+class WallClockStepTest(SessionTestCase):
+    """The workers' caches are bounded in time by the monotonic clock: a step
+    of the wall clock (NTP, an operator's `date`) cannot keep what they hold
+    past its ten seconds when a notification was lost."""
+
+    def test_a_cached_profile_is_read_again_after_the_wall_clock_steps_back(self):
+        clock = os.path.join(self.tmp, "faketime")
+        with open(clock, "w") as f:
+            f.write("+0\n")
+        os.chmod(clock, 0o644)
+        baa, nginx = self.start_stack(self.login_env(
+            LD_PRELOAD=FAKETIME, FAKETIME_TIMESTAMP_FILE=clock, FAKETIME_NO_CACHE="1",
+            FAKETIME_DONT_FAKE_MONOTONIC="1"))
+        _, r = self.login(nginx=nginx)
+        user = self.user()
+        for _ in range(10):  # every worker caches the session and the profile
+            self.assertEqual(self.me(r.session_cookie, nginx=nginx).json()["display_name"],
+                             user["display_name"])
+        # An hour back, then a change whose notification never comes (the
+        # trigger is off for this statement, as for a lost notification).
+        with open(clock, "w") as f:
+            f.write("-3600\n")
+        self.pg.psql("SET session_replication_role = replica;"
+                     " UPDATE users SET display_name = 'Renamed' WHERE id = %d" % user["id"],
+                     db=self.db)
+        renamed = [0]
+
+        def all_renamed():
+            resp = self.me(r.session_cookie, nginx=nginx)
+            self.assertEqual(resp.status, 200, resp)
+            renamed[0] = renamed[0] + 1 if resp.json()["display_name"] == "Renamed" else 0
+            return renamed[0] >= 6
+        # Ten seconds of cache, measured on a clock that did not step back.
+        wait_until(all_renamed, 16, interval=0.2,
+                   message="the old profile was still served 16 s later")
