@@ -9,18 +9,15 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "http_status.h"
 #include "pause.h"
+#include "router.h"
 
-#define ROUTES_MAX 32
 
 static const double bucket_ms[] = {0.25, 0.5, 1,   2.5, 5,    10,   25,
 				   50,	 100, 250, 500, 1000, 2500, 5000};
 #define BUCKETS (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
 
-static const char *const status_labels[METRICS_STATUS_COUNT] = {
-	"200", "302", "303", "400", "401", "403", "404",
-	"405", "414", "500", "502", "503", "other",
-};
 static const char *const call_labels[METRICS_CALL_COUNT] = {"authorization_code",
 							    "refresh_token", "me"};
 static const char *const outcome_labels[METRICS_OUTCOME_COUNT] = {
@@ -30,7 +27,7 @@ static const char *const rate_limit_labels[METRICS_RATE_LIMIT_COUNT] = {"short_t
 									"quota_exceeded"};
 
 struct route_counters {
-	uint64_t by_status[METRICS_STATUS_COUNT];
+	uint64_t by_status[HTTP_STATUS_COUNT];
 	uint64_t buckets[BUCKETS]; /* non-cumulative; summed when rendered */
 	uint64_t count;
 	uint64_t sum_us;
@@ -76,26 +73,6 @@ get(const uint64_t *counter)
 	return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
-static enum metrics_status
-status_slot(int status)
-{
-	switch (status) {
-	case 200: return METRICS_2XX_200;
-	case 302: return METRICS_302;
-	case 303: return METRICS_303;
-	case 400: return METRICS_400;
-	case 401: return METRICS_401;
-	case 403: return METRICS_403;
-	case 404: return METRICS_404;
-	case 405: return METRICS_405;
-	case 414: return METRICS_414;
-	case 500: return METRICS_500;
-	case 502: return METRICS_502;
-	case 503: return METRICS_503;
-	default: return METRICS_OTHER;
-	}
-}
-
 void
 metrics_request(size_t route, int status, double duration_ms)
 {
@@ -105,7 +82,7 @@ metrics_request(size_t route, int status, double duration_ms)
 	if (shared == NULL)
 		return;
 	r = &shared->routes[route < shared->route_count ? route : shared->route_count];
-	add(&r->by_status[status_slot(status)], 1);
+	add(&r->by_status[http_status_index(status)], 1);
 	while (b < BUCKETS && duration_ms > bucket_ms[b])
 		b++;
 	if (b < BUCKETS)
@@ -183,13 +160,13 @@ render_requests(struct text *t, const char *const *route_names)
 		"# TYPE baa_requests_total counter\n");
 	for (size_t r = 0; r <= shared->route_count; r++) {
 		const char *name = r < shared->route_count ? route_names[r] : "none";
-		for (int s = 0; s < METRICS_STATUS_COUNT; s++) {
+		for (int s = 0; s < HTTP_STATUS_COUNT; s++) {
 			uint64_t n = get(&shared->routes[r].by_status[s]);
 			if (n)
 				emit(t,
 				     "baa_requests_total{route=\"%s\",status=\"%s\"} "
 				     "%llu\n",
-				     name, status_labels[s], (unsigned long long)n);
+				     name, http_status_label((enum http_status_index)s), (unsigned long long)n);
 		}
 	}
 	emit(t,

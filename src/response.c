@@ -5,6 +5,8 @@
  */
 #include "response.h"
 
+#include "http_status.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -215,6 +217,12 @@ response_cookie(struct response *res, const char *name, const char *value, long 
 }
 
 void
+response_database_unavailable(struct response *res)
+{
+	response_error(res, 503, "database unavailable");
+}
+
+void
 response_redirect(struct response *res, const char *location)
 {
 	response_redirect_status(res, 302, location);
@@ -230,28 +238,7 @@ response_redirect_status(struct response *res, int status, const char *location)
 const char *
 response_reason(int status)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
-	}
+	return http_status_reason(http_status_index(status));
 }
 
 static const char overflow_head[] = "Status: 500 Internal Server Error\r\n"

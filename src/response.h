@@ -70,6 +70,13 @@ void response_object_end(struct response *res);
 void response_cookie(struct response *res, const char *name, const char *value,
 		     long max_age);
 
+/*
+ * 503 {"error": "database unavailable"}: every handler's answer when
+ * PostgreSQL could not be reached or refused a statement, never a 401 or
+ * a 404 that would tell the client something untrue.
+ */
+void response_database_unavailable(struct response *res);
+
 /* 302 to location, with a small JSON body for clients that show it. */
 void response_redirect(struct response *res, const char *location);
 

@@ -26,6 +26,9 @@ struct route {
 const struct route *router_match(const struct route *table, size_t count,
 				 const struct request *req, struct response *res);
 
+/* Room for this many routes in the tables sized by them (/metrics). */
+#define ROUTES_MAX 32
+
 /* The application's routes (routes.c). */
 extern const struct route app_routes[];
 extern const size_t app_route_count;

@@ -202,7 +202,7 @@ redeem_state(const struct request *req, struct response *res,
 		return -1;
 	case STATES_DB_ERROR: break;
 	}
-	response_error(res, 503, "database unavailable");
+	response_database_unavailable(res);
 	callback_failed(req, res, "unavailable");
 	return -1;
 }
@@ -282,7 +282,7 @@ auth_callback(const struct request *req, struct response *res)
 	}
 	client_of(req, &client);
 	if (login_store(req->db, &who, &tokens, &client, &done) < 0) {
-		response_error(res, 503, "database unavailable");
+		response_database_unavailable(res);
 		callback_failed(req, res, "unavailable");
 		goto out;
 	}
@@ -351,7 +351,7 @@ auth_logout(const struct request *req, struct response *res)
 	switch (current_find(req, &cur, 0)) {
 	case CURRENT_OK:
 		if (end_sessions(req, &cur, everywhere && everywhere[0] == '1') != DB_OK) {
-			response_error(res, 503, "database unavailable");
+			response_database_unavailable(res);
 			return;
 		}
 		log_event(LOG_INFO, everywhere && everywhere[0] == '1' ? "logout_everywhere"
@@ -359,7 +359,7 @@ auth_logout(const struct request *req, struct response *res)
 			  LOG_INT("user_id", cur.session.user_id),
 			  LOG_INT("session_id", cur.session.id));
 		break;
-	case CURRENT_DB_ERROR: response_error(res, 503, "database unavailable"); return;
+	case CURRENT_DB_ERROR: response_database_unavailable(res); return;
 	default: break;
 	}
 	current_clear_cookies(req, res);

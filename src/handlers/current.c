@@ -193,7 +193,7 @@ current_require(const struct request *req, struct response *res, struct current 
 		response_error(res, 401, "session expired or revoked: log in again");
 		return -1;
 	case CURRENT_DB_ERROR:
-		response_error(res, 503, "database unavailable");
+		response_database_unavailable(res);
 		return -1;
 	}
 	if (renewal_due(req, cur, now))

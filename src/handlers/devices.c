@@ -67,7 +67,7 @@ me_sessions(const struct request *req, struct response *res)
 	if (current_require(req, res, &cur, 0) < 0)
 		return;
 	if (sessions_list(req->db, cur.session.user_id, &list) != SESSIONS_OK) {
-		response_error(res, 503, "database unavailable");
+		response_database_unavailable(res);
 		return;
 	}
 	json = cJSON_CreateObject();
@@ -141,7 +141,7 @@ me_session_end(const struct request *req, struct response *res)
 	switch (revoke(req, &cur, id)) {
 	case SESSIONS_OK: break;
 	case SESSIONS_NOT_FOUND: response_error(res, 404, "no such session"); return;
-	case SESSIONS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
+	case SESSIONS_DB_ERROR: response_database_unavailable(res); return;
 	}
 	log_event(LOG_INFO, "session_revoked", LOG_INT("user_id", cur.session.user_id),
 		  LOG_INT("session_id", id));
@@ -160,7 +160,7 @@ me_activity(const struct request *req, struct response *res)
 	if (current_require(req, res, &cur, 0) < 0)
 		return;
 	if (audit_list(req->db, cur.session.user_id, &list) != DB_OK) {
-		response_error(res, 503, "database unavailable");
+		response_database_unavailable(res);
 		return;
 	}
 	json = cJSON_CreateObject();

@@ -25,7 +25,7 @@ health_ready(const struct request *req, struct response *res)
 
 	switch (db_exec(req->db, &schema_version_statement, NULL, &result)) {
 	case DB_OK: break;
-	case DB_UNAVAILABLE: response_error(res, 503, "database unavailable"); return;
+	case DB_UNAVAILABLE: response_database_unavailable(res); return;
 	case DB_QUERY_FAILED:
 		response_error(res, 503, "database schema not migrated");
 		return;

@@ -189,7 +189,7 @@ grant_refused(const struct request *req, struct response *res, const struct curr
 	    record(req, cur, AUDIT_REAUTH_REQUIRED) != DB_OK ||
 	    db_commit(req->db) != DB_OK) {
 		db_rollback(req->db);
-		response_error(res, 503, "database unavailable");
+		response_database_unavailable(res);
 		return;
 	}
 	log_event(LOG_INFO, confirmed ? "tokens_cleared" : "reauth_needed",
@@ -233,7 +233,7 @@ refresh_and_answer(const struct request *req, struct response *res,
 	time_t expires_at;
 
 	if (db_begin(req->db) != DB_OK) {
-		response_error(res, 503, "database unavailable");
+		response_database_unavailable(res);
 		return;
 	}
 	switch (users_lock_token(req->db, cur->session.user_id, &current)) {
@@ -244,7 +244,7 @@ refresh_and_answer(const struct request *req, struct response *res,
 		goto out;
 	case USERS_DB_ERROR:
 		db_rollback(req->db);
-		response_error(res, 503, "database unavailable");
+		response_database_unavailable(res);
 		goto out;
 	}
 	switch (token_next(req, &current,
@@ -272,7 +272,7 @@ refresh_and_answer(const struct request *req, struct response *res,
 		    record(req, cur, AUDIT_REFRESH) != DB_OK ||
 		    db_commit(req->db) != DB_OK) {
 			db_rollback(req->db);
-			response_error(res, 503, "database unavailable");
+			response_database_unavailable(res);
 			goto out;
 		}
 		log_event(LOG_INFO, "token_refreshed",
@@ -307,7 +307,7 @@ me_token(const struct request *req, struct response *res)
 	switch (users_token(req->db, cur.session.user_id, &stored)) {
 	case USERS_OK: break;
 	case USERS_NOT_FOUND: revoked(req, res); return;
-	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); return;
+	case USERS_DB_ERROR: response_database_unavailable(res); return;
 	}
 	/* Flagged: no call to Spotify until the confirmation is due. */
 	switch (token_next(req, &stored, stored.access_token[0] != '\0')) {
@@ -365,6 +365,6 @@ me_delete(const struct request *req, struct response *res)
 		response_object_end(res);
 		break;
 	case USERS_NOT_FOUND: revoked(req, res); break;
-	case USERS_DB_ERROR: response_error(res, 503, "database unavailable"); break;
+	case USERS_DB_ERROR: response_database_unavailable(res); break;
 	}
 }

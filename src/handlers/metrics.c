@@ -13,10 +13,10 @@ void
 metrics_scrape(const struct request *req, struct response *res)
 {
 	static char text[RESPONSE_BODY_MAX];
-	static const char *names[64];
+	static const char *names[ROUTES_MAX];
 	size_t len;
 
-	for (size_t i = 0; i < app_route_count && i < 64; i++)
+	for (size_t i = 0; i < app_route_count && i < ROUTES_MAX; i++)
 		names[i] = app_routes[i].name;
 	len = metrics_render(text, sizeof(text), names);
 	if (len == 0) {

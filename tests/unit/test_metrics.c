@@ -1,0 +1,55 @@
+/*
+ * One table of HTTP statuses: the status line's reason and /metrics'
+ * counters both come from it, and a status of its own is never "other".
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../src/http_status.h"
+#include "../../src/metrics.h"
+#include "../../src/response.h"
+
+static void
+test_every_listed_status_has_its_reason_and_label(void **state)
+{
+	assert_string_equal(response_reason(200), "OK");
+	assert_string_equal(response_reason(413), "Content Too Large");
+	assert_string_equal(response_reason(504), "Gateway Timeout");
+	assert_string_equal(response_reason(299), "Unknown");
+	assert_string_equal(http_status_label(http_status_index(429)), "429");
+	assert_int_equal(http_status_index(299), HTTP_STATUS_OTHER);
+	assert_string_equal(http_status_label(HTTP_STATUS_OTHER), "other");
+}
+
+static void
+test_metrics_count_413_429_504_by_their_own_status(void **state)
+{
+	static const char *const names[] = {"me", "login"};
+	static char text[65536];
+	static const int answered[] = {413, 429, 504, 504, 299};
+
+	assert_int_equal(metrics_init(2), 0);
+	for (size_t i = 0; i < sizeof(answered) / sizeof(answered[0]); i++)
+		metrics_request(0, answered[i], 1.0);
+	assert_true(metrics_render(text, sizeof(text), names) > 0);
+	assert_non_null(strstr(text, "baa_requests_total{route=\"me\",status=\"413\"} 1\n"));
+	assert_non_null(strstr(text, "baa_requests_total{route=\"me\",status=\"429\"} 1\n"));
+	assert_non_null(strstr(text, "baa_requests_total{route=\"me\",status=\"504\"} 2\n"));
+	/* only what the table does not list */
+	assert_non_null(strstr(text, "baa_requests_total{route=\"me\",status=\"other\"} 1\n"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_listed_status_has_its_reason_and_label),
+		cmocka_unit_test(test_metrics_count_413_429_504_by_their_own_status),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
