@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "audit.h"
 #include "users.h"
 
@@ -54,6 +56,6 @@ login_store(struct db *db, const struct spotify_user *who,
 		if (!worth_retrying(db))
 			break;
 	}
-	memset(&out->cookie, 0, sizeof(out->cookie));
+	OPENSSL_cleanse(&out->cookie, sizeof(out->cookie));
 	return -1;
 }

@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -534,7 +535,7 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 	} else if (status == 429) {
 		note_rate_limit(grant, &result);
 	}
-	memset(body, 0, body_len);
+	OPENSSL_cleanse(body, body_len);
 	return result;
 }
 
@@ -584,7 +585,7 @@ spotify_refresh(const char *refresh_token, struct spotify_tokens *out)
 	    form_add(form, sizeof(form), "refresh_token", refresh_token) < 0)
 		return (struct spotify_outcome){.status = SPOTIFY_FAILED};
 	result = token_request("refresh_token", form, out);
-	memset(form, 0, sizeof(form));
+	OPENSSL_cleanse(form, sizeof(form));
 	return counted(METRICS_CALL_REFRESH, result);
 }
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "audit.h"
 #include "clock.h"
 #include "log.h"
@@ -536,7 +538,7 @@ reseal_column(const PGresult *res, int row, int col, long long id,
 		rc = 0;
 	else if (seal_token(plain, id, role, sealed, param) == 0)
 		rc = 1;
-	memset(plain, 0, sizeof(plain));
+	OPENSSL_cleanse(plain, sizeof(plain));
 	return rc;
 }
 

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "../audit.h"
 #include "../log.h"
 #include "../login.h"
@@ -300,7 +302,7 @@ auth_callback(const struct request *req, struct response *res)
 	clear_login(req, res);
 	response_redirect(res, login.next);
 out:
-	memset(&tokens, 0, sizeof(tokens));
+	OPENSSL_cleanse(&tokens, sizeof(tokens));
 }
 
 /* Ends this session, or with everywhere every session of its user. */

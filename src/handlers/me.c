@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "../audit.h"
 #include "../clock.h"
 #include "../log.h"
@@ -292,8 +294,8 @@ refresh_and_answer(const struct request *req, struct response *res,
 	default: refresh_failed(req, res, cur, outcome); break;
 	}
 out:
-	memset(&current, 0, sizeof(current));
-	memset(&fresh, 0, sizeof(fresh));
+	OPENSSL_cleanse(&current, sizeof(current));
+	OPENSSL_cleanse(&fresh, sizeof(fresh));
 }
 
 void
@@ -318,7 +320,7 @@ me_token(const struct request *req, struct response *res)
 		break;
 	case TOKEN_REFRESH: refresh_and_answer(req, res, &cur); break;
 	}
-	memset(&stored, 0, sizeof(stored));
+	OPENSSL_cleanse(&stored, sizeof(stored));
 }
 
 /*
