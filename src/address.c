@@ -135,6 +135,23 @@ address_parse(const char *s, int port_required, struct address *out, char *err,
 	return parse_port(colon + 1, out->port, err, errlen);
 }
 
+int
+address_is_local(const struct address *a)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	if (a->is_unix || strcmp(a->host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, a->host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, a->host, &v6) != 1)
+		return 0;
+	if (IN6_IS_ADDR_LOOPBACK(&v6))
+		return 1;
+	return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
 void
 address_format(const struct address *a, char *buf, size_t size)
 {

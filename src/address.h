@@ -25,6 +25,13 @@ struct address {
 int address_parse(const char *s, int port_required, struct address *out, char *err,
 		  size_t errlen);
 
+/*
+ * 1 when a is on this machine without crossing a network: a unix socket,
+ * "localhost", an IPv4 address of 127.0.0.0/8, ::1 or an IPv4-mapped
+ * 127.0.0.0/8. Any other name is 0: what it resolves to is not known here.
+ */
+int address_is_local(const struct address *a);
+
 /* Formats an address back for logs: "127.0.0.1:9000", "[::1]:9000", "/run/x.sock". */
 void address_format(const struct address *a, char *buf, size_t size);
 

@@ -419,6 +419,62 @@ config_parse_pooler(const char *value, void *field, char *err, size_t errlen)
 	return 0;
 }
 
+/* libpq's own names, passed to it as they are. */
+int
+config_parse_sslmode(const char *value, void *field, char *err, size_t errlen)
+{
+	static const char *const modes[] = {"disable", "allow",	    "prefer",
+					    "require", "verify-ca", "verify-full"};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(value, modes[i]) == 0) {
+			*(const char **)field = modes[i];
+			return 0;
+		}
+	}
+	snprintf(err, errlen,
+		 "must be one of disable, allow, prefer, require, verify-ca, "
+		 "verify-full");
+	return -1;
+}
+
+/*
+ * POSTGRES_SSLMODE when unset: verify-full once a CA is named; prefer on
+ * this machine, where no network lies between baa and the server; across
+ * a network, verify-full too, which needs the CA, so its absence stops baa
+ * at start instead of sending the password where anyone on the path could
+ * take it. A verifying mode never falls back to libpq's ~/.postgresql/
+ * root.crt: that file, in BAA_USER's home, would be a trust no one chose.
+ */
+static int
+resolve_sslmode(struct config *cfg, char *line, size_t len)
+{
+	int verifies;
+
+	if (cfg->postgres_sslmode == NULL)
+		cfg->postgres_sslmode =
+			cfg->postgres_sslrootcert || !address_is_local(&cfg->postgres_url)
+				? "verify-full"
+				: "prefer";
+	verifies = strncmp(cfg->postgres_sslmode, "verify-", 7) == 0;
+	if (!verifies || cfg->postgres_sslrootcert)
+		return 0;
+	if (getenv("POSTGRES_SSLMODE") != NULL)
+		snprintf(line, len,
+			 "Environment variable 'POSTGRES_SSLMODE' is '%s', which needs "
+			 "POSTGRES_SSLROOTCERT: set it to the PEM file of the CA that "
+			 "signed the server's certificate.",
+			 cfg->postgres_sslmode);
+	else
+		snprintf(
+			line, len,
+			"Environment variable 'POSTGRES_SSLROOTCERT' is not set, and "
+			"POSTGRES_URL is not on this machine: set it to the PEM file of "
+			"the CA that signed the server's certificate (verify-full), or "
+			"choose POSTGRES_SSLMODE (require: encrypted but not verified).");
+	return -1;
+}
+
 int
 config_parse_profile_cache(const char *value, void *field, char *err, size_t errlen)
 {
@@ -519,6 +575,11 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 		problems++;
 	}
 	/* Only a combination of values that each parsed is worth judging. */
+	if (problems == 0 && (scopes & CONFIG_DATABASE) &&
+	    resolve_sslmode(cfg, line, sizeof(line)) < 0) {
+		append_line(errors, errlen, &used, line);
+		problems++;
+	}
 	if (problems == 0 && (scopes & CONFIG_SERVE) &&
 	    resolve_profile_cache(cfg, line, sizeof(line)) < 0) {
 		append_line(errors, errlen, &used, line);

@@ -43,6 +43,10 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  config_parse_string)                                                           \
 	X(POSTGRES_DB, postgres_db, const char *, CONFIG_DATABASE, NULL,                 \
 	  config_parse_database_name)                                                    \
+	X(POSTGRES_SSLMODE, postgres_sslmode, const char *, CONFIG_DATABASE, "",         \
+	  config_parse_sslmode)                                                          \
+	X(POSTGRES_SSLROOTCERT, postgres_sslrootcert, const char *, CONFIG_DATABASE, "", \
+	  config_parse_ca_file)                                                          \
 	X(BAA_DB_POOLER, db_pooler, enum config_pooler, CONFIG_DATABASE, "none",         \
 	  config_parse_pooler)                                                           \
 	X(BAA_LISTEN, listen, struct address, CONFIG_SERVE, "127.0.0.1:9000",            \
@@ -113,7 +117,7 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_reauth_window, config_parse_invalid_grant_confirm,
 	config_parse_retention_days, config_parse_housekeeping_interval,
 	config_parse_instance;
-config_parser config_parse_pooler, config_parse_profile_cache;
+config_parser config_parse_pooler, config_parse_profile_cache, config_parse_sslmode;
 
 #define CONFIG_SECRET_KEY_MIN 32
 

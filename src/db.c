@@ -21,7 +21,7 @@ ignore_notice(void *arg, const char *message)
 PGconn *
 db_connect(const struct config *cfg, const char *dbname, char *err, size_t errlen)
 {
-	const char *keys[12], *values[12];
+	const char *keys[16], *values[16];
 	int n = 0;
 	PGconn *conn;
 
@@ -41,6 +41,10 @@ db_connect(const struct config *cfg, const char *dbname, char *err, size_t errle
 	/* No Kerberos: it would cost a round trip at each connect and the
 	 * memory of the GSSAPI libraries in every worker. */
 	keys[n] = "gssencmode", values[n++] = "disable";
+	/* Always given, so that PGSSLMODE in the environment never decides. */
+	keys[n] = "sslmode", values[n++] = cfg->postgres_sslmode;
+	if (cfg->postgres_sslrootcert)
+		keys[n] = "sslrootcert", values[n++] = cfg->postgres_sslrootcert;
 	keys[n] = NULL, values[n] = NULL;
 
 	/* expand_dbname = 0: a database name is never parsed as a conninfo. */
@@ -176,8 +180,10 @@ db_reconnect(struct db *db)
 	}
 	db->epoch++;
 	db->listening = listen_for_changes(db);
+	/* prefer may end in plain text: the log says which it was. */
 	log_event(LOG_INFO, first ? "db_connected" : "db_reconnected",
-		  LOG_INT("reconnects", (long long)db->reconnects));
+		  LOG_INT("reconnects", (long long)db->reconnects),
+		  LOG_STR("tls", PQsslInUse(db->conn) ? "on" : "off"));
 	return 0;
 }
 

@@ -261,22 +261,34 @@ drop_privileges(const struct master *m, const struct privileges *privs)
 	return 0;
 }
 
+/* 0 when path is unset or the user we now are can read it. */
+static int
+check_readable(const char *variable, const char *path, const struct privileges *privs)
+{
+	if (path == NULL || access(path, R_OK) == 0)
+		return 0;
+	fprintf(stderr,
+		"Environment variable '%s' names a file that BAA_USER (%s) "
+		"cannot read (%s).\n",
+		variable, privs->user, strerror(errno));
+	return -1;
+}
+
 /*
  * Files the workers open later, checked as the user they run as: what root
  * could read when the configuration was checked, BAA_USER may not. libcurl
- * reads SPOTIFY_CA_FILE at each new connection to Spotify; unreadable, every
- * login would fail, so baa does not start.
+ * reads SPOTIFY_CA_FILE at each new connection to Spotify, libpq
+ * POSTGRES_SSLROOTCERT at each connection to PostgreSQL; unreadable, every
+ * login or every request would fail, so baa does not start.
  */
 static int
 check_files_after_drop(const struct config *cfg, const struct privileges *privs)
 {
-	if (cfg->spotify_ca_file == NULL || access(cfg->spotify_ca_file, R_OK) == 0)
-		return 0;
-	fprintf(stderr,
-		"Environment variable 'SPOTIFY_CA_FILE' names a file that BAA_USER (%s) "
-		"cannot read (%s).\n",
-		privs->user, strerror(errno));
-	return -1;
+	int spotify = check_readable("SPOTIFY_CA_FILE", cfg->spotify_ca_file, privs);
+	int postgres =
+		check_readable("POSTGRES_SSLROOTCERT", cfg->postgres_sslrootcert, privs);
+
+	return spotify < 0 || postgres < 0 ? -1 : 0;
 }
 
 int

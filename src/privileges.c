@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -51,10 +52,18 @@ privileges_plan(const char *user, struct privileges *p, char *err, size_t errlen
 			 user, (long)euid);
 		return -1;
 	}
+	if (strlen(pw->pw_dir) >= sizeof(p->home)) {
+		snprintf(err, errlen,
+			 "BAA_USER '%s' has a home directory longer than %zu "
+			 "characters.",
+			 user, sizeof(p->home) - 1);
+		return -1;
+	}
 	p->drop = 1;
 	p->uid = pw->pw_uid;
 	p->gid = pw->pw_gid;
 	snprintf(p->user, sizeof(p->user), "%s", user);
+	snprintf(p->home, sizeof(p->home), "%s", pw->pw_dir);
 	return 0;
 }
 
@@ -101,6 +110,15 @@ privileges_drop(const struct privileges *p, char *err, size_t errlen)
 	 */
 	step = "prctl(PR_SET_DUMPABLE)";
 	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+		goto fail;
+	/*
+	 * libpq looks in $HOME/.postgresql for a client certificate whenever
+	 * it speaks TLS, and fails on a directory it may not search: root's
+	 * HOME, kept, broke every TLS connection (and made prefer fall back to
+	 * plain text). The user we became looks in its own home, as after su -l.
+	 */
+	step = "setenv(HOME)";
+	if (setenv("HOME", p->home, 1) < 0)
 		goto fail;
 	return 0;
 fail:

@@ -13,7 +13,8 @@ struct privileges {
 	int drop; /* started as root: become uid/gid after binding */
 	uid_t uid;
 	gid_t gid;
-	char user[33]; /* BAA_USER, bounded by its parser */
+	char user[33];	/* BAA_USER, bounded by its parser */
+	char home[256]; /* its home directory, HOME after the drop */
 };
 
 /*
@@ -27,8 +28,9 @@ int privileges_plan(const char *user, struct privileges *p, char *err, size_t er
 /*
  * Becomes p's user for good: its supplementary groups, then its group, then
  * its uid, in that order (once the uid is gone, the groups can no longer be
- * changed). Checks that root cannot be regained and makes the process
- * non-dumpable. Returns 0, or -1 with the reason in err.
+ * changed). Checks that root cannot be regained, makes the process
+ * non-dumpable and sets HOME to the user's home. Returns 0, or -1 with the
+ * reason in err.
  */
 int privileges_drop(const struct privileges *p, char *err, size_t errlen);
 

@@ -331,6 +331,22 @@ class PostgresCluster:
             f.write("port = %d\n" % self.port)
         give_to_nobody(path)
 
+    def use_certificate(self, cert_file, key_file):
+        """TLS on (ssl = on) with this certificate and key, copied into the
+        data directory: the server, run as nobody, must own a key only it can
+        read. Takes effect at the next start. pg_hba's `host` lines accept
+        connections with and without TLS, so the harness's psql (libpq's
+        default, prefer) goes on working."""
+        if self.datadir is None:
+            self.init()
+        for src, name, mode in ((cert_file, "server.crt", 0o644), (key_file, "server.key", 0o600)):
+            dst = os.path.join(self.datadir, name)
+            shutil.copyfile(src, dst)
+            os.chmod(dst, mode)
+            give_to_nobody(dst)
+        with open(os.path.join(self.datadir, "postgresql.conf"), "a") as f:
+            f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+
     def start(self, timeout=60):
         with self._lock:
             if self.datadir is None:

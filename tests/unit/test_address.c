@@ -115,6 +115,33 @@ test_socket_path_longer_than_sun_path_is_refused(void **state)
 }
 
 static void
+test_sockets_and_loopback_addresses_are_local_anything_else_is_not(void **state)
+{
+	static const char *const local[] = {
+		"/run/postgresql",	  "/run/postgresql:5433",
+		"localhost:5432",	  "127.0.0.1",
+		"127.1.2.3:5432",	  "[::1]:5432",
+		"[::ffff:127.0.0.1]:5432"};
+	static const char *const remote[] = {
+		"10.0.0.5:5432", "db.internal:5432",	   "[2001:db8::1]:5432",
+		"128.0.0.1",	 "[::ffff:10.0.0.1]:5432", "localhost.example.com",
+		"[::2]:5432"};
+	struct address a;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		assert_int_equal(address_parse(local[i], 0, &a, err, sizeof(err)), 0);
+		if (!address_is_local(&a))
+			fail_msg("%s should be local", local[i]);
+	}
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		assert_int_equal(address_parse(remote[i], 0, &a, err, sizeof(err)), 0);
+		if (address_is_local(&a))
+			fail_msg("%s should not be local", remote[i]);
+	}
+}
+
+static void
 expect_network(const char *address, const char *network)
 {
 	char out[ADDRESS_NETWORK_MAX];
@@ -201,6 +228,8 @@ main(void)
 		cmocka_unit_test(test_bad_ports_are_refused_with_a_reason),
 		cmocka_unit_test(test_malformed_hosts_are_refused),
 		cmocka_unit_test(test_socket_path_longer_than_sun_path_is_refused),
+		cmocka_unit_test(
+			test_sockets_and_loopback_addresses_are_local_anything_else_is_not),
 		cmocka_unit_test(test_ipv4_client_is_its_slash_24),
 		cmocka_unit_test(test_ipv6_client_is_its_slash_64_in_canonical_text),
 		cmocka_unit_test(test_ipv4_mapped_ipv6_client_is_the_ipv4_slash_24),

@@ -20,7 +20,7 @@ static const char *const all_names[] = {
 	"SPOTIFY_API_URL", "SPOTIFY_CA_FILE", "SPOTIFY_SCOPES", "BAA_GRANT_LIFETIME",
 	"BAA_REAUTH_WINDOW", "BAA_INVALID_GRANT_CONFIRM", "BAA_SESSION_TTL",
 	"BAA_SESSION_MAX_AGE", "BAA_AUDIT_RETENTION_DAYS", "BAA_HOUSEKEEPING_INTERVAL",
-	"BAA_INSTANCE"};
+	"BAA_INSTANCE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT", "PGSSLMODE"};
 
 static int
 set_database_env(void **state)
@@ -632,6 +632,121 @@ test_ca_file_that_is_missing_or_holds_no_certificate_is_refused(void **state)
 	assert_non_null(strstr(errors, "'SPOTIFY_CA_FILE' is empty"));
 }
 
+/* The sslmode config_load gives POSTGRES_URL=url, or NULL when it refused. */
+static const char *
+sslmode_for(const char *url, char *errors, size_t errlen)
+{
+	static struct config cfg;
+
+	setenv("POSTGRES_URL", url, 1);
+	if (config_load(&cfg, CONFIG_DATABASE, errors, errlen) != 0)
+		return NULL;
+	return cfg.postgres_sslmode;
+}
+
+static void
+test_sslmode_defaults_to_prefer_on_this_machine_only(void **state)
+{
+	static const char *const local[] = {"127.0.0.1:5432", "[::1]:5432",
+					    "localhost:5432", "/run/postgresql"};
+	char errors[1024];
+
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		assert_string_equal(sslmode_for(local[i], errors, sizeof(errors)),
+				    "prefer");
+	/* across a network, unverified is never the default: no CA, no start */
+	assert_null(sslmode_for("db.internal:5432", errors, sizeof(errors)));
+	assert_string_equal(
+		errors, "Environment variable 'POSTGRES_SSLROOTCERT' is not set, and "
+			"POSTGRES_URL is not on this machine: set it to the PEM file "
+			"of the CA that signed the server's certificate (verify-full), "
+			"or choose POSTGRES_SSLMODE (require: encrypted but not "
+			"verified).\n");
+	assert_null(sslmode_for("10.0.0.5:6432", errors, sizeof(errors)));
+	/* libpq's own variable does not stand in for baa's */
+	setenv("PGSSLMODE", "disable", 1);
+	assert_null(sslmode_for("10.0.0.5:6432", errors, sizeof(errors)));
+	assert_string_equal(sslmode_for("127.0.0.1:5432", errors, sizeof(errors)),
+			    "prefer");
+}
+
+static void
+test_a_root_certificate_makes_verify_full_the_default(void **state)
+{
+	char path[64], errors[1024];
+	struct config cfg;
+
+	write_temp_file(path, test_ca_pem);
+	setenv("POSTGRES_SSLROOTCERT", path, 1);
+	assert_string_equal(sslmode_for("db.internal:5432", errors, sizeof(errors)),
+			    "verify-full");
+	assert_string_equal(sslmode_for("127.0.0.1:5432", errors, sizeof(errors)),
+			    "verify-full");
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.postgres_sslrootcert, path);
+	/* an explicit mode wins, with or without the CA */
+	setenv("POSTGRES_SSLMODE", "verify-ca", 1);
+	assert_string_equal(sslmode_for("db.internal:5432", errors, sizeof(errors)),
+			    "verify-ca");
+	unsetenv("POSTGRES_SSLROOTCERT");
+	for (const char *const *m =
+		     (const char *const[]){"disable", "allow", "prefer", "require", NULL};
+	     *m; m++) {
+		setenv("POSTGRES_SSLMODE", *m, 1);
+		assert_string_equal(
+			sslmode_for("db.internal:5432", errors, sizeof(errors)), *m);
+	}
+	unlink(path);
+}
+
+static void
+test_a_verifying_sslmode_without_a_root_certificate_is_refused(void **state)
+{
+	char errors[1024];
+
+	setenv("POSTGRES_SSLMODE", "verify-full", 1);
+	assert_null(sslmode_for("127.0.0.1:5432", errors, sizeof(errors)));
+	assert_string_equal(
+		errors, "Environment variable 'POSTGRES_SSLMODE' is 'verify-full', which "
+			"needs POSTGRES_SSLROOTCERT: set it to the PEM file of the CA "
+			"that signed the server's certificate.\n");
+	setenv("POSTGRES_SSLMODE", "verify-ca", 1);
+	assert_null(sslmode_for("db.internal:5432", errors, sizeof(errors)));
+	assert_non_null(strstr(errors, "'POSTGRES_SSLMODE' is 'verify-ca', which needs "
+				       "POSTGRES_SSLROOTCERT"));
+}
+
+static void
+test_unknown_sslmodes_and_unreadable_root_certificates_are_refused(void **state)
+{
+	static const char *const bad[] = {"on",		 "true",     "VERIFY-FULL",
+					  "verify_full", "require ", "verify-full\n"};
+	struct config cfg;
+	char errors[1024];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("POSTGRES_SSLMODE", bad[i], 1);
+		assert_int_equal(
+			config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+		assert_string_equal(errors,
+				    "Environment variable 'POSTGRES_SSLMODE' must be one "
+				    "of disable, allow, prefer, require, verify-ca, "
+				    "verify-full.\n");
+	}
+	setenv("POSTGRES_SSLMODE", "", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'POSTGRES_SSLMODE' is empty"));
+	setenv("POSTGRES_SSLMODE", "verify-full", 1);
+	setenv("POSTGRES_SSLROOTCERT", "/nonexistent/root.crt", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_string_equal(errors, "Environment variable 'POSTGRES_SSLROOTCERT' names a "
+				    "file that cannot be read (No such file or "
+				    "directory).\n");
+	setenv("POSTGRES_SSLROOTCERT", "/tmp", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'POSTGRES_SSLROOTCERT' must name a PEM file"));
+}
+
 static void
 test_direct_connection_and_profile_cache_are_the_defaults(void **state)
 {
@@ -797,6 +912,18 @@ main(void)
 				       set_database_env),
 		cmocka_unit_test_setup(
 			test_ca_file_that_is_missing_or_holds_no_certificate_is_refused,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_sslmode_defaults_to_prefer_on_this_machine_only,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_a_root_certificate_makes_verify_full_the_default,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_a_verifying_sslmode_without_a_root_certificate_is_refused,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_unknown_sslmodes_and_unreadable_root_certificates_are_refused,
 			set_database_env),
 		cmocka_unit_test_setup(
 			test_direct_connection_and_profile_cache_are_the_defaults,
