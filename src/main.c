@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +20,20 @@
 #include "session.h"
 #include "spotify.h"
 #include "tokenbox.h"
+
+/*
+ * First thing in serve and rotate-keys, whatever user they start as: their
+ * environment already holds the secrets. Started as the service user, no
+ * credential ever changes, so nothing else would clear the flag.
+ */
+static int
+forbid_dumps(const char *command)
+{
+	if (privileges_forbid_dumps() == 0)
+		return 0;
+	fprintf(stderr, "baa %s: prctl(PR_SET_DUMPABLE): %s\n", command, strerror(errno));
+	return -1;
+}
 
 /* sysexits.h: a configuration error, distinct from a failure at work. */
 #define EXIT_CONFIG 78
@@ -84,6 +99,8 @@ cmd_serve(void)
 	struct privileges privs;
 	char err[256];
 
+	if (forbid_dumps("serve") < 0)
+		return 1;
 	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_SERVE | CONFIG_TOKENS) < 0)
 		return EXIT_CONFIG;
 	if (privileges_plan(cfg.user, &privs, err, sizeof(err)) < 0) {
@@ -161,6 +178,8 @@ cmd_rotate_keys(void)
 	char err[1024];
 	int rc;
 
+	if (forbid_dumps("rotate-keys") < 0)
+		return 1;
 	if (load_config(&cfg, CONFIG_DATABASE | CONFIG_TOKENS) < 0)
 		return EXIT_CONFIG;
 	default_instance(&cfg, "rotate-keys");

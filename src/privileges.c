@@ -67,6 +67,12 @@ privileges_plan(const char *user, struct privileges *p, char *err, size_t errlen
 	return 0;
 }
 
+int
+privileges_forbid_dumps(void)
+{
+	return prctl(PR_SET_DUMPABLE, 0) < 0 ? -1 : 0;
+}
+
 /* Every one of the real, effective and saved ids is the target's. */
 static int
 ids_are(uid_t uid, gid_t gid)
@@ -101,15 +107,12 @@ privileges_drop(const struct privileges *p, char *err, size_t errlen)
 		return -1;
 	}
 	/*
-	 * Linux already makes a process that changed its uid non-dumpable
-	 * (unless fs.suid_dumpable says otherwise); say so ourselves. Workers
-	 * hold the client secret, the cookie key and users' tokens: no core
-	 * file may carry them, and no other process of the same user (nobody
-	 * is shared by many services) may ptrace or read /proc/PID/mem.
-	 * Forked workers inherit the setting.
+	 * Changing the uid set the dumpable flag to fs.suid_dumpable, which a
+	 * host may have at 1: clear it again, now that no credential changes
+	 * any more. Forked workers inherit it.
 	 */
 	step = "prctl(PR_SET_DUMPABLE)";
-	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+	if (privileges_forbid_dumps() < 0)
 		goto fail;
 	/*
 	 * libpq looks in $HOME/.postgresql for a client certificate whenever

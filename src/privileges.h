@@ -26,11 +26,20 @@ struct privileges {
 int privileges_plan(const char *user, struct privileges *p, char *err, size_t errlen);
 
 /*
+ * Makes the process non-dumpable: no core file, and no other process of
+ * the same user may ptrace it or read its /proc/PID/mem or environ. The
+ * service user (nobody, often) is shared by other services, and these
+ * processes hold the client secret, the keys and users' tokens. Returns
+ * 0, or -1 with errno set.
+ */
+int privileges_forbid_dumps(void);
+
+/*
  * Becomes p's user for good: its supplementary groups, then its group, then
  * its uid, in that order (once the uid is gone, the groups can no longer be
  * changed). Checks that root cannot be regained, makes the process
- * non-dumpable and sets HOME to the user's home. Returns 0, or -1 with the
- * reason in err.
+ * non-dumpable again (the uid change reset the flag) and sets HOME to the
+ * user's home. Returns 0, or -1 with the reason in err.
  */
 int privileges_drop(const struct privileges *p, char *err, size_t errlen);
 

@@ -330,11 +330,7 @@ is_utf8(const char *s)
 	return 1;
 }
 
-/*
- * Whether text holds the escape \u0000: cJSON decodes it into a NUL, which
- * would silently cut the C string it is copied into ("abc\u0000x" read as
- * "abc"). Found anywhere, the answer is refused.
- */
+/* Whether text holds the escape \u0000, which cJSON decodes into a NUL. */
 static int
 has_escaped_nul(const char *text, size_t len)
 {
@@ -346,6 +342,22 @@ has_escaped_nul(const char *text, size_t len)
 		p++;
 	}
 	return 0;
+}
+
+/*
+ * cJSON's reading of an answer, or NULL when the body holds a NUL, as a raw
+ * byte or as \u0000. cJSON keeps a raw one inside a string (and skips it
+ * between tokens as blank) and decodes the escape into one; either would
+ * silently cut the C string it ends up in ("abc<NUL>def" read as "abc",
+ * "invalid_grant<NUL>x" as a dead grant). No answer of Spotify's holds one,
+ * so every parser refuses the whole body before cJSON sees it.
+ */
+static cJSON *
+parse_answer(const char *text, size_t len)
+{
+	if (memchr(text, '\0', len) != NULL || has_escaped_nul(text, len))
+		return NULL;
+	return cJSON_ParseWithLength(text, len);
 }
 
 /* How copy_string treats a member that is absent, null or "". */
@@ -392,11 +404,11 @@ int
 spotify_parse_tokens(const char *text, size_t len, int refresh_required,
 		     struct spotify_tokens *out)
 {
-	cJSON *json = cJSON_ParseWithLength(text, len);
+	cJSON *json = parse_answer(text, len);
 	const cJSON *type, *expires;
 	int rc = -1;
 
-	if (!cJSON_IsObject(json) || has_escaped_nul(text, len))
+	if (!cJSON_IsObject(json))
 		goto out;
 	type = cJSON_GetObjectItemCaseSensitive(json, "token_type");
 	expires = cJSON_GetObjectItemCaseSensitive(json, "expires_in");
@@ -423,7 +435,7 @@ out:
 int
 spotify_is_invalid_grant(const char *text, size_t len)
 {
-	cJSON *json = cJSON_ParseWithLength(text, len);
+	cJSON *json = parse_answer(text, len);
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
 	int dead =
 		cJSON_IsString(error) && strcmp(error->valuestring, "invalid_grant") == 0;
@@ -440,10 +452,10 @@ spotify_is_invalid_grant(const char *text, size_t len)
 int
 spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
 {
-	cJSON *json = cJSON_ParseWithLength(text, len);
+	cJSON *json = parse_answer(text, len);
 	int rc = -1;
 
-	if (cJSON_IsObject(json) && !has_escaped_nul(text, len) &&
+	if (cJSON_IsObject(json) &&
 	    copy_string(json, "id", out->id, sizeof(out->id), REQUIRED) == 0 &&
 	    copy_string(json, "account_id", out->account_id, sizeof(out->account_id),
 			NONEMPTY) == 0 &&
@@ -457,7 +469,7 @@ spotify_parse_user(const char *text, size_t len, struct spotify_user *out)
 int
 spotify_is_quota_exceeded(const char *text, size_t len)
 {
-	cJSON *json = cJSON_ParseWithLength(text, len);
+	cJSON *json = parse_answer(text, len);
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
 	const cJSON *reason = cJSON_GetObjectItemCaseSensitive(error, "reason");
 	int quota = cJSON_IsObject(error) && cJSON_IsString(reason) &&

@@ -71,7 +71,8 @@ struct spotify_outcome spotify_me(const char *access_token, struct spotify_user 
 /*
  * The parsers of Spotify's answers, pure so that they can be fuzzed
  * (tests/fuzz): the calls above run exactly these on what they receive.
- * Each returns 0, or -1 for an answer baa cannot use.
+ * Each returns 0, or -1 for an answer baa cannot use; every one of them,
+ * the two predicates below included, refuses a body holding a NUL byte.
  */
 int spotify_parse_tokens(const char *text, size_t len, int refresh_required,
 			 struct spotify_tokens *out);

@@ -8,7 +8,8 @@
  * what is accepted is a bearer token fit for an HTTP header and the
  * database, UTF-8 text, a bounded lifetime, and a refresh token whenever
  * one is required; no body is both a dead grant and a used-up quota, and a
- * quota is only read where the body says QUOTA_EXCEEDED.
+ * quota is only read where the body says QUOTA_EXCEEDED. No body holding a
+ * NUL byte is read as any of them (one would cut a string short).
  */
 #include "fuzz.h"
 
@@ -38,14 +39,16 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct spotify_tokens tokens;
-	int refresh_required, dead, quota;
+	int refresh_required, nul, dead, quota;
 	const char *body;
 
 	if (size == 0 || (body = fuzz_guarded(data + 1, size - 1)) == NULL)
 		return 0;
 	refresh_required = data[0] & 1;
 
+	nul = memchr(body, '\0', size - 1) != NULL;
 	if (spotify_parse_tokens(body, size - 1, refresh_required, &tokens) == 0) {
+		FUZZ_ASSERT(!nul);
 		FUZZ_ASSERT(tokens.access_token[0] != '\0');
 		FUZZ_ASSERT(strlen(tokens.access_token) <= SPOTIFY_TOKEN_MAX &&
 			    strlen(tokens.refresh_token) <= SPOTIFY_TOKEN_MAX &&
@@ -61,6 +64,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	quota = spotify_is_quota_exceeded(body, size - 1);
 	FUZZ_ASSERT(quota == 0 || quota == 1);
 	FUZZ_ASSERT(!(quota && dead));
+	FUZZ_ASSERT(!nul || !(quota || dead));
 	FUZZ_ASSERT(!quota || memmem(body, size - 1, "QUOTA_EXCEEDED", 14) != NULL);
 	return 0;
 }

@@ -3,7 +3,8 @@
  * on the body, not NUL-terminated, right before an inaccessible page.
  * Invariants: an accepted profile has a non-empty id, every string is
  * within its bound and UTF-8 (the database refuses anything else),
- * account_id included.
+ * account_id included, and its body holds no NUL byte (one would cut a
+ * string short: "abc<NUL>def" read as "abc").
  */
 #include "fuzz.h"
 
@@ -26,6 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *body = fuzz_guarded(data, size);
 
 	if (body != NULL && spotify_parse_user(body, size, &user) == 0) {
+		FUZZ_ASSERT(memchr(body, '\0', size) == NULL);
 		FUZZ_ASSERT(user.id[0] != '\0' && strlen(user.id) <= SPOTIFY_ID_MAX);
 		FUZZ_ASSERT(strlen(user.display_name) <= SPOTIFY_NAME_MAX);
 		FUZZ_ASSERT(strlen(user.account_id) <= SPOTIFY_ID_MAX);

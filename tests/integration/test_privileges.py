@@ -5,12 +5,13 @@ it refuses to start."""
 import os
 import pwd
 import signal
+import socket
 import subprocess
 import unittest
 
 from harness import (IS_ROOT, SECRET_KEY, UNPRIVILEGED_USER, BaaTestCase, as_unprivileged,
-                     free_port, make_temp_dir, pid_alive, port_is_free, read_text,
-                     register_process, kill_process_tree, wait_until)
+                     child_pids, free_port, make_temp_dir, pid_alive, port_is_free,
+                     read_text, register_process, kill_process_tree, wait_until)
 
 EXIT_CONFIG = 78
 REFUSE_ROOT = ("baa serve: refusing to run as root; set BAA_USER to the unprivileged "
@@ -25,6 +26,14 @@ def status_ids(pid):
         if key in ("Uid", "Gid", "Groups"):
             out[key] = [int(v) for v in value.split()]
     return out
+
+
+def environ_as_nobody(pid):
+    """cat /proc/<pid>/environ as the unprivileged user. For a non-dumpable
+    process the kernel makes that file root's, so even its own user is
+    refused; a dumpable one of the same user is readable."""
+    return subprocess.run(as_unprivileged(["cat", "/proc/%d/environ" % pid]),
+                          capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
 @unittest.skipUnless(IS_ROOT, "dropping privileges needs the tests to run as root")
@@ -155,17 +164,27 @@ class RefuseRootTest(BaaTestCase):
 class StartedUnprivilegedTest(BaaTestCase):
     """Started as a user other than root, baa cannot switch users."""
 
-    def serve_as_nobody(self, baa_user):
-        env = self.env(BAA_LISTEN="127.0.0.1:%d" % free_port(), BAA_USER=baa_user)
-        log = os.path.join(make_temp_dir("baa-it-priv-"), "serve.log")
+    def run_as_nobody(self, args, env):
+        log = os.path.join(make_temp_dir("baa-it-priv-"), "baa.log")
         with open(log, "wb") as out:
             pw = pwd.getpwnam(UNPRIVILEGED_USER)
             proc = register_process(subprocess.Popen(
-                [self.cli.bin, "serve"], env=env, stdin=subprocess.DEVNULL, stdout=out,
+                [self.cli.bin] + args, env=env, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, cwd=self.tmp, start_new_session=True,
                 user=pw.pw_uid, group=pw.pw_gid, extra_groups=[]))
         self.addCleanup(kill_process_tree, proc)
         return proc, log
+
+    def serve_as_nobody(self, baa_user):
+        env = self.env(BAA_LISTEN="127.0.0.1:%d" % free_port(), BAA_USER=baa_user)
+        return self.run_as_nobody(["serve"], env)
+
+    def assertNotDumpable(self, pid, what):
+        res = environ_as_nobody(pid)
+        self.assertNotEqual(res.returncode, 0, "%s %d: %s could read its environment"
+                            % (what, pid, UNPRIVILEGED_USER))
+        self.assertNotIn(SECRET_KEY.encode(), res.stdout)
+        self.assertIn(b"Permission denied", res.stderr, "%s %d" % (what, pid))
 
     def test_naming_another_user_is_refused(self):
         proc, log = self.serve_as_nobody("root")
@@ -184,6 +203,47 @@ class StartedUnprivilegedTest(BaaTestCase):
         self.assertNotIn("privileges_dropped", read_text(log))
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(proc.wait(timeout=10), 0, read_text(log))
+
+    def test_the_check_reads_a_dumpable_process_of_the_same_user(self):
+        # The control for the two tests below: refusal comes from the
+        # dumpable flag, not from /proc being closed to nobody.
+        sleeper = register_process(subprocess.Popen(
+            as_unprivileged(["sleep", "30"]), stdin=subprocess.DEVNULL,
+            start_new_session=True))
+        self.addCleanup(kill_process_tree, sleeper)
+        sleep = wait_until(lambda: [p for p in [sleeper.pid] + child_pids(sleeper.pid)
+                                    if read_text("/proc/%d/comm" % p).strip() == "sleep"], 5)
+        res = environ_as_nobody(sleep[0])
+        self.assertEqual(res.returncode, 0, res.stderr)
+
+    def test_started_as_the_service_user_master_and_workers_are_not_dumpable(self):
+        # No uid change, so nothing but baa itself clears the flag: nobody
+        # is shared by many services, and these processes hold the cookie
+        # key, the client secret and users' tokens.
+        proc, log = self.serve_as_nobody(UNPRIVILEGED_USER)
+        wait_until(lambda: "event=listening" in read_text(log) or proc.poll() is not None, 15)
+        self.assertIsNone(proc.poll(), read_text(log))
+        workers = wait_until(lambda: child_pids(proc.pid) if len(child_pids(proc.pid)) ==
+                             self.workers else None, 5, message="workers not started")
+        self.assertNotDumpable(proc.pid, "master")
+        for pid in workers:
+            self.assertNotDumpable(pid, "worker")
+
+    def test_rotate_keys_started_as_the_service_user_is_not_dumpable(self):
+        # rotate-keys holds every token key. It is caught alive by giving it
+        # a PostgreSQL that accepts the connection and never answers: while
+        # libpq waits (connect_timeout), its environment is checked.
+        silent = socket.socket()
+        self.addCleanup(silent.close)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        silent.settimeout(15)
+        env = self.env(POSTGRES_URL="127.0.0.1:%d" % silent.getsockname()[1])
+        proc, log = self.run_as_nobody(["rotate-keys"], env)
+        conn, _ = silent.accept()
+        self.addCleanup(conn.close)
+        self.assertIsNone(proc.poll(), read_text(log))
+        self.assertNotDumpable(proc.pid, "rotate-keys")
 
 
 def _user_exists(name):

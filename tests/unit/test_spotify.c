@@ -197,6 +197,44 @@ test_escaped_nul_is_refused_not_cut(void **state)
 	assert_string_equal(user.id, "aA");
 }
 
+/*
+ * A raw NUL byte is no escape but cJSON keeps it inside a string (and skips
+ * it between tokens as blank): "abc<NUL>def" must not be read as "abc", nor
+ * "invalid_grant<NUL>x" as a dead grant. The bodies are passed with their
+ * full length, as libcurl's are.
+ */
+#define BODY(s) (s), sizeof(s) - 1
+
+static void
+test_raw_nul_byte_is_refused_not_cut(void **state)
+{
+	assert_int_equal(spotify_parse_user(BODY("{\"id\":\"abcdef\"}"), &user), 0);
+	assert_int_equal(spotify_parse_user(BODY("{\"id\":\"abc\0def\"}"), &user), -1);
+	assert_int_equal(
+		spotify_parse_user(BODY("{\"id\":\"u\",\"account_id\":\"a\0b\"}"), &user),
+		-1);
+	assert_int_equal(spotify_parse_user(BODY("{\"id\":\"abc\",\0\"x\":1}"), &user),
+			 -1);
+	assert_int_equal(
+		spotify_parse_tokens(BODY("{\"access_token\":\"AT\0x\",\"token_type\":"
+					  "\"Bearer\",\"expires_in\":60}"),
+				     0, &tokens),
+		-1);
+	assert_int_equal(
+		spotify_parse_tokens(BODY("{\"access_token\":\"AT\",\"token_type\":"
+					  "\"Bearer\",\"expires_in\":60,"
+					  "\"refresh_token\":\"R\0x\"}"),
+				     1, &tokens),
+		-1);
+	assert_int_equal(spotify_is_invalid_grant(BODY("{\"error\":\"invalid_grant\"}")),
+			 1);
+	assert_int_equal(
+		spotify_is_invalid_grant(BODY("{\"error\":\"invalid_grant\0x\"}")), 0);
+	assert_int_equal(spotify_is_quota_exceeded(
+				 BODY("{\"error\":{\"reason\":\"QUOTA_EXCEEDED\0x\"}}")),
+			 0);
+}
+
 static void
 test_profile_account_id_is_read_and_may_be_absent(void **state)
 {
@@ -325,6 +363,7 @@ main(void)
 		cmocka_unit_test(test_profile_is_read_and_display_name_may_be_null),
 		cmocka_unit_test(test_profile_text_that_is_not_utf8_is_refused),
 		cmocka_unit_test(test_escaped_nul_is_refused_not_cut),
+		cmocka_unit_test(test_raw_nul_byte_is_refused_not_cut),
 		cmocka_unit_test(test_profile_account_id_is_read_and_may_be_absent),
 		cmocka_unit_test(test_profile_account_id_that_is_empty_or_no_string_is_refused),
 		cmocka_unit_test(test_profile_account_id_is_bounded_not_cut),
