@@ -396,7 +396,7 @@ users_profile_cached(struct db *db, long long id, struct user_profile *out)
 {
 	const struct cached_profile *slot = profile_slot(id);
 
-	if (!db->cfg->profile_cache || db_notifications(db) < 0 || slot->id != id ||
+	if (!db->cfg->profile_cache || !db->listening || slot->id != id ||
 	    slot->epoch != db->epoch ||
 	    clock_now_ms() - slot->fetched_ms >= PROFILE_TTL_MS)
 		return 0;

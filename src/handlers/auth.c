@@ -305,29 +305,6 @@ out:
 	OPENSSL_cleanse(&tokens, sizeof(tokens));
 }
 
-/* Ends this session, or with everywhere every session of its user. */
-static enum db_status
-end_sessions(const struct request *req, const struct current *cur, int everywhere)
-{
-	struct client client;
-	enum sessions_status ended;
-
-	client_of(req, &client);
-	if (db_begin(req->db) != DB_OK)
-		return DB_UNAVAILABLE;
-	ended = everywhere ? sessions_end_all(req->db, cur->session.user_id)
-			   : sessions_end(req->db, cur->session.user_id, cur->session.id);
-	if (ended == SESSIONS_DB_ERROR ||
-	    users_end_legacy_cookies(req->db, cur->session.user_id) == USERS_DB_ERROR ||
-	    audit_record(req->db, everywhere ? AUDIT_LOGOUT_EVERYWHERE : AUDIT_LOGOUT,
-			 cur->session.user_id, cur->session.id, &client) != DB_OK ||
-	    db_commit(req->db) != DB_OK) {
-		db_rollback(req->db);
-		return DB_QUERY_FAILED;
-	}
-	return DB_OK;
-}
-
 /*
  * POST /logout ends this session; ?everywhere=1 every session of the user
  * (every device). Without a live session there is nothing to end: the
@@ -352,7 +329,12 @@ auth_logout(const struct request *req, struct response *res)
 	}
 	switch (current_find(req, &cur, 0)) {
 	case CURRENT_OK:
-		if (end_sessions(req, &cur, everywhere && everywhere[0] == '1') != DB_OK) {
+		/* This session's row already gone is as good as ended. */
+		if (current_end_sessions(req, &cur,
+					 everywhere && everywhere[0] == '1' ? 0 : cur.session.id,
+					 everywhere && everywhere[0] == '1'
+						 ? AUDIT_LOGOUT_EVERYWHERE
+						 : AUDIT_LOGOUT) == SESSIONS_DB_ERROR) {
 			response_database_unavailable(res);
 			return;
 		}

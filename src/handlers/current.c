@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "../address.h"
+#include "../audit.h"
 #include "../device.h"
 #include "../log.h"
 #include "../params.h"
@@ -124,6 +125,37 @@ current_find(const struct request *req, struct current *cur, int want_profile)
 	return CURRENT_DB_ERROR;
 }
 
+enum sessions_status
+current_end_sessions(const struct request *req, const struct current *cur, long long which,
+		     enum audit_event event)
+{
+	long long user_id = cur->session.user_id;
+	struct client client;
+	enum sessions_status status;
+
+	client_of(req, &client);
+	if (db_begin(req->db) != DB_OK)
+		return SESSIONS_DB_ERROR;
+	status = which ? sessions_end(req->db, user_id, which)
+		       : sessions_end_all(req->db, user_id);
+	if (status == SESSIONS_OK &&
+	    (users_end_legacy_cookies(req->db, user_id) == USERS_DB_ERROR ||
+	     audit_record(req->db, event, user_id, which ? which : cur->session.id,
+			  &client) != DB_OK ||
+	     db_commit(req->db) != DB_OK))
+		status = SESSIONS_DB_ERROR;
+	if (status != SESSIONS_OK)
+		db_rollback(req->db);
+	return status;
+}
+
+void
+current_refuse_gone(const struct request *req, struct response *res)
+{
+	current_clear_cookies(req, res);
+	response_error(res, 401, "session expired or revoked: log in again");
+}
+
 int
 current_cookie_sent(const struct request *req, const char *name)
 {
@@ -188,10 +220,7 @@ current_require(const struct request *req, struct response *res, struct current 
 	case CURRENT_DUPLICATE:
 		response_error(res, 401, "the session cookie was sent twice: log in again");
 		return -1;
-	case CURRENT_GONE:
-		current_clear_cookies(req, res);
-		response_error(res, 401, "session expired or revoked: log in again");
-		return -1;
+	case CURRENT_GONE: current_refuse_gone(req, res); return -1;
 	case CURRENT_DB_ERROR:
 		response_database_unavailable(res);
 		return -1;

@@ -103,28 +103,6 @@ session_id_of(const char *path)
 	return strtoll(digits, NULL, 10);
 }
 
-/* Ends one of the user's sessions and records it, in one transaction. */
-static enum sessions_status
-revoke(const struct request *req, const struct current *cur, long long id)
-{
-	struct client client;
-	enum sessions_status status;
-
-	client_of(req, &client);
-	if (db_begin(req->db) != DB_OK)
-		return SESSIONS_DB_ERROR;
-	status = sessions_end(req->db, cur->session.user_id, id);
-	if (status == SESSIONS_OK &&
-	    (users_end_legacy_cookies(req->db, cur->session.user_id) == USERS_DB_ERROR ||
-	     audit_record(req->db, AUDIT_SESSION_REVOKED, cur->session.user_id, id,
-			  &client) != DB_OK ||
-	     db_commit(req->db) != DB_OK))
-		status = SESSIONS_DB_ERROR;
-	if (status != SESSIONS_OK)
-		db_rollback(req->db);
-	return status;
-}
-
 void
 me_session_end(const struct request *req, struct response *res)
 {
@@ -138,7 +116,7 @@ me_session_end(const struct request *req, struct response *res)
 	if (current_require(req, res, &cur, 0) < 0)
 		return;
 	/* Another user's session is as absent as one that never was. */
-	switch (revoke(req, &cur, id)) {
+	switch (current_end_sessions(req, &cur, id, AUDIT_SESSION_REVOKED)) {
 	case SESSIONS_OK: break;
 	case SESSIONS_NOT_FOUND: response_error(res, 404, "no such session"); return;
 	case SESSIONS_DB_ERROR: response_database_unavailable(res); return;

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "../audit.h"
 #include "../client.h"
 #include "../router.h"
 #include "../session.h"
@@ -70,6 +71,19 @@ int current_require(const struct request *req, struct response *res,
 
 /* Whether a cookie called name came with the request. */
 int current_cookie_sent(const struct request *req, const char *name);
+
+/*
+ * Ends the session which of the caller's user (0: all of the user's
+ * sessions) in one transaction with the first-format cookies the user
+ * still holds (users_end_legacy_cookies) and the audit event. NOT_FOUND,
+ * nothing changed, when which is none of the user's live sessions.
+ */
+enum sessions_status current_end_sessions(const struct request *req,
+					  const struct current *cur, long long which,
+					  enum audit_event event);
+
+/* 401 for a session whose row is gone or expired; its cookie is cleared. */
+void current_refuse_gone(const struct request *req, struct response *res);
 
 /* Set-Cookie lines that delete the session cookie (both names). */
 void current_clear_cookies(const struct request *req, struct response *res);

@@ -28,14 +28,6 @@
 /* Where a user removes an app's access to their Spotify account. */
 #define SPOTIFY_REVOKE_URL "https://www.spotify.com/account/apps/"
 
-/* The user's row is gone since the session was checked (deleted). */
-static void
-revoked(const struct request *req, struct response *res)
-{
-	current_clear_cookies(req, res);
-	response_error(res, 401, "session expired or revoked: log in again");
-}
-
 /*
  * The six-month grant: Spotify's refresh token dies grant_lifetime after
  * the authorization (a login), whatever refreshes happen in between. The
@@ -242,7 +234,7 @@ refresh_and_answer(const struct request *req, struct response *res,
 	case USERS_OK: break;
 	case USERS_NOT_FOUND:
 		db_rollback(req->db);
-		revoked(req, res);
+		current_refuse_gone(req, res);
 		goto out;
 	case USERS_DB_ERROR:
 		db_rollback(req->db);
@@ -308,7 +300,7 @@ me_token(const struct request *req, struct response *res)
 		return;
 	switch (users_token(req->db, cur.session.user_id, &stored)) {
 	case USERS_OK: break;
-	case USERS_NOT_FOUND: revoked(req, res); return;
+	case USERS_NOT_FOUND: current_refuse_gone(req, res); return;
 	case USERS_DB_ERROR: response_database_unavailable(res); return;
 	}
 	/* Flagged: no call to Spotify until the confirmation is due. */
@@ -366,7 +358,7 @@ me_delete(const struct request *req, struct response *res)
 			0);
 		response_object_end(res);
 		break;
-	case USERS_NOT_FOUND: revoked(req, res); break;
+	case USERS_NOT_FOUND: current_refuse_gone(req, res); break;
 	case USERS_DB_ERROR: response_database_unavailable(res); break;
 	}
 }
