@@ -99,15 +99,14 @@ open_tcp(const struct address *a, char *err, size_t errlen)
 }
 
 /*
- * Bounds every read and write on accepted TCP connections, which inherit
- * these from the listening socket: the web server sends a whole request at
- * once, so a connection that goes quiet mid-request is a lost peer (a host
- * whose link went down), and must not hold a worker forever. (Unix-socket
- * connections do not inherit them, and need not: their peer is on this
- * host, and hangs up when it dies.)
+ * Bounds every read and write on a connection: accepted TCP connections
+ * inherit these from the listening socket, unix-socket ones get them from
+ * the worker. A worker reads a request only once all of it has arrived,
+ * so these bound the writes: a peer that stops reading its responses
+ * (a lost host, or a hostile one) must not hold a worker forever.
  */
-static int
-bound_io(int fd, int seconds)
+int
+listener_bound_io(int fd, int seconds)
 {
 	struct timeval limit = {.tv_sec = seconds};
 
@@ -123,7 +122,7 @@ listener_open(const struct address *a, int io_timeout, char *err, size_t errlen)
 	int fd = a->is_unix ? open_unix(a, err, errlen) : open_tcp(a, err, errlen);
 
 	if (fd >= 0 && (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
-			bound_io(fd, io_timeout) < 0)) {
+			listener_bound_io(fd, io_timeout) < 0)) {
 		snprintf(err, errlen, "socket options: %s", strerror(errno));
 		listener_close(fd, a);
 		return -1;

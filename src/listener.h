@@ -18,6 +18,9 @@
  */
 int listener_open(const struct address *a, int io_timeout, char *err, size_t errlen);
 
+/* SO_RCVTIMEO and SO_SNDTIMEO of seconds on fd (0: unbounded); 0 or -1. */
+int listener_bound_io(int fd, int seconds);
+
 /*
  * Gives a unix socket's file to the user the server is about to become,
  * so that it can still remove the file at exit (in a sticky directory such

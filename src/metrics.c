@@ -37,6 +37,7 @@ struct shared {
 	size_t route_count;
 	struct route_counters routes[ROUTES_MAX + 1];
 	uint64_t db_reconnects;
+	uint64_t request_timeouts;
 	uint64_t db_errors;
 	uint64_t spotify[METRICS_CALL_COUNT][METRICS_OUTCOME_COUNT];
 	uint64_t rate_limited[METRICS_RATE_LIMIT_COUNT];
@@ -96,6 +97,13 @@ metrics_db_reconnect(void)
 {
 	if (shared)
 		add(&shared->db_reconnects, 1);
+}
+
+void
+metrics_request_timeout(void)
+{
+	if (shared)
+		add(&shared->request_timeouts, 1);
 }
 
 void
@@ -237,6 +245,11 @@ metrics_render(char *out, size_t size, const char *const *route_names)
 	     "# HELP baa_db_reconnects_total Database connections re-opened by workers.\n"
 	     "# TYPE baa_db_reconnects_total counter\nbaa_db_reconnects_total %llu\n",
 	     (unsigned long long)get(&shared->db_reconnects));
+	emit(&t,
+	     "# HELP baa_request_timeouts_total FastCGI connections closed because a "
+	     "request did not arrive whole within BAA_IO_TIMEOUT.\n"
+	     "# TYPE baa_request_timeouts_total counter\nbaa_request_timeouts_total %llu\n",
+	     (unsigned long long)get(&shared->request_timeouts));
 	emit(&t,
 	     "# HELP baa_db_errors_total Database statements that failed.\n"
 	     "# TYPE baa_db_errors_total counter\nbaa_db_errors_total %llu\n",

@@ -41,6 +41,8 @@ int metrics_init(size_t route_count);
 /* route: index in the route table, or route_count for "no route". */
 void metrics_request(size_t route, int status, double duration_ms);
 void metrics_db_reconnect(void);
+/* A connection closed because its request did not arrive in time. */
+void metrics_request_timeout(void);
 void metrics_db_error(void);
 void metrics_spotify(enum metrics_spotify_call call,
 		     enum metrics_spotify_outcome outcome);

@@ -17,11 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fcgiapp.h>
-
 #include "clock.h"
 #include "db.h"
+#include "fcgi_conn.h"
 #include "housekeeping.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "origin.h"
@@ -33,9 +33,6 @@
 #include "spotify.h"
 #include "spread.h"
 #include "users.h"
-
-/* More request body than nginx lets through (client_max_body_size). */
-#define DRAIN_MAX (1 << 20)
 
 /* Longer paths are cut in the log line anyway. */
 #define LOG_PATH_MAX 256
@@ -95,9 +92,10 @@ install_signals(void)
 #define CONNECTIONS_MAX 256
 
 struct connection {
-	FCGX_Request fcgi;  /* fcgi.ipcFd < 0: a free slot */
-	unsigned long used; /* the worker's request count when last served */
-	int watched;	    /* registered in the epoll set */
+	struct fcgi_conn fcgi; /* fcgi_conn_fd < 0: a free slot */
+	unsigned long used;    /* the worker's request count when last served */
+	long long arriving_since; /* ms: a request began to arrive; 0: none */
+	int watched;		  /* registered in the epoll set */
 };
 
 struct worker {
@@ -107,6 +105,8 @@ struct worker {
 	int slot;      /* in the spread table */
 	int accepting; /* the listening socket is in the epoll set */
 	int open;
+	int arriving; /* connections with arriving_since set */
+	long long arrival_limit_ms; /* BAA_IO_TIMEOUT; 0: no limit */
 	int db_watched;		     /* the database socket in the epoll set, or -1 */
 	unsigned long db_epoch_seen; /* the connection db_watched belongs to */
 	unsigned long served;
@@ -123,26 +123,6 @@ struct worker {
  * kept connections' requests and stop signals get in.
  */
 #define ACCEPT_STREAK_MAX 32
-
-/*
- * Reads what is left of the request body. With nothing unread, closing the
- * connection sends a plain FIN, so libfcgi's graceful close (shutdown, then
- * wait up to two seconds for the web server to hang up) can be skipped: an
- * unread byte would have turned close into a reset that can destroy the
- * response on its way. Returns 0 when the input was read to its end.
- */
-static int
-drain_input(FCGX_Stream *in)
-{
-	char buf[4096];
-	size_t total = 0;
-	int n;
-
-	while ((n = FCGX_GetStr(buf, sizeof(buf), in)) > 0)
-		if ((total += (size_t)n) > DRAIN_MAX)
-			return -1;
-	return 0;
-}
 
 /* The site's origin (of SPOTIFY_REDIRECT_URI), for the cross-site check. */
 static char site_origin[300];
@@ -165,7 +145,7 @@ refused_cross_site(const struct request *req, struct response *res)
 
 /* Answers one request, then finishes it: the response leaves in one write. */
 static void
-serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
+serve_one(struct fcgi_conn *fcgi, char **params, struct db *db, const struct config *cfg)
 {
 	static char out[RESPONSE_HEADERS_MAX + RESPONSE_BODY_MAX + 256];
 	static struct response res;
@@ -180,7 +160,7 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	response_init(&res);
-	parse_error = request_parse(fcgi->envp, &req);
+	parse_error = request_parse(params, &req);
 	req.db = db;
 	req.cfg = cfg;
 	if (parse_error != REQUEST_OK) {
@@ -194,14 +174,10 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 	}
 
 	len = response_render(&res, req.method == HTTP_HEAD, out, sizeof(out));
-	sent = len > 0 && FCGX_PutStr(out, (int)len, fcgi->out) >= 0;
+	sent = len > 0 && fcgi_conn_respond(fcgi, out, len) == 0;
 	/* The path lives in libfcgi's parameters, which finishing frees. */
 	snprintf(path, sizeof(path), "%s", req.path ? req.path : "-");
-	if (drain_input(fcgi->in) == 0)
-		FCGX_Detach(fcgi); /* if it closes: without the graceful wait */
-	else
-		fcgi->keepConnection = 0; /* the next request would start mid-body */
-	FCGX_Finish_r(fcgi);
+	fcgi_conn_finish(fcgi);
 
 	status = res.overflow ? 500 : res.status;
 	took_ms = elapsed_ms(&start);
@@ -218,10 +194,20 @@ serve_one(FCGX_Request *fcgi, struct db *db, const struct config *cfg)
 	pause_after_request();
 }
 
+static void
+stop_arrival_clock(struct worker *w, struct connection *c)
+{
+	if (c->arriving_since) {
+		c->arriving_since = 0;
+		w->arriving--;
+	}
+}
+
 /* libfcgi closed it (or we just did): closing dropped it from epoll too. */
 static void
 forget_connection(struct worker *w, struct connection *c)
 {
+	stop_arrival_clock(w, c);
 	c->watched = 0;
 	w->open--;
 }
@@ -229,40 +215,124 @@ forget_connection(struct worker *w, struct connection *c)
 static void
 close_connection(struct worker *w, struct connection *c)
 {
-	FCGX_Free(&c->fcgi, 1);
+	fcgi_conn_close(&c->fcgi);
 	forget_connection(w, c);
 }
 
 /*
- * Serves the request waiting on c. libfcgi reads it with blocking reads
- * (bounded by BAA_IO_TIMEOUT): the web server writes a request whole, so
- * they find it there. A connection the web server closed, or did not ask
- * to keep, is closed; a kept one goes (back) into the epoll set.
+ * Edge-triggered: a connection holding part of a request stays readable,
+ * and must wake the worker only when more of it comes. Adding it reports
+ * what is already there, so nothing that came before is missed; a hang-up
+ * that came with the request's last bytes is reported with them
+ * (EPOLLRDHUP), since no later edge would tell of it.
+ */
+static int
+watch_connection(struct worker *w, struct connection *c)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+
+	if (c->watched)
+		return 0;
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fcgi_conn_fd(&c->fcgi), &ev) < 0)
+		return -1;
+	c->watched = 1;
+	return 0;
+}
+
+/*
+ * Part of a request is there, or none yet on a new connection: the rest
+ * must come within BAA_IO_TIMEOUT of the first byte (of the accept, for
+ * a new connection), or the connection is closed (expire_arrivals). The
+ * web server writes a request whole, so only a lost or hostile peer ever
+ * comes near that.
  */
 static void
-serve_connection(struct worker *w, struct connection *c)
+wait_for_rest(struct worker *w, struct connection *c, long long now_ms)
 {
-	if (FCGX_Accept_r(&c->fcgi) < 0) {
+	if (!c->arriving_since) {
+		c->arriving_since = now_ms;
+		w->arriving++;
+	}
+	if (watch_connection(w, c) < 0)
+		close_connection(w, c);
+}
+
+/*
+ * Serves the request waiting on c once all of it has arrived; libfcgi's
+ * blocking reads then find it in the socket's buffer. A connection the
+ * peer closed (hung_up: its end came with this wake-up), or that the web
+ * server did not ask to keep, is closed; a kept one goes (back) into the
+ * epoll set.
+ */
+static void
+serve_connection(struct worker *w, struct connection *c, int hung_up)
+{
+	char **params;
+
+	switch (fcgi_conn_arrival(&c->fcgi)) {
+	case FCGI_CONN_PARTIAL:
+		if (hung_up) /* the rest will never come */
+			close_connection(w, c);
+		else
+			wait_for_rest(w, c, clock_now_ms());
+		return;
+	case FCGI_CONN_TOO_LARGE:
+		log_event(LOG_WARN, "request_too_large",
+			  LOG_INT("limit_bytes", FCGI_CONN_REQUEST_MAX));
+		close_connection(w, c);
+		return;
+	case FCGI_CONN_CLOSED:
+		close_connection(w, c);
+		return;
+	case FCGI_CONN_WHOLE:
+		break;
+	}
+	stop_arrival_clock(w, c);
+	params = fcgi_conn_begin(&c->fcgi);
+	if (!params) {
 		/* The web server hung up (libfcgi closed it) or sent garbage. */
-		if (c->fcgi.ipcFd >= 0)
+		if (fcgi_conn_fd(&c->fcgi) >= 0)
 			close_connection(w, c);
 		else
 			forget_connection(w, c);
 		return;
 	}
-	serve_one(&c->fcgi, &w->db, w->cfg);
+	serve_one(&c->fcgi, params, &w->db, w->cfg);
 	c->used = ++w->served;
-	if (c->fcgi.ipcFd < 0) {
+	if (fcgi_conn_fd(&c->fcgi) < 0)
 		forget_connection(w, c);
-		return;
-	}
-	if (!c->watched) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-		if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, c->fcgi.ipcFd, &ev) < 0)
+	else if (hung_up || watch_connection(w, c) < 0)
+		close_connection(w, c);
+}
+
+/*
+ * Closes the connections whose request did not arrive in time, and
+ * returns how long until the next one's time is up (-1: none is waiting).
+ */
+static long long
+expire_arrivals(struct worker *w, long long now_ms)
+{
+	long long next = -1;
+
+	if (w->arriving == 0 || w->arrival_limit_ms == 0)
+		return -1;
+	for (int i = 0; i < CONNECTIONS_MAX && w->arriving > 0; i++) {
+		struct connection *c = &w->conns[i];
+		long long left;
+
+		if (!c->arriving_since)
+			continue;
+		left = c->arriving_since + w->arrival_limit_ms - now_ms;
+		if (left <= 0) {
+			log_event(LOG_WARN, "request_timeout",
+				  LOG_INT("waited_ms", now_ms - c->arriving_since));
+			metrics_request_timeout();
 			close_connection(w, c);
-		else
-			c->watched = 1;
+		} else if (next < 0 || left < next) {
+			next = left;
+		}
 	}
+	return next;
 }
 
 /*
@@ -277,7 +347,7 @@ free_slot(struct worker *w)
 	struct connection *oldest = &w->conns[0];
 
 	for (int i = 0; i < CONNECTIONS_MAX; i++) {
-		if (w->conns[i].fcgi.ipcFd < 0)
+		if (fcgi_conn_fd(&w->conns[i].fcgi) < 0)
 			return &w->conns[i];
 		if (w->conns[i].used < oldest->used)
 			oldest = &w->conns[i];
@@ -289,10 +359,8 @@ free_slot(struct worker *w)
 /*
  * Takes the connections waiting on the listening socket, serving the
  * first request of each straight away: the web server sends it with the
- * connection, so it is there. baa accepts itself and hands the descriptor
- * to libfcgi, which then only reads; the hand-over sets two fields
- * libfcgi's header calls internal (ipcFd, keepConnection), unchanged since
- * libfcgi 2.4 (2002). listen_sock stays -1: libfcgi never accepts.
+ * connection, so it is usually there. baa accepts itself and hands the
+ * descriptor to libfcgi (fcgi_conn.h).
  */
 static void
 accept_connections(struct worker *w)
@@ -318,17 +386,18 @@ accept_connections(struct worker *w)
 			/* Kept connections carry several small responses. */
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		} else {
+			/* A TCP connection inherits it from the listening socket. */
+			listener_bound_io(fd, w->cfg->io_timeout);
 		}
 		c = free_slot(w);
-		FCGX_InitRequest(&c->fcgi, -1, 0);
-		c->fcgi.ipcFd = fd;
-		/* Else FCGX_Accept_r's opening "finish" would close it. */
-		c->fcgi.keepConnection = 1;
+		fcgi_conn_adopt(&c->fcgi, fd);
+		c->used = w->served;
 		c->watched = 0;
 		w->open++;
 		/* It may have come after a notification the epoll wait missed. */
 		w->db.socket_quiet = 0;
-		serve_connection(w, c);
+		serve_connection(w, c, 0);
 	}
 }
 
@@ -427,8 +496,12 @@ run_loop(struct worker *w)
 	long long drain_until = -1;
 
 	for (;;) {
+		/* First: closing a connection logs, and frees a slot. */
+		long long arrival_due = expire_arrivals(w, clock_now_ms());
 		int listen_ready = 0, timeout = log_pending() ? LOG_FLUSH_MS : -1, n;
 
+		if (arrival_due >= 0 && (timeout < 0 || arrival_due < timeout))
+			timeout = (int)arrival_due;
 		if (stop_requested && drain_until < 0) {
 			drain_until = clock_now_ms() + DRAIN_MAX_MS;
 			stop_listening(w);
@@ -463,7 +536,9 @@ run_loop(struct worker *w)
 			if (events[i].data.ptr == NULL)
 				listen_ready = 1;
 			else if (events[i].data.ptr != &w->db)
-				serve_connection(w, events[i].data.ptr);
+				serve_connection(w, events[i].data.ptr,
+						 (events[i].events &
+						  (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
 		}
 		/* After the kept connections: taking a slot may close one. */
 		if (listen_ready && drain_until < 0)
@@ -481,7 +556,7 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 
 	worker_pid = getpid();
 	/* FCGX_Init installs its own SIGTERM/SIGPIPE handlers; ours come after. */
-	if (FCGX_Init() != 0 || install_signals() < 0 || spotify_init(cfg) < 0) {
+	if (fcgi_conn_library_init() != 0 || install_signals() < 0 || spotify_init(cfg) < 0) {
 		log_event(LOG_ERROR, "worker_init_failed",
 			  LOG_STR("reason", strerror(errno)));
 		return 1;
@@ -490,9 +565,10 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 	w.listen_fd = listen_fd;
 	w.tcp = !cfg->listen.is_unix;
 	w.slot = slot;
+	w.arrival_limit_ms = (long long)cfg->io_timeout * 1000;
 	w.db_watched = -1;
 	for (int i = 0; i < CONNECTIONS_MAX; i++)
-		FCGX_InitRequest(&w.conns[i].fcgi, -1, 0);
+		fcgi_conn_init(&w.conns[i].fcgi);
 	w.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (w.epoll_fd < 0) {
 		log_event(LOG_ERROR, "worker_init_failed",
@@ -512,7 +588,7 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 	if (run_loop(&w) == 0)
 		status = 0;
 	for (int i = 0; i < CONNECTIONS_MAX; i++)
-		if (w.conns[i].fcgi.ipcFd >= 0)
+		if (fcgi_conn_fd(&w.conns[i].fcgi) >= 0)
 			close_connection(&w, &w.conns[i]);
 	db_close(&w.db);
 	spotify_cleanup();

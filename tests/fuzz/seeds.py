@@ -28,6 +28,29 @@ def b64url(data):
 SID = b64url(b"a session id of thirty-two bytes")  # 43 characters
 
 
+def fcgi_record(kind, content, padding=0):
+    """A FastCGI record of request 1, as text (latin-1 bytes)."""
+    n = len(content)
+    return "".join(map(chr, (1, kind, 0, 1, n >> 8, n & 255, padding, 0))) + content + \
+        "\0" * padding
+
+
+def fcgi_pair(name, value):
+    return chr(len(name)) + chr(len(value)) + name + value
+
+
+def fcgi_request(method, uri, body=""):
+    params = fcgi_pair("REQUEST_METHOD", method) + fcgi_pair("REQUEST_URI", uri)
+    out = fcgi_record(1, "\0\1\1\0\0\0\0\0") + fcgi_record(4, params) + fcgi_record(4, "")
+    if body:
+        out += fcgi_record(5, body)
+    return out + fcgi_record(5, "")
+
+
+FCGI_GET = fcgi_request("GET", "/me")
+FCGI_POST = fcgi_request("POST", "/logout", "everywhere=1")
+
+
 def hkdf(secret, info):
     prk = hmac.new(b"\x00" * 32, secret, hashlib.sha256).digest()
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
@@ -293,6 +316,14 @@ SEEDS = {
         "ipv4-mapped": "::ffff:192.0.2.128",
         "ipv6-zone": "fe80::1%eth0",
         "unix": "unix:",
+    },
+    "fcgi_records": {
+        "get": FCGI_GET,
+        "post": FCGI_POST,
+        "padded": fcgi_record(4, "A" * 5, padding=3) + fcgi_record(5, ""),
+        "get-cut": FCGI_GET[:-3],
+        "http": "GET / HTTP/1.1\r\n\r\n",
+        "stdin-in-padding": fcgi_record(4, "ab", padding=8)[:10] + fcgi_record(5, ""),
     },
     "retry_after": {
         "seconds": "30",
