@@ -143,7 +143,8 @@ spotify_authorize_url(const char *state, const char *code_challenge, char *out,
 	    (has_scopes(cfg->spotify_scopes) &&
 	     form_add(client, query, sizeof(query), "scope", cfg->spotify_scopes) < 0) ||
 	    form_add(client, query, sizeof(query), "state", state) < 0 ||
-	    form_add(client, query, sizeof(query), "code_challenge", code_challenge) < 0 ||
+	    form_add(client, query, sizeof(query), "code_challenge", code_challenge) <
+		    0 ||
 	    form_add(client, query, sizeof(query), "code_challenge_method", "S256") < 0)
 		return -1;
 	n = snprintf(out, size, "%s/authorize?%s", cfg->spotify_accounts_url, query);
@@ -181,7 +182,8 @@ retry_after_seconds(struct spotify_client *client)
 {
 	struct curl_header *h;
 
-	if (curl_easy_header(client->curl, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+	if (curl_easy_header(client->curl, "Retry-After", 0, CURLH_HEADER, -1, &h) !=
+	    CURLHE_OK)
 		return spotify_parse_retry_after(NULL);
 	return spotify_parse_retry_after(h->value);
 }
@@ -543,9 +545,10 @@ static void
 note_rate_limit(struct spotify_client *client, const char *endpoint,
 		struct spotify_outcome *result)
 {
-	enum pause_reason reason = spotify_is_quota_exceeded(client->body, client->body_len)
-					   ? PAUSE_QUOTA_EXCEEDED
-					   : PAUSE_SHORT_TERM;
+	enum pause_reason reason =
+		spotify_is_quota_exceeded(client->body, client->body_len)
+			? PAUSE_QUOTA_EXCEEDED
+			: PAUSE_SHORT_TERM;
 
 	result->status = paused_status(reason);
 	result->retry_after = retry_after_seconds(client);
@@ -621,7 +624,8 @@ spotify_exchange_code(const char *code, const char *code_verifier,
 	struct spotify_client *client = current;
 	char form[4096] = "";
 
-	if (form_add(client, form, sizeof(form), "grant_type", "authorization_code") < 0 ||
+	if (form_add(client, form, sizeof(form), "grant_type", "authorization_code") <
+		    0 ||
 	    form_add(client, form, sizeof(form), "code", code) < 0 ||
 	    form_add(client, form, sizeof(form), "redirect_uri",
 		     client->cfg->spotify_redirect_uri) < 0 ||

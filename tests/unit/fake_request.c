@@ -59,8 +59,7 @@ fake_cookie(char *out, size_t size, const char *name, const char *value)
 
 /* The value of the n-th header line called name after from, or NULL. */
 static const char *
-header_from(const char *from, const char *name, char *out, size_t size,
-	    const char **next)
+header_from(const char *from, const char *name, char *out, size_t size, const char **next)
 {
 	size_t n = strlen(name);
 

@@ -108,7 +108,8 @@ fake_store_user(long long id)
 
 long long
 fake_store_add_user(const char *spotify_id, const char *account_id,
-		    const char *access_token, const char *refresh_token, time_t expires_at)
+		    const char *access_token, const char *refresh_token,
+		    time_t expires_at)
 {
 	struct fake_data *d = &fake_store.data;
 	struct fake_user *u = &d->users[d->nusers++];
@@ -200,8 +201,8 @@ remove_sessions(long long user_id, long long which)
 static void
 row_of(const struct fake_session *s, struct session_row *out)
 {
-	*out = (struct session_row){s->id, s->user_id, s->created_at, s->last_seen_at,
-				    s->expires_at, s->max_expires_at};
+	*out = (struct session_row){s->id,	     s->user_id,    s->created_at,
+				    s->last_seen_at, s->expires_at, s->max_expires_at};
 }
 
 /* -- states.h ------------------------------------------------------------- */
@@ -223,9 +224,9 @@ states_redeem(struct db *db, const char *state, time_t expires, time_t now)
 /* -- audit.h -------------------------------------------------------------- */
 
 static const char *const event_names[] = {
-	"login",     "logout",	      "logout_everywhere", "session_revoked",
-	"refresh",   "refresh_failed", "reauth_required",  "rate_limited",
-	"deleted",   "key_rotated",
+	"login",   "logout",	     "logout_everywhere", "session_revoked",
+	"refresh", "refresh_failed", "reauth_required",	  "rate_limited",
+	"deleted", "key_rotated",
 };
 
 enum db_status
@@ -276,14 +277,16 @@ identity_rows_of(const struct spotify_user *who)
 
 	for (int i = 0; i < fake_store.data.nusers; i++) {
 		const struct fake_user *u = &fake_store.data.users[i];
-		int same = who->account_id[0] && strcmp(u->account_id, who->account_id) == 0;
+		int same =
+			who->account_id[0] && strcmp(u->account_id, who->account_id) == 0;
 		if (same)
 			rows.by_account = u->id;
 		if (strcmp(u->spotify_id, who->id) == 0) {
 			rows.by_spotify_id = u->id;
-			rows.spotify_row_account = same		   ? IDENTITY_ACCOUNT_SAME
-						   : u->account_id[0] ? IDENTITY_ACCOUNT_OTHER
-								      : IDENTITY_ACCOUNT_NONE;
+			rows.spotify_row_account = same ? IDENTITY_ACCOUNT_SAME
+						   : u->account_id[0]
+							   ? IDENTITY_ACCOUNT_OTHER
+							   : IDENTITY_ACCOUNT_NONE;
 		}
 	}
 	return rows;
@@ -467,7 +470,8 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 
 	if (fails(db, "sessions_check"))
 		return SESSIONS_DB_ERROR;
-	if ((s = session_by_hash(hash)) == NULL || (u = fake_store_user(s->user_id)) == NULL)
+	if ((s = session_by_hash(hash)) == NULL ||
+	    (u = fake_store_user(s->user_id)) == NULL)
 		return SESSIONS_NOT_FOUND;
 	row_of(s, out);
 	if (profile) {

@@ -157,8 +157,8 @@ extern struct db fake_db;
 int fakes_reset(void **state);
 
 /* A request as the worker hands it over; cookie NULL: no Cookie header. */
-struct request fake_request(enum http_method method, const char *path,
-			    const char *query, const char *cookie);
+struct request fake_request(enum http_method method, const char *path, const char *query,
+			    const char *cookie);
 
 /* "name=value" for a Cookie header, in a buffer of the caller's. */
 const char *fake_cookie(char *out, size_t size, const char *name, const char *value);

@@ -291,7 +291,8 @@ check_failure(struct spotify_outcome *call, const struct failure *f)
 	assert_int_equal(fake_clears_cookie(&res, OAUTH_COOKIE), f->clears_login);
 	if (f->retry_after) {
 		snprintf(want, sizeof(want), "%ld", f->retry_after);
-		assert_string_equal(fake_header(&res, "Retry-After", got, sizeof(got)), want);
+		assert_string_equal(fake_header(&res, "Retry-After", got, sizeof(got)),
+				    want);
 	} else {
 		assert_null(fake_header(&res, "Retry-After", got, sizeof(got)));
 	}
@@ -313,7 +314,7 @@ static void
 test_callback_exchange_invalid_grant_is_502(void **state)
 {
 	const struct failure f = {SPOTIFY_INVALID_GRANT, 0, 502, EXCHANGE_FAILED,
-				  "spotify_failed", 0};
+				  "spotify_failed",	 0};
 
 	check_failure(&fake_spotify.exchange, &f);
 	assert_int_equal(fake_spotify.mes, 0);
@@ -322,7 +323,7 @@ test_callback_exchange_invalid_grant_is_502(void **state)
 static void
 test_callback_exchange_failure_is_502(void **state)
 {
-	const struct failure f = {SPOTIFY_FAILED, 0, 502, EXCHANGE_FAILED,
+	const struct failure f = {SPOTIFY_FAILED,   0, 502, EXCHANGE_FAILED,
 				  "spotify_failed", 0};
 
 	check_failure(&fake_spotify.exchange, &f);
@@ -331,8 +332,9 @@ test_callback_exchange_failure_is_502(void **state)
 static void
 test_callback_exchange_forbidden_is_403_and_ends_the_login(void **state)
 {
-	const struct failure f = {SPOTIFY_FORBIDDEN, 0, 403, "spotify_access_denied",
-				  "spotify_access_denied", 1};
+	const struct failure f = {
+		SPOTIFY_FORBIDDEN,	 0, 403, "spotify_access_denied",
+		"spotify_access_denied", 1};
 
 	check_failure(&fake_spotify.exchange, &f);
 	assert_true(fake_log_has("spotify_access_denied", "at=login", NULL));
@@ -341,7 +343,7 @@ test_callback_exchange_forbidden_is_403_and_ends_the_login(void **state)
 static void
 test_callback_exchange_rate_limited_is_503_with_retry_after(void **state)
 {
-	const struct failure f = {SPOTIFY_RATE_LIMITED, 30, 503, "spotify_rate_limited",
+	const struct failure f = {SPOTIFY_RATE_LIMITED,	  30, 503, "spotify_rate_limited",
 				  "spotify_rate_limited", 0};
 
 	check_failure(&fake_spotify.exchange, &f);
@@ -350,8 +352,9 @@ test_callback_exchange_rate_limited_is_503_with_retry_after(void **state)
 static void
 test_callback_exchange_quota_exceeded_is_503_with_retry_after(void **state)
 {
-	const struct failure f = {SPOTIFY_QUOTA_EXCEEDED, 3600, 503,
-				  "spotify_quota_exceeded", "spotify_quota_exceeded", 0};
+	const struct failure f = {
+		SPOTIFY_QUOTA_EXCEEDED,	  3600, 503, "spotify_quota_exceeded",
+		"spotify_quota_exceeded", 0};
 
 	check_failure(&fake_spotify.exchange, &f);
 }
@@ -360,7 +363,7 @@ static void
 test_callback_profile_unauthorized_is_502(void **state)
 {
 	const struct failure f = {SPOTIFY_UNAUTHORIZED, 0, 502, PROFILE_FAILED,
-				  "spotify_failed", 0};
+				  "spotify_failed",	0};
 
 	check_failure(&fake_spotify.me, &f);
 	/* /v1/me was asked with the token the exchange gave */
@@ -370,7 +373,7 @@ test_callback_profile_unauthorized_is_502(void **state)
 static void
 test_callback_profile_failure_is_502(void **state)
 {
-	const struct failure f = {SPOTIFY_FAILED, 0, 502, PROFILE_FAILED,
+	const struct failure f = {SPOTIFY_FAILED,   0, 502, PROFILE_FAILED,
 				  "spotify_failed", 0};
 
 	check_failure(&fake_spotify.me, &f);
@@ -379,8 +382,9 @@ test_callback_profile_failure_is_502(void **state)
 static void
 test_callback_profile_forbidden_in_development_mode_is_403(void **state)
 {
-	const struct failure f = {SPOTIFY_FORBIDDEN, 0, 403, "spotify_access_denied",
-				  "spotify_access_denied", 1};
+	const struct failure f = {
+		SPOTIFY_FORBIDDEN,	 0, 403, "spotify_access_denied",
+		"spotify_access_denied", 1};
 
 	check_failure(&fake_spotify.me, &f);
 	assert_true(fake_log_has("spotify_access_denied", "at=login", NULL));
@@ -389,7 +393,7 @@ test_callback_profile_forbidden_in_development_mode_is_403(void **state)
 static void
 test_callback_profile_rate_limited_is_503_with_retry_after(void **state)
 {
-	const struct failure f = {SPOTIFY_RATE_LIMITED, 5, 503, "spotify_rate_limited",
+	const struct failure f = {SPOTIFY_RATE_LIMITED,	  5, 503, "spotify_rate_limited",
 				  "spotify_rate_limited", 0};
 
 	check_failure(&fake_spotify.me, &f);
@@ -398,8 +402,9 @@ test_callback_profile_rate_limited_is_503_with_retry_after(void **state)
 static void
 test_callback_profile_quota_exceeded_is_503_with_retry_after(void **state)
 {
-	const struct failure f = {SPOTIFY_QUOTA_EXCEEDED, 60, 503,
-				  "spotify_quota_exceeded", "spotify_quota_exceeded", 0};
+	const struct failure f = {
+		SPOTIFY_QUOTA_EXCEEDED,	  60, 503, "spotify_quota_exceeded",
+		"spotify_quota_exceeded", 0};
 
 	check_failure(&fake_spotify.me, &f);
 }
@@ -455,7 +460,8 @@ test_callback_stores_a_new_user_and_sets_the_session_cookie(void **state)
 static void
 test_callback_finds_a_returning_user_by_account_id(void **state)
 {
-	long long id = fake_store_add_user("alice-old-id", "acct-a", "AT-old", "RT-old", 0);
+	long long id =
+		fake_store_add_user("alice-old-id", "acct-a", "AT-old", "RT-old", 0);
 
 	fake_store_user(id)->needs_reauth_at = time(NULL) - 10;
 	callback(good_query());

@@ -39,8 +39,8 @@ setup(void **state)
 static void
 handle(enum http_method method, const char *path, const char *query, route_handler *fn)
 {
-	struct request req =
-		fake_request(method, path, query, cookie_header[0] ? cookie_header : NULL);
+	struct request req = fake_request(method, path, query,
+					  cookie_header[0] ? cookie_header : NULL);
 
 	response_init(&res);
 	fn(&req, &res);
@@ -176,8 +176,8 @@ test_delete_removes_the_user_and_everything_of_theirs(void **state)
 	delete_me();
 	assert_int_equal(res.status, 200);
 	assert_non_null(strstr(res.body, "\"status\":\"deleted\""));
-	assert_non_null(
-		strstr(res.body, "\"revoke_url\":\"https://www.spotify.com/account/apps/\""));
+	assert_non_null(strstr(
+		res.body, "\"revoke_url\":\"https://www.spotify.com/account/apps/\""));
 	assert_true(fake_clears_cookie(&res, SESSION_COOKIE));
 	assert_null(fake_store_user(user));
 	assert_int_equal(fake_store.data.nsessions, 0);

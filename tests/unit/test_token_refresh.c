@@ -79,8 +79,8 @@ assert_served(const char *access_token)
 	char want[256];
 
 	assert_int_equal(res.status, 200);
-	snprintf(want, sizeof(want), "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",",
-		 access_token);
+	snprintf(want, sizeof(want),
+		 "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",", access_token);
 	if (strncmp(res.body, want, strlen(want)) != 0)
 		fail_msg("body %s does not start %s", res.body, want);
 }
