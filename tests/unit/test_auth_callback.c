@@ -173,6 +173,21 @@ test_callback_rejects_without_a_login_in_progress(void **state)
 	assert_refused_at_the_door();
 }
 
+/* A sibling site can add a cookie of that name, not remove baa's. */
+static void
+test_callback_rejects_a_login_cookie_sent_twice(void **state)
+{
+	size_t len = strlen(cookie_header);
+
+	assert_true(2 * len + 3 <= sizeof(cookie_header));
+	memcpy(cookie_header + len, "; ", 2);
+	memcpy(cookie_header + len + 2, cookie_header, len);
+	cookie_header[2 * len + 2] = '\0';
+	callback(good_query());
+	assert_error(400, "no login in progress or it expired: start again at /login");
+	assert_refused_at_the_door();
+}
+
 static void
 test_callback_rejects_expired_login(void **state)
 {
@@ -458,6 +473,29 @@ test_callback_stores_a_new_user_and_sets_the_session_cookie(void **state)
 }
 
 static void
+test_callback_session_cookie_lasts_as_long_as_its_row(void **state)
+{
+	callback(good_query());
+	assert_int_equal(res.status, 302);
+	/* BAA_SESSION_TTL is a day here: the row's first idle deadline */
+	assert_non_null(strstr(res.headers, "; Max-Age=86400; Path=/; HttpOnly; Secure; "
+					    "SameSite=Lax\r\n"));
+}
+
+/* A login started before the cookie's rename finishes, and both names end. */
+static void
+test_callback_finishes_a_login_under_the_cookies_first_name(void **state)
+{
+	char value[SESSION_COOKIE_MAX + 1];
+
+	assert_int_equal(session_sign_login(&login, value, sizeof(value)), 0);
+	fake_cookie(cookie_header, sizeof(cookie_header), LEGACY_OAUTH_COOKIE, value);
+	callback(good_query());
+	assert_logged_in("new");
+	assert_true(fake_clears_cookie(&res, LEGACY_OAUTH_COOKIE));
+}
+
+static void
 test_callback_finds_a_returning_user_by_account_id(void **state)
 {
 	long long id =
@@ -558,6 +596,7 @@ main(void)
 		T(test_callback_rejects_missing_code),
 		T(test_callback_rejects_code_of_bad_text),
 		T(test_callback_rejects_without_a_login_in_progress),
+		T(test_callback_rejects_a_login_cookie_sent_twice),
 		T(test_callback_rejects_expired_login),
 		T(test_callback_rejects_forged_state),
 		T(test_callback_sends_a_browser_back_with_login_expired),
@@ -576,6 +615,8 @@ main(void)
 		T(test_callback_profile_rate_limited_is_503_with_retry_after),
 		T(test_callback_profile_quota_exceeded_is_503_with_retry_after),
 		T(test_callback_stores_a_new_user_and_sets_the_session_cookie),
+		T(test_callback_session_cookie_lasts_as_long_as_its_row),
+		T(test_callback_finishes_a_login_under_the_cookies_first_name),
 		T(test_callback_finds_a_returning_user_by_account_id),
 		T(test_callback_links_a_row_found_by_spotify_id),
 		T(test_callback_matches_by_spotify_id_when_spotify_sends_no_account_id),
