@@ -7,6 +7,7 @@
  * tell them apart; the row matching of a login is identity.c's own.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../src/identity.h"
@@ -55,6 +56,15 @@ fake_store_called(const char *call)
 		if ((p == fake_store.calls || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
 			count++;
 	return count;
+}
+
+/* A table of the fake is full: a test asked for more than it was sized for. */
+static int
+next_row(int *count, int max)
+{
+	if (*count == max)
+		abort();
+	return (*count)++;
 }
 
 /* -- db.h: transactions --------------------------------------------------- */
@@ -112,7 +122,7 @@ fake_store_add_user(const char *spotify_id, const char *account_id,
 		    time_t expires_at)
 {
 	struct fake_data *d = &fake_store.data;
-	struct fake_user *u = &d->users[d->nusers++];
+	struct fake_user *u = &d->users[next_row(&d->nusers, FAKE_USERS_MAX)];
 
 	memset(u, 0, sizeof(*u));
 	u->id = d->next_id++;
@@ -143,7 +153,7 @@ add_session(long long user_id, const unsigned char hash[32], const struct client
 	    int ttl, int max_age)
 {
 	struct fake_data *d = &fake_store.data;
-	struct fake_session *s = &d->sessions[d->nsessions++];
+	struct fake_session *s = &d->sessions[next_row(&d->nsessions, FAKE_SESSIONS_MAX)];
 	time_t now = time(NULL);
 
 	memset(s, 0, sizeof(*s));
@@ -217,7 +227,8 @@ states_redeem(struct db *db, const char *state, time_t expires, time_t now)
 	for (int i = 0; i < d->nstates; i++)
 		if (strcmp(d->states[i], state) == 0)
 			return STATES_USED;
-	snprintf(d->states[d->nstates++], sizeof(d->states[0]), "%s", state);
+	snprintf(d->states[next_row(&d->nstates, FAKE_STATES_MAX)], sizeof(d->states[0]),
+		 "%s", state);
 	return STATES_FIRST;
 }
 
@@ -237,7 +248,8 @@ audit_record(struct db *db, enum audit_event event, long long user_id,
 
 	if (fails(db, "audit_record"))
 		return DB_QUERY_FAILED;
-	d->events[d->nevents++] = (struct fake_event){event, user_id, session_id};
+	d->events[next_row(&d->nevents, FAKE_EVENTS_MAX)] =
+		(struct fake_event){event, user_id, session_id};
 	return DB_OK;
 }
 
