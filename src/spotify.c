@@ -24,17 +24,18 @@
 #include "log.h"
 #include "metrics.h"
 #include "pause.h"
+#include "spotify_client.h"
 
-#define SPOTIFY_BODY_MAX 65536
 #define RETRY_AFTER_DEFAULT 1
 #define RETRY_AFTER_MAX 3600
 
-static const struct config *cfg;
-static CURL *curl;
-static char body[SPOTIFY_BODY_MAX + 1];
-static size_t body_len;
-/* libcurl's words on the last failure (CURLOPT_ERRORBUFFER): no secrets. */
-static char error_text[CURL_ERROR_SIZE];
+/*
+ * The worker's client, in static storage as its state was before it had a
+ * struct (64 KiB of answer buffer is not for the stack); current is the
+ * one the calls use, the worker's unless a test said otherwise.
+ */
+static struct spotify_client worker_client;
+static struct spotify_client *current = &worker_client;
 
 int
 spotify_global_init(void)
@@ -43,40 +44,67 @@ spotify_global_init(void)
 }
 
 int
-spotify_init(const struct config *config)
+spotify_client_init(struct spotify_client *client, const struct config *cfg)
 {
-	cfg = config;
-	curl = curl_easy_init();
-	return curl ? 0 : -1;
+	client->cfg = cfg;
+	client->body_len = 0;
+	client->body[0] = '\0';
+	client->error_text[0] = '\0';
+	client->curl = curl_easy_init();
+	return client->curl ? 0 : -1;
+}
+
+void
+spotify_client_cleanup(struct spotify_client *client)
+{
+	if (client->curl)
+		curl_easy_cleanup(client->curl);
+	client->curl = NULL;
+}
+
+struct spotify_client *
+spotify_use(struct spotify_client *client)
+{
+	struct spotify_client *before = current;
+
+	current = client;
+	return before;
+}
+
+int
+spotify_init(const struct config *cfg)
+{
+	current = &worker_client;
+	return spotify_client_init(&worker_client, cfg);
 }
 
 void
 spotify_cleanup(void)
 {
-	if (curl)
-		curl_easy_cleanup(curl);
-	curl = NULL;
+	spotify_client_cleanup(&worker_client);
 }
 
 static size_t
 collect(char *data, size_t size, size_t n, void *arg)
 {
+	struct spotify_client *client = arg;
 	size_t len = size * n;
 
 	/* Returning less than len aborts the transfer: answers stay bounded. */
-	if (body_len + len > SPOTIFY_BODY_MAX)
+	if (client->body_len + len > SPOTIFY_BODY_MAX)
 		return 0;
-	memcpy(body + body_len, data, len);
-	body_len += len;
-	body[body_len] = '\0';
+	memcpy(client->body + client->body_len, data, len);
+	client->body_len += len;
+	client->body[client->body_len] = '\0';
 	return len;
 }
 
 /* Appends "&name=<escaped value>" (no '&' first) to out. */
 static int
-form_add(char *out, size_t size, const char *name, const char *value)
+form_add(const struct spotify_client *client, char *out, size_t size, const char *name,
+	 const char *value)
 {
-	char *escaped = curl_easy_escape(curl, value, 0);
+	char *escaped = curl_easy_escape(client->curl, value, 0);
 	size_t len = strlen(out);
 	int n;
 
@@ -102,18 +130,22 @@ int
 spotify_authorize_url(const char *state, const char *code_challenge, char *out,
 		      size_t size)
 {
+	const struct spotify_client *client = current;
+	const struct config *cfg = client->cfg;
 	char query[2048] = "";
 	int n;
 
-	if (form_add(query, sizeof(query), "client_id", cfg->spotify_client_id) < 0 ||
-	    form_add(query, sizeof(query), "response_type", "code") < 0 ||
-	    form_add(query, sizeof(query), "redirect_uri", cfg->spotify_redirect_uri) <
+	if (form_add(client, query, sizeof(query), "client_id", cfg->spotify_client_id) <
 		    0 ||
+	    form_add(client, query, sizeof(query), "response_type", "code") < 0 ||
+	    form_add(client, query, sizeof(query), "redirect_uri",
+		     cfg->spotify_redirect_uri) < 0 ||
 	    (has_scopes(cfg->spotify_scopes) &&
-	     form_add(query, sizeof(query), "scope", cfg->spotify_scopes) < 0) ||
-	    form_add(query, sizeof(query), "state", state) < 0 ||
-	    form_add(query, sizeof(query), "code_challenge", code_challenge) < 0 ||
-	    form_add(query, sizeof(query), "code_challenge_method", "S256") < 0)
+	     form_add(client, query, sizeof(query), "scope", cfg->spotify_scopes) < 0) ||
+	    form_add(client, query, sizeof(query), "state", state) < 0 ||
+	    form_add(client, query, sizeof(query), "code_challenge", code_challenge) <
+		    0 ||
+	    form_add(client, query, sizeof(query), "code_challenge_method", "S256") < 0)
 		return -1;
 	n = snprintf(out, size, "%s/authorize?%s", cfg->spotify_accounts_url, query);
 	return n < 0 || (size_t)n >= size ? -1 : 0;
@@ -146,11 +178,12 @@ spotify_parse_retry_after(const char *value)
 }
 
 static long
-retry_after_seconds(void)
+retry_after_seconds(struct spotify_client *client)
 {
 	struct curl_header *h;
 
-	if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+	if (curl_easy_header(client->curl, "Retry-After", 0, CURLH_HEADER, -1, &h) !=
+	    CURLHE_OK)
 		return spotify_parse_retry_after(NULL);
 	return spotify_parse_retry_after(h->value);
 }
@@ -162,8 +195,10 @@ retry_after_seconds(void)
  * without it refuses the option, and HTTP/1.1 is then what it speaks.
  */
 static int
-set_tls(void)
+set_tls(struct spotify_client *client)
 {
+	const char *ca_file = client->cfg->spotify_ca_file;
+	CURL *curl = client->curl;
 	CURLcode rc = CURLE_OK;
 
 	if (rc == CURLE_OK)
@@ -174,12 +209,12 @@ set_tls(void)
 		rc = curl_easy_setopt(curl, CURLOPT_SSLVERSION,
 				      (long)CURL_SSLVERSION_TLSv1_2);
 	/* The file replaces the system store: exactly what the operator named. */
-	if (rc == CURLE_OK && cfg->spotify_ca_file)
-		rc = curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->spotify_ca_file);
-	if (rc == CURLE_OK && cfg->spotify_ca_file)
+	if (rc == CURLE_OK && ca_file)
+		rc = curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
+	if (rc == CURLE_OK && ca_file)
 		rc = curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
 	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_text);
+		rc = curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, client->error_text);
 	(void)curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	return rc == CURLE_OK ? 0 : -1;
 }
@@ -197,11 +232,11 @@ tls_outcome(CURLcode rc)
 }
 
 static const char *
-http_version_label(void)
+http_version_label(struct spotify_client *client)
 {
 	long version = 0;
 
-	curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &version);
+	curl_easy_getinfo(client->curl, CURLINFO_HTTP_VERSION, &version);
 	switch (version) {
 	case CURL_HTTP_VERSION_1_0: return "1.0";
 	case CURL_HTTP_VERSION_1_1: return "1.1";
@@ -212,22 +247,23 @@ http_version_label(void)
 }
 
 static void
-log_call(const char *endpoint, CURLcode rc, long status, const struct timespec *start)
+log_call(struct spotify_client *client, const char *endpoint, CURLcode rc, long status,
+	 const struct timespec *start)
 {
 	const char *tls = tls_outcome(rc);
 	long connects = 0;
 
 	/* 0: the call went over a connection kept from an earlier one. */
-	curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
+	curl_easy_getinfo(client->curl, CURLINFO_NUM_CONNECTS, &connects);
 	log_event(rc == CURLE_OK && status < 500 ? LOG_INFO : LOG_WARN, "spotify_call",
 		  LOG_STR("endpoint", endpoint), LOG_INT("status", status),
 		  LOG_STR("transport", rc == CURLE_OK ? "ok" : curl_easy_strerror(rc)),
-		  LOG_STR("http", rc == CURLE_OK ? http_version_label() : "-"),
+		  LOG_STR("http", rc == CURLE_OK ? http_version_label(client) : "-"),
 		  LOG_INT("connects", connects), LOG_MS("duration_ms", ms_since(start)));
 	/* Never a silent downgrade: an unverified peer is a failed call, said so. */
 	if (tls)
 		log_event(LOG_ERROR, "spotify_tls_failed", LOG_STR("endpoint", endpoint),
-			  LOG_STR("outcome", tls), LOG_STR("reason", error_text));
+			  LOG_STR("outcome", tls), LOG_STR("reason", client->error_text));
 }
 
 /*
@@ -236,20 +272,23 @@ log_call(const char *endpoint, CURLcode rc, long status, const struct timespec *
  * Returns the HTTP status, or 0 when no answer came (body is then empty).
  */
 static long
-perform(const char *endpoint, const char *url, const char *form, const char *bearer)
+perform(struct spotify_client *client, const char *endpoint, const char *url,
+	const char *form, const char *bearer)
 {
+	const struct config *cfg = client->cfg;
+	CURL *curl = client->curl;
 	struct curl_slist *headers = NULL;
 	struct timespec start;
 	long status = 0;
 	long total_ms = cfg->spotify_timeout_ms;
 	CURLcode rc;
 
-	body_len = 0;
-	body[0] = '\0';
-	error_text[0] = '\0';
+	client->body_len = 0;
+	client->body[0] = '\0';
+	client->error_text[0] = '\0';
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	curl_easy_reset(curl);
-	if (set_tls() < 0) {
+	if (set_tls(client) < 0) {
 		log_event(LOG_ERROR, "spotify_call", LOG_STR("endpoint", endpoint),
 			  LOG_STR("outcome", "tls_options_refused"));
 		return 0;
@@ -261,6 +300,7 @@ perform(const char *endpoint, const char *url, const char *form, const char *bea
 			 total_ms < 2000 ? total_ms : 2000L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, total_ms);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, client);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "baa/" PACKAGE_VERSION);
 	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (form) {
@@ -286,9 +326,9 @@ perform(const char *endpoint, const char *url, const char *form, const char *bea
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	else
-		body_len = 0;
+		client->body_len = 0;
 	curl_slist_free_all(headers);
-	log_call(endpoint, rc, status, &start);
+	log_call(client, endpoint, rc, status, &start);
 	return rc == CURLE_OK ? status : 0;
 }
 
@@ -502,14 +542,16 @@ spotify_paused(struct spotify_outcome *result)
 
 /* A 429: every worker of every instance waits Retry-After (pause.c). */
 static void
-note_rate_limit(const char *endpoint, struct spotify_outcome *result)
+note_rate_limit(struct spotify_client *client, const char *endpoint,
+		struct spotify_outcome *result)
 {
-	enum pause_reason reason = spotify_is_quota_exceeded(body, body_len)
-					   ? PAUSE_QUOTA_EXCEEDED
-					   : PAUSE_SHORT_TERM;
+	enum pause_reason reason =
+		spotify_is_quota_exceeded(client->body, client->body_len)
+			? PAUSE_QUOTA_EXCEEDED
+			: PAUSE_SHORT_TERM;
 
 	result->status = paused_status(reason);
-	result->retry_after = retry_after_seconds();
+	result->retry_after = retry_after_seconds(client);
 	pause_note(result->retry_after, reason);
 	metrics_spotify_rate_limited(reason == PAUSE_QUOTA_EXCEEDED
 					     ? METRICS_RATE_LIMIT_QUOTA_EXCEEDED
@@ -522,7 +564,8 @@ note_rate_limit(const char *endpoint, struct spotify_outcome *result)
 }
 
 static struct spotify_outcome
-token_request(const char *grant, const char *form, struct spotify_tokens *out)
+token_request(struct spotify_client *client, const char *grant, const char *form,
+	      struct spotify_tokens *out)
 {
 	struct spotify_outcome result = {.status = SPOTIFY_FAILED};
 	char url[1024];
@@ -530,24 +573,25 @@ token_request(const char *grant, const char *form, struct spotify_tokens *out)
 
 	if (spotify_paused(&result))
 		return result;
-	snprintf(url, sizeof(url), "%s/api/token", cfg->spotify_accounts_url);
-	status = perform(grant, url, form, NULL);
+	snprintf(url, sizeof(url), "%s/api/token", client->cfg->spotify_accounts_url);
+	status = perform(client, grant, url, form, NULL);
 	if (status == 200) {
-		if (spotify_parse_tokens(body, body_len,
+		if (spotify_parse_tokens(client->body, client->body_len,
 					 strcmp(grant, "authorization_code") == 0,
 					 out) == 0)
 			result.status = SPOTIFY_OK;
 		else
 			log_event(LOG_WARN, "spotify_bad_answer",
 				  LOG_STR("endpoint", grant));
-	} else if (status == 400 && spotify_is_invalid_grant(body, body_len)) {
+	} else if (status == 400 &&
+		   spotify_is_invalid_grant(client->body, client->body_len)) {
 		result.status = SPOTIFY_INVALID_GRANT;
 	} else if (status == 403) {
 		result.status = SPOTIFY_FORBIDDEN;
 	} else if (status == 429) {
-		note_rate_limit(grant, &result);
+		note_rate_limit(client, grant, &result);
 	}
-	OPENSSL_cleanse(body, body_len);
+	OPENSSL_cleanse(client->body, client->body_len);
 	return result;
 }
 
@@ -577,41 +621,48 @@ struct spotify_outcome
 spotify_exchange_code(const char *code, const char *code_verifier,
 		      struct spotify_tokens *out)
 {
+	struct spotify_client *client = current;
 	char form[4096] = "";
 
-	if (form_add(form, sizeof(form), "grant_type", "authorization_code") < 0 ||
-	    form_add(form, sizeof(form), "code", code) < 0 ||
-	    form_add(form, sizeof(form), "redirect_uri", cfg->spotify_redirect_uri) < 0 ||
-	    form_add(form, sizeof(form), "code_verifier", code_verifier) < 0)
+	if (form_add(client, form, sizeof(form), "grant_type", "authorization_code") <
+		    0 ||
+	    form_add(client, form, sizeof(form), "code", code) < 0 ||
+	    form_add(client, form, sizeof(form), "redirect_uri",
+		     client->cfg->spotify_redirect_uri) < 0 ||
+	    form_add(client, form, sizeof(form), "code_verifier", code_verifier) < 0)
 		return (struct spotify_outcome){.status = SPOTIFY_FAILED};
-	return counted(METRICS_CALL_CODE, token_request("authorization_code", form, out));
+	return counted(METRICS_CALL_CODE,
+		       token_request(client, "authorization_code", form, out));
 }
 
 struct spotify_outcome
 spotify_refresh(const char *refresh_token, struct spotify_tokens *out)
 {
+	struct spotify_client *client = current;
 	char form[SPOTIFY_TOKEN_MAX * 3 + 128] = "";
 	struct spotify_outcome result;
 
-	if (form_add(form, sizeof(form), "grant_type", "refresh_token") < 0 ||
-	    form_add(form, sizeof(form), "refresh_token", refresh_token) < 0)
+	if (form_add(client, form, sizeof(form), "grant_type", "refresh_token") < 0 ||
+	    form_add(client, form, sizeof(form), "refresh_token", refresh_token) < 0)
 		return (struct spotify_outcome){.status = SPOTIFY_FAILED};
-	result = token_request("refresh_token", form, out);
+	result = token_request(client, "refresh_token", form, out);
 	OPENSSL_cleanse(form, sizeof(form));
 	return counted(METRICS_CALL_REFRESH, result);
 }
 
-static struct spotify_outcome me_request(const char *access_token,
+static struct spotify_outcome me_request(struct spotify_client *client,
+					 const char *access_token,
 					 struct spotify_user *out);
 
 struct spotify_outcome
 spotify_me(const char *access_token, struct spotify_user *out)
 {
-	return counted(METRICS_CALL_ME, me_request(access_token, out));
+	return counted(METRICS_CALL_ME, me_request(current, access_token, out));
 }
 
 static struct spotify_outcome
-me_request(const char *access_token, struct spotify_user *out)
+me_request(struct spotify_client *client, const char *access_token,
+	   struct spotify_user *out)
 {
 	struct spotify_outcome result = {.status = SPOTIFY_FAILED};
 	char url[1024];
@@ -619,8 +670,8 @@ me_request(const char *access_token, struct spotify_user *out)
 
 	if (spotify_paused(&result))
 		return result;
-	snprintf(url, sizeof(url), "%s/v1/me", cfg->spotify_api_url);
-	status = perform("me", url, NULL, access_token);
+	snprintf(url, sizeof(url), "%s/v1/me", client->cfg->spotify_api_url);
+	status = perform(client, "me", url, NULL, access_token);
 	if (status == 401)
 		result.status = SPOTIFY_UNAUTHORIZED;
 	/* Development mode: a user the owner has not added gets through the
@@ -628,11 +679,11 @@ me_request(const char *access_token, struct spotify_user *out)
 	if (status == 403)
 		result.status = SPOTIFY_FORBIDDEN;
 	if (status == 429)
-		note_rate_limit("me", &result);
+		note_rate_limit(client, "me", &result);
 	if (status != 200)
 		return result;
 
-	if (spotify_parse_user(body, body_len, out) == 0)
+	if (spotify_parse_user(client->body, client->body_len, out) == 0)
 		result.status = SPOTIFY_OK;
 	else
 		log_event(LOG_WARN, "spotify_bad_answer", LOG_STR("endpoint", "me"));

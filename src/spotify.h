@@ -54,7 +54,10 @@ struct spotify_outcome {
 /* Once per process, before forking. */
 int spotify_global_init(void);
 
-/* Per worker, after the fork. */
+/*
+ * Per worker, after the fork: makes the worker's client (spotify_client.h),
+ * which the calls below use, and frees it.
+ */
 int spotify_init(const struct config *cfg);
 void spotify_cleanup(void);
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "../../src/spotify.h"
+#include "../../src/spotify_client.h"
 
 static struct spotify_tokens tokens;
 static struct spotify_user user;
@@ -345,6 +346,30 @@ test_authorize_url_has_no_scope_parameter_without_scopes(void **state)
 	assert_non_null(strstr(url, "&scope=user-read-email%20user-read-private&"));
 }
 
+/* A test makes clients of its own; the calls use the one it names. */
+static void
+test_calls_use_the_client_the_test_made(void **state)
+{
+	static struct spotify_client one, two;
+	struct config other = url_config;
+	struct spotify_client *before;
+	char url[2048];
+
+	other.spotify_accounts_url = "http://127.0.0.1:9";
+	assert_int_equal(spotify_client_init(&one, &url_config), 0);
+	assert_int_equal(spotify_client_init(&two, &other), 0);
+	before = spotify_use(&two);
+	assert_int_equal(spotify_authorize_url("S", "C", url, sizeof(url)), 0);
+	assert_true(strncmp(url, "http://127.0.0.1:9/authorize?", 29) == 0);
+	spotify_use(&one);
+	assert_int_equal(spotify_authorize_url("S", "C", url, sizeof(url)), 0);
+	assert_true(strncmp(url, "https://accounts.spotify.com/authorize?", 39) == 0);
+	spotify_use(before);
+	spotify_client_cleanup(&one);
+	spotify_client_cleanup(&two);
+	assert_null(two.curl);
+}
+
 int
 main(void)
 {
@@ -370,6 +395,7 @@ main(void)
 		cmocka_unit_test(test_profile_account_id_must_be_utf8_without_nul),
 		cmocka_unit_test(test_development_mode_profile_without_optional_fields_is_read),
 		cmocka_unit_test(test_authorize_url_has_no_scope_parameter_without_scopes),
+		cmocka_unit_test(test_calls_use_the_client_the_test_made),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
