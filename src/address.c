@@ -59,7 +59,7 @@ int
 address_parse(const char *s, int port_required, struct address *out, char *err,
 	      size_t errlen)
 {
-	const char *colon, *host = s;
+	const char *colon;
 	size_t host_len;
 
 	memset(out, 0, sizeof(*out));
@@ -88,11 +88,11 @@ address_parse(const char *s, int port_required, struct address *out, char *err,
 
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
+		const char *host = s + 1;
 		if (close == NULL) {
 			snprintf(err, errlen, "has an unterminated '[' in its IPv6 host");
 			return -1;
 		}
-		host = s + 1;
 		host_len = (size_t)(close - host);
 		if (close[1] != '\0' && close[1] != ':') {
 			snprintf(err, errlen, "has text after ']' that is not ':port'");

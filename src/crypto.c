@@ -4,6 +4,7 @@
 #include "crypto.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,10 +30,14 @@ crypto_derive_key(const char *secret, size_t secret_len, const char *purpose,
 	if (ctx == NULL)
 		goto out;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret,
-						      secret_len);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-						      (void *)purpose, strlen(purpose));
+	/*
+	 * A parameter holds a void *, but the KDF only reads its inputs: the
+	 * cast through uintptr_t drops const on purpose (-Wcast-qual).
+	 */
+	params[1] = OSSL_PARAM_construct_octet_string(
+		OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)secret, secret_len);
+	params[2] = OSSL_PARAM_construct_octet_string(
+		OSSL_KDF_PARAM_INFO, (void *)(uintptr_t)purpose, strlen(purpose));
 	params[3] = OSSL_PARAM_construct_end();
 	if (EVP_KDF_derive(ctx, key, CRYPTO_KEY_LEN, params) == 1)
 		rc = 0;

@@ -12,14 +12,14 @@ static const int codes[] = {
 
 static const char *const reasons[HTTP_STATUS_COUNT] = {
 #define HTTP_STATUS_REASON(code, reason) reason,
-	HTTP_STATUSES(HTTP_STATUS_REASON)
+	HTTP_STATUSES(HTTP_STATUS_REASON) /* each entry ends in its comma */
 #undef HTTP_STATUS_REASON
 	"Unknown",
 };
 
 static const char *const labels[HTTP_STATUS_COUNT] = {
 #define HTTP_STATUS_LABEL(code, reason) #code,
-	HTTP_STATUSES(HTTP_STATUS_LABEL)
+	HTTP_STATUSES(HTTP_STATUS_LABEL) /* each entry ends in its comma */
 #undef HTTP_STATUS_LABEL
 	"other",
 };

@@ -30,7 +30,7 @@
 
 enum http_status_index {
 #define HTTP_STATUS_INDEX(code, reason) HTTP_STATUS_##code,
-	HTTP_STATUSES(HTTP_STATUS_INDEX)
+	HTTP_STATUSES(HTTP_STATUS_INDEX) /* each entry ends in its comma */
 #undef HTTP_STATUS_INDEX
 	HTTP_STATUS_OTHER, /* anything else: counted as "other" */
 	HTTP_STATUS_COUNT,

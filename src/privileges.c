@@ -30,6 +30,7 @@ privileges_plan(const char *user, struct privileges *p, char *err, size_t errlen
 		}
 		return 0;
 	}
+	/* cppcheck-suppress getpwnamCalled ; at start-up, with no threads */
 	pw = getpwnam(user);
 	if (pw == NULL) {
 		snprintf(err, errlen, "BAA_USER '%s' is not a user on this system.",

@@ -7,6 +7,7 @@
 
 #include "http_status.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,9 +42,12 @@ response_json(struct response *res, int status, const cJSON *json)
 {
 	res->status = status;
 	res->content_type = "application/json";
-	/* cJSON wants a non-const tree but only reads it while printing. */
-	if (!cJSON_PrintPreallocated((cJSON *)json, res->body, (int)sizeof(res->body) - 2,
-				     0)) {
+	/*
+	 * cJSON wants a non-const tree but only reads it while printing: the
+	 * cast through uintptr_t drops const on purpose (-Wcast-qual).
+	 */
+	if (!cJSON_PrintPreallocated((cJSON *)(uintptr_t)json, res->body,
+				     (int)sizeof(res->body) - 2, 0)) {
 		res->overflow = 1;
 		res->body_len = 0;
 		return;

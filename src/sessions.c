@@ -22,9 +22,12 @@
 #include "users.h"
 
 #define EPOCH(column) "floor(extract(epoch FROM " column "))::bigint"
+/* clang-format would take EPOCH for a call, not a string literal. */
+/* clang-format off */
 #define SESSION_COLUMNS                                                                  \
 	"s.id, s.user_id, " EPOCH("s.created_at") ", " EPOCH("s.last_seen_at") ", "     \
 	EPOCH("s.expires_at") ", " EPOCH("s.max_expires_at")
+/* clang-format on */
 #define SESSION_NCOLS 6
 
 /* The channel of the sessions trigger (sql/005_sessions_and_audit.sql). */

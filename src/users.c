@@ -78,7 +78,11 @@ static const struct db_statement lock_batch = {
 
 #define EPOCH_OR_0(column) "coalesce(floor(extract(epoch FROM " column "))::bigint, 0)"
 
-/* Columns 0-3 of both: what read_token takes in. */
+/*
+ * Columns 0-3 of both: what read_token takes in. clang-format would take
+ * EPOCH_OR_0 for a call, not the string literal it is, and scatter the SQL.
+ */
+/* clang-format off */
 static const struct db_statement token = {
 	"users_token",
 	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
@@ -95,6 +99,7 @@ static const struct db_statement lock_token = {
 	" FROM users WHERE id = $1 FOR UPDATE",
 	1,
 };
+/* clang-format on */
 
 static const struct db_statement store_refresh = {
 	"users_store_refresh",

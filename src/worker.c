@@ -368,6 +368,7 @@ accept_connections(struct worker *w)
 	for (int streak = 0;
 	     streak < ACCEPT_STREAK_MAX && spread_may_accept(w->slot, w->open);
 	     streak++) {
+		/* cppcheck-suppress nullPointer ; accept(2): both may be NULL */
 		int fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		struct connection *c;
 
@@ -425,8 +426,7 @@ watch_database(struct worker *w)
 	/* A new connection: the old socket left the set when it was closed. */
 	w->db_epoch_seen = w->db.epoch;
 	w->db_watched = -1;
-	if (fd >= 0 && w->db.listening &&
-	    epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+	if (w->db.listening && epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		w->db_watched = fd;
 }
 

@@ -147,14 +147,14 @@ test_content_length_must_be_a_plain_number(void **state)
 {
 	char good[] = "CONTENT_LENGTH=42";
 	char *params[] = {"REQUEST_METHOD=POST", "DOCUMENT_URI=/x", good, NULL};
-	static const char *const bad[] = {"CONTENT_LENGTH=-1", "CONTENT_LENGTH=4x",
-					  "CONTENT_LENGTH=9999999999999999"};
+	static char bad[][40] = {"CONTENT_LENGTH=-1", "CONTENT_LENGTH=4x",
+				 "CONTENT_LENGTH=9999999999999999"};
 	struct request req;
 
 	assert_int_equal(request_parse(params, &req), REQUEST_OK);
 	assert_int_equal(req.content_length, 42);
 	for (size_t i = 0; i < 3; i++) {
-		params[2] = (char *)bad[i];
+		params[2] = bad[i];
 		assert_int_equal(request_parse(params, &req), REQUEST_BAD);
 	}
 }
