@@ -28,7 +28,7 @@ import time
 
 from connect_proxy import ConnectProxy
 from harness import (IS_ROOT, NGINX_BIN, UNPRIVILEGED_USER, BaaTestCase, Baa,
-                     SpotifyTestCase, _group_name, _nobody_ids, fake_spotify_certificates,
+                     SpotifyTestCase, group_name, nobody_ids, fake_spotify_certificates,
                      fake_spotify_certs, free_port, give_to_nobody, login_env, make_temp_dir,
                      port_answers, read_text, register_process, serve_env, start_fake_spotify,
                      wait_until)
@@ -297,7 +297,7 @@ class Http2Test(SpotifyTestCase):
             give_to_nobody(os.path.join(directory, sub))
         certs = fake_spotify_certificates()
         port = free_port()
-        user = "user %s %s;\n" % (UNPRIVILEGED_USER, _group_name(_nobody_ids()[1])) if IS_ROOT else ""
+        user = "user %s %s;\n" % (UNPRIVILEGED_USER, group_name(nobody_ids()[1])) if IS_ROOT else ""
         conf = os.path.join(directory, "nginx.conf")
         with open(conf, "w") as f:
             f.write(H2_FRONT_CONF.format(dir=directory, port=port, user_line=user,
