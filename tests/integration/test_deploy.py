@@ -29,6 +29,7 @@ from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_CO
                      Browser, BrowserResponse, HarnessError, pids_in_group, base_env, free_port, http_request,
                      https_request, kill_process_tree, make_temp_dir, parse_metrics, pid_alive, read_text, register_pid,
                      register_process, spotify_env, start_fake_spotify, wait_until)
+from harness.tags import slow
 
 RENDER = os.path.join(REPO, "scripts", "render-nginx")
 # What scripts/render-nginx reads besides its arguments (none leaks in from outside).
@@ -411,6 +412,7 @@ class Wrk:
 # the tests
 
 
+@slow("the deployed site: several instances, restarts and reloads under load")
 class DeployTest(BaaTestCase):
     """The shipped nginx configuration in front of several baa instances."""
 

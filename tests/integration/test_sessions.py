@@ -9,6 +9,7 @@ import unittest
 from harness import (LEGACY_SESSION_COOKIE, OAUTH_COOKIE, SESSION_COOKIE, CookieSigner,
                      SpotifyTestCase, TwoInstancesTestCase, b64url, mint_session,
                      run_concurrently, wait_until)
+from harness.tags import slow
 
 OTHER_KEY = "a-different-secret-key-for-instance-c-0123456789"
 
@@ -535,6 +536,7 @@ FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 @unittest.skipUnless(os.path.exists(FAKETIME), "libfaketime is not installed")
+@slow("steps the wall clock (libfaketime)")
 class WallClockStepTest(SessionTestCase):
     """The workers' caches are bounded in time by the monotonic clock: a step
     of the wall clock (NTP, an operator's `date`) cannot keep what they hold

@@ -32,6 +32,7 @@ from harness import (IS_ROOT, NGINX_BIN, UNPRIVILEGED_USER, BaaTestCase, Baa,
                      fake_spotify_certs, free_port, give_to_nobody, login_env, make_temp_dir,
                      port_answers, read_text, register_process, serve_env, start_fake_spotify,
                      wait_until)
+from harness.tags import root_only
 
 EXIT_CONFIG = 78
 
@@ -194,9 +195,8 @@ class TlsConfigurationTest(BaaTestCase):
         err = self.serve_fails(SPOTIFY_CA_FILE=empty)
         self.assertIn("'SPOTIFY_CA_FILE' names a file without a PEM certificate", err)
 
+    @root_only("the file is readable at the check, not after the drop")
     def test_a_ca_file_baa_user_cannot_read_stops_baa(self):
-        if not IS_ROOT:
-            self.skipTest("needs root: the file is readable at the check, not after the drop")
         path = os.path.join(make_temp_dir("baa-it-tlsconf-"), "root-only.pem")
         with open(fake_spotify_certificates().ca_file) as src, open(path, "w") as dst:
             dst.write(src.read())

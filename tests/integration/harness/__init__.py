@@ -16,6 +16,7 @@ only), one module per thing they start or speak to:
   tokens      the tokens baa stores encrypted, opened
   browser     a cookie jar that logs in through the fake; devices
   cases       BaaTestCase, SpotifyTestCase, TwoInstancesTestCase
+  tags        @slow and @root_only, which run.py reports as skips
 
 Tests import names from the package (`from harness import Baa, ...`).
 Everything started is registered and killed at interpreter exit or by
@@ -28,6 +29,7 @@ Environment knobs:
   BAA_IT_NGINX       nginx binary (default /usr/sbin/nginx)
   BAA_IT_PGBOUNCER   pgbouncer binary (default /usr/sbin/pgbouncer)
   BAA_IT_KEEP_TMP    when set, temp dirs are kept after the run
+  BAA_QUICK          when 1, @slow tests are skipped (scripts/test --quick)
 """
 
 from .base import *  # noqa: F401,F403
@@ -45,3 +47,4 @@ from .browser import *  # noqa: F401,F403
 from .site import *  # noqa: F401,F403
 from .load import *  # noqa: F401,F403
 from .cases import *  # noqa: F401,F403
+from .tags import *  # noqa: F401,F403
