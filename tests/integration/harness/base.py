@@ -10,8 +10,6 @@ import time
 # tests/integration: this package's parent
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
-
-
 IS_ROOT = os.geteuid() == 0
 UNPRIVILEGED_USER = "nobody"
 

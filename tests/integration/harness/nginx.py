@@ -2,14 +2,13 @@
 alone need it; the shipped site is site.py."""
 
 import os
-import subprocess
 import signal
+import subprocess
 
 from .base import IS_ROOT, UNPRIVILEGED_USER, HarnessError, free_port, give_to_nobody, \
     group_name, nobody_ids, port_answers, read_text, wait_until
 from .processes import kill_process_tree, make_temp_dir, register_process
 from .web import http_request
-
 
 NGINX_BIN = os.environ.get("BAA_IT_NGINX", "/usr/sbin/nginx")
 FASTCGI_PARAMS = "/etc/nginx/fastcgi_params"

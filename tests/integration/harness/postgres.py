@@ -13,10 +13,7 @@ from .base import HarnessError, as_unprivileged, free_port, give_to_nobody, \
     ipv6_loopback_available, read_text, wait_until
 from .processes import kill_process_tree, make_temp_dir, register_cleanup, register_process
 
-
 PG_BIN = os.environ.get("BAA_IT_PG_BIN", "/usr/lib/postgresql/15/bin")
-
-
 PSQL = os.path.join(PG_BIN, "psql") if os.path.exists(os.path.join(PG_BIN, "psql")) else "psql"
 PG_DUMP = os.path.join(PG_BIN, "pg_dump") if os.path.exists(os.path.join(PG_BIN, "pg_dump")) else "pg_dump"
 

@@ -12,7 +12,6 @@ import sys
 import tempfile
 import threading
 
-
 _LOCK = threading.RLock()
 _PROCS = []          # Popen objects started in their own session (pgid == pid)
 _EXTRA_PIDS = set()  # e.g. worker pids seen, killed on cleanup if still there
