@@ -4,7 +4,7 @@
 usage: /usr/bin/python3 tests/e2e/run.py [--screenshots DIR]
 
 Starts, in temp dirs and on free ports: a throwaway PostgreSQL cluster
-(tests/integration/harness.py) with a fresh database (`baa resetdb`), the
+(tests/integration/harness/) with a fresh database (`baa resetdb`), the
 fake Spotify (tests/fake_spotify) approving "Ada Lovelace", over HTTPS with
 the harness's throwaway CA (baa trusts it through SPOTIFY_CA_FILE; Chromium
 ignores certificate errors, as it does for nginx's), `baa serve` on a

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Run the baa integration tests.
 
-usage: /usr/bin/python3 tests/integration/run.py [NAME_FILTER ...]
+usage: /usr/bin/python3 tests/integration/run.py [--quick] [--durations[=N]] [NAME_FILTER ...]
 
 A test runs if any filter is a substring of its id (module.Class.test_name).
 Prints `ok NAME` / `FAIL NAME` (+ traceback) / `skip NAME (reason)` per test,
@@ -9,9 +9,15 @@ then, when SANITIZER_LOG_DIR is set, a check that the sanitizers wrote no
 report, and finally one line `N passed, N failed[, N skipped]`.
 Exit status 0 iff nothing failed.
 
-Environment: BAA_BIN (default <repo>/src/baa), SANITIZER_LOG_DIR,
-BAA_IT_SUITE_TIMEOUT (seconds, default 900: the whole run is aborted, with
-cleanup, after that long).
+--quick (or BAA_QUICK=1): tests tagged @slow (harness/tags.py) are skipped,
+  and reported as skipped. Tests tagged @root_only skip when not root.
+--durations[=N]: before the last line, the N slowest tests (default 15) and
+  each module's time, class set-up included, as `#` lines (also
+  BAA_IT_DURATIONS=N, e.g. through scripts/test).
+
+Environment: BAA_BIN (default <repo>/build/src/baa), SANITIZER_LOG_DIR,
+BAA_QUICK, BAA_IT_SUITE_TIMEOUT (seconds, default 900: the whole run is
+aborted, with cleanup, after that long).
 """
 
 import os
@@ -57,6 +63,8 @@ class LineResult(unittest.TestResult):
         self.n_failed = 0
         self.n_skipped = 0
         self._current = None
+        self.durations = []  # (test id, seconds of the test, seconds since the last one ended)
+        self._last_stop = time.monotonic()
 
     def _name(self, test):
         return self.names.get(test.id(), test.id())
@@ -99,7 +107,9 @@ class LineResult(unittest.TestResult):
         cur = self._current
         self._current = None
         name = self._name(test)
-        secs = time.monotonic() - cur["start"]
+        now = time.monotonic()
+        self.durations.append((test.id(), now - cur["start"], now - self._last_stop))
+        self._last_stop = now
         if cur["failures"]:
             self.n_failed += 1
             self._print("FAIL %s" % name)
@@ -143,6 +153,20 @@ def sanitizer_check(result):
         result._print(harness.read_text(os.path.join(log_dir, f))[:20000].rstrip())
 
 
+def print_durations(result, n):
+    """The n slowest tests and every module's time, as comment lines."""
+    out = result._print
+    out("# slowest %d tests (seconds, set-up of their class not included):" % n)
+    for tid, secs, _ in sorted(result.durations, key=lambda d: -d[1])[:n]:
+        out("#   %7.1f  %s" % (secs, tid))
+    modules = {}
+    for tid, _, span in result.durations:
+        modules[tid.split(".")[0]] = modules.get(tid.split(".")[0], 0.0) + span
+    out("# modules (seconds, class set-up included):")
+    for mod, secs in sorted(modules.items(), key=lambda m: -m[1]):
+        out("#   %7.1f  %s" % (secs, mod))
+
+
 def install_watchdog(seconds):
     def fire():
         sys.stderr.write("\nrun.py: suite exceeded %ss, aborting\n" % seconds)
@@ -161,6 +185,15 @@ def install_watchdog(seconds):
 
 def main(argv):
     filters = [a for a in argv if not a.startswith("-")]
+    durations = int(os.environ.get("BAA_IT_DURATIONS") or 0)
+    for a in argv:
+        if a == "--quick":
+            # before the test modules are imported: the tags read it then
+            os.environ["BAA_QUICK"] = "1"
+        elif a == "--durations":
+            durations = 15
+        elif a.startswith("--durations="):
+            durations = int(a.split("=", 1)[1])
     def on_sigterm(*_):
         # unittest would swallow SystemExit as a test error: clean up and leave now
         sys.stderr.write("run.py: terminated, cleaning up\n")
@@ -185,6 +218,8 @@ def main(argv):
         harness.cleanup_all()
     # load errors (e.g. a syntax error in a test module) show up as _FailedTest
     sanitizer_check(result)
+    if durations:
+        print_durations(result, durations)
     sys.stdout.write("# %d tests in %.1fs\n" % (len(tests), time.monotonic() - t0))
     line = "%d passed, %d failed" % (result.n_passed, result.n_failed)
     if result.n_skipped:

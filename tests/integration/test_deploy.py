@@ -26,9 +26,10 @@ import time
 import unittest
 
 from harness import (NGINX_BIN, WRK_COUNT_LUA, parse_wrk_count, REPO, SESSION_COOKIE, SITE_SSL, Baa, BaaTestCase,
-                     Browser, BrowserResponse, HarnessError, _pids_in_group, base_env, free_port, http_request,
+                     Browser, BrowserResponse, HarnessError, pids_in_group, base_env, free_port, http_request,
                      https_request, kill_process_tree, make_temp_dir, parse_metrics, pid_alive, read_text, register_pid,
                      register_process, spotify_env, start_fake_spotify, wait_until)
+from harness.tags import slow
 
 RENDER = os.path.join(REPO, "scripts", "render-nginx")
 # What scripts/render-nginx reads besides its arguments (none leaks in from outside).
@@ -125,7 +126,7 @@ class Instance:
         """Master and workers (everything in the instance's process group)."""
         if self.baa is None:
             return []
-        pids = set(_pids_in_group(self.baa.proc.pid))
+        pids = set(pids_in_group(self.baa.proc.pid))
         if self.baa.proc.poll() is None:
             pids.add(self.baa.proc.pid)
         for p in pids:
@@ -138,7 +139,7 @@ class Instance:
             return None
         self.baa.signal(signal.SIGTERM)
         status = self.baa.wait(timeout)
-        wait_until(lambda: not _pids_in_group(self.baa.proc.pid), 5,
+        wait_until(lambda: not pids_in_group(self.baa.proc.pid), 5,
                    message="workers of instance %d outlived its master" % self.index)
         self.baa.stop()
         return status
@@ -411,6 +412,7 @@ class Wrk:
 # the tests
 
 
+@slow("the deployed site: several instances, restarts and reloads under load")
 class DeployTest(BaaTestCase):
     """The shipped nginx configuration in front of several baa instances."""
 

@@ -28,6 +28,7 @@ from harness import (LEGACY_OAUTH_COOKIE, LEGACY_SESSION_COOKIE, OAUTH_COOKIE, P
                      SESSION_COOKIE, TEST_REDIRECT_URI, CookieSigner, DeviceBrowser, HarnessError,
                      Nginx, TwoInstancesTestCase, b64url, ipv6_loopback_available,
                      run_concurrently, sessions_rows, wait_until)
+from harness.tags import slow
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 CHROME_ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
@@ -814,6 +815,7 @@ class LastSeenTest(DevicesTestCase):
                     n += 1
         return n
 
+    @slow("waits on the wall clock for the interval")
     def test_last_seen_is_written_at_most_once_per_interval(self):
         # logged in half-way through a second, so that whole-second rounding
         # anywhere (in baa or in the test) cannot hide behind the timing
@@ -857,6 +859,7 @@ class RenewalTest(DevicesTestCase):
     TTL, MAX_AGE = 20, 30
     login_extra_env = {"BAA_SESSION_TTL": TTL, "BAA_SESSION_MAX_AGE": MAX_AGE}
 
+    @slow("waits on the wall clock through a session's life")
     def test_a_used_session_is_renewed_in_its_second_half_until_max_age_ends_it(self):
         used = self.login_device(FIREFOX_LINUX, self.nginx_a)
         idle = self.login_device(CHROME_ANDROID, self.nginx_a)

@@ -8,6 +8,7 @@ import unittest
 
 from harness import (SECRET_KEY, SESSION_COOKIE, Baa, SpotifyTestCase, TokenOpener, b64url,
                      make_temp_dir, wait_until)
+from harness.tags import slow
 
 KEY_A = os.urandom(32)
 KEY_B = os.urandom(32)
@@ -198,6 +199,7 @@ class KeyRotationTest(EncryptionTestCase):
     def start(self, token_keys):
         self.baa, self.nginx = self.start_stack(self.login_env(BAA_TOKEN_KEY=token_keys))
 
+    @slow("restarts baa through a key rotation")
     def test_rotation_from_key_a_to_key_b(self):
         self.start(KEY_A_TEXT)
         cookie_1, access_1, refresh_1 = self.login_as("one")

@@ -21,6 +21,7 @@ import unittest
 
 from harness import (SESSION_COOKIE, BaaTestCase, SpotifyTestCase, free_port, https_request,
                      parse_metrics, start_fake_spotify, wait_until)
+from harness.tags import slow
 from test_deploy import DeployStack
 from test_tokens import pieces
 
@@ -98,6 +99,7 @@ class LoginLoop:
         return self.outcomes
 
 
+@slow("PostgreSQL stopped and started under load")
 class PostgresOutageUnderLoadTest(BaaTestCase):
     """PostgreSQL goes away for ~2 s under load and comes back."""
 
@@ -233,6 +235,7 @@ FAULTS = {
 }
 
 
+@slow("every fault at every call to Spotify")
 class SpotifyFaultMatrixTest(SpotifyTestCase):
     """Every fault x every call to Spotify: the documented answer (502, or
     503 with Spotify's Retry-After for a 429) within BAA_SPOTIFY_TIMEOUT_MS

@@ -59,6 +59,7 @@ import unittest
 from harness import (WRK_COUNT_LUA, parse_wrk_count, SESSION_COOKIE, Baa, HarnessError, PostgresCluster,
                      SiteNginx, clean_env, db_env, kill_process_tree, make_temp_dir, read_text,
                      mint_session, register_cleanup, register_process, require_baa, serve_env, spotify_env, wait_until)
+from harness.tags import slow
 
 IP = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip")
                                  if os.path.exists(p)), None)
@@ -258,6 +259,7 @@ class NsBaa(Baa):
         return self
 
 
+@slow("instances on several hosts (network namespaces), a link cut under load")
 class HostsTest(unittest.TestCase):
     """Two baa instances on two "hosts" (network namespaces) behind the shipped nginx site."""
 

@@ -27,6 +27,7 @@ import time
 
 from harness import (SECRET_KEY, SESSION_COOKIE, CookieSigner, SiteNginx, TokenOpener,
                      TwoInstancesTestCase, wait_until, with_extra)
+from harness.tags import slow
 
 OLD = SECRET_KEY
 NEW = "baa-test-new-secret-key-" + os.urandom(16).hex()
@@ -184,6 +185,7 @@ class KeyRotationTestCase(TwoInstancesTestCase):
             self.site.upstream_errors(), self.site.error_log()[-2000:], self.stack_context())
 
 
+@slow("two instances reloaded with new keys under load")
 class RotationUnderLoadTest(KeyRotationTestCase):
     """The shipped site over A and B, browsers using it throughout."""
 
@@ -282,6 +284,7 @@ class RotationUnderLoadTest(KeyRotationTestCase):
         self.assertEqual(rotated[0]["instance"], socket.gethostname() + "/rotate-keys")
 
 
+@slow("two instances reloaded through every step of a rotation")
 class RotationStepsTest(KeyRotationTestCase):
     """The procedure without load, through each instance's own nginx."""
 

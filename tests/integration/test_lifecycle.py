@@ -9,6 +9,7 @@ import unittest
 
 from harness import (Baa, BackgroundRequest, BaaTestCase, Hammer, Nginx, SiteNginx, pid_alive,
                      port_is_free, wait_until)
+from harness.tags import slow
 
 
 class ServeLifecycleTest(BaaTestCase):
@@ -166,6 +167,7 @@ class ServeLifecycleTest(BaaTestCase):
         self.assertNotIn(victim, after)
         self.assertIsNone(baa.proc.poll())
 
+    @slow("a reload under load")
     def test_sighup_replaces_every_worker_without_failed_requests(self):
         baa, nginx = self.start_stack(self.env(workers=2))
         self.assertEqual(len(baa.workers()), 2)

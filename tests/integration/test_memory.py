@@ -32,6 +32,7 @@ import time
 
 from harness import (LEGACY_SESSION_COOKIE, SESSION_COOKIE, Baa, CookieSigner, Nginx,
                      SpotifyTestCase, baa_bin, make_temp_dir, read_text, wait_until)
+from harness.tags import slow
 
 VALGRIND = shutil.which("valgrind") or "/usr/bin/valgrind"
 
@@ -49,6 +50,7 @@ def is_sanitizer_build(path):
         return b"__asan_init" in f.read()
 
 
+@slow("thousands of requests under valgrind")
 class WorkerMemoryTest(SpotifyTestCase):
     class_stack = False
     workers = 1

@@ -10,6 +10,7 @@ import time
 
 from harness import (SESSION_COOKIE, PgBouncer, SpotifyTestCase, base_env, parse_logfmt,
                      run_concurrently, wait_until)
+from harness.tags import slow
 
 POOL_SIZE = 2
 WORKERS = 4  # more than POOL_SIZE: server connections really are shared
@@ -51,6 +52,7 @@ class BouncerTestCase(SpotifyTestCase):
                 if r.get("event") == "db_statement_failed"]
 
 
+@slow("a PgBouncer per class, statement timeouts")
 class TransactionPoolingTest(BouncerTestCase):
     """BAA_DB_POOLER=transaction: every flow works through the bouncer."""
 
@@ -201,6 +203,7 @@ class TransactionPoolingTest(BouncerTestCase):
         self.assertIn("BAA_DB_POOLER=transaction", res.stderr)
 
 
+@slow("a PgBouncer per class")
 class WithoutTheSettingTest(BouncerTestCase):
     """The default (named prepared statements, statement_timeout as a
     startup option) behind transaction pooling fails, visibly."""
@@ -216,6 +219,7 @@ class WithoutTheSettingTest(BouncerTestCase):
         self.assertIn("unsupported startup parameter", migrate.stderr)
 
 
+@slow("a PgBouncer per class")
 class NamedStatementsBehindTransactionPoolingTest(BouncerTestCase):
     """Even with the bouncer told to ignore `options`, named statements
     prepared on one server connection are missing, or already there, on

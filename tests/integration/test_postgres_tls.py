@@ -23,15 +23,17 @@ same server, reached by that name, shows a certificate for another name):
 import os
 import unittest
 
-from harness import (IS_ROOT, UNPRIVILEGED_USER, Baa, BaaTestCase, PostgresCluster, base_env,
+from harness import (UNPRIVILEGED_USER, Baa, BaaTestCase, PostgresCluster, base_env,
                      db_env, fake_spotify_certs, make_temp_dir, serve_env, wait_until,
                      with_extra)
+from harness.tags import root_only, slow
 
 EXIT_CONFIG = 78
 BACKENDS_SQL = ("SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
                 "WHERE a.application_name = 'baa' AND a.datname = '%s'")
 
 
+@slow("a PostgreSQL cluster of its own, with TLS")
 class PostgresTlsTest(BaaTestCase):
 
     workers = 1
@@ -176,9 +178,8 @@ class PostgresTlsConfigurationTest(BaaTestCase):
                 self.assertIn("Environment variable 'POSTGRES_SSLROOTCERT' names a file that "
                               "cannot be read (No such file or directory).", err)
 
+    @root_only("the file is readable at the check, not after the drop")
     def test_a_root_certificate_baa_user_cannot_read_stops_serve(self):
-        if not IS_ROOT:
-            self.skipTest("needs root: the file is readable at the check, not after the drop")
         path = os.path.join(make_temp_dir("baa-it-pgtlsconf-"), "root-only.pem")
         certs = fake_spotify_certs().CertificateAuthority(os.path.dirname(path), "root-only")
         os.chmod(certs.ca_file, 0o600)

@@ -9,9 +9,10 @@ import socket
 import subprocess
 import unittest
 
-from harness import (IS_ROOT, SECRET_KEY, UNPRIVILEGED_USER, BaaTestCase, as_unprivileged,
+from harness import (SECRET_KEY, UNPRIVILEGED_USER, BaaTestCase, as_unprivileged,
                      child_pids, free_port, make_temp_dir, pid_alive, port_is_free,
                      read_text, register_process, kill_process_tree, wait_until)
+from harness.tags import root_only
 
 EXIT_CONFIG = 78
 REFUSE_ROOT = ("baa serve: refusing to run as root; set BAA_USER to the unprivileged "
@@ -36,7 +37,7 @@ def environ_as_nobody(pid):
                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
-@unittest.skipUnless(IS_ROOT, "dropping privileges needs the tests to run as root")
+@root_only("dropping privileges")
 class DropToBaaUserTest(BaaTestCase):
 
     workers = 2
@@ -126,7 +127,7 @@ class DropToBaaUserTest(BaaTestCase):
         self.assertFalse(os.path.exists(self.sock), "unix socket file left behind")
 
 
-@unittest.skipUnless(IS_ROOT, "the refusals to serve as root need the tests to run as root")
+@root_only("the refusals to serve as root")
 class RefuseRootTest(BaaTestCase):
     """Refusals happen before anything is bound: nothing listens afterwards."""
 
@@ -160,7 +161,7 @@ class RefuseRootTest(BaaTestCase):
         self.assertEqual(res.returncode, 0, self.describe(res))
 
 
-@unittest.skipUnless(IS_ROOT, "starting baa as another user needs the tests to run as root")
+@root_only("starting baa as another user")
 class StartedUnprivilegedTest(BaaTestCase):
     """Started as a user other than root, baa cannot switch users."""
 

@@ -29,6 +29,7 @@ from harness import (BaaTestCase, HarnessError, PgBouncer, SESSION_COOKIE, OAUTH
                      TwoInstancesTestCase,
                      parse_metrics, register_cleanup, register_process, kill_process_tree,
                      run_concurrently, wait_until)
+from harness.tags import slow
 from test_deploy import DeployStack
 from test_pgbouncer import BouncerTestCase
 
@@ -180,6 +181,7 @@ class AppWidePauseTest(PauseTestCase):
         self.assertEqual(browser.get("/me/token").status, 200)
         self.assertEqual(self.fake.stats()["token_refresh_token"], before["token_refresh_token"] + 1)
 
+    @slow("waits out Retry-After")
     def test_quota_exceeded_is_told_apart_from_a_short_term_limit(self):
         cases = (("quota_exceeded", "spotify_quota_exceeded", QUOTA, "error"),
                  ("short_term", "spotify_rate_limited", {}, "warn"))

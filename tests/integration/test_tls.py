@@ -28,10 +28,11 @@ import time
 
 from connect_proxy import ConnectProxy
 from harness import (IS_ROOT, NGINX_BIN, UNPRIVILEGED_USER, BaaTestCase, Baa,
-                     SpotifyTestCase, _group_name, _nobody_ids, fake_spotify_certificates,
+                     SpotifyTestCase, group_name, nobody_ids, fake_spotify_certificates,
                      fake_spotify_certs, free_port, give_to_nobody, login_env, make_temp_dir,
                      port_answers, read_text, register_process, serve_env, start_fake_spotify,
                      wait_until)
+from harness.tags import root_only
 
 EXIT_CONFIG = 78
 
@@ -194,9 +195,8 @@ class TlsConfigurationTest(BaaTestCase):
         err = self.serve_fails(SPOTIFY_CA_FILE=empty)
         self.assertIn("'SPOTIFY_CA_FILE' names a file without a PEM certificate", err)
 
+    @root_only("the file is readable at the check, not after the drop")
     def test_a_ca_file_baa_user_cannot_read_stops_baa(self):
-        if not IS_ROOT:
-            self.skipTest("needs root: the file is readable at the check, not after the drop")
         path = os.path.join(make_temp_dir("baa-it-tlsconf-"), "root-only.pem")
         with open(fake_spotify_certificates().ca_file) as src, open(path, "w") as dst:
             dst.write(src.read())
@@ -297,7 +297,7 @@ class Http2Test(SpotifyTestCase):
             give_to_nobody(os.path.join(directory, sub))
         certs = fake_spotify_certificates()
         port = free_port()
-        user = "user %s %s;\n" % (UNPRIVILEGED_USER, _group_name(_nobody_ids()[1])) if IS_ROOT else ""
+        user = "user %s %s;\n" % (UNPRIVILEGED_USER, group_name(nobody_ids()[1])) if IS_ROOT else ""
         conf = os.path.join(directory, "nginx.conf")
         with open(conf, "w") as f:
             f.write(H2_FRONT_CONF.format(dir=directory, port=port, user_line=user,
