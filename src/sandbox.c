@@ -3,10 +3,11 @@
  * the worker was measured to call after set-up (strace -f on workers
  * through the integration suite: requests, logins and refreshes over
  * HTTPS, PostgreSQL over TLS and its restarts, multi-host names, the
- * housekeeping and a graceful stop; README, "Sandbox"), plus what the
- * same paths call on errors. Anything else traps: a SIGSYS handler writes
- * one log line naming the call and the worker dies of the signal, which
- * the master logs and answers by starting a new worker.
+ * housekeeping and a graceful stop; README, "The workers' sandbox"), plus
+ * what the same code calls on paths the suite does not reach. Anything
+ * else traps: a SIGSYS handler writes one log line naming the call and
+ * the worker dies of the signal, which the master logs and answers by
+ * starting a new worker.
  */
 #include "sandbox.h"
 
@@ -14,7 +15,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -30,7 +30,9 @@
  * (strace -f through the integration suite, README "The workers'
  * sandbox"), and what the same code makes on paths the suite does not
  * reach, marked "unseen" with the path, so that nobody tidies them away.
+ * Grouped by purpose, which clang-format would undo.
  */
+/* clang-format off */
 static const int allowed[] = {
 	/* requests: epoll, accept, libfcgi's reads and writes, the log */
 	SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(accept),
@@ -80,6 +82,7 @@ static const int allowed[] = {
 	SCMP_SYS(readlink),
 #endif
 };
+/* clang-format on */
 
 /*
  * openat only to read: nothing a worker does writes a file, so a worker
@@ -102,9 +105,9 @@ allow_reading_files(scmp_filter_ctx ctx)
 				      SCMP_A1(SCMP_CMP_EQ, TCGETS));
 	return rc < 0 ? rc : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 0);
 #else
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-				SCMP_A2(SCMP_CMP_MASKED_EQ,
-					O_WRONLY | O_RDWR | O_CREAT | O_TRUNC, 0));
+	return seccomp_rule_add(
+		ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+		SCMP_A2(SCMP_CMP_MASKED_EQ, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC, 0));
 #endif
 }
 
@@ -117,8 +120,10 @@ allow_reading_files(scmp_filter_ctx ctx)
 static int
 allow_threads_only(scmp_filter_ctx ctx)
 {
-	if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0)
-		return -1;
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+
+	if (rc < 0)
+		return rc;
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 				SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 }
@@ -252,7 +257,7 @@ install_handler(void)
 	return sigaction(SIGSYS, &sa, NULL);
 }
 
-/* libseccomp's way: 0, or a negative errno. */
+/* Each returns as libseccomp does: 0, or a negative errno. */
 static int
 add_rules(scmp_filter_ctx ctx)
 {
