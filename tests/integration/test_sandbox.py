@@ -11,6 +11,7 @@ names the probe."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import textwrap
@@ -134,7 +135,7 @@ class SandboxTest(BaaTestCase):
         exits = [r for r in records if r.get("event") == "worker_exited"]
         self.assertEqual(len(exits), 1, baa.log()[-3000:])
         self.assertEqual(exits[0].get("pid"), str(dead), exits[0])
-        self.assertEqual(exits[0].get("signal"), "31", exits[0])  # SIGSYS
+        self.assertEqual(exits[0].get("signal"), str(int(signal.SIGSYS)), exits[0])
         self.assertEqual(exits[0].get("cause"), "sandbox_violation", exits[0])
         for pid in baa.workers():
             self.assertEqual(seccomp_mode(pid), 2, "replacement %d has no filter" % pid)
