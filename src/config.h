@@ -93,7 +93,8 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "auto",                   \
 	  config_parse_profile_cache)                                                    \
 	X(BAA_IO_TIMEOUT, io_timeout, int, CONFIG_SERVE, "10", config_parse_seconds)     \
-	X(BAA_USER, user, const char *, CONFIG_SERVE, "", config_parse_user_name)
+	X(BAA_USER, user, const char *, CONFIG_SERVE, "", config_parse_user_name)         \
+	X(BAA_SANDBOX, sandbox, int, CONFIG_SERVE, "on", config_parse_switch)
 
 struct config {
 #define CONFIG_FIELD(name, field, type, scope, def, parser) type field;

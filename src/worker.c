@@ -29,6 +29,7 @@
 #include "request.h"
 #include "response.h"
 #include "router.h"
+#include "sandbox.h"
 #include "sessions.h"
 #include "spotify.h"
 #include "spread.h"
@@ -585,7 +586,8 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 		site_origin[0] = '\0';
 	pause_attach(&w.db);
 
-	if (run_loop(&w) == 0)
+	/* Set up: from here on only the system calls sandbox.c allows. */
+	if (sandbox_enter(cfg) == 0 && run_loop(&w) == 0)
 		status = 0;
 	for (int i = 0; i < CONNECTIONS_MAX; i++)
 		if (fcgi_conn_fd(&w.conns[i].fcgi) >= 0)

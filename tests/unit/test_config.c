@@ -20,7 +20,8 @@ static const char *const all_names[] = {
 	"SPOTIFY_API_URL", "SPOTIFY_CA_FILE", "SPOTIFY_SCOPES", "BAA_GRANT_LIFETIME",
 	"BAA_REAUTH_WINDOW", "BAA_INVALID_GRANT_CONFIRM", "BAA_SESSION_TTL",
 	"BAA_SESSION_MAX_AGE", "BAA_AUDIT_RETENTION_DAYS", "BAA_HOUSEKEEPING_INTERVAL",
-	"BAA_INSTANCE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT", "PGSSLMODE"};
+	"BAA_INSTANCE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT", "PGSSLMODE",
+	"BAA_SANDBOX"};
 
 static int
 set_database_env(void **state)
@@ -822,6 +823,39 @@ test_unknown_pooler_or_cache_values_are_refused(void **state)
 }
 
 static void
+test_sandbox_is_on_unless_turned_off(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.sandbox, 1);
+	setenv("BAA_SANDBOX", "off", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.sandbox, 0);
+	setenv("BAA_SANDBOX", "on", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_int_equal(cfg.sandbox, 1);
+}
+
+static void
+test_sandbox_other_than_on_or_off_is_refused(void **state)
+{
+	static const char *const bad[] = {"yes", "0", "ON", "off ", ""};
+	struct config cfg;
+	char errors[1024];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("BAA_SANDBOX", bad[i], 1);
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+		assert_string_equal(errors, bad[i][0] == '\0'
+						    ? "Environment variable 'BAA_SANDBOX' is empty.\n"
+						    : "Environment variable 'BAA_SANDBOX' must be "
+						      "'on' or 'off'.\n");
+	}
+}
+
+static void
 test_baa_user_is_optional_and_must_look_like_a_user_name(void **state)
 {
 	static const char *const bad[] = {
@@ -939,6 +973,10 @@ main(void)
 		cmocka_unit_test_setup(
 			test_baa_user_is_optional_and_must_look_like_a_user_name,
 			set_database_env),
+		cmocka_unit_test_setup(test_sandbox_is_on_unless_turned_off,
+				       set_database_env),
+		cmocka_unit_test_setup(test_sandbox_other_than_on_or_off_is_refused,
+				       set_database_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
