@@ -361,8 +361,9 @@ config_parse_instance(const char *value, void *field, char *err, size_t errlen)
 {
 	size_t len = strlen(value);
 
-	if (len > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				      "0123456789.:_-/[]") != len) {
+	if (len > 64 ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			  "0123456789.:_-/[]") != len) {
 		snprintf(err, errlen,
 			 "must be up to 64 letters, digits or '.', ':', '_', '-', '/', "
 			 "'[', ']'");
@@ -587,21 +588,24 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 	}
 	/* Unset, the cap never undercuts a longer idle time chosen before it existed. */
 	if (problems == 0 && (scopes & CONFIG_SERVE) &&
-	    getenv("BAA_SESSION_MAX_AGE") == NULL && cfg->session_max_age < cfg->session_ttl)
+	    getenv("BAA_SESSION_MAX_AGE") == NULL &&
+	    cfg->session_max_age < cfg->session_ttl)
 		cfg->session_max_age = cfg->session_ttl;
 	if (problems == 0 && (scopes & CONFIG_SERVE) &&
 	    cfg->session_max_age < cfg->session_ttl) {
-		append_line(errors, errlen, &used,
-			    "Environment variable 'BAA_SESSION_MAX_AGE' must be at least "
-			    "BAA_SESSION_TTL (a session's total life caps its idle time).");
+		append_line(
+			errors, errlen, &used,
+			"Environment variable 'BAA_SESSION_MAX_AGE' must be at least "
+			"BAA_SESSION_TTL (a session's total life caps its idle time).");
 		problems++;
 	}
 	if (problems == 0 && (scopes & CONFIG_TOKENS) &&
 	    tokenbox_key_count(cfg->token_keys, cfg->secret_key) > TOKENBOX_KEYS_MAX) {
-		snprintf(line, sizeof(line),
-			 "Environment variable 'BAA_TOKEN_KEY' names more than %d keys once "
-			 "'derived' stands for a key per secret of BAA_SECRET_KEY.",
-			 TOKENBOX_KEYS_MAX);
+		snprintf(
+			line, sizeof(line),
+			"Environment variable 'BAA_TOKEN_KEY' names more than %d keys once "
+			"'derived' stands for a key per secret of BAA_SECRET_KEY.",
+			TOKENBOX_KEYS_MAX);
 		append_line(errors, errlen, &used, line);
 		problems++;
 	}

@@ -82,8 +82,7 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  config_parse_retention_days)                                                   \
 	X(BAA_HOUSEKEEPING_INTERVAL, housekeeping_interval, int, CONFIG_SERVE, "300",    \
 	  config_parse_housekeeping_interval)                                            \
-	X(BAA_INSTANCE, instance, const char *, CONFIG_SERVE, "",                        \
-	  config_parse_instance)                                                         \
+	X(BAA_INSTANCE, instance, const char *, CONFIG_SERVE, "", config_parse_instance) \
 	X(BAA_GRANT_LIFETIME, grant_lifetime, int, CONFIG_SERVE, "15552000",             \
 	  config_parse_grant_lifetime)                                                   \
 	X(BAA_REAUTH_WINDOW, reauth_window, int, CONFIG_SERVE, "1209600",                \
@@ -93,7 +92,7 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	X(BAA_PROFILE_CACHE, profile_cache, int, CONFIG_SERVE, "auto",                   \
 	  config_parse_profile_cache)                                                    \
 	X(BAA_IO_TIMEOUT, io_timeout, int, CONFIG_SERVE, "10", config_parse_seconds)     \
-	X(BAA_USER, user, const char *, CONFIG_SERVE, "", config_parse_user_name)         \
+	X(BAA_USER, user, const char *, CONFIG_SERVE, "", config_parse_user_name)        \
 	X(BAA_SANDBOX, sandbox, int, CONFIG_SERVE, "on", config_parse_switch)
 
 struct config {

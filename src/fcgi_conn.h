@@ -33,9 +33,9 @@ struct fcgi_conn {
 };
 
 enum fcgi_conn_arrival {
-	FCGI_CONN_WHOLE,	   /* all of a request is there: serving it will not wait */
+	FCGI_CONN_WHOLE,     /* all of a request is there: serving it will not wait */
 	FCGI_CONN_PARTIAL,   /* part of one, or nothing yet: wait for more */
-	FCGI_CONN_CLOSED,	   /* the peer hung up, or the connection failed */
+	FCGI_CONN_CLOSED,    /* the peer hung up, or the connection failed */
 	FCGI_CONN_TOO_LARGE, /* FCGI_CONN_REQUEST_MAX bytes without the request's end */
 };
 

@@ -44,7 +44,7 @@ housekeeping_run(struct housekeeping *h, struct db *db, long long now_ms)
 	sessions = sessions_prune(db, BATCH);
 	events = audit_prune(db, BATCH);
 	if (sessions != 0 || events != 0)
-		log_event(sessions < 0 || events < 0 ? LOG_WARN : LOG_INFO, "housekeeping",
-			  LOG_INT("expired_sessions_deleted", sessions),
+		log_event(sessions < 0 || events < 0 ? LOG_WARN : LOG_INFO,
+			  "housekeeping", LOG_INT("expired_sessions_deleted", sessions),
 			  LOG_INT("audit_events_deleted", events));
 }

@@ -36,11 +36,13 @@ http_status_index(int code)
 const char *
 http_status_reason(enum http_status_index index)
 {
-	return (unsigned)index < HTTP_STATUS_COUNT ? reasons[index] : reasons[HTTP_STATUS_OTHER];
+	return (unsigned)index < HTTP_STATUS_COUNT ? reasons[index]
+						   : reasons[HTTP_STATUS_OTHER];
 }
 
 const char *
 http_status_label(enum http_status_index index)
 {
-	return (unsigned)index < HTTP_STATUS_COUNT ? labels[index] : labels[HTTP_STATUS_OTHER];
+	return (unsigned)index < HTTP_STATUS_COUNT ? labels[index]
+						   : labels[HTTP_STATUS_OTHER];
 }

@@ -40,9 +40,7 @@ identity_plan(const struct identity_rows *rows)
 		plan.match = IDENTITY_ACCOUNT;
 		plan.user = rows->by_spotify_id;
 		break;
-	case IDENTITY_ACCOUNT_OTHER:
-		plan.detach = rows->by_spotify_id;
-		break;
+	case IDENTITY_ACCOUNT_OTHER: plan.detach = rows->by_spotify_id; break;
 	}
 	return plan;
 }

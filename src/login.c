@@ -31,7 +31,8 @@ store(struct db *db, const struct spotify_user *who, const struct spotify_tokens
 	unsigned char hash[32];
 	long long user_id;
 
-	if (session_new_id(&out->cookie, 0) < 0 || session_id_hash(&out->cookie, hash) < 0)
+	if (session_new_id(&out->cookie, 0) < 0 ||
+	    session_id_hash(&out->cookie, hash) < 0)
 		return -1;
 	if (users_store_login(db, who, tokens, &user_id, &out->match) != USERS_OK ||
 	    sessions_create(db, user_id, hash, client, &out->session) != SESSIONS_OK ||

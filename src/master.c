@@ -151,7 +151,8 @@ note_exit(struct master *m, struct worker_slot *w, int wstatus)
 		 * the worker's own line before this one names the call. */
 		log_event(LOG_ERROR, "worker_exited", LOG_INT("pid", (long long)w->pid),
 			  LOG_INT("signal", (long long)SIGSYS),
-			  LOG_STR("cause", "sandbox_violation"), LOG_INT("lived_ms", lived));
+			  LOG_STR("cause", "sandbox_violation"),
+			  LOG_INT("lived_ms", lived));
 	else if (WIFSIGNALED(wstatus))
 		log_event(crashed ? LOG_ERROR : LOG_INFO, "worker_exited",
 			  LOG_INT("pid", (long long)w->pid),
@@ -342,7 +343,8 @@ master_run(const struct config *cfg, const struct privileges *privs)
 	/* Once, here: every worker would say it at each start. */
 	if (!cfg->sandbox)
 		log_event(LOG_WARN, "sandbox_off",
-			  LOG_STR("reason", "BAA_SANDBOX=off: workers may make any system call"));
+			  LOG_STR("reason",
+				  "BAA_SANDBOX=off: workers may make any system call"));
 
 	while (!m.stopping || live_workers(&m) > 0) {
 		struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};

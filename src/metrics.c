@@ -13,7 +13,6 @@
 #include "pause.h"
 #include "router.h"
 
-
 static const double bucket_ms[] = {0.25, 0.5, 1,   2.5, 5,    10,   25,
 				   50,	 100, 250, 500, 1000, 2500, 5000};
 #define BUCKETS (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
@@ -21,7 +20,7 @@ static const double bucket_ms[] = {0.25, 0.5, 1,   2.5, 5,    10,   25,
 static const char *const call_labels[METRICS_CALL_COUNT] = {"authorization_code",
 							    "refresh_token", "me"};
 static const char *const outcome_labels[METRICS_OUTCOME_COUNT] = {
-	"ok",	 "invalid_grant",  "unauthorized", "forbidden",
+	"ok",		"invalid_grant",  "unauthorized", "forbidden",
 	"rate_limited", "quota_exceeded", "failed",	  "paused"};
 static const char *const rate_limit_labels[METRICS_RATE_LIMIT_COUNT] = {"short_term",
 									"quota_exceeded"};
@@ -174,7 +173,8 @@ render_requests(struct text *t, const char *const *route_names)
 				emit(t,
 				     "baa_requests_total{route=\"%s\",status=\"%s\"} "
 				     "%llu\n",
-				     name, http_status_label((enum http_status_index)s), (unsigned long long)n);
+				     name, http_status_label((enum http_status_index)s),
+				     (unsigned long long)n);
 		}
 	}
 	emit(t,

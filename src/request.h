@@ -25,17 +25,17 @@ struct db;
 
 struct request {
 	enum http_method method;
-	const char *method_name; /* as sent, for the log; bounded by the parser */
-	const char *path;	 /* decoded and normalised by nginx, no query */
-	const char *query;	 /* raw, without '?'; "" when absent */
-	const char *cookie;	 /* raw Cookie header, NULL when absent */
+	const char *method_name;    /* as sent, for the log; bounded by the parser */
+	const char *path;	    /* decoded and normalised by nginx, no query */
+	const char *query;	    /* raw, without '?'; "" when absent */
+	const char *cookie;	    /* raw Cookie header, NULL when absent */
 	const char *sec_fetch_mode; /* Sec-Fetch-Mode header, NULL when absent */
 	const char *sec_fetch_site; /* Sec-Fetch-Site header, NULL when absent */
-	const char *origin;	 /* Origin header, NULL when absent */
-	const char *user_agent;	 /* User-Agent header, NULL when absent */
-	const char *remote_addr; /* the client's address as nginx saw it, or NULL */
-	long content_length;	 /* 0 when absent */
-	struct db *db;		 /* the worker's connection, for handlers */
+	const char *origin;	    /* Origin header, NULL when absent */
+	const char *user_agent;	    /* User-Agent header, NULL when absent */
+	const char *remote_addr;    /* the client's address as nginx saw it, or NULL */
+	long content_length;	    /* 0 when absent */
+	struct db *db;		    /* the worker's connection, for handlers */
 	const struct config *cfg;
 };
 

@@ -57,21 +57,24 @@ session_check_secrets(const char *secrets, size_t min, char *err, size_t errlen)
 
 	while ((word = next_secret(&secrets, &len)) != NULL) {
 		if (++n > SESSION_KEYS_MAX) {
-			snprintf(err, errlen, "lists more than %d secrets", SESSION_KEYS_MAX);
+			snprintf(err, errlen, "lists more than %d secrets",
+				 SESSION_KEYS_MAX);
 			return -1;
 		}
 		if (len < min && n == 1 && *(secrets + strspn(secrets, " ")) == '\0') {
-			snprintf(err, errlen,
-				 "must be at least %zu bytes long (it has %zu): generate one "
-				 "with 'openssl rand -base64 48'",
-				 min, len);
+			snprintf(
+				err, errlen,
+				"must be at least %zu bytes long (it has %zu): generate one "
+				"with 'openssl rand -base64 48'",
+				min, len);
 			return -1;
 		}
 		if (len < min) {
-			snprintf(err, errlen,
-				 "must list secrets of at least %zu bytes each (secret %d has "
-				 "%zu): generate one with 'openssl rand -base64 48'",
-				 min, n, len);
+			snprintf(
+				err, errlen,
+				"must list secrets of at least %zu bytes each (secret %d has "
+				"%zu): generate one with 'openssl rand -base64 48'",
+				min, n, len);
 			return -1;
 		}
 	}
@@ -100,7 +103,8 @@ derive_keys(const char *secret, size_t len, struct cookie_keys *k)
 	 * sets up its context here, once, and the workers share the pages
 	 * libcrypto touched doing it instead of each touching its own.
 	 */
-	return crypto_hmac(k->oauth, "", 0, mac) < 0 || crypto_hmac(k->pkce, "", 0, mac) < 0
+	return crypto_hmac(k->oauth, "", 0, mac) < 0 ||
+			       crypto_hmac(k->pkce, "", 0, mac) < 0
 		       ? -1
 		       : 0;
 }

@@ -74,8 +74,7 @@ int session_init(const char *secrets);
 int session_new_login(struct oauth_login *login, const char *next, time_t now, int ttl);
 
 /* The PKCE verifier for a login's state, and its S256 challenge. */
-int session_pkce(const struct oauth_login *login,
-		 char verifier[SESSION_VERIFIER_LEN + 1],
+int session_pkce(const struct oauth_login *login, char verifier[SESSION_VERIFIER_LEN + 1],
 		 char challenge[B64URL_LEN(32) + 1]);
 
 /* A new random session id. */

@@ -228,8 +228,9 @@ sessions_create(struct db *db, long long user_id, const unsigned char hash[32],
 		const struct client *client, struct session_row *out)
 {
 	char hash_text[2 + 64 + 1], user_text[24], ttl[24], max_age[24];
-	const char *params[6] = {hash_text, user_text, ttl, max_age, client->device,
-				 client->network[0] ? client->network : NULL};
+	const char *params[6] = {
+		hash_text, user_text,	   ttl,
+		max_age,   client->device, client->network[0] ? client->network : NULL};
 	enum sessions_status status;
 	PGresult *res;
 
@@ -257,7 +258,8 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 	PGresult *res;
 
 	hit = cached(db, hash, now);
-	if (hit && (profile == NULL || users_profile_cached(db, hit->row.user_id, profile))) {
+	if (hit &&
+	    (profile == NULL || users_profile_cached(db, hit->row.user_id, profile))) {
 		*out = hit->row;
 		return SESSIONS_OK;
 	}

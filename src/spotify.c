@@ -402,9 +402,9 @@ parse_answer(const char *text, size_t len)
 
 /* How copy_string treats a member that is absent, null or "". */
 enum presence {
-	OPTIONAL,  /* absent, null or "": out is "" */
-	REQUIRED,  /* a non-empty string */
-	NONEMPTY,  /* absent or null: out is ""; present: a non-empty string */
+	OPTIONAL, /* absent, null or "": out is "" */
+	REQUIRED, /* a non-empty string */
+	NONEMPTY, /* absent or null: out is ""; present: a non-empty string */
 };
 
 /*

@@ -270,6 +270,15 @@ open_token(const char *stored, long long id, enum tokenbox_role role, char *out,
 			  LOG_STR("reason", tokenbox_status_name(status)));
 }
 
+/* How the row found by spotify_id stands to the login's account_id. */
+static enum identity_account
+account_of_row(int same_account, const char *row_account_id)
+{
+	if (same_account)
+		return IDENTITY_ACCOUNT_SAME;
+	return row_account_id[0] ? IDENTITY_ACCOUNT_OTHER : IDENTITY_ACCOUNT_NONE;
+}
+
 /* The candidate rows of a login, as identity_plan wants them. */
 static enum users_status
 find_identity_rows(struct db *db, const struct spotify_user *who,
@@ -290,9 +299,7 @@ find_identity_rows(struct db *db, const struct spotify_user *who,
 		if (strcmp(PQgetvalue(res, i, 3), "t") == 0) {
 			rows->by_spotify_id = id;
 			rows->spotify_row_account =
-				same_account		     ? IDENTITY_ACCOUNT_SAME
-				: PQgetvalue(res, i, 1)[0] ? IDENTITY_ACCOUNT_OTHER
-							     : IDENTITY_ACCOUNT_NONE;
+				account_of_row(same_account, PQgetvalue(res, i, 1));
 		}
 	}
 	PQclear(res);
@@ -308,9 +315,10 @@ store_identity(struct db *db, const struct spotify_user *who,
 	char expires_in[24], user_text[24];
 	const char *account = who->account_id[0] ? who->account_id : NULL;
 	const char *name = who->display_name[0] ? who->display_name : NULL;
-	const char *update_params[6] = {user_text, who->id, account,
+	const char *update_params[6] = {user_text, who->id,    account,
 					name,	   expires_in, tokens->scope};
-	const char *insert_params[5] = {who->id, account, name, expires_in, tokens->scope};
+	const char *insert_params[5] = {who->id, account, name, expires_in,
+					tokens->scope};
 	struct identity_rows rows;
 	struct identity_plan plan;
 	PGresult *res;
@@ -349,11 +357,12 @@ store_login_tokens(struct db *db, long long id, const struct spotify_tokens *tok
 	PGresult *res;
 
 	snprintf(id_text, sizeof(id_text), "%lld", id);
-	if (seal_token(tokens->access_token, id, TOKENBOX_ACCESS, access, &params[1]) <
-		    0 ||
-	    seal_token(tokens->refresh_token, id, TOKENBOX_REFRESH, refresh,
-		       &params[2]) < 0 ||
-	    run(db, &store_tokens, params, &res) != USERS_OK)
+	if (seal_token(tokens->access_token, id, TOKENBOX_ACCESS, access, &params[1]) < 0)
+		return USERS_DB_ERROR;
+	if (seal_token(tokens->refresh_token, id, TOKENBOX_REFRESH, refresh, &params[2]) <
+	    0)
+		return USERS_DB_ERROR;
+	if (run(db, &store_tokens, params, &res) != USERS_OK)
 		return USERS_DB_ERROR;
 	PQclear(res);
 	return USERS_OK;

@@ -122,8 +122,8 @@ struct users_reseal_counts {
 /*
  * Inside a transaction: locks up to limit rows with an id above *after and
  * seals every token not under the current key again (plaintext ones from
- * before encryption included), recording key_rotated for each user. Moves *after on; returns the number of rows
- * (0: none left) or -1 when the database failed.
+ * before encryption included), recording key_rotated for each user. Moves *after on;
+ * returns the number of rows (0: none left) or -1 when the database failed.
  */
 int users_reseal_batch(struct db *db, long long *after, int limit,
 		       struct users_reseal_counts *counts);

@@ -1,7 +1,7 @@
 /*
  * The worker's loop: wait -> accept -> wait until the request is whole ->
- * parse -> route -> handle -> respond -> log. Stop signals stay blocked except while the worker waits for a
- * connection, so a request that has started always finishes, and the
+ * parse -> route -> handle -> respond -> log. Stop signals stay blocked except while the
+ * worker waits for a connection, so a request that has started always finishes, and the
  * wait itself (epoll_pwait with the signals unblocked) cannot miss a stop
  * that arrives at any moment.
  */
@@ -93,8 +93,8 @@ install_signals(void)
 #define CONNECTIONS_MAX 256
 
 struct connection {
-	struct fcgi_conn fcgi; /* fcgi_conn_fd < 0: a free slot */
-	unsigned long used;    /* the worker's request count when last served */
+	struct fcgi_conn fcgi;	  /* fcgi_conn_fd < 0: a free slot */
+	unsigned long used;	  /* the worker's request count when last served */
 	long long arriving_since; /* ms: a request began to arrive; 0: none */
 	int watched;		  /* registered in the epoll set */
 };
@@ -106,8 +106,8 @@ struct worker {
 	int slot;      /* in the spread table */
 	int accepting; /* the listening socket is in the epoll set */
 	int open;
-	int arriving; /* connections with arriving_since set */
-	long long arrival_limit_ms; /* BAA_IO_TIMEOUT; 0: no limit */
+	int arriving;		     /* connections with arriving_since set */
+	long long arrival_limit_ms;  /* BAA_IO_TIMEOUT; 0: no limit */
 	int db_watched;		     /* the database socket in the epoll set, or -1 */
 	unsigned long db_epoch_seen; /* the connection db_watched belongs to */
 	unsigned long served;
@@ -282,11 +282,8 @@ serve_connection(struct worker *w, struct connection *c, int hung_up)
 			  LOG_INT("limit_bytes", FCGI_CONN_REQUEST_MAX));
 		close_connection(w, c);
 		return;
-	case FCGI_CONN_CLOSED:
-		close_connection(w, c);
-		return;
-	case FCGI_CONN_WHOLE:
-		break;
+	case FCGI_CONN_CLOSED: close_connection(w, c); return;
+	case FCGI_CONN_WHOLE: break;
 	}
 	stop_arrival_clock(w, c);
 	params = fcgi_conn_begin(&c->fcgi);
@@ -539,7 +536,8 @@ run_loop(struct worker *w)
 			else if (events[i].data.ptr != &w->db)
 				serve_connection(w, events[i].data.ptr,
 						 (events[i].events &
-						  (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+						  (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !=
+							 0);
 		}
 		/* After the kept connections: taking a slot may close one. */
 		if (listen_ready && drain_until < 0)
@@ -557,7 +555,8 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 
 	worker_pid = getpid();
 	/* FCGX_Init installs its own SIGTERM/SIGPIPE handlers; ours come after. */
-	if (fcgi_conn_library_init() != 0 || install_signals() < 0 || spotify_init(cfg) < 0) {
+	if (fcgi_conn_library_init() != 0 || install_signals() < 0 ||
+	    spotify_init(cfg) < 0) {
 		log_event(LOG_ERROR, "worker_init_failed",
 			  LOG_STR("reason", strerror(errno)));
 		return 1;
@@ -581,8 +580,10 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 	if (users_attach(&w.db) < 0)
 		log_event(LOG_ERROR, "db_subscribe_failed", LOG_STR("channel", "users"));
 	if (sessions_attach(&w.db) < 0)
-		log_event(LOG_ERROR, "db_subscribe_failed", LOG_STR("channel", "sessions"));
-	if (origin_of_url(cfg->spotify_redirect_uri, site_origin, sizeof(site_origin)) < 0)
+		log_event(LOG_ERROR, "db_subscribe_failed",
+			  LOG_STR("channel", "sessions"));
+	if (origin_of_url(cfg->spotify_redirect_uri, site_origin, sizeof(site_origin)) <
+	    0)
 		site_origin[0] = '\0';
 	pause_attach(&w.db);
 

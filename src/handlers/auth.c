@@ -237,7 +237,8 @@ auth_callback(const struct request *req, struct response *res)
 			response_error(res, 403, "login cancelled at Spotify");
 		else
 			response_error(res, 400, "Spotify did not authorize the login");
-		callback_failed(req, res, declined ? "login_cancelled" : "spotify_failed");
+		callback_failed(req, res,
+				declined ? "login_cancelled" : "spotify_failed");
 		return;
 	}
 	code = params_get(&query, "code");
@@ -322,24 +323,27 @@ auth_logout(const struct request *req, struct response *res)
 		return;
 	}
 	everywhere = params_get(&query, "everywhere");
-	if (everywhere && (params_count(&query, "everywhere") > 1 ||
-			   (strcmp(everywhere, "1") != 0 && strcmp(everywhere, "0") != 0))) {
+	if (everywhere &&
+	    (params_count(&query, "everywhere") > 1 ||
+	     (strcmp(everywhere, "1") != 0 && strcmp(everywhere, "0") != 0))) {
 		response_error(res, 400, "everywhere must be 1 or 0");
 		return;
 	}
 	switch (current_find(req, &cur, 0)) {
 	case CURRENT_OK:
 		/* This session's row already gone is as good as ended. */
-		if (current_end_sessions(req, &cur,
-					 everywhere && everywhere[0] == '1' ? 0 : cur.session.id,
-					 everywhere && everywhere[0] == '1'
-						 ? AUDIT_LOGOUT_EVERYWHERE
-						 : AUDIT_LOGOUT) == SESSIONS_DB_ERROR) {
+		if (current_end_sessions(
+			    req, &cur,
+			    everywhere && everywhere[0] == '1' ? 0 : cur.session.id,
+			    everywhere && everywhere[0] == '1'
+				    ? AUDIT_LOGOUT_EVERYWHERE
+				    : AUDIT_LOGOUT) == SESSIONS_DB_ERROR) {
 			response_database_unavailable(res);
 			return;
 		}
-		log_event(LOG_INFO, everywhere && everywhere[0] == '1' ? "logout_everywhere"
-								       : "logout",
+		log_event(LOG_INFO,
+			  everywhere && everywhere[0] == '1' ? "logout_everywhere"
+							     : "logout",
 			  LOG_INT("user_id", cur.session.user_id),
 			  LOG_INT("session_id", cur.session.id));
 		break;

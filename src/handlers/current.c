@@ -40,7 +40,8 @@ current_cookie(const struct request *req, const char *name, char *out, size_t si
 
 	if (req->cookie == NULL)
 		return COOKIE_ABSENT;
-	switch (params_find_cookie(req->cookie, strlen(req->cookie), name, &value, &len)) {
+	switch (params_find_cookie(req->cookie, strlen(req->cookie), name, &value,
+				   &len)) {
 	case PARAMS_COOKIE_ABSENT: return COOKIE_ABSENT;
 	case PARAMS_COOKIE_DUPLICATE: return COOKIE_DUPLICATE;
 	case PARAMS_COOKIE_FOUND: break;
@@ -126,8 +127,8 @@ current_find(const struct request *req, struct current *cur, int want_profile)
 }
 
 enum sessions_status
-current_end_sessions(const struct request *req, const struct current *cur, long long which,
-		     enum audit_event event)
+current_end_sessions(const struct request *req, const struct current *cur,
+		     long long which, enum audit_event event)
 {
 	long long user_id = cur->session.user_id;
 	struct client client;
@@ -214,16 +215,13 @@ current_require(const struct request *req, struct response *res, struct current 
 
 	switch (current_find(req, cur, want_profile)) {
 	case CURRENT_OK: break;
-	case CURRENT_NONE:
-		response_error(res, 401, "not logged in");
-		return -1;
+	case CURRENT_NONE: response_error(res, 401, "not logged in"); return -1;
 	case CURRENT_DUPLICATE:
-		response_error(res, 401, "the session cookie was sent twice: log in again");
+		response_error(res, 401,
+			       "the session cookie was sent twice: log in again");
 		return -1;
 	case CURRENT_GONE: current_refuse_gone(req, res); return -1;
-	case CURRENT_DB_ERROR:
-		response_database_unavailable(res);
-		return -1;
+	case CURRENT_DB_ERROR: response_database_unavailable(res); return -1;
 	}
 	if (renewal_due(req, cur, now))
 		renew(req, res, cur);

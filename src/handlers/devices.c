@@ -98,7 +98,8 @@ session_id_of(const char *path)
 	const char *digits = path + strlen(SESSIONS_PREFIX);
 	size_t len = strlen(digits);
 
-	if (len == 0 || len > 18 || strspn(digits, "0123456789") != len || digits[0] == '0')
+	if (len == 0 || len > 18 || strspn(digits, "0123456789") != len ||
+	    digits[0] == '0')
 		return 0;
 	return strtoll(digits, NULL, 10);
 }
@@ -154,7 +155,8 @@ me_activity(const struct request *req, struct response *res)
 		add_time(item, "at", e->at);
 		cJSON_AddStringToObject(item, "event", audit_event_name(e->event));
 		if (e->session_id)
-			cJSON_AddNumberToObject(item, "session_id", (double)e->session_id);
+			cJSON_AddNumberToObject(item, "session_id",
+						(double)e->session_id);
 		else
 			cJSON_AddNullToObject(item, "session_id");
 		cJSON_AddStringToObject(item, "device", e->client.device);

@@ -66,8 +66,8 @@ enum current_status current_find(const struct request *req, struct current *cur,
  * The request's session, renewed or touched as due; or -1 with the 401
  * (or 503) already in res.
  */
-int current_require(const struct request *req, struct response *res,
-		    struct current *cur, int want_profile);
+int current_require(const struct request *req, struct response *res, struct current *cur,
+		    int want_profile);
 
 /* Whether a cookie called name came with the request. */
 int current_cookie_sent(const struct request *req, const char *name);

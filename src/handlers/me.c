@@ -72,7 +72,8 @@ token_body(const struct request *req, struct response *res, const char *access_t
 {
 	char when[32], due_at[32] = "", expires_in[24];
 	time_t now = time(NULL);
-	time_t due = row->authorized_at ? row->authorized_at + req->cfg->grant_lifetime : 0;
+	time_t due =
+		row->authorized_at ? row->authorized_at + req->cfg->grant_lifetime : 0;
 
 	clock_iso8601(expires_at, when);
 	if (due)
@@ -197,8 +198,8 @@ grant_refused(const struct request *req, struct response *res, const struct curr
  * paused is not an event of this user's.
  */
 static void
-refresh_failed(const struct request *req, struct response *res,
-	       const struct current *cur, struct spotify_outcome outcome)
+refresh_failed(const struct request *req, struct response *res, const struct current *cur,
+	       struct spotify_outcome outcome)
 {
 	int limited = outcome.status == SPOTIFY_RATE_LIMITED ||
 		      outcome.status == SPOTIFY_QUOTA_EXCEEDED;
@@ -274,9 +275,7 @@ refresh_and_answer(const struct request *req, struct response *res,
 			  LOG_INT("rotated", fresh.refresh_token[0] != '\0'));
 		token_body(req, res, fresh.access_token, expires_at, &current);
 		break;
-	case SPOTIFY_INVALID_GRANT:
-		grant_refused(req, res, cur, &current);
-		break;
+	case SPOTIFY_INVALID_GRANT: grant_refused(req, res, cur, &current); break;
 	case SPOTIFY_FORBIDDEN:
 		/* Development mode: not a dead grant; the owner may add the user. */
 		log_event(LOG_INFO, "spotify_access_denied", LOG_STR("at", "refresh"),
@@ -345,7 +344,8 @@ me_delete(const struct request *req, struct response *res)
 		return;
 	switch (delete_user(req->db, cur.session.user_id)) {
 	case USERS_OK:
-		log_event(LOG_INFO, "user_deleted", LOG_INT("user_id", cur.session.user_id));
+		log_event(LOG_INFO, "user_deleted",
+			  LOG_INT("user_id", cur.session.user_id));
 		current_clear_cookies(req, res);
 		/* An app cannot revoke a grant at Spotify: the user does it there. */
 		response_object_begin(res, 200);

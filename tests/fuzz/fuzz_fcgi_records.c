@@ -19,7 +19,8 @@ ends_within(const uint8_t *data, size_t size)
 	for (size_t at = 0; at + FCGI_HEADER_LEN <= size;) {
 		const uint8_t *h = data + at;
 
-		if (h[0] != FCGI_VERSION_1 || (h[1] == FCGI_STDIN && h[4] == 0 && h[5] == 0))
+		if (h[0] != FCGI_VERSION_1 ||
+		    (h[1] == FCGI_STDIN && h[4] == 0 && h[5] == 0))
 			return 1;
 		at += FCGI_HEADER_LEN + ((size_t)h[4] << 8 | h[5]) + h[6];
 	}

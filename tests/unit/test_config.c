@@ -847,11 +847,13 @@ test_sandbox_other_than_on_or_off_is_refused(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		setenv("BAA_SANDBOX", bad[i], 1);
-		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
-		assert_string_equal(errors, bad[i][0] == '\0'
-						    ? "Environment variable 'BAA_SANDBOX' is empty.\n"
-						    : "Environment variable 'BAA_SANDBOX' must be "
-						      "'on' or 'off'.\n");
+		assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)),
+				 1);
+		assert_string_equal(
+			errors, bad[i][0] == '\0'
+					? "Environment variable 'BAA_SANDBOX' is empty.\n"
+					: "Environment variable 'BAA_SANDBOX' must be "
+					  "'on' or 'off'.\n");
 	}
 }
 

@@ -341,15 +341,18 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_whole_request_is_answered_and_connection_kept, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kept_connection_serves_the_next_request,
+			test_whole_request_is_answered_and_connection_kept, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_kept_connection_serves_the_next_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_connection_not_kept_is_closed_after_its_answer, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_request_arriving_in_pieces_waits_for_its_end, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_peer_that_hung_up_reads_as_closed,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_connection_not_kept_is_closed_after_its_answer, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_request_arriving_in_pieces_waits_for_its_end, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_peer_that_hung_up_reads_as_closed, setup,
-						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_request_without_end_within_the_limit_is_too_large, setup,
 			teardown),

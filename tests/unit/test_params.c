@@ -109,7 +109,8 @@ test_decoded_bytes_beyond_ascii_pass_through(void **state)
 static void
 test_cookie_header_pairs_are_split_and_trimmed(void **state)
 {
-	assert_int_equal(cookies("baa_session=v1.1.2.3.mac; theme=dark;other=%41"), PARAMS_OK);
+	assert_int_equal(cookies("baa_session=v1.1.2.3.mac; theme=dark;other=%41"),
+			 PARAMS_OK);
 	assert_int_equal(p.count, 3);
 	assert_string_equal(params_get(&p, "baa_session"), "v1.1.2.3.mac");
 	assert_string_equal(params_get(&p, "theme"), "dark");

@@ -306,9 +306,10 @@ test_development_mode_profile_without_optional_fields_is_read(void **state)
 	assert_string_equal(user.account_id, "acct-1");
 	assert_string_equal(user.display_name, "Dev");
 	/* whatever the optional fields hold, they are not read */
-	assert_int_equal(parse_user("{\"id\":\"dev\",\"email\":5,\"country\":null,"
-				    "\"product\":[],\"images\":\"x\",\"followers\":\"y\"}"),
-			 0);
+	assert_int_equal(
+		parse_user("{\"id\":\"dev\",\"email\":5,\"country\":null,"
+			   "\"product\":[],\"images\":\"x\",\"followers\":\"y\"}"),
+		0);
 	assert_string_equal(user.display_name, "");
 }
 
@@ -336,10 +337,11 @@ test_authorize_url_has_no_scope_parameter_without_scopes(void **state)
 	char url[2048];
 
 	authorize_url(NULL, url, sizeof(url));
-	assert_string_equal(url, "https://accounts.spotify.com/authorize?client_id=cid&"
-				 "response_type=code&redirect_uri=https%3A%2F%2Fbaa.example%"
-				 "2Fcallback&state=STATE&code_challenge=CHALLENGE&"
-				 "code_challenge_method=S256");
+	assert_string_equal(url,
+			    "https://accounts.spotify.com/authorize?client_id=cid&"
+			    "response_type=code&redirect_uri=https%3A%2F%2Fbaa.example%"
+			    "2Fcallback&state=STATE&code_challenge=CHALLENGE&"
+			    "code_challenge_method=S256");
 	authorize_url("  ", url, sizeof(url));
 	assert_null(strstr(url, "scope"));
 	authorize_url("user-read-email user-read-private", url, sizeof(url));
@@ -390,11 +392,14 @@ main(void)
 		cmocka_unit_test(test_escaped_nul_is_refused_not_cut),
 		cmocka_unit_test(test_raw_nul_byte_is_refused_not_cut),
 		cmocka_unit_test(test_profile_account_id_is_read_and_may_be_absent),
-		cmocka_unit_test(test_profile_account_id_that_is_empty_or_no_string_is_refused),
+		cmocka_unit_test(
+			test_profile_account_id_that_is_empty_or_no_string_is_refused),
 		cmocka_unit_test(test_profile_account_id_is_bounded_not_cut),
 		cmocka_unit_test(test_profile_account_id_must_be_utf8_without_nul),
-		cmocka_unit_test(test_development_mode_profile_without_optional_fields_is_read),
-		cmocka_unit_test(test_authorize_url_has_no_scope_parameter_without_scopes),
+		cmocka_unit_test(
+			test_development_mode_profile_without_optional_fields_is_read),
+		cmocka_unit_test(
+			test_authorize_url_has_no_scope_parameter_without_scopes),
 		cmocka_unit_test(test_calls_use_the_client_the_test_made),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
