@@ -298,8 +298,12 @@ auth_callback(const struct request *req, struct response *res)
 	log_event(LOG_INFO, "login", LOG_INT("user_id", done.session.user_id),
 		  LOG_INT("session_id", done.session.id),
 		  LOG_STR("identity", identity_match_name(done.match)));
+	/*
+	 * The session's whole lifetime, from the row's own clock: the local
+	 * second may already be the next one, which made it a second short.
+	 */
 	response_cookie(res, SESSION_COOKIE, cookie,
-			(long)(done.cookie.expires - time(NULL)));
+			(long)(done.cookie.expires - done.session.created_at));
 	clear_login(req, res);
 	response_redirect(res, login.next);
 out:

@@ -154,7 +154,7 @@ add_session(long long user_id, const unsigned char hash[32], const struct client
 {
 	struct fake_data *d = &fake_store.data;
 	struct fake_session *s = &d->sessions[next_row(&d->nsessions, FAKE_SESSIONS_MAX)];
-	time_t now = time(NULL);
+	time_t now = time(NULL) - fake_store.clock_behind;
 
 	memset(s, 0, sizeof(*s));
 	s->id = d->next_id++;

@@ -115,6 +115,11 @@ struct fake_store {
 	 * another worker committed while this request was on its way.
 	 */
 	void (*meanwhile)(void);
+	/*
+	 * Seconds the database's clock is behind this process's: PostgreSQL's
+	 * floor(now()) may still be the last second when time(NULL) is not.
+	 */
+	int clock_behind;
 	char calls[2048]; /* every call, in order, space-separated */
 };
 

@@ -482,6 +482,16 @@ test_callback_session_cookie_lasts_as_long_as_its_row(void **state)
 					    "SameSite=Lax\r\n"));
 }
 
+/* The database's second has not turned yet: the cookie still lives a whole day. */
+static void
+test_callback_session_cookie_is_not_a_second_short(void **state)
+{
+	fake_store.clock_behind = 1;
+	callback(good_query());
+	assert_int_equal(res.status, 302);
+	assert_non_null(strstr(res.headers, "; Max-Age=86400; "));
+}
+
 /* A login started before the cookie's rename finishes, and both names end. */
 static void
 test_callback_finishes_a_login_under_the_cookies_first_name(void **state)
@@ -616,6 +626,7 @@ main(void)
 		T(test_callback_profile_quota_exceeded_is_503_with_retry_after),
 		T(test_callback_stores_a_new_user_and_sets_the_session_cookie),
 		T(test_callback_session_cookie_lasts_as_long_as_its_row),
+		T(test_callback_session_cookie_is_not_a_second_short),
 		T(test_callback_finishes_a_login_under_the_cookies_first_name),
 		T(test_callback_finds_a_returning_user_by_account_id),
 		T(test_callback_links_a_row_found_by_spotify_id),
