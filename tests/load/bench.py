@@ -24,7 +24,7 @@ the RSS of each baa worker, and the ratios, as a markdown table.
 
 usage: tests/load/bench.py [--seconds 5] [--connections 16,64] [--workers 2]
                            [--sessions 1000] [--before OTHER_BAA_BINARY]
-                           [--profile-cache on|off] [--out FILE.md]
+                           [--profile-cache on|off] [--sandbox on|off] [--out FILE.md]
 Run it on a quiet machine: wrk, nginx, baa and PostgreSQL share its cores.
 """
 
@@ -165,7 +165,8 @@ class Bench:
         self.pg = harness.cluster()
         self.db = "baa_bench"
         env = harness.base_env(self.db, workers=self.args.workers, BAA_SESSION_TTL=SESSION_TTL,
-                               BAA_PROFILE_CACHE=self.args.profile_cache)
+                               BAA_PROFILE_CACHE=self.args.profile_cache,
+                               BAA_SANDBOX=self.args.sandbox)
         self.dir = harness.make_temp_dir("baa-bench-")
         cli = harness.Baa(self.dir)
         res = cli.run(["resetdb"], env=env)
@@ -382,9 +383,9 @@ class Bench:
         lines.append("- baa worker RSS: %s KiB (%d workers)" % (", ".join(map(str, self.rss)), len(self.rss)))
         lines.append("- %d s per measurement, wrk -t2, %d baa workers, nginx worker_processes 1 "
                      "with keepalive %d to baa, %d CPUs, %d users with a session each, "
-                     "BAA_PROFILE_CACHE=%s"
+                     "BAA_PROFILE_CACHE=%s, BAA_SANDBOX=%s"
                      % (self.args.seconds, self.args.workers, self.args.keepalive, os.cpu_count(),
-                        max(self.args.sessions, 1), self.args.profile_cache))
+                        max(self.args.sessions, 1), self.args.profile_cache, self.args.sandbox))
         text = "\n".join(lines) + "\n"
         print()
         print(text)
@@ -406,6 +407,8 @@ def main():
     parser.add_argument("--profile-cache", choices=("on", "off"), default="on",
                         help="BAA_PROFILE_CACHE of baa (and --before): off makes every"
                              " GET /me read PostgreSQL")
+    parser.add_argument("--sandbox", choices=("on", "off"), default="on",
+                        help="BAA_SANDBOX of baa (a build from before issue 11 ignores it)")
     parser.add_argument("--ab-rounds", type=int, default=3,
                         help="with --before: rounds of baa-me and baa-me-before, in turn (median kept)")
     parser.add_argument("--out")
