@@ -4,7 +4,6 @@
  */
 #include "log.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,22 +104,42 @@ put_signed(struct line *l, long long v)
 }
 
 /*
- * "2026-11-25T19:42:19", formatted once a second: every request logs a
- * line, and strftime with its time-zone lock is not free.
+ * "ts=2026-11-25T19:42:19.123Z" from the clock alone: days to a civil date
+ * (Howard Hinnant's civil_from_days), no gmtime_r and its time-zone lock,
+ * so that a line can be formatted in a signal handler too.
  */
-static const char *
-timestamp_seconds(time_t seconds)
+static void
+put_timestamp(struct line *l)
 {
-	static char text[32];
-	static time_t formatted = -1;
-	struct tm tm;
+	struct timespec now;
+	long long days, secs, era, doe, yoe, doy, mp, y, m, d;
 
-	if (seconds != formatted) {
-		gmtime_r(&seconds, &tm);
-		strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
-		formatted = seconds;
-	}
-	return text;
+	clock_gettime(CLOCK_REALTIME, &now);
+	days = now.tv_sec / 86400 + 719468;
+	secs = now.tv_sec % 86400;
+	era = days / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y = yoe + era * 400 + (m <= 2);
+	put_raw(l, "ts=");
+	put_unsigned(l, (unsigned long long)y, 4);
+	put_char(l, '-');
+	put_unsigned(l, (unsigned long long)m, 2);
+	put_char(l, '-');
+	put_unsigned(l, (unsigned long long)d, 2);
+	put_char(l, 'T');
+	put_unsigned(l, (unsigned long long)(secs / 3600), 2);
+	put_char(l, ':');
+	put_unsigned(l, (unsigned long long)(secs / 60 % 60), 2);
+	put_char(l, ':');
+	put_unsigned(l, (unsigned long long)(secs % 60), 2);
+	put_char(l, '.');
+	put_unsigned(l, (unsigned long long)(now.tv_nsec / 1000000), 3);
+	put_char(l, 'Z');
 }
 
 size_t
@@ -128,14 +147,8 @@ log_format(char *buf, size_t size, enum log_level level, const char *event,
 	   const struct log_field *fields, size_t count)
 {
 	struct line l = {buf, size, 0};
-	struct timespec now;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	put_raw(&l, "ts=");
-	put_raw(&l, timestamp_seconds(now.tv_sec));
-	put_char(&l, '.');
-	put_unsigned(&l, (unsigned long long)(now.tv_nsec / 1000000), 3);
-	put_char(&l, 'Z');
+	put_timestamp(&l);
 	put_raw(&l, " level=");
 	put_raw(&l, level_names[level]);
 	put_raw(&l, " event=");
@@ -202,6 +215,15 @@ int
 log_pending(void)
 {
 	return batch_len > 0;
+}
+
+void
+log_fields_now(enum log_level level, const char *event, const struct log_field *fields,
+	       size_t count)
+{
+	char buf[LOG_LINE_MAX];
+
+	write_out(buf, log_format(buf, sizeof(buf), level, event, fields, count));
 }
 
 void

@@ -47,6 +47,18 @@ void log_buffered(int on);
 void log_flush(void);
 int log_pending(void);
 
+/*
+ * One line written at once, past any batch, and async-signal-safe (no
+ * lock, no allocation, no shared buffer): for a signal handler's last
+ * words. Lines still in the batch are not written.
+ */
+#define log_event_now(level, event, ...)                                                 \
+	log_fields_now((level), (event), (const struct log_field[]){__VA_ARGS__},        \
+		       sizeof((const struct log_field[]){__VA_ARGS__}) /                 \
+			       sizeof(struct log_field))
+void log_fields_now(enum log_level level, const char *event,
+		    const struct log_field *fields, size_t count);
+
 /* Formats one line into buf (always NUL-terminated); returns its length. */
 size_t log_format(char *buf, size_t size, enum log_level level, const char *event,
 		  const struct log_field *fields, size_t count);

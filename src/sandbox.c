@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <seccomp.h>
@@ -155,71 +154,6 @@ resolve_names(void)
 			names[i] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
 }
 
-struct text {
-	char buf[256];
-	size_t len;
-};
-
-static void
-put(struct text *t, const char *s)
-{
-	while (*s && t->len < sizeof(t->buf) - 1)
-		t->buf[t->len++] = *s++;
-}
-
-static void
-put_number(struct text *t, unsigned long long v, int min_digits)
-{
-	char digits[24];
-	int n = 0;
-
-	do {
-		digits[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0 || n < min_digits);
-	while (n > 0 && t->len < sizeof(t->buf) - 1)
-		t->buf[t->len++] = digits[--n];
-}
-
-/*
- * log.c's timestamp, without gmtime_r (which takes glibc's time-zone
- * lock): days to a civil date, after Howard Hinnant's days_from_civil.
- */
-static void
-put_timestamp(struct text *t)
-{
-	struct timespec now;
-	long long days, secs, era, doe, yoe, doy, mp, y, m, d;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	days = now.tv_sec / 86400;
-	secs = now.tv_sec % 86400;
-	days += 719468;
-	era = days / 146097;
-	doe = days - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	y = yoe + era * 400 + (m <= 2);
-	put(t, "ts=");
-	put_number(t, (unsigned long long)y, 4);
-	put(t, "-");
-	put_number(t, (unsigned long long)m, 2);
-	put(t, "-");
-	put_number(t, (unsigned long long)d, 2);
-	put(t, "T");
-	put_number(t, (unsigned long long)(secs / 3600), 2);
-	put(t, ":");
-	put_number(t, (unsigned long long)(secs / 60 % 60), 2);
-	put(t, ":");
-	put_number(t, (unsigned long long)(secs % 60), 2);
-	put(t, ".");
-	put_number(t, (unsigned long long)(now.tv_nsec / 1000000), 3);
-	put(t, "Z");
-}
-
 /*
  * One line, straight to stderr: the worker's buffered lines may be lost,
  * but this one says which call it was. SA_RESETHAND has made SIGSYS's
@@ -228,22 +162,11 @@ put_timestamp(struct text *t)
 static void
 on_violation(int signo, siginfo_t *info, void *context)
 {
-	struct text t = {.len = 0};
 	int nr = info->si_syscall;
+	const char *name = nr >= 0 && nr < NAMES_MAX && names[nr] ? names[nr] : "";
 
-	put_timestamp(&t);
-	put(&t, " level=error event=sandbox_violation syscall=");
-	put_number(&t, (unsigned long long)(nr < 0 ? 0 : nr), 1);
-	if (nr >= 0 && nr < NAMES_MAX && names[nr] != NULL) {
-		put(&t, " name=");
-		put(&t, names[nr]);
-	}
-	put(&t, " pid=");
-	put_number(&t, (unsigned long long)getpid(), 1);
-	t.buf[t.len++] = '\n';
-	/* Dying either way: a lost line changes nothing. */
-	if (write(STDERR_FILENO, t.buf, t.len) < 0)
-		t.len = 0;
+	log_event_now(LOG_ERROR, "sandbox_violation", LOG_INT("syscall", nr),
+		      LOG_STR("name", name), LOG_INT("pid", getpid()));
 	raise(SIGSYS);
 }
 

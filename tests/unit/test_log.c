@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -16,6 +17,25 @@ after_timestamp(const char *line)
 	assert_non_null(space);
 	assert_memory_equal(line, "ts=", 3);
 	return space + 1;
+}
+
+/* The timestamp is UTC as strftime writes it, with milliseconds and Z. */
+static void
+test_timestamp_is_utc_in_iso_8601(void **state)
+{
+	char buf[128], want[32];
+	struct tm tm;
+	time_t before, after;
+
+	do {
+		before = time(NULL);
+		log_format(buf, sizeof(buf), LOG_INFO, "tick", NULL, 0);
+		after = time(NULL);
+	} while (before != after); /* the second turned: once more */
+	gmtime_r(&before, &tm);
+	strftime(want, sizeof(want), "ts=%Y-%m-%dT%H:%M:%S.", &tm);
+	assert_memory_equal(buf, want, strlen(want));
+	assert_memory_equal(buf + strlen(want) + 3, "Z level=info event=tick\n", 24);
 }
 
 static void
@@ -87,6 +107,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_timestamp_is_utc_in_iso_8601),
 		cmocka_unit_test(test_fields_are_written_as_logfmt),
 		cmocka_unit_test(
 			test_values_with_spaces_or_quotes_are_quoted_and_escaped),
