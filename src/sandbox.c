@@ -84,6 +84,18 @@ static const int allowed[] = {
 /* clang-format on */
 
 /*
+ * A comparison of a call's argument, every field named: libseccomp's
+ * SCMP_A0..SCMP_A5 leave datum_b out, which clang's
+ * -Wmissing-field-initializers (the fuzz build) refuses. For
+ * SCMP_CMP_MASKED_EQ, a is the mask and b the value.
+ */
+static struct scmp_arg_cmp
+argument(unsigned int arg, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+	return (struct scmp_arg_cmp){.arg = arg, .op = op, .datum_a = a, .datum_b = b};
+}
+
+/*
  * openat only to read: nothing a worker does writes a file, so a worker
  * taken over cannot plant one either.
  */
@@ -101,12 +113,12 @@ allow_reading_files(scmp_filter_ctx ctx)
 	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 0);
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				      SCMP_A1(SCMP_CMP_EQ, TCGETS));
+				      argument(1, SCMP_CMP_EQ, TCGETS, 0));
 	return rc < 0 ? rc : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 0);
 #else
-	return seccomp_rule_add(
-		ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-		SCMP_A2(SCMP_CMP_MASKED_EQ, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC, 0));
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				argument(2, SCMP_CMP_MASKED_EQ,
+					 O_WRONLY | O_RDWR | O_CREAT | O_TRUNC, 0));
 #endif
 }
 
@@ -123,8 +135,9 @@ allow_threads_only(scmp_filter_ctx ctx)
 
 	if (rc < 0)
 		return rc;
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+	return seccomp_rule_add(
+		ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+		argument(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 }
 
 /*
@@ -135,7 +148,7 @@ static int
 allow_signals_to_self(scmp_filter_ctx ctx)
 {
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+				argument(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 }
 
 /*
