@@ -33,6 +33,13 @@ route_handler metrics_scrape;
 /* me.c */
 route_handler me_profile, me_token, me_delete;
 
+/* GET /me's members for profile, inside an object res is writing. */
+void me_profile_members(const struct request *req, struct response *res,
+			const struct user_profile *profile);
+
+/* internal.c: backend services, on the internal listener only. */
+route_handler internal_user;
+
 /* token.c: a user's access token, for their browser or a backend service. */
 struct token_caller {
 	long long user_id;

@@ -21,18 +21,18 @@
 /* Where a user removes an app's access to their Spotify account. */
 #define SPOTIFY_REVOKE_URL "https://www.spotify.com/account/apps/"
 
-/* Written without cJSON: this is the hot path, and it allocates nothing. */
+/*
+ * What GET /me shows of a user, as members of the object res is writing
+ * (GET /internal/users/{id} shows the same, and the grant's scope).
+ * Written without cJSON: this is the hot path, and it allocates nothing.
+ */
 void
-me_profile(const struct request *req, struct response *res)
+me_profile_members(const struct request *req, struct response *res,
+		   const struct user_profile *profile)
 {
-	static struct current cur;
-	const struct user_profile *profile = &cur.profile;
 	char id[24];
 
-	if (current_require(req, res, &cur, 1) < 0)
-		return;
 	snprintf(id, sizeof(id), "%lld", profile->id);
-	response_object_begin(res, 200);
 	response_member_raw(res, "id", id);
 	response_member_string(res, "spotify_id", profile->spotify_id, 0);
 	response_member_string(res, "account_id", profile->account_id, 1);
@@ -44,6 +44,17 @@ me_profile(const struct request *req, struct response *res)
 			     token_reauth_recommended(req->cfg, profile->reauth_due_at,
 						      profile->needs_reauth));
 	response_member_bool(res, "needs_reauth", profile->needs_reauth);
+}
+
+void
+me_profile(const struct request *req, struct response *res)
+{
+	static struct current cur;
+
+	if (current_require(req, res, &cur, 1) < 0)
+		return;
+	response_object_begin(res, 200);
+	me_profile_members(req, res, &cur.profile);
 	response_object_end(res);
 }
 

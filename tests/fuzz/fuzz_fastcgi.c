@@ -6,7 +6,8 @@
  * an accepted request has a known method name, an absolute bounded path,
  * a bounded length, and fields that point into the parameters; a route
  * found has the request's path, or, when its last segment is '*', the
- * path's beginning with more below it; a request the router turns down
+ * path's beginning with more below it, and belongs to the request's
+ * listener (internal or public); a request the router turns down
  * gets 404, or 405 with an Allow header.
  */
 #include "fuzz.h"
@@ -76,6 +77,7 @@ check_routing(const struct request *req)
 	route = router_match(app_routes, app_route_count, req, &res);
 	if (route) {
 		FUZZ_ASSERT(route_names(route->path, req->path));
+		FUZZ_ASSERT(route->internal == req->internal);
 		FUZZ_ASSERT(route->method == req->method ||
 			    (route->method == HTTP_GET && req->method == HTTP_HEAD));
 		return;
@@ -110,6 +112,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    status == REQUEST_URI_TOO_LONG);
 	if (status == REQUEST_OK) {
 		check_request(&req, envp, count);
+		check_routing(&req);
+		/* The same request on the internal listener (the worker's flag). */
+		req.internal = 1;
 		check_routing(&req);
 	}
 	free(text);

@@ -73,6 +73,7 @@ struct fake_user {
 	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* "" when none */
 	time_t expires_at, authorized_at, needs_reauth_at;
 	long long generation; /* of first-format cookies */
+	char scope[128];      /* the scopes granted */
 };
 
 struct fake_session {

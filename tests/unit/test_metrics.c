@@ -36,7 +36,7 @@ test_metrics_count_413_429_504_by_their_own_status(void **state)
 	assert_int_equal(metrics_init(2), 0);
 	for (size_t i = 0; i < sizeof(answered) / sizeof(answered[0]); i++)
 		metrics_request(0, answered[i], 1.0);
-	assert_true(metrics_render(text, sizeof(text), names) > 0);
+	assert_true(metrics_render(text, sizeof(text), names, NULL) > 0);
 	assert_non_null(
 		strstr(text, "baa_requests_total{route=\"me\",status=\"413\"} 1\n"));
 	assert_non_null(
