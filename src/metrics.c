@@ -26,10 +26,6 @@ static const char *const outcome_labels[METRICS_OUTCOME_COUNT] = {
 static const char *const rate_limit_labels[METRICS_RATE_LIMIT_COUNT] = {"short_term",
 									"quota_exceeded"};
 
-static const char *const internal_labels[METRICS_INTERNAL_COUNT] = {
-	"ok",	     "unauthorized", "bad_request",    "not_found",  "reauth_required",
-	"forbidden", "rate_limited", "spotify_failed", "unavailable"};
-
 struct route_counters {
 	uint64_t by_status[HTTP_STATUS_COUNT];
 	uint64_t buckets[BUCKETS]; /* non-cumulative; summed when rendered */
@@ -138,12 +134,6 @@ metrics_worker_restart(void)
 {
 	if (shared)
 		add(&shared->worker_restarts, 1);
-}
-
-const char *
-metrics_internal_label(enum metrics_internal_outcome outcome)
-{
-	return internal_labels[outcome];
 }
 
 void
@@ -274,7 +264,10 @@ render_internal(struct text *t, const struct service_keys *services)
 				emit(t,
 				     "baa_internal_calls_total{service=\"%s\","
 				     "outcome=\"%s\"} %llu\n",
-				     name, internal_labels[o], (unsigned long long)n);
+				     name,
+				     metrics_internal_label(
+					     (enum metrics_internal_outcome)o),
+				     (unsigned long long)n);
 		}
 	}
 }

@@ -25,7 +25,7 @@ complain(char *err, size_t errlen, int *problems, int n, const char *name,
 	if (used >= errlen - 1)
 		return;
 	snprintf(err + used, errlen - used, "%s entry %d%s%s%s: %s",
-		 *problems ? ";" : " has a bad", n, name ? " (" : "", name ? name : "",
+		 *problems ? ";" : "has a bad", n, name ? " (" : "", name ? name : "",
 		 name ? ")" : "", what);
 	(*problems)++;
 }
