@@ -260,7 +260,7 @@ render_internal(struct text *t, const struct service_keys *services)
 		const char *name = s < services->count ? services->keys[s].name : "none";
 		for (int o = 0; o < METRICS_INTERNAL_COUNT; o++) {
 			uint64_t n = get(&shared->internal[row][o]);
-			if (n || o == METRICS_INTERNAL_OK)
+			if (n || (o == METRICS_INTERNAL_OK && row != SERVICES_MAX))
 				emit(t,
 				     "baa_internal_calls_total{service=\"%s\","
 				     "outcome=\"%s\"} %llu\n",

@@ -76,6 +76,7 @@ test_internal_calls_are_counted_by_service_and_outcome(void **state)
 				     "outcome=\"ok\"} 0\n"));
 	assert_non_null(strstr(text, "baa_internal_calls_total{service=\"none\","
 				     "outcome=\"unauthorized\"} 1\n"));
+	assert_null(strstr(text, "service=\"none\",outcome=\"ok\""));
 	/* without services, no rows at all */
 	assert_true(metrics_render(text, sizeof(text), names, NULL) > 0);
 	assert_null(strstr(text, "baa_internal_calls_total"));
