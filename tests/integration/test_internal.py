@@ -6,10 +6,13 @@ front of the public listener forwards everything, so a 404 there is
 baa's own, not nginx's."""
 
 import itertools
+import os
+import pwd
+import signal
 import threading
 
-from harness import SESSION_COOKIE, Browser, Nginx, SiteNginx, SpotifyTestCase, free_port, \
-    parse_metrics, parse_logfmt, serve_env, wait_until
+from harness import IS_ROOT, SESSION_COOKIE, UNPRIVILEGED_USER, Browser, Nginx, SiteNginx, \
+    SpotifyTestCase, free_port, make_temp_dir, parse_metrics, parse_logfmt, serve_env, wait_until
 
 BILLING_KEY = "billing-service-key-0123456789abcdef-XYZ"
 PLAYLISTS_KEY = "playlists-service-key-0123456789abcdef-XY"
@@ -237,3 +240,35 @@ class InternalConfigTest(SpotifyTestCase):
         self.assertIn("entry 2: must be name:key", res.stderr)
         for secret in ("short-secret-key", BILLING_KEY):
             self.assertNotIn(secret, res.stderr + res.stdout)
+
+
+class InternalSocketTest(SpotifyTestCase):
+    """BAA_INTERNAL_LISTEN on a unix socket, as scripts/run-local and the
+    README's deployment have it: served through nginx, given to BAA_USER
+    when baa starts as root (so that the dropped master can remove it),
+    and removed at exit."""
+
+    class_stack = False
+    workers = 2
+
+    def test_unix_internal_socket_serves_and_is_removed_at_exit(self):
+        sock = os.path.join(make_temp_dir("baa-it-internal-"), "internal.sock")
+        env = self.login_env(BAA_INTERNAL_LISTEN=sock,
+                             BAA_SERVICE_KEYS="billing:" + BILLING_KEY)
+        baa, nginx = self.start_stack(env)
+        internal = Nginx("unix:" + sock)
+        self.addCleanup(internal.stop)
+        internal.start()
+        cookie = self.login(nginx=nginx)[1].session_cookie
+        row = self.user()
+        resp = Browser(internal.port).get("/internal/users/%d/token" % row["id"],
+                                          headers=bearer(BILLING_KEY))
+        self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context(baa)))
+        self.assertEqual(resp.json()["access_token"], row["spotify_token"])
+        if IS_ROOT:
+            self.assertEqual(os.stat(sock).st_uid, pwd.getpwnam(UNPRIVILEGED_USER).pw_uid)
+        self.assertEqual(Browser(nginx.port).get("/me", cookies={SESSION_COOKIE: cookie}).status, 200)
+        baa.signal(signal.SIGTERM)
+        self.assertEqual(baa.wait(10), 0, baa.log()[-2000:])
+        self.assertFalse(os.path.exists(sock), "internal socket file left behind")
+        self.assertIn("event=listening_internal", baa.log())
