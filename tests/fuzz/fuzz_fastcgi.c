@@ -49,6 +49,9 @@ check_request(const struct request *req, char *const *envp, size_t count)
 		    points_into(req->sec_fetch_site, envp, count));
 	FUZZ_ASSERT(req->origin == NULL || points_into(req->origin, envp, count));
 	FUZZ_ASSERT(req->user_agent == NULL || points_into(req->user_agent, envp, count));
+	FUZZ_ASSERT(req->authorization == NULL ||
+		    points_into(req->authorization, envp, count));
+	FUZZ_ASSERT(!req->internal); /* the worker's flag, not a parameter */
 	FUZZ_ASSERT(req->remote_addr == NULL ||
 		    points_into(req->remote_addr, envp, count));
 	FUZZ_ASSERT(req->content_length >= 0 && req->content_length < 1000000000000L);
