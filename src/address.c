@@ -6,6 +6,7 @@
 #include "address.h"
 
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -150,6 +151,32 @@ address_is_local(const struct address *a)
 	if (IN6_IS_ADDR_LOOPBACK(&v6))
 		return 1;
 	return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
+static int
+ipv4_private(uint32_t ip)
+{
+	return (ip >> 24) == 10 || (ip >> 20) == (172u << 4 | 1) ||
+	       (ip >> 16) == (192u << 8 | 168);
+}
+
+int
+address_is_private(const struct address *a)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	if (address_is_local(a))
+		return 1;
+	if (inet_pton(AF_INET, a->host, &v4) == 1)
+		return ipv4_private(ntohl(v4.s_addr));
+	if (inet_pton(AF_INET6, a->host, &v6) != 1)
+		return 0;
+	if (IN6_IS_ADDR_V4MAPPED(&v6))
+		return ipv4_private((uint32_t)v6.s6_addr[12] << 24 |
+				    (uint32_t)v6.s6_addr[13] << 16 |
+				    (uint32_t)v6.s6_addr[14] << 8 | v6.s6_addr[15]);
+	return (v6.s6_addr[0] & 0xfe) == 0xfc; /* fc00::/7, unique local */
 }
 
 void

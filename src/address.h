@@ -32,6 +32,13 @@ int address_parse(const char *s, int port_required, struct address *out, char *e
  */
 int address_is_local(const struct address *a);
 
+/*
+ * 1 when a is local (address_is_local) or a private network's address:
+ * IPv4 10/8, 172.16/12, 192.168/16 (IPv4-mapped too) or IPv6 fc00::/7.
+ * Names other than "localhost" are 0.
+ */
+int address_is_private(const struct address *a);
+
 /* Formats an address back for logs: "127.0.0.1:9000", "[::1]:9000", "/run/x.sock". */
 void address_format(const struct address *a, char *buf, size_t size);
 

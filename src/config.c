@@ -78,6 +78,65 @@ config_parse_listen(const char *value, void *field, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The listener for backend services (README, "Tokens for backend
+ * services"): a unix socket, loopback, or a private network's address.
+ * A public address is refused rather than trusted to a firewall: the
+ * service keys are all that would stand between the internet and every
+ * user's Spotify token.
+ */
+int
+config_parse_internal_listen(const char *value, void *field, char *err, size_t errlen)
+{
+	struct address *a = field;
+
+	if (config_parse_listen(value, field, err, errlen) < 0)
+		return -1;
+	if (!address_is_private(a)) {
+		snprintf(err, errlen,
+			 "must be a unix-socket path, a loopback address or a private "
+			 "network's (10/8, 172.16/12, 192.168/16, fc00::/7): it hands "
+			 "out users' tokens");
+		memset(a, 0, sizeof(*a));
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_parse_service_keys(const char *value, void *field, char *err, size_t errlen)
+{
+	return services_parse(value, field, err, errlen);
+}
+
+/*
+ * The internal listener and the service keys make sense only together,
+ * and the internal listener is a socket of its own.
+ */
+static int
+check_internal(const struct config *cfg, char *line, size_t len)
+{
+	if (CONFIG_HAS_INTERNAL(cfg) && cfg->service_keys.count == 0)
+		snprintf(line, len,
+			 "Environment variable 'BAA_SERVICE_KEYS' is not set, but "
+			 "BAA_INTERNAL_LISTEN is: name the services that may call "
+			 "(name:key ...).");
+	else if (!CONFIG_HAS_INTERNAL(cfg) && cfg->service_keys.count > 0)
+		snprintf(line, len,
+			 "Environment variable 'BAA_INTERNAL_LISTEN' is not set, but "
+			 "BAA_SERVICE_KEYS is: services are served only there.");
+	else if (CONFIG_HAS_INTERNAL(cfg) &&
+		 cfg->internal_listen.is_unix == cfg->listen.is_unix &&
+		 strcmp(cfg->internal_listen.host, cfg->listen.host) == 0 &&
+		 strcmp(cfg->internal_listen.port, cfg->listen.port) == 0)
+		snprintf(line, len,
+			 "Environment variable 'BAA_INTERNAL_LISTEN' must differ from "
+			 "BAA_LISTEN.");
+	else
+		return 0;
+	return -1;
+}
+
 static int
 parse_bounded_int(const char *value, long min, long max, int *out)
 {
@@ -541,7 +600,7 @@ append_line(char *errors, size_t errlen, size_t *used, const char *line)
 int
 config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 {
-	char line[512], why[256];
+	char line[1024], why[768];
 	size_t used = 0;
 	int problems = 0;
 
@@ -583,6 +642,11 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 	}
 	if (problems == 0 && (scopes & CONFIG_SERVE) &&
 	    resolve_profile_cache(cfg, line, sizeof(line)) < 0) {
+		append_line(errors, errlen, &used, line);
+		problems++;
+	}
+	if (problems == 0 && (scopes & CONFIG_SERVE) &&
+	    check_internal(cfg, line, sizeof(line)) < 0) {
 		append_line(errors, errlen, &used, line);
 		problems++;
 	}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "address.h"
+#include "services.h"
 
 /* Which commands need a variable. */
 enum config_scope {
@@ -51,6 +52,10 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  config_parse_pooler)                                                           \
 	X(BAA_LISTEN, listen, struct address, CONFIG_SERVE, "127.0.0.1:9000",            \
 	  config_parse_listen)                                                           \
+	X(BAA_INTERNAL_LISTEN, internal_listen, struct address, CONFIG_SERVE, "",        \
+	  config_parse_internal_listen)                                                  \
+	X(BAA_SERVICE_KEYS, service_keys, struct service_keys, CONFIG_SERVE, "",         \
+	  config_parse_service_keys)                                                     \
 	X(BAA_WORKERS, workers, int, CONFIG_SERVE, "auto", config_parse_workers)         \
 	X(BAA_SHUTDOWN_TIMEOUT, shutdown_timeout, int, CONFIG_SERVE, "10",               \
 	  config_parse_seconds)                                                          \
@@ -117,9 +122,13 @@ config_parser config_parse_string, config_parse_database_name, config_parse_post
 	config_parse_reauth_window, config_parse_invalid_grant_confirm,
 	config_parse_retention_days, config_parse_housekeeping_interval,
 	config_parse_instance;
+config_parser config_parse_internal_listen, config_parse_service_keys;
 config_parser config_parse_pooler, config_parse_profile_cache, config_parse_sslmode;
 
 #define CONFIG_SECRET_KEY_MIN 32
+
+/* Whether BAA_INTERNAL_LISTEN is set: the internal listener is bound. */
+#define CONFIG_HAS_INTERNAL(cfg) ((cfg)->internal_listen.host[0] != '\0')
 
 /*
  * Reads every variable of the given scopes from getenv. Each problem is

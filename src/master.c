@@ -43,6 +43,7 @@ struct master {
 	const struct config *cfg;
 	pid_t pid;
 	int listen_fd;
+	int internal_fd; /* BAA_INTERNAL_LISTEN's socket, or -1 */
 	struct worker_slot *slots;
 	int nslots;
 	unsigned generation; /* bumped by SIGHUP */
@@ -75,7 +76,8 @@ spawn_worker(struct master *m)
 			_exit(1);
 		/* The child never returns into the master's loop. */
 		free(m->slots);
-		_exit(worker_run(m->cfg, m->listen_fd, (int)(slot - m->slots)));
+		_exit(worker_run(m->cfg, m->listen_fd, m->internal_fd,
+				 (int)(slot - m->slots)));
 	}
 	*slot = (struct worker_slot){
 		.pid = pid, .generation = m->generation, .started_ms = clock_now_ms()};
@@ -211,6 +213,17 @@ live_workers(const struct master *m)
 	return n;
 }
 
+/* Closes the sockets (a unix socket's file removed), so new connects fail fast. */
+static void
+close_listeners(struct master *m)
+{
+	if (m->listen_fd >= 0)
+		listener_close(m->listen_fd, &m->cfg->listen);
+	if (m->internal_fd >= 0)
+		listener_close(m->internal_fd, &m->cfg->internal_listen);
+	m->listen_fd = m->internal_fd = -1;
+}
+
 static void
 begin_stop(struct master *m, int signo)
 {
@@ -220,8 +233,7 @@ begin_stop(struct master *m, int signo)
 	log_event(LOG_INFO, "stopping", LOG_STR("signal", strsignal(signo)),
 		  LOG_INT("workers", (long long)live_workers(m)));
 	/* Workers keep their copies of the socket until their last request. */
-	listener_close(m->listen_fd, &m->cfg->listen);
-	m->listen_fd = -1;
+	close_listeners(m);
 	for (int i = 0; i < m->nslots; i++)
 		if (m->slots[i].pid)
 			retire(&m->slots[i], m->cfg->shutdown_timeout);
@@ -258,6 +270,9 @@ drop_privileges(const struct master *m, const struct privileges *privs)
 
 	if (listener_set_owner(&m->cfg->listen, privs->uid, privs->gid, err,
 			       sizeof(err)) < 0 ||
+	    (m->internal_fd >= 0 &&
+	     listener_set_owner(&m->cfg->internal_listen, privs->uid, privs->gid, err,
+				sizeof(err)) < 0) ||
 	    privileges_drop(privs, err, sizeof(err)) < 0) {
 		log_event(LOG_ERROR, "privilege_drop_failed", LOG_STR("reason", err));
 		return -1;
@@ -301,7 +316,7 @@ check_files_after_drop(const struct config *cfg, const struct privileges *privs)
 int
 master_run(const struct config *cfg, const struct privileges *privs)
 {
-	struct master m = {.cfg = cfg, .pid = getpid()};
+	struct master m = {.cfg = cfg, .pid = getpid(), .internal_fd = -1};
 	char err[512], where[300];
 	sigset_t signals;
 
@@ -318,12 +333,23 @@ master_run(const struct config *cfg, const struct privileges *privs)
 		log_event(LOG_ERROR, "listen_failed", LOG_STR("reason", err));
 		return 1;
 	}
+	if (CONFIG_HAS_INTERNAL(cfg)) {
+		m.internal_fd = listener_open(&cfg->internal_listen, cfg->io_timeout, err,
+					      sizeof(err));
+		if (m.internal_fd < 0) {
+			log_event(LOG_ERROR, "listen_failed",
+				  LOG_STR("listener", "internal"),
+				  LOG_STR("reason", err));
+			close_listeners(&m);
+			return 1;
+		}
+	}
 	if (privs->drop && drop_privileges(&m, privs) < 0) {
-		listener_close(m.listen_fd, &cfg->listen);
+		close_listeners(&m);
 		return 1;
 	}
 	if (privs->drop && check_files_after_drop(cfg, privs) < 0) {
-		listener_close(m.listen_fd, &cfg->listen);
+		close_listeners(&m);
 		return EXIT_CONFIG;
 	}
 	/* Room for a full set plus the extra worker of a reload. */
@@ -331,7 +357,7 @@ master_run(const struct config *cfg, const struct privileges *privs)
 	m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));
 	if (m.slots == NULL || spread_init(m.nslots) < 0) {
 		free(m.slots);
-		listener_close(m.listen_fd, &cfg->listen);
+		close_listeners(&m);
 		return 1;
 	}
 
@@ -340,6 +366,11 @@ master_run(const struct config *cfg, const struct privileges *privs)
 	log_event(LOG_INFO, "listening", LOG_STR("address", where),
 		  LOG_INT("workers", (long long)cfg->workers),
 		  LOG_INT("pid", (long long)getpid()));
+	if (m.internal_fd >= 0) {
+		address_format(&cfg->internal_listen, where, sizeof(where));
+		log_event(LOG_INFO, "listening_internal", LOG_STR("address", where),
+			  LOG_INT("services", (long long)cfg->service_keys.count));
+	}
 	/* Once, here: every worker would say it at each start. */
 	if (!cfg->sandbox)
 		log_event(LOG_WARN, "sandbox_off",

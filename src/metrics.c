@@ -12,6 +12,7 @@
 #include "http_status.h"
 #include "pause.h"
 #include "router.h"
+#include "services.h"
 
 static const double bucket_ms[] = {0.25, 0.5, 1,   2.5, 5,    10,   25,
 				   50,	 100, 250, 500, 1000, 2500, 5000};
@@ -41,6 +42,8 @@ struct shared {
 	uint64_t spotify[METRICS_CALL_COUNT][METRICS_OUTCOME_COUNT];
 	uint64_t rate_limited[METRICS_RATE_LIMIT_COUNT];
 	uint64_t worker_restarts;
+	/* The last row: calls whose key named no service. */
+	uint64_t internal[SERVICES_MAX + 1][METRICS_INTERNAL_COUNT];
 };
 
 static struct shared *shared;
@@ -131,6 +134,16 @@ metrics_worker_restart(void)
 {
 	if (shared)
 		add(&shared->worker_restarts, 1);
+}
+
+void
+metrics_internal_call(int service, enum metrics_internal_outcome outcome)
+{
+	if (shared)
+		add(&shared->internal[service >= 0 && service < SERVICES_MAX
+					      ? service
+					      : SERVICES_MAX][outcome],
+		    1);
 }
 
 struct text {
@@ -233,8 +246,35 @@ render_pause(struct text *t)
 	     (double)left_ms / 1000.0);
 }
 
+/* Only the rows that happened: sixteen services by nine outcomes is a lot of zeros. */
+static void
+render_internal(struct text *t, const struct service_keys *services)
+{
+	if (services == NULL || services->count == 0)
+		return;
+	emit(t, "# HELP baa_internal_calls_total Calls of backend services on the "
+		"internal listener, by service and outcome (service \"none\": no "
+		"right key).\n# TYPE baa_internal_calls_total counter\n");
+	for (int s = 0; s <= services->count; s++) {
+		int row = s < services->count ? s : SERVICES_MAX;
+		const char *name = s < services->count ? services->keys[s].name : "none";
+		for (int o = 0; o < METRICS_INTERNAL_COUNT; o++) {
+			uint64_t n = get(&shared->internal[row][o]);
+			if (n || (o == METRICS_INTERNAL_OK && row != SERVICES_MAX))
+				emit(t,
+				     "baa_internal_calls_total{service=\"%s\","
+				     "outcome=\"%s\"} %llu\n",
+				     name,
+				     metrics_internal_label(
+					     (enum metrics_internal_outcome)o),
+				     (unsigned long long)n);
+		}
+	}
+}
+
 size_t
-metrics_render(char *out, size_t size, const char *const *route_names)
+metrics_render(char *out, size_t size, const char *const *route_names,
+	       const struct service_keys *services)
 {
 	struct text t = {out, size, 0, 0};
 
@@ -269,5 +309,6 @@ metrics_render(char *out, size_t size, const char *const *route_names)
 	     "# HELP baa_worker_restarts_total Workers that died and were replaced.\n"
 	     "# TYPE baa_worker_restarts_total counter\nbaa_worker_restarts_total %llu\n",
 	     (unsigned long long)get(&shared->worker_restarts));
+	render_internal(&t, services);
 	return t.overflow ? 0 : t.len;
 }

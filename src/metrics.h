@@ -35,6 +35,35 @@ enum metrics_rate_limit {
 	METRICS_RATE_LIMIT_COUNT,
 };
 
+/* How a backend service's call on the internal listener ended. */
+enum metrics_internal_outcome {
+	METRICS_INTERNAL_OK,
+	METRICS_INTERNAL_UNAUTHORIZED, /* no or a wrong service key */
+	METRICS_INTERNAL_BAD_REQUEST,
+	METRICS_INTERNAL_NOT_FOUND,
+	METRICS_INTERNAL_REAUTH_REQUIRED, /* the user must log in (again) */
+	METRICS_INTERNAL_FORBIDDEN,
+	METRICS_INTERNAL_RATE_LIMITED, /* Spotify's 429: paused */
+	METRICS_INTERNAL_SPOTIFY_FAILED,
+	METRICS_INTERNAL_UNAVAILABLE, /* the database */
+	METRICS_INTERNAL_COUNT,
+};
+
+/*
+ * The label of an outcome, as logs and /metrics write it. Here, not in
+ * metrics.c, so that the handler tests' fakes need not define it.
+ */
+static inline const char *
+metrics_internal_label(enum metrics_internal_outcome outcome)
+{
+	static const char *const labels[METRICS_INTERNAL_COUNT] = {
+		"ok",		"unauthorized",	   "bad_request",
+		"not_found",	"reauth_required", "forbidden",
+		"rate_limited", "spotify_failed",  "unavailable"};
+
+	return labels[outcome];
+}
+
 /* Creates the shared counters; once, in the master, before forking. */
 int metrics_init(size_t route_count);
 
@@ -48,11 +77,16 @@ void metrics_spotify(enum metrics_spotify_call call,
 		     enum metrics_spotify_outcome outcome);
 void metrics_spotify_rate_limited(enum metrics_rate_limit reason);
 void metrics_worker_restart(void);
+/* service: index in BAA_SERVICE_KEYS, or -1 when no key was right. */
+void metrics_internal_call(int service, enum metrics_internal_outcome outcome);
 
 /*
  * Prometheus text exposition, the instance's pause of calls to Spotify
- * (pause.h) included; returns the length, or 0 when out is too small.
+ * (pause.h) included, and the internal calls by service (services NULL or
+ * empty: none); returns the length, or 0 when out is too small.
  */
-size_t metrics_render(char *out, size_t size, const char *const *route_names);
+struct service_keys;
+size_t metrics_render(char *out, size_t size, const char *const *route_names,
+		      const struct service_keys *services);
 
 #endif

@@ -71,6 +71,7 @@ request_parse(char *const *params, struct request *req)
 			MATCH(req->sec_fetch_site, "HTTP_SEC_FETCH_SITE")
 			MATCH(req->origin, "HTTP_ORIGIN")
 			MATCH(req->user_agent, "HTTP_USER_AGENT")
+			MATCH(req->authorization, "HTTP_AUTHORIZATION")
 			break;
 		case 'C': MATCH(length, "CONTENT_LENGTH") break;
 		}

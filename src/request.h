@@ -34,6 +34,8 @@ struct request {
 	const char *origin;	    /* Origin header, NULL when absent */
 	const char *user_agent;	    /* User-Agent header, NULL when absent */
 	const char *remote_addr;    /* the client's address as nginx saw it, or NULL */
+	const char *authorization;  /* Authorization header, NULL when absent */
+	int internal;		    /* came on BAA_INTERNAL_LISTEN (the worker says) */
 	long content_length;	    /* 0 when absent */
 	struct db *db;		    /* the worker's connection, for handlers */
 	const struct config *cfg;

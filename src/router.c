@@ -1,6 +1,8 @@
 /*
  * Route lookup: a linear scan, which for a dozen routes beats any index
- * and keeps the table the single readable list of endpoints. A path
+ * and keeps the table the single readable list of endpoints. A route is
+ * either public or internal: on the other listener it does not exist
+ * (404), whatever the web server in front forwards. A path
  * whose last segment is '*' matches anything below it (one more segment
  * at least); the handler reads and checks the rest.
  */
@@ -43,7 +45,8 @@ router_match(const struct route *table, size_t count, const struct request *req,
 	int path_known = 0;
 
 	for (size_t i = 0; i < count; i++) {
-		if (!path_matches(table[i].path, req->path))
+		if (table[i].internal != req->internal ||
+		    !path_matches(table[i].path, req->path))
 			continue;
 		if (method_matches(table[i].method, req->method))
 			return &table[i];

@@ -17,11 +17,13 @@ struct route {
 	const char *path;
 	route_handler *handler;
 	const char *name; /* a short label for logs and metrics */
+	int internal;	  /* served only on the internal listener, and it only these */
 };
 
 /*
- * Finds the route for req in table. Returns it, or NULL after filling res
- * with 404, or 405 and an Allow header naming the path's methods.
+ * Finds the route for req in table among the routes of req's listener
+ * (internal or public: the other's are not there at all). Returns it, or NULL after
+ * filling res with 404, or 405 and an Allow header naming the path's methods.
  */
 const struct route *router_match(const struct route *table, size_t count,
 				 const struct request *req, struct response *res);

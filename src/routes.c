@@ -5,18 +5,20 @@
 #include "router.h"
 
 const struct route app_routes[] = {
-	{HTTP_GET, "/healthz", health_live, "healthz"},
-	{HTTP_GET, "/readyz", health_ready, "readyz"},
-	{HTTP_GET, "/login", auth_login, "login"},
-	{HTTP_GET, "/callback", auth_callback, "callback"},
-	{HTTP_POST, "/logout", auth_logout, "logout"},
-	{HTTP_GET, "/me", me_profile, "me"},
-	{HTTP_DELETE, "/me", me_delete, "me_delete"},
-	{HTTP_GET, "/me/token", me_token, "me_token"},
-	{HTTP_GET, "/me/sessions", me_sessions, "me_sessions"},
-	{HTTP_DELETE, "/me/sessions/*", me_session_end, "me_session_end"},
-	{HTTP_GET, "/me/activity", me_activity, "me_activity"},
-	{HTTP_GET, "/metrics", metrics_scrape, "metrics"},
+	{HTTP_GET, "/healthz", health_live, "healthz", 0},
+	{HTTP_GET, "/readyz", health_ready, "readyz", 0},
+	{HTTP_GET, "/login", auth_login, "login", 0},
+	{HTTP_GET, "/callback", auth_callback, "callback", 0},
+	{HTTP_POST, "/logout", auth_logout, "logout", 0},
+	{HTTP_GET, "/me", me_profile, "me", 0},
+	{HTTP_DELETE, "/me", me_delete, "me_delete", 0},
+	{HTTP_GET, "/me/token", me_token, "me_token", 0},
+	{HTTP_GET, "/me/sessions", me_sessions, "me_sessions", 0},
+	{HTTP_DELETE, "/me/sessions/*", me_session_end, "me_session_end", 0},
+	{HTTP_GET, "/me/activity", me_activity, "me_activity", 0},
+	{HTTP_GET, "/metrics", metrics_scrape, "metrics", 0},
+	/* BAA_INTERNAL_LISTEN only: backend services (handlers/internal.c). */
+	{HTTP_GET, "/internal/users/*", internal_user, "internal_users", 1},
 };
 
 const size_t app_route_count = sizeof(app_routes) / sizeof(app_routes[0]);

@@ -91,6 +91,26 @@ static const struct db_statement token = {
 	1,
 };
 
+static const struct db_statement find_by_spotify_id = {
+	"users_find_by_spotify_id",
+	"SELECT id FROM users WHERE spotify_id = $1"
+	"  AND spotify_id NOT LIKE 'detached:%'",
+	1,
+};
+
+static const struct db_statement find_by_account_id = {
+	"users_find_by_account_id",
+	"SELECT id FROM users WHERE account_id = $1",
+	1,
+};
+
+static const struct db_statement grant = {
+	"users_grant",
+	"SELECT " USERS_PROFILE_COLUMNS ", coalesce(u.scope, '')"
+	" FROM users u WHERE u.id = $1",
+	1,
+};
+
 static const struct db_statement lock_token = {
 	"users_lock_token",
 	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
@@ -448,6 +468,45 @@ read_token(struct db *db, const struct db_statement *st, long long id,
 		if (PQnfields(res) > 4)
 			open_token(PQgetvalue(res, 0, 4), id, TOKENBOX_REFRESH,
 				   out->refresh_token, sizeof(out->refresh_token));
+		status = USERS_OK;
+	}
+	PQclear(res);
+	return status;
+}
+
+enum users_status
+users_find(struct db *db, enum users_lookup by, const char *value, long long *id)
+{
+	const char *params[1] = {value};
+	enum users_status status = USERS_NOT_FOUND;
+	PGresult *res;
+
+	if (run(db, by == USERS_BY_SPOTIFY_ID ? &find_by_spotify_id : &find_by_account_id,
+		params, &res) != USERS_OK)
+		return USERS_DB_ERROR;
+	if (PQntuples(res) == 1) {
+		*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		status = USERS_OK;
+	}
+	PQclear(res);
+	return status;
+}
+
+enum users_status
+users_grant(struct db *db, long long id, struct user_profile *out, char *scope,
+	    size_t scope_size)
+{
+	char id_text[24];
+	const char *params[1] = {id_text};
+	enum users_status status = USERS_NOT_FOUND;
+	PGresult *res;
+
+	snprintf(id_text, sizeof(id_text), "%lld", id);
+	if (run(db, &grant, params, &res) != USERS_OK)
+		return USERS_DB_ERROR;
+	if (PQntuples(res) == 1) {
+		users_profile_read(db, res, 0, out);
+		copy_value(res, 7, scope, scope_size);
 		status = USERS_OK;
 	}
 	PQclear(res);

@@ -86,6 +86,24 @@ void users_profile_remember(struct db *db, const struct user_profile *profile);
  */
 int users_attach(struct db *db);
 
+/* How a backend service may name a user besides baa's own id. */
+enum users_lookup { USERS_BY_SPOTIFY_ID, USERS_BY_ACCOUNT_ID };
+
+/*
+ * The id of the user whose spotify_id or account_id is value. A row
+ * detached from its old spotify_id (identity.h) is not found by the
+ * placeholder it holds.
+ */
+enum users_status users_find(struct db *db, enum users_lookup by, const char *value,
+			     long long *id);
+
+/*
+ * What GET /me shows of user id, read now (not from the cache), and the
+ * scopes the user granted ("" when not recorded) into scope.
+ */
+enum users_status users_grant(struct db *db, long long id, struct user_profile *out,
+			      char *scope, size_t scope_size);
+
 /* The access token without locking (the fast path of /me/token). */
 enum users_status users_token(struct db *db, long long id, struct user_token *out);
 

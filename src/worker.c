@@ -97,14 +97,27 @@ struct connection {
 	unsigned long used;	  /* the worker's request count when last served */
 	long long arriving_since; /* ms: a request began to arrive; 0: none */
 	int watched;		  /* registered in the epoll set */
+	int internal;		  /* accepted on BAA_INTERNAL_LISTEN */
+};
+
+/*
+ * A listening socket: the public one (BAA_LISTEN) and, when set, the
+ * internal one for backend services (BAA_INTERNAL_LISTEN). Each is in the
+ * epoll set with its own struct as data.ptr, which tells it from a
+ * connection (and the database); a connection remembers which it came
+ * from, and its requests see only that listener's routes (router.h).
+ */
+struct listening {
+	int fd;	       /* -1: none, or let go of */
+	int tcp;       /* TCP, not a unix socket */
+	int internal;  /* BAA_INTERNAL_LISTEN */
+	int accepting; /* in the epoll set */
 };
 
 struct worker {
-	int listen_fd;
+	struct listening public_listener, internal_listener;
 	int epoll_fd;
-	int tcp;       /* the listening socket is TCP (not a unix socket) */
-	int slot;      /* in the spread table */
-	int accepting; /* the listening socket is in the epoll set */
+	int slot; /* in the spread table */
 	int open;
 	int arriving;		     /* connections with arriving_since set */
 	long long arrival_limit_ms;  /* BAA_IO_TIMEOUT; 0: no limit */
@@ -146,7 +159,8 @@ refused_cross_site(const struct request *req, struct response *res)
 
 /* Answers one request, then finishes it: the response leaves in one write. */
 static void
-serve_one(struct fcgi_conn *fcgi, char **params, struct db *db, const struct config *cfg)
+serve_one(struct fcgi_conn *fcgi, char **params, int internal, struct db *db,
+	  const struct config *cfg)
 {
 	static char out[RESPONSE_HEADERS_MAX + RESPONSE_BODY_MAX + 256];
 	static struct response res;
@@ -164,6 +178,7 @@ serve_one(struct fcgi_conn *fcgi, char **params, struct db *db, const struct con
 	parse_error = request_parse(params, &req);
 	req.db = db;
 	req.cfg = cfg;
+	req.internal = internal;
 	if (parse_error != REQUEST_OK) {
 		response_error(&res, (int)parse_error,
 			       parse_error == REQUEST_URI_TOO_LONG ? "path too long"
@@ -295,7 +310,7 @@ serve_connection(struct worker *w, struct connection *c, int hung_up)
 			forget_connection(w, c);
 		return;
 	}
-	serve_one(&c->fcgi, params, &w->db, w->cfg);
+	serve_one(&c->fcgi, params, c->internal, &w->db, w->cfg);
 	c->used = ++w->served;
 	if (fcgi_conn_fd(&c->fcgi) < 0)
 		forget_connection(w, c);
@@ -361,13 +376,13 @@ free_slot(struct worker *w)
  * descriptor to libfcgi (fcgi_conn.h).
  */
 static void
-accept_connections(struct worker *w)
+accept_connections(struct worker *w, const struct listening *l)
 {
 	for (int streak = 0;
 	     streak < ACCEPT_STREAK_MAX && spread_may_accept(w->slot, w->open);
 	     streak++) {
 		/* cppcheck-suppress nullPointer ; accept(2): both may be NULL */
-		int fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		struct connection *c;
 
 		if (fd < 0) {
@@ -381,7 +396,7 @@ accept_connections(struct worker *w)
 			}
 			return;
 		}
-		if (w->tcp) {
+		if (l->tcp) {
 			/* Kept connections carry several small responses. */
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -393,6 +408,7 @@ accept_connections(struct worker *w)
 		fcgi_conn_adopt(&c->fcgi, fd);
 		c->used = w->served;
 		c->watched = 0;
+		c->internal = l->internal;
 		w->open++;
 		/* It may have come after a notification the epoll wait missed. */
 		w->db.socket_quiet = 0;
@@ -440,18 +456,33 @@ take_notifications(struct worker *w)
 	}
 }
 
-/* Takes new connections, or leaves them to the other workers. */
+/* Takes new connections on l, or leaves them to the other workers. */
+static void
+watch_one(struct worker *w, struct listening *l, int on)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
+
+	if (l->fd < 0 || on == l->accepting)
+		return;
+	/* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
+	if (epoll_ctl(w->epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->fd, &ev) == 0)
+		l->accepting = on;
+}
+
 static void
 watch_listener(struct worker *w, int on)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+	watch_one(w, &w->public_listener, on);
+	watch_one(w, &w->internal_listener, on);
+}
 
-	if (on == w->accepting)
-		return;
-	/* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
-	if (epoll_ctl(w->epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->listen_fd,
-		      &ev) == 0)
-		w->accepting = on;
+static void
+close_listener(struct listening *l)
+{
+	if (l->fd >= 0)
+		close(l->fd); /* out of the epoll set too, if it was still in */
+	l->fd = -1;
+	l->accepting = 0;
 }
 
 /*
@@ -467,9 +498,8 @@ static void
 stop_listening(struct worker *w)
 {
 	watch_listener(w, 0);
-	close(w->listen_fd); /* out of the epoll set too, if it was still in */
-	w->listen_fd = -1;
-	w->accepting = 0;
+	close_listener(&w->public_listener);
+	close_listener(&w->internal_listener);
 }
 
 /*
@@ -496,7 +526,8 @@ run_loop(struct worker *w)
 	for (;;) {
 		/* First: closing a connection logs, and frees a slot. */
 		long long arrival_due = expire_arrivals(w, clock_now_ms());
-		int listen_ready = 0, timeout = log_pending() ? LOG_FLUSH_MS : -1, n;
+		struct listening *ready[2] = {NULL, NULL};
+		int timeout = log_pending() ? LOG_FLUSH_MS : -1, n;
 
 		if (arrival_due >= 0 && (timeout < 0 || arrival_due < timeout))
 			timeout = (int)arrival_due;
@@ -505,7 +536,7 @@ run_loop(struct worker *w)
 			stop_listening(w);
 		}
 		watch_listener(w, drain_until < 0 && spread_may_accept(w->slot, w->open));
-		spread_publish(w->slot, w->open, w->accepting);
+		spread_publish(w->slot, w->open, w->public_listener.accepting);
 		if (drain_until >= 0) {
 			long long left = drain_until - clock_now_ms();
 			if (w->open == 0 || left <= 0)
@@ -531,8 +562,11 @@ run_loop(struct worker *w)
 			if (events[i].data.ptr == &w->db)
 				take_notifications(w);
 		for (int i = 0; i < n; i++) {
-			if (events[i].data.ptr == NULL)
-				listen_ready = 1;
+			void *p = events[i].data.ptr;
+			if (p == &w->public_listener)
+				ready[0] = p;
+			else if (p == &w->internal_listener)
+				ready[1] = p;
 			else if (events[i].data.ptr != &w->db)
 				serve_connection(w, events[i].data.ptr,
 						 (events[i].events &
@@ -540,15 +574,16 @@ run_loop(struct worker *w)
 							 0);
 		}
 		/* After the kept connections: taking a slot may close one. */
-		if (listen_ready && drain_until < 0)
-			accept_connections(w);
+		for (int l = 0; l < 2 && drain_until < 0; l++)
+			if (ready[l])
+				accept_connections(w, ready[l]);
 		if (drain_until < 0)
 			housekeeping_run(&w->housekeeping, &w->db, clock_now_ms());
 	}
 }
 
 int
-worker_run(const struct config *cfg, int listen_fd, int slot)
+worker_run(const struct config *cfg, int listen_fd, int internal_fd, int slot)
 {
 	static struct worker w;
 	int status = 1;
@@ -562,8 +597,10 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 		return 1;
 	}
 	w.cfg = cfg;
-	w.listen_fd = listen_fd;
-	w.tcp = !cfg->listen.is_unix;
+	w.public_listener =
+		(struct listening){.fd = listen_fd, .tcp = !cfg->listen.is_unix};
+	w.internal_listener = (struct listening){
+		.fd = internal_fd, .tcp = !cfg->internal_listen.is_unix, .internal = 1};
 	w.slot = slot;
 	w.arrival_limit_ms = (long long)cfg->io_timeout * 1000;
 	w.db_watched = -1;
@@ -598,8 +635,8 @@ worker_run(const struct config *cfg, int listen_fd, int slot)
 out:
 	if (w.epoll_fd >= 0)
 		close(w.epoll_fd);
-	if (w.listen_fd >= 0)
-		close(w.listen_fd);
+	close_listener(&w.public_listener);
+	close_listener(&w.internal_listener);
 	log_flush();
 	return status;
 }

@@ -6,6 +6,7 @@
 #define BAA_HANDLERS_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "../audit.h"
 #include "../client.h"
@@ -31,6 +32,32 @@ route_handler metrics_scrape;
 
 /* me.c */
 route_handler me_profile, me_token, me_delete;
+
+/* GET /me's members for profile, inside an object res is writing. */
+void me_profile_members(const struct request *req, struct response *res,
+			const struct user_profile *profile);
+
+/* internal.c: backend services, on the internal listener only. */
+route_handler internal_user;
+
+/* token.c: a user's access token, for their browser or a backend service. */
+struct token_caller {
+	long long user_id;
+	long long session_id; /* the browser's session; 0 for a service */
+	int browser;	      /* a session's browser: its cookie may be cleared */
+};
+
+/*
+ * Answers with the user's access token, refreshed first (once, under the
+ * row's lock) when it is about to expire; or with why not: the same
+ * answers for every caller, but a service's never touch cookies, and a
+ * user who is not there is 404 for it (401 for a browser's session).
+ */
+void token_answer(const struct request *req, struct response *res,
+		  const struct token_caller *who);
+
+/* Whether the user should renew Spotify's grant now (BAA_REAUTH_WINDOW). */
+int token_reauth_recommended(const struct config *cfg, time_t due_at, int needs_reauth);
 
 /* devices.c */
 route_handler me_sessions, me_session_end, me_activity;

@@ -5,6 +5,7 @@
  */
 #include "handlers.h"
 
+#include "../config.h"
 #include "../metrics.h"
 
 #define PROMETHEUS_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -18,7 +19,7 @@ metrics_scrape(const struct request *req, struct response *res)
 
 	for (size_t i = 0; i < app_route_count && i < ROUTES_MAX; i++)
 		names[i] = app_routes[i].name;
-	len = metrics_render(text, sizeof(text), names);
+	len = metrics_render(text, sizeof(text), names, &req->cfg->service_keys);
 	if (len == 0) {
 		response_error(res, 500, "metrics unavailable");
 		return;

@@ -6,7 +6,8 @@
  * an accepted request has a known method name, an absolute bounded path,
  * a bounded length, and fields that point into the parameters; a route
  * found has the request's path, or, when its last segment is '*', the
- * path's beginning with more below it; a request the router turns down
+ * path's beginning with more below it, and belongs to the request's
+ * listener (internal or public); a request the router turns down
  * gets 404, or 405 with an Allow header.
  */
 #include "fuzz.h"
@@ -48,6 +49,9 @@ check_request(const struct request *req, char *const *envp, size_t count)
 		    points_into(req->sec_fetch_site, envp, count));
 	FUZZ_ASSERT(req->origin == NULL || points_into(req->origin, envp, count));
 	FUZZ_ASSERT(req->user_agent == NULL || points_into(req->user_agent, envp, count));
+	FUZZ_ASSERT(req->authorization == NULL ||
+		    points_into(req->authorization, envp, count));
+	FUZZ_ASSERT(!req->internal); /* the worker's flag, not a parameter */
 	FUZZ_ASSERT(req->remote_addr == NULL ||
 		    points_into(req->remote_addr, envp, count));
 	FUZZ_ASSERT(req->content_length >= 0 && req->content_length < 1000000000000L);
@@ -76,6 +80,7 @@ check_routing(const struct request *req)
 	route = router_match(app_routes, app_route_count, req, &res);
 	if (route) {
 		FUZZ_ASSERT(route_names(route->path, req->path));
+		FUZZ_ASSERT(route->internal == req->internal);
 		FUZZ_ASSERT(route->method == req->method ||
 			    (route->method == HTTP_GET && req->method == HTTP_HEAD));
 		return;
@@ -110,6 +115,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    status == REQUEST_URI_TOO_LONG);
 	if (status == REQUEST_OK) {
 		check_request(&req, envp, count);
+		check_routing(&req);
+		/* The same request on the internal listener (the worker's flag). */
+		req.internal = 1;
 		check_routing(&req);
 	}
 	free(text);

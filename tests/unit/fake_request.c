@@ -1,7 +1,8 @@
 /*
  * Requests for the handler tests, as the worker hands them to a handler
  * (request.h's typed fields, the worker's connection and configuration),
- * and readers of what the handler put in the response.
+ * readers of what the handler put in the response, and the internal
+ * calls' counter.
  */
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,13 @@
 
 struct config fake_cfg;
 struct db fake_db;
+int fake_internal_calls[SERVICES_MAX + 1][METRICS_INTERNAL_COUNT];
+
+void
+metrics_internal_call(int service, enum metrics_internal_outcome outcome)
+{
+	fake_internal_calls[service + 1][outcome]++;
+}
 
 int
 fakes_reset(void **state)
@@ -19,6 +27,7 @@ fakes_reset(void **state)
 	fake_store_reset();
 	fake_spotify_reset();
 	fake_log_reset();
+	memset(fake_internal_calls, 0, sizeof(fake_internal_calls));
 	memset(&fake_cfg, 0, sizeof(fake_cfg));
 	fake_cfg.session_ttl = 86400;
 	fake_cfg.session_max_age = 7 * 86400;

@@ -369,6 +369,45 @@ users_lock_token(struct db *db, long long id, struct user_token *out)
 	return read_token(db, "users_lock_token", id, out, 1);
 }
 
+enum users_status
+users_find(struct db *db, enum users_lookup by, const char *value, long long *id)
+{
+	if (fails(db, "users_find"))
+		return USERS_DB_ERROR;
+	for (int i = 0; i < fake_store.data.nusers; i++) {
+		const struct fake_user *u = &fake_store.data.users[i];
+		if (by == USERS_BY_SPOTIFY_ID
+			    ? strcmp(u->spotify_id, value) == 0 &&
+				      strncmp(value, "detached:", 9) != 0
+			    : strcmp(u->account_id, value) == 0) {
+			*id = u->id;
+			return USERS_OK;
+		}
+	}
+	return USERS_NOT_FOUND;
+}
+
+enum users_status
+users_grant(struct db *db, long long id, struct user_profile *out, char *scope,
+	    size_t scope_size)
+{
+	const struct fake_user *u;
+
+	if (fails(db, "users_grant"))
+		return USERS_DB_ERROR;
+	if ((u = fake_store_user(id)) == NULL)
+		return USERS_NOT_FOUND;
+	memset(out, 0, sizeof(*out));
+	out->id = u->id;
+	strcpy(out->spotify_id, u->spotify_id);
+	strcpy(out->account_id, u->account_id);
+	strcpy(out->display_name, u->display_name);
+	out->authorized_at = u->authorized_at;
+	out->needs_reauth = u->needs_reauth_at != 0;
+	snprintf(scope, scope_size, "%s", u->scope);
+	return USERS_OK;
+}
+
 /* The row of an UPDATE ... WHERE id = $1; NULL with the status to answer. */
 static struct fake_user *
 updating(struct db *db, const char *call, long long id, enum users_status *status)

@@ -24,6 +24,8 @@
 #include "../../src/client.h"
 #include "../../src/config.h"
 #include "../../src/db.h"
+#include "../../src/metrics.h"
+#include "../../src/services.h"
 #include "../../src/request.h"
 #include "../../src/response.h"
 #include "../../src/session.h"
@@ -73,6 +75,7 @@ struct fake_user {
 	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* "" when none */
 	time_t expires_at, authorized_at, needs_reauth_at;
 	long long generation; /* of first-format cookies */
+	char scope[128];      /* the scopes granted */
 };
 
 struct fake_session {
@@ -151,6 +154,14 @@ void fake_log_reset(void);
 const char *fake_log_text(void);
 /* Whether a line of event holds every "key=value" given (NULL-terminated). */
 int fake_log_has(const char *event, ...);
+
+/* -- metrics ------------------------------------------------------------- */
+
+/*
+ * metrics_internal_call, counted here (metrics.c would bring the pause and
+ * the database along): [service + 1][outcome], [0] for no right key.
+ */
+extern int fake_internal_calls[SERVICES_MAX + 1][METRICS_INTERNAL_COUNT];
 
 /* -- requests ------------------------------------------------------------ */
 

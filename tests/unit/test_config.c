@@ -21,7 +21,7 @@ static const char *const all_names[] = {
 	"BAA_REAUTH_WINDOW", "BAA_INVALID_GRANT_CONFIRM", "BAA_SESSION_TTL",
 	"BAA_SESSION_MAX_AGE", "BAA_AUDIT_RETENTION_DAYS", "BAA_HOUSEKEEPING_INTERVAL",
 	"BAA_INSTANCE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT", "PGSSLMODE",
-	"BAA_SANDBOX"};
+	"BAA_SANDBOX", "BAA_INTERNAL_LISTEN", "BAA_SERVICE_KEYS"};
 
 static int
 set_database_env(void **state)
@@ -171,6 +171,94 @@ test_listen_path_with_a_port_is_refused(void **state)
 	assert_non_null(strstr(errors, "'BAA_LISTEN'"));
 	setenv("BAA_LISTEN", "relative.sock", 1);
 	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+}
+
+#define SERVICE_KEY "k3y-of-a-service-that-is-32-bytes+"
+
+/* 0 when BAA_INTERNAL_LISTEN=value loads (with a service key). */
+static int
+internal_listen_loads(const char *value, char *errors, size_t size)
+{
+	struct config cfg;
+
+	setenv("BAA_INTERNAL_LISTEN", value, 1);
+	setenv("BAA_SERVICE_KEYS", "billing:" SERVICE_KEY, 1);
+	return config_load(&cfg, CONFIG_SERVE, errors, size);
+}
+
+static void
+test_internal_listen_takes_only_local_or_private_addresses(void **state)
+{
+	static const char *const accepted[] = {
+		"/run/baa/internal.sock", "127.0.0.1:9100", "[::1]:9100",
+		"localhost:9100",	  "10.0.0.7:9100",  "172.16.0.1:9100",
+		"192.168.1.2:9100",	  "[fd00::7]:9100", "[::ffff:10.1.2.3]:9100"};
+	static const char *const refused[] = {
+		"0.0.0.0:9100", "203.0.113.5:9100",   "172.32.0.1:9100",
+		"[::]:9100",	"[2001:db8::1]:9100", "internal.example:9100",
+		"8.8.8.8:9100"};
+	char errors[1024];
+
+	for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++)
+		if (internal_listen_loads(accepted[i], errors, sizeof(errors)) != 0)
+			fail_msg("%s refused: %s", accepted[i], errors);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		assert_int_equal(
+			internal_listen_loads(refused[i], errors, sizeof(errors)), 1);
+		if (strstr(errors, "'BAA_INTERNAL_LISTEN' must be a unix-socket path, a "
+				   "loopback address or a private network's") == NULL)
+			fail_msg("%s: %s", refused[i], errors);
+	}
+}
+
+static void
+test_internal_listen_and_service_keys_go_together(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_false(CONFIG_HAS_INTERNAL(&cfg));
+	assert_int_equal(cfg.service_keys.count, 0);
+
+	setenv("BAA_INTERNAL_LISTEN", "127.0.0.1:9100", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_SERVICE_KEYS' is not set"));
+
+	unsetenv("BAA_INTERNAL_LISTEN");
+	setenv("BAA_SERVICE_KEYS", "billing:" SERVICE_KEY, 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_INTERNAL_LISTEN' is not set"));
+
+	setenv("BAA_INTERNAL_LISTEN", "127.0.0.1:9000", 1); /* BAA_LISTEN's default */
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "must differ from BAA_LISTEN"));
+
+	setenv("BAA_INTERNAL_LISTEN", "/run/baa/internal.sock", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_true(CONFIG_HAS_INTERNAL(&cfg));
+	assert_int_equal(cfg.service_keys.count, 1);
+	assert_string_equal(cfg.service_keys.keys[0].name, "billing");
+}
+
+static void
+test_service_keys_messages_name_every_bad_entry_never_a_key(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("BAA_INTERNAL_LISTEN", "127.0.0.1:9100", 1);
+	setenv("BAA_SERVICE_KEYS",
+	       "billing:too-short-a-key ok:" SERVICE_KEY " " SERVICE_KEY
+	       " Up:" SERVICE_KEY,
+	       1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'BAA_SERVICE_KEYS' has a bad entry 1 (billing)"));
+	assert_non_null(strstr(errors, "entry 3: must be name:key"));
+	assert_non_null(strstr(errors, "entry 4: the name must be"));
+	assert_null(strstr(errors, "too-short-a-key"));
+	assert_null(strstr(errors, SERVICE_KEY));
+	assert_null(strstr(errors, "k3y"));
 }
 
 static void
@@ -901,6 +989,14 @@ main(void)
 				       set_database_env),
 		cmocka_unit_test_setup(
 			test_bad_database_port_is_refused_with_the_variable_name,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_internal_listen_takes_only_local_or_private_addresses,
+			set_database_env),
+		cmocka_unit_test_setup(test_internal_listen_and_service_keys_go_together,
+				       set_database_env),
+		cmocka_unit_test_setup(
+			test_service_keys_messages_name_every_bad_entry_never_a_key,
 			set_database_env),
 		cmocka_unit_test_setup(test_listen_path_with_a_port_is_refused,
 				       set_database_env),

@@ -13,6 +13,7 @@
 #include "../../src/http_status.h"
 #include "../../src/metrics.h"
 #include "../../src/response.h"
+#include "../../src/services.h"
 
 static void
 test_every_listed_status_has_its_reason_and_label(void **state)
@@ -36,7 +37,7 @@ test_metrics_count_413_429_504_by_their_own_status(void **state)
 	assert_int_equal(metrics_init(2), 0);
 	for (size_t i = 0; i < sizeof(answered) / sizeof(answered[0]); i++)
 		metrics_request(0, answered[i], 1.0);
-	assert_true(metrics_render(text, sizeof(text), names) > 0);
+	assert_true(metrics_render(text, sizeof(text), names, NULL) > 0);
 	assert_non_null(
 		strstr(text, "baa_requests_total{route=\"me\",status=\"413\"} 1\n"));
 	assert_non_null(
@@ -48,12 +49,46 @@ test_metrics_count_413_429_504_by_their_own_status(void **state)
 		strstr(text, "baa_requests_total{route=\"me\",status=\"other\"} 1\n"));
 }
 
+static void
+test_internal_calls_are_counted_by_service_and_outcome(void **state)
+{
+	static const char *const names[] = {"me"};
+	static char text[65536];
+	struct service_keys services;
+	char err[256];
+
+	assert_int_equal(services_parse("billing:0123456789abcdef0123456789abcdef "
+					"playlists:fedcba9876543210fedcba9876543210",
+					&services, err, sizeof(err)),
+			 0);
+	assert_int_equal(metrics_init(1), 0);
+	metrics_internal_call(0, METRICS_INTERNAL_OK);
+	metrics_internal_call(0, METRICS_INTERNAL_OK);
+	metrics_internal_call(1, METRICS_INTERNAL_REAUTH_REQUIRED);
+	metrics_internal_call(-1, METRICS_INTERNAL_UNAUTHORIZED);
+	assert_true(metrics_render(text, sizeof(text), names, &services) > 0);
+	assert_non_null(strstr(
+		text,
+		"baa_internal_calls_total{service=\"billing\",outcome=\"ok\"} 2\n"));
+	assert_non_null(strstr(text, "baa_internal_calls_total{service=\"playlists\","
+				     "outcome=\"reauth_required\"} 1\n"));
+	assert_non_null(strstr(text, "baa_internal_calls_total{service=\"playlists\","
+				     "outcome=\"ok\"} 0\n"));
+	assert_non_null(strstr(text, "baa_internal_calls_total{service=\"none\","
+				     "outcome=\"unauthorized\"} 1\n"));
+	assert_null(strstr(text, "service=\"none\",outcome=\"ok\""));
+	/* without services, no rows at all */
+	assert_true(metrics_render(text, sizeof(text), names, NULL) > 0);
+	assert_null(strstr(text, "baa_internal_calls_total"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_listed_status_has_its_reason_and_label),
 		cmocka_unit_test(test_metrics_count_413_429_504_by_their_own_status),
+		cmocka_unit_test(test_internal_calls_are_counted_by_service_and_outcome),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

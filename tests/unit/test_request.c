@@ -44,6 +44,8 @@ test_script_name_is_used_without_document_uri(void **state)
 	assert_null(req.origin);
 	assert_null(req.user_agent);
 	assert_null(req.remote_addr);
+	assert_null(req.authorization);
+	assert_false(req.internal); /* the worker's to say, never a parameter's */
 }
 
 static void
@@ -58,6 +60,8 @@ test_client_headers_and_address_are_read(void **state)
 			  "HTTP_USER_AGENT=Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
 			  "HTTP_ORIGIN_X=https://evil.example",
 			  "HTTP_SEC_FETCH_SITEX=cross-site",
+			  "HTTP_AUTHORIZATION=Bearer k3y",
+			  "HTTP_AUTHORIZATIONX=Bearer other",
 			  NULL};
 	struct request req;
 
@@ -69,6 +73,7 @@ test_client_headers_and_address_are_read(void **state)
 			    "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0");
 	assert_null(req.sec_fetch_mode);
 	assert_null(req.cookie);
+	assert_string_equal(req.authorization, "Bearer k3y");
 }
 
 static void

@@ -15,12 +15,23 @@ noop(const struct request *req, struct response *res)
 }
 
 static const struct route table[] = {
-	{HTTP_GET, "/me", noop, "me"},		{HTTP_DELETE, "/me", noop, "me_delete"},
-	{HTTP_POST, "/logout", noop, "logout"}, {HTTP_GET, "/x", noop, "x"},
-	{HTTP_DELETE, "/x/*", noop, "x_item"},	{HTTP_PUT, "/x/*", noop, "x_item_put"},
+	{HTTP_GET, "/me", noop, "me", 0},
+	{HTTP_DELETE, "/me", noop, "me_delete", 0},
+	{HTTP_POST, "/logout", noop, "logout", 0},
+	{HTTP_GET, "/x", noop, "x", 0},
+	{HTTP_DELETE, "/x/*", noop, "x_item", 0},
+	{HTTP_PUT, "/x/*", noop, "x_item_put", 0},
+	{HTTP_GET, "/internal/*", noop, "internal", 1},
 };
 
 static struct response res;
+
+/* The Allow header the response carries, or NULL. */
+static const char *
+fake_allow(void)
+{
+	return strstr(res.headers, "Allow: ");
+}
 
 static const struct route *
 match(enum http_method method, const char *path)
@@ -29,6 +40,37 @@ match(enum http_method method, const char *path)
 
 	response_init(&res);
 	return router_match(table, sizeof(table) / sizeof(table[0]), &req, &res);
+}
+
+static const struct route *
+match_internal(enum http_method method, const char *path)
+{
+	struct request req = {.method = method, .path = path, .internal = 1};
+
+	response_init(&res);
+	return router_match(table, sizeof(table) / sizeof(table[0]), &req, &res);
+}
+
+static void
+test_internal_route_is_404_on_the_public_listener(void **state)
+{
+	assert_null(match(HTTP_GET, "/internal/users/1/token"));
+	assert_int_equal(res.status, 404);
+	assert_null(fake_allow());
+	assert_string_equal(match_internal(HTTP_GET, "/internal/users/1/token")->name,
+			    "internal");
+}
+
+static void
+test_public_route_is_404_on_the_internal_listener(void **state)
+{
+	assert_null(match_internal(HTTP_GET, "/me"));
+	assert_int_equal(res.status, 404);
+	assert_null(match_internal(HTTP_DELETE, "/x/1"));
+	assert_int_equal(res.status, 404);
+	/* a method of the other listener's route is not a 405 either */
+	assert_null(match_internal(HTTP_POST, "/logout"));
+	assert_int_equal(res.status, 404);
 }
 
 static void
@@ -140,6 +182,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exact_path_and_method_find_the_route),
+		cmocka_unit_test(test_internal_route_is_404_on_the_public_listener),
+		cmocka_unit_test(test_public_route_is_404_on_the_internal_listener),
 		cmocka_unit_test(test_head_is_served_by_the_get_route),
 		cmocka_unit_test(test_unknown_path_is_404_json),
 		cmocka_unit_test(test_wrong_method_is_405_with_every_allowed_method),
