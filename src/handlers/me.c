@@ -18,6 +18,8 @@
 #include "../audit.h"
 #include "../clock.h"
 #include "../log.h"
+#include "../params.h"
+#include "../scopes.h"
 #include "../session.h"
 #include "../spotify.h"
 #include "../users.h"
@@ -60,9 +62,13 @@ me_profile(const struct request *req, struct response *res)
 	response_member_string(res, "authorized_at", profile->authorized_at_text, 1);
 	response_member_string(res, "reauth_due_at", profile->reauth_due_at_text, 1);
 	response_member_bool(res, "reauth_recommended",
-			     reauth_recommended(req->cfg, profile->reauth_due_at,
-						profile->needs_reauth));
+			     profile->scope_short ||
+				     reauth_recommended(req->cfg, profile->reauth_due_at,
+							profile->needs_reauth));
 	response_member_bool(res, "needs_reauth", profile->needs_reauth);
+	/* "" when Spotify granted nothing; null when no login stored a grant. */
+	response_member_string(res, "scope", profile->has_scope ? profile->scope : NULL,
+			       0);
 	response_object_end(res);
 }
 
@@ -86,8 +92,11 @@ token_body(const struct request *req, struct response *res, const char *access_t
 	response_member_string(res, "expires_at", when, 0);
 	response_member_raw(res, "expires_in", expires_in);
 	response_member_string(res, "reauth_due_at", due_at, 1);
-	response_member_bool(res, "reauth_recommended",
-			     reauth_recommended(req->cfg, due, 0));
+	/* SPOTIFY_SCOPES grew since this grant: the next login asks for the rest. */
+	response_member_bool(
+		res, "reauth_recommended",
+		reauth_recommended(req->cfg, due, 0) ||
+			scopes_text_lacks(row->scope, req->cfg->spotify_scopes));
 	response_object_end(res);
 }
 
@@ -289,18 +298,52 @@ out:
 	OPENSSL_cleanse(&fresh, sizeof(fresh));
 }
 
+/*
+ * ?require=a+b: the scopes the caller needs, and ?next=/page, where the
+ * login of a 403 insufficient_scope returns to. -1 with the 400 written.
+ */
+static int
+token_query(const struct request *req, struct params *query, struct scopes *required,
+	    const char **next, struct response *res)
+{
+	*next = NULL;
+	required->count = 0;
+	if (params_parse_form(query, req->query, strlen(req->query)) != PARAMS_OK) {
+		response_error(res, 400, "malformed query string");
+		return -1;
+	}
+	if (scope_parse_request(query, "require", required, res) < 0)
+		return -1;
+	*next = params_get(query, "next");
+	if (*next && (params_count(query, "next") > 1 || !session_is_local_path(*next))) {
+		response_error(res, 400,
+			       "next must be a single local path such as /account");
+		return -1;
+	}
+	return 0;
+}
+
 void
 me_token(const struct request *req, struct response *res)
 {
 	static struct user_token stored;
 	static struct current cur;
+	static struct params query;
+	static struct scopes required;
+	const char *next;
 
-	if (current_require(req, res, &cur, 0) < 0)
+	if (token_query(req, &query, &required, &next, res) < 0 ||
+	    current_require(req, res, &cur, 0) < 0)
 		return;
 	switch (users_token(req->db, cur.session.user_id, &stored)) {
 	case USERS_OK: break;
 	case USERS_NOT_FOUND: current_refuse_gone(req, res); return;
 	case USERS_DB_ERROR: response_database_unavailable(res); return;
+	}
+	/* Before any refresh: a grant without the scope gets nothing from Spotify. */
+	if (scope_require(stored.scope, &required, next, res) < 0) {
+		OPENSSL_cleanse(&stored, sizeof(stored));
+		return;
 	}
 	/* Flagged: no call to Spotify until the confirmation is due. */
 	switch (token_next(req, &stored, stored.access_token[0] != '\0')) {

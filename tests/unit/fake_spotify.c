@@ -47,8 +47,8 @@ spotify_cleanup(void)
 }
 
 int
-spotify_authorize_url(const char *state, const char *code_challenge, char *out,
-		      size_t size)
+spotify_authorize_url(const char *state, const char *code_challenge, const char *scopes,
+		      int show_dialog, char *out, size_t size)
 {
 	int n = snprintf(out, size, "https://accounts.test/authorize?state=%s", state);
 

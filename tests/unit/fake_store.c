@@ -279,6 +279,9 @@ take_tokens(struct fake_user *u, const struct spotify_tokens *tokens, int login)
 			 tokens->refresh_token);
 	u->expires_at = time(NULL) + tokens->expires_in;
 	u->needs_reauth_at = 0;
+	/* As users.c: a login stores the granted scope, a refresh leaves it. */
+	if (login)
+		snprintf(u->scope, sizeof(u->scope), "%s", tokens->scope);
 }
 
 /* The rows a login could be, as users.c's find_identity reads them. */
@@ -352,6 +355,7 @@ read_token(struct db *db, const char *call, long long id, struct user_token *out
 	out->expires_at = u->expires_at;
 	out->authorized_at = u->authorized_at;
 	out->needs_reauth_at = u->needs_reauth_at;
+	strcpy(out->scope, u->scope);
 	return USERS_OK;
 }
 
