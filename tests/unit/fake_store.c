@@ -14,6 +14,7 @@
 #include "../../src/sessions.h"
 #include "../../src/states.h"
 #include "../../src/users.h"
+#include "../../src/scopes.h"
 #include "fakes.h"
 
 struct fake_store fake_store;
@@ -498,6 +499,11 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 		strcpy(profile->display_name, u->display_name);
 		profile->authorized_at = u->authorized_at;
 		profile->needs_reauth = u->needs_reauth_at != 0;
+		/* As users.c reads it: a fake user's scope is always stored. */
+		profile->has_scope = 1;
+		strcpy(profile->scope, u->scope);
+		profile->scope_short = scopes_text_lacks(
+			u->scope, db->cfg ? db->cfg->spotify_scopes : NULL);
 	}
 	return SESSIONS_OK;
 }
