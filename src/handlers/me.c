@@ -332,8 +332,9 @@ me_token(const struct request *req, struct response *res)
 	static struct scopes required;
 	const char *next;
 
-	if (token_query(req, &query, &required, &next, res) < 0 ||
-	    current_require(req, res, &cur, 0) < 0)
+	/* Who asks first: without a session the answer is 401, whatever the query. */
+	if (current_require(req, res, &cur, 0) < 0 ||
+	    token_query(req, &query, &required, &next, res) < 0)
 		return;
 	switch (users_token(req->db, cur.session.user_id, &stored)) {
 	case USERS_OK: break;

@@ -43,8 +43,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(value);
 		return 0;
 	}
-	check_names(&set, syntax == SCOPES_STRICT ? "abcdefghijklmnopqrstuvwxyz0123456789-"
-						  : "abcdefghijklmnopqrstuvwxyz0123456789-_.");
+	check_names(&set, syntax == SCOPES_STRICT
+				  ? "abcdefghijklmnopqrstuvwxyz0123456789-"
+				  : "abcdefghijklmnopqrstuvwxyz0123456789-_.");
 	FUZZ_ASSERT(scopes_format(&set, text, sizeof(text)) == 0);
 	FUZZ_ASSERT(scopes_parse(&again, text, strlen(text), syntax) == 0);
 	FUZZ_ASSERT(again.count == set.count);
