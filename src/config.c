@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "crypto.h"
+#include "scopes.h"
 #include "session.h"
 #include "tokenbox.h"
 
@@ -366,16 +367,52 @@ config_parse_ca_file(const char *value, void *field, char *err, size_t errlen)
 	return 0;
 }
 
+/* The names baa asks for, or may be asked to ask for (SPOTIFY_SCOPES_ALLOWED). */
 int
 config_parse_scopes(const char *value, void *field, char *err, size_t errlen)
 {
-	if (strlen(value) > 1024 ||
-	    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789-_. ") != strlen(value)) {
-		snprintf(err, errlen, "must be space-separated Spotify scope names");
+	struct scopes set;
+
+	if (scopes_parse(&set, value, strlen(value), SCOPES_LOOSE) < 0) {
+		snprintf(err, errlen,
+			 "must be space-separated Spotify scope names (at most %d, "
+			 "%d characters in all)",
+			 SCOPES_MAX, SCOPES_TEXT_MAX);
 		return -1;
 	}
 	*(const char **)field = value;
 	return 0;
+}
+
+/*
+ * SPOTIFY_SCOPES_ALLOWED, unset, is SPOTIFY_SCOPES itself: a client may
+ * then ask for nothing baa does not ask for anyway. Set, it must hold every
+ * scope of SPOTIFY_SCOPES, or a login would ask for what a client may not.
+ */
+static int
+resolve_scopes_allowed(struct config *cfg, char *line, size_t len)
+{
+	struct scopes asked, allowed, missing;
+	char names[SCOPES_TEXT_MAX + 1];
+	const char *asked_text = cfg->spotify_scopes ? cfg->spotify_scopes : "";
+
+	if (cfg->spotify_scopes_allowed == NULL) {
+		cfg->spotify_scopes_allowed = asked_text;
+		return 0;
+	}
+	if (scopes_parse(&asked, asked_text, strlen(asked_text), SCOPES_LOOSE) < 0 ||
+	    scopes_parse(&allowed, cfg->spotify_scopes_allowed,
+			 strlen(cfg->spotify_scopes_allowed), SCOPES_LOOSE) < 0)
+		return -1; /* not reached: both parsed already */
+	scopes_missing(&allowed, &asked, &missing);
+	if (missing.count == 0)
+		return 0;
+	scopes_format(&missing, names, sizeof(names));
+	snprintf(line, len,
+		 "Environment variable 'SPOTIFY_SCOPES_ALLOWED' must include every "
+		 "scope of SPOTIFY_SCOPES; it lacks: %.300s.",
+		 names);
+	return -1;
 }
 
 int
@@ -647,6 +684,11 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 	}
 	if (problems == 0 && (scopes & CONFIG_SERVE) &&
 	    check_internal(cfg, line, sizeof(line)) < 0) {
+		append_line(errors, errlen, &used, line);
+		problems++;
+	}
+	if (problems == 0 && (scopes & CONFIG_SERVE) &&
+	    resolve_scopes_allowed(cfg, line, sizeof(line)) < 0) {
 		append_line(errors, errlen, &used, line);
 		problems++;
 	}

@@ -75,6 +75,8 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
 	  "https://api.spotify.com", config_parse_service_url)                           \
 	X(SPOTIFY_SCOPES, spotify_scopes, const char *, CONFIG_SERVE, "",                \
 	  config_parse_scopes)                                                           \
+	X(SPOTIFY_SCOPES_ALLOWED, spotify_scopes_allowed, const char *, CONFIG_SERVE,    \
+	  "", config_parse_scopes)                                                       \
 	X(SPOTIFY_CA_FILE, spotify_ca_file, const char *, CONFIG_SERVE, "",              \
 	  config_parse_ca_file)                                                          \
 	X(BAA_SPOTIFY_TIMEOUT_MS, spotify_timeout_ms, int, CONFIG_SERVE, "4000",         \

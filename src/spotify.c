@@ -127,12 +127,12 @@ has_scopes(const char *scopes)
 }
 
 int
-spotify_authorize_url(const char *state, const char *code_challenge, char *out,
-		      size_t size)
+spotify_authorize_url(const char *state, const char *code_challenge, const char *scopes,
+		      int show_dialog, char *out, size_t size)
 {
 	const struct spotify_client *client = current;
 	const struct config *cfg = client->cfg;
-	char query[2048] = "";
+	char query[4096] = "";
 	int n;
 
 	if (form_add(client, query, sizeof(query), "client_id", cfg->spotify_client_id) <
@@ -140,12 +140,14 @@ spotify_authorize_url(const char *state, const char *code_challenge, char *out,
 	    form_add(client, query, sizeof(query), "response_type", "code") < 0 ||
 	    form_add(client, query, sizeof(query), "redirect_uri",
 		     cfg->spotify_redirect_uri) < 0 ||
-	    (has_scopes(cfg->spotify_scopes) &&
-	     form_add(client, query, sizeof(query), "scope", cfg->spotify_scopes) < 0) ||
+	    (has_scopes(scopes) &&
+	     form_add(client, query, sizeof(query), "scope", scopes) < 0) ||
 	    form_add(client, query, sizeof(query), "state", state) < 0 ||
 	    form_add(client, query, sizeof(query), "code_challenge", code_challenge) <
 		    0 ||
-	    form_add(client, query, sizeof(query), "code_challenge_method", "S256") < 0)
+	    form_add(client, query, sizeof(query), "code_challenge_method", "S256") < 0 ||
+	    (show_dialog &&
+	     form_add(client, query, sizeof(query), "show_dialog", "true") < 0))
 		return -1;
 	n = snprintf(out, size, "%s/authorize?%s", cfg->spotify_accounts_url, query);
 	return n < 0 || (size_t)n >= size ? -1 : 0;

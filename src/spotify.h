@@ -61,9 +61,14 @@ int spotify_global_init(void);
 int spotify_init(const struct config *cfg);
 void spotify_cleanup(void);
 
-/* The URL to send the browser to for consent. */
-int spotify_authorize_url(const char *state, const char *code_challenge, char *out,
-			  size_t size);
+/*
+ * The URL to send the browser to for consent, asking for scopes (space-
+ * separated; NULL or blank: no scope parameter). show_dialog makes Spotify
+ * show its consent page even to a user who approved the app before, with
+ * "Not you?", so that another account can log in (/login?switch=1).
+ */
+int spotify_authorize_url(const char *state, const char *code_challenge,
+			  const char *scopes, int show_dialog, char *out, size_t size);
 
 struct spotify_outcome spotify_exchange_code(const char *code, const char *code_verifier,
 					     struct spotify_tokens *out);

@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "clock.h"
 #include "log.h"
+#include "scopes.h"
 #include "tokenbox.h"
 
 /* A token as stored: sealed, so longer than Spotify's own bound. */
@@ -79,14 +80,15 @@ static const struct db_statement lock_batch = {
 #define EPOCH_OR_0(column) "coalesce(floor(extract(epoch FROM " column "))::bigint, 0)"
 
 /*
- * Columns 0-3 of both: what read_token takes in. clang-format would take
+ * Columns 0-4 of both: what read_token takes in. clang-format would take
  * EPOCH_OR_0 for a call, not the string literal it is, and scatter the SQL.
  */
 /* clang-format off */
 static const struct db_statement token = {
 	"users_token",
 	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
-	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at")
+	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at") ","
+	"  coalesce(scope, '')"
 	" FROM users WHERE id = $1",
 	1,
 };
@@ -106,8 +108,7 @@ static const struct db_statement find_by_account_id = {
 
 static const struct db_statement grant = {
 	"users_grant",
-	"SELECT " USERS_PROFILE_COLUMNS ", coalesce(u.scope, '')"
-	" FROM users u WHERE u.id = $1",
+	"SELECT " USERS_PROFILE_COLUMNS " FROM users u WHERE u.id = $1",
 	1,
 };
 
@@ -115,7 +116,7 @@ static const struct db_statement lock_token = {
 	"users_lock_token",
 	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
 	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at") ","
-	"  coalesce(refresh_token, '')"
+	"  coalesce(scope, ''), coalesce(refresh_token, '')"
 	" FROM users WHERE id = $1 FOR UPDATE",
 	1,
 };
@@ -422,6 +423,12 @@ users_profile_read(const struct db *db, const PGresult *res, int first,
 	copy_value(res, first + 4, out->account_id, sizeof(out->account_id));
 	out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, first + 5), NULL, 10);
 	out->needs_reauth = strcmp(PQgetvalue(res, 0, first + 6), "t") == 0;
+	out->has_scope = strcmp(PQgetvalue(res, 0, first + 7), "t") == 0;
+	copy_value(res, first + 8, out->scope, sizeof(out->scope));
+	/* SPOTIFY_SCOPES grew since this grant: the user is asked to log in again,
+	 * and that login asks for the configured scopes. */
+	out->scope_short = scopes_text_lacks(out->has_scope ? out->scope : NULL,
+					     db->cfg->spotify_scopes);
 	describe_grant(out, db->cfg->grant_lifetime);
 }
 
@@ -464,9 +471,10 @@ read_token(struct db *db, const struct db_statement *st, long long id,
 		out->expires_at = (time_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 		out->needs_reauth_at = (time_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+		copy_value(res, 4, out->scope, sizeof(out->scope));
 		out->refresh_token[0] = '\0';
-		if (PQnfields(res) > 4)
-			open_token(PQgetvalue(res, 0, 4), id, TOKENBOX_REFRESH,
+		if (PQnfields(res) > 5)
+			open_token(PQgetvalue(res, 0, 5), id, TOKENBOX_REFRESH,
 				   out->refresh_token, sizeof(out->refresh_token));
 		status = USERS_OK;
 	}
@@ -493,8 +501,7 @@ users_find(struct db *db, enum users_lookup by, const char *value, long long *id
 }
 
 enum users_status
-users_grant(struct db *db, long long id, struct user_profile *out, char *scope,
-	    size_t scope_size)
+users_grant(struct db *db, long long id, struct user_profile *out)
 {
 	char id_text[24];
 	const char *params[1] = {id_text};
@@ -506,7 +513,6 @@ users_grant(struct db *db, long long id, struct user_profile *out, char *scope,
 		return USERS_DB_ERROR;
 	if (PQntuples(res) == 1) {
 		users_profile_read(db, res, 0, out);
-		copy_value(res, 7, scope, scope_size);
 		status = USERS_OK;
 	}
 	PQclear(res);

@@ -28,14 +28,21 @@ struct user_profile {
 	char authorized_at_text[32];
 	char reauth_due_at_text[32];
 	time_t reauth_due_at;
+	/* users.scope: what Spotify's last token answer at a login granted. */
+	char scope[SPOTIFY_SCOPE_MAX + 1];
+	int has_scope; /* 0: NULL, never stored (a row baa did not write) */
+	/* The grant lacks a scope of SPOTIFY_SCOPES: worked out when the row
+	 * is read, not at every GET /me from the cache. */
+	int scope_short;
 };
 
 struct user_token {
 	char access_token[SPOTIFY_TOKEN_MAX + 1];  /* "" when tokens were cleared */
 	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* only from users_lock_token */
 	time_t expires_at;
-	time_t authorized_at;	/* 0 when unknown */
-	time_t needs_reauth_at; /* the first invalid_grant; 0 when none */
+	time_t authorized_at;		   /* 0 when unknown */
+	time_t needs_reauth_at;		   /* the first invalid_grant; 0 when none */
+	char scope[SPOTIFY_SCOPE_MAX + 1]; /* the stored grant, "" when none */
 };
 
 enum users_status {
@@ -64,7 +71,7 @@ enum users_status users_store_login(struct db *db, const struct spotify_user *wh
 	"                  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                      \
 	" coalesce(u.account_id, ''),"                                                   \
 	" coalesce(floor(extract(epoch FROM u.authorized_at))::bigint, 0),"              \
-	" u.needs_reauth_at IS NOT NULL"
+	" u.needs_reauth_at IS NOT NULL, u.scope IS NOT NULL, coalesce(u.scope, '')"
 
 /* The profile from the first row of res, its columns starting at first. */
 void users_profile_read(const struct db *db, const PGresult *res, int first,
@@ -97,12 +104,8 @@ enum users_lookup { USERS_BY_SPOTIFY_ID, USERS_BY_ACCOUNT_ID };
 enum users_status users_find(struct db *db, enum users_lookup by, const char *value,
 			     long long *id);
 
-/*
- * What GET /me shows of user id, read now (not from the cache), and the
- * scopes the user granted ("" when not recorded) into scope.
- */
-enum users_status users_grant(struct db *db, long long id, struct user_profile *out,
-			      char *scope, size_t scope_size);
+/* What GET /me shows of user id (its grant's scope included), read now, not cached. */
+enum users_status users_grant(struct db *db, long long id, struct user_profile *out);
 
 /* The access token without locking (the fast path of /me/token). */
 enum users_status users_token(struct db *db, long long id, struct user_token *out);

@@ -16,6 +16,7 @@
 #include "../log.h"
 #include "../login.h"
 #include "../params.h"
+#include "../scopes.h"
 #include "../session.h"
 #include "../spotify.h"
 #include "../states.h"
@@ -51,14 +52,126 @@ clear_login(const struct request *req, struct response *res)
 		response_cookie(res, LEGACY_OAUTH_COOKIE, "", 0);
 }
 
+/* A scope of baa's configuration (NULL: none) as a set; parsed at start. */
+static void
+configured_scopes(const char *text, struct scopes *out)
+{
+	if (text == NULL || scopes_parse(out, text, strlen(text), SCOPES_LOOSE) < 0)
+		out->count = 0;
+}
+
+/* The requested scopes that SPOTIFY_SCOPES_ALLOWED holds; 400 for any other. */
+static int
+check_allowed(const struct scopes *requested, const struct scopes *allowed,
+	      struct response *res)
+{
+	char message[160];
+
+	for (int i = 0; i < requested->count; i++) {
+		if (scopes_has(allowed, requested->names[i]))
+			continue;
+		/* The name passed SCOPES_STRICT: safe to quote. */
+		snprintf(message, sizeof(message),
+			 "This app does not ask Spotify for the scope '%s'.",
+			 requested->names[i]);
+		response_problem(res, 400, "scope_not_allowed", message);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The user's grant, as far as SPOTIFY_SCOPES_ALLOWED still holds it, so
+ * that a login asking for more does not lose what was granted (Spotify's
+ * new grant is what this login asks for), and an operator can withdraw a
+ * scope. Only with a live session, and not for switch=1: the person may
+ * be about to log in as another account, which should not be asked for
+ * the first one's scopes. 0 (nothing added) without a session; -1 with
+ * a 503 written when the database cannot say.
+ */
+static int
+add_granted(const struct request *req, const struct scopes *allowed, int switching,
+	    struct scopes *asked, struct response *res)
+{
+	static struct current cur;
+	static struct scopes granted, kept;
+
+	if (switching)
+		return 0;
+	switch (current_find(req, &cur, 1)) {
+	case CURRENT_OK: break;
+	/* Asking without it would narrow the grant: better a retry. */
+	case CURRENT_DB_ERROR: response_database_unavailable(res); return -1;
+	default: return 0;
+	}
+	if (!cur.profile.has_scope ||
+	    scopes_parse(&granted, cur.profile.scope, strlen(cur.profile.scope),
+			 SCOPES_LOOSE) < 0)
+		return 0;
+	kept.count = 0;
+	for (int i = 0; i < granted.count; i++)
+		if (scopes_has(allowed, granted.names[i]))
+			snprintf(kept.names[kept.count++], sizeof(kept.names[0]), "%s",
+				 granted.names[i]);
+	/* Cannot overflow: SPOTIFY_SCOPES and kept are both in allowed. */
+	(void)scopes_union(asked, &kept);
+	return 0;
+}
+
+/*
+ * What this login asks Spotify for, into out: SPOTIFY_SCOPES (so a grant
+ * from before SPOTIFY_SCOPES grew gets the new ones), the session user's
+ * grant, and ?scope= (each in SPOTIFY_SCOPES_ALLOWED, else 400). Nothing
+ * of it is stored or carried to /callback: what is stored there is what
+ * Spotify's token answer says it granted. -1 with the answer written.
+ */
+static int
+login_scopes(const struct request *req, const struct params *query, int switching,
+	     char *out, size_t size, struct response *res)
+{
+	static struct scopes asked, requested, allowed;
+	const struct config *cfg = req->cfg;
+
+	if (scope_parse_request(query, "scope", &requested, res) < 0)
+		return -1;
+	configured_scopes(cfg->spotify_scopes_allowed ? cfg->spotify_scopes_allowed
+						      : cfg->spotify_scopes,
+			  &allowed);
+	configured_scopes(cfg->spotify_scopes, &asked);
+	if (check_allowed(&requested, &allowed, res) < 0 ||
+	    add_granted(req, &allowed, switching, &asked, res) < 0)
+		return -1;
+	if (scopes_union(&asked, &requested) < 0 ||
+	    scopes_format(&asked, out, size) < 0) {
+		response_error(res, 500, "could not start the login");
+		return -1;
+	}
+	return 0;
+}
+
+/* ?switch=1: Spotify shows its consent page, where another account can log in. */
+static int
+login_switching(const struct params *query, int *switching, struct response *res)
+{
+	const char *value = params_get(query, "switch");
+
+	*switching = value && strcmp(value, "1") == 0;
+	if (value == NULL || (params_count(query, "switch") == 1 &&
+			      (strcmp(value, "1") == 0 || strcmp(value, "0") == 0)))
+		return 0;
+	response_error(res, 400, "switch must be 1 or 0");
+	return -1;
+}
+
 void
 auth_login(const struct request *req, struct response *res)
 {
 	char verifier[SESSION_VERIFIER_LEN + 1], challenge[B64URL_LEN(32) + 1];
-	char url[2048], cookie[SESSION_COOKIE_MAX + 1];
+	char url[4096], cookie[SESSION_COOKIE_MAX + 1], scopes[SCOPES_TEXT_MAX + 1];
 	struct oauth_login login;
-	struct params query;
+	static struct params query;
 	const char *next;
+	int switching;
 
 	if (params_parse_form(&query, req->query, strlen(req->query)) != PARAMS_OK) {
 		response_error(res, 400, "malformed query string");
@@ -70,9 +183,13 @@ auth_login(const struct request *req, struct response *res)
 			       "next must be a single local path such as /account");
 		return;
 	}
+	if (login_switching(&query, &switching, res) < 0 ||
+	    login_scopes(req, &query, switching, scopes, sizeof(scopes), res) < 0)
+		return;
 	if (session_new_login(&login, next, time(NULL), LOGIN_TTL) < 0 ||
 	    session_pkce(&login, verifier, challenge) < 0 ||
-	    spotify_authorize_url(login.state, challenge, url, sizeof(url)) < 0 ||
+	    spotify_authorize_url(login.state, challenge, scopes, switching, url,
+				  sizeof(url)) < 0 ||
 	    session_sign_login(&login, cookie, sizeof(cookie)) < 0) {
 		response_error(res, 500, "could not start the login");
 		return;

@@ -10,7 +10,9 @@
 
 #include "../audit.h"
 #include "../client.h"
+#include "../params.h"
 #include "../router.h"
+#include "../scopes.h"
 #include "../session.h"
 #include "../sessions.h"
 #include "../spotify.h"
@@ -26,6 +28,40 @@ route_handler auth_login, auth_callback, auth_logout;
  * else 502 with what. */
 void auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 			 const char *what);
+
+/*
+ * scope.c: scopes asked for when needed. The token routes (GET /me/token,
+ * the internal one for services) take require=a+b with
+ * scope_parse_request and check it with scope_require before anything
+ * else (no refresh, no call to Spotify, for a grant that lacks a scope).
+ */
+
+/* The list in query's parameter name (absent: empty); -1 with the 400
+ * (invalid_scope) written for a malformed, repeated or too long one. */
+int scope_parse_request(const struct params *query, const char *name, struct scopes *out,
+			struct response *res);
+
+/*
+ * 0 when granted (the stored users.scope, Spotify's text; NULL: none)
+ * holds every scope of required. Otherwise -1 with 403 {"error":
+ * "insufficient_scope", "message", "missing": [...], "login":
+ * "/login?scope=...&next=..."} written; next is the page the login returns
+ * to (a local path; NULL or anything else: "/").
+ */
+int scope_require(const char *granted, const struct scopes *required, const char *next,
+		  struct response *res);
+
+/*
+ * A token route's query: ?require=a+b, the scopes the caller needs, and
+ * ?next=/page, where the login of a 403 insufficient_scope returns to
+ * (*next NULL when absent). -1 with the 400 written.
+ */
+int scope_token_query(const struct request *req, struct params *query,
+		      struct scopes *required, const char **next, struct response *res);
+
+/* "/login?scope=a%20b&next=%2Fpath" into out; -1 when it does not fit. */
+int scope_login_url(const struct scopes *scopes, const char *next, char *out,
+		    size_t size);
 
 /* metrics.c */
 route_handler metrics_scrape;
@@ -45,6 +81,9 @@ struct token_caller {
 	long long user_id;
 	long long session_id; /* the browser's session; 0 for a service */
 	int browser;	      /* a session's browser: its cookie may be cleared */
+	/* ?require=: scopes the grant must hold (403 insufficient_scope), or NULL */
+	const struct scopes *required;
+	const char *next; /* where the 403's login returns to; NULL: "/" */
 };
 
 /*

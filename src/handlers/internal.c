@@ -24,6 +24,7 @@
 #include "../log.h"
 #include "../metrics.h"
 #include "../params.h"
+#include "../scopes.h"
 #include "../services.h"
 #include "../users.h"
 
@@ -123,9 +124,8 @@ static void
 profile_answer(const struct request *req, struct response *res, long long user_id)
 {
 	static struct user_profile profile;
-	static char scope[1024];
 
-	switch (users_grant(req->db, user_id, &profile, scope, sizeof(scope))) {
+	switch (users_grant(req->db, user_id, &profile)) {
 	case USERS_OK: break;
 	case USERS_NOT_FOUND:
 		response_problem(res, 404, "user_not_found", "baa has no such user.");
@@ -134,7 +134,6 @@ profile_answer(const struct request *req, struct response *res, long long user_i
 	}
 	response_object_begin(res, 200);
 	me_profile_members(req, res, &profile);
-	response_member_string(res, "scope", scope, 0);
 	response_object_end(res);
 }
 
@@ -157,6 +156,20 @@ resolve(const struct request *req, struct response *res, const struct internal_t
 	return -1;
 }
 
+/* /me/token's answer, ?require= and ?next= included, for the service. */
+static void
+token_for_service(const struct request *req, struct response *res,
+		  struct token_caller *who)
+{
+	static struct params query;
+	static struct scopes required;
+
+	if (scope_token_query(req, &query, &required, &who->next, res) < 0)
+		return;
+	who->required = &required;
+	token_answer(req, res, who);
+}
+
 void
 internal_user(const struct request *req, struct response *res)
 {
@@ -175,7 +188,7 @@ internal_user(const struct request *req, struct response *res)
 			res, 400, "bad_request",
 			"lookup needs exactly one of spotify_id and account_id.");
 	else if (resolve(req, res, &t, &who.user_id) == 0 && t.token)
-		token_answer(req, res, &who);
+		token_for_service(req, res, &who);
 	else if (who.user_id)
 		profile_answer(req, res, who.user_id);
 

@@ -14,6 +14,8 @@
 #include "../audit.h"
 #include "../clock.h"
 #include "../log.h"
+#include "../params.h"
+#include "../scopes.h"
 #include "../session.h"
 #include "../spotify.h"
 #include "../users.h"
@@ -23,7 +25,7 @@
 
 /*
  * What GET /me shows of a user, as members of the object res is writing
- * (GET /internal/users/{id} shows the same, and the grant's scope).
+ * (GET /internal/users/{id} shows the same).
  * Written without cJSON: this is the hot path, and it allocates nothing.
  */
 void
@@ -40,10 +42,17 @@ me_profile_members(const struct request *req, struct response *res,
 	response_member_string(res, "token_expires_at", profile->token_expires_at, 1);
 	response_member_string(res, "authorized_at", profile->authorized_at_text, 1);
 	response_member_string(res, "reauth_due_at", profile->reauth_due_at_text, 1);
+	/* Also when SPOTIFY_SCOPES grew since this grant: the next login asks for the
+	 * rest. */
 	response_member_bool(res, "reauth_recommended",
-			     token_reauth_recommended(req->cfg, profile->reauth_due_at,
-						      profile->needs_reauth));
+			     profile->scope_short ||
+				     token_reauth_recommended(req->cfg,
+							      profile->reauth_due_at,
+							      profile->needs_reauth));
 	response_member_bool(res, "needs_reauth", profile->needs_reauth);
+	/* "" when Spotify granted nothing; null when no login stored a grant. */
+	response_member_string(res, "scope", profile->has_scope ? profile->scope : NULL,
+			       0);
 }
 
 void
@@ -62,10 +71,15 @@ void
 me_token(const struct request *req, struct response *res)
 {
 	static struct current cur;
+	static struct params query;
+	static struct scopes required;
 	struct token_caller who = {0};
 
-	if (current_require(req, res, &cur, 0) < 0)
+	/* Who asks first: without a session the answer is 401, whatever the query. */
+	if (current_require(req, res, &cur, 0) < 0 ||
+	    scope_token_query(req, &query, &required, &who.next, res) < 0)
 		return;
+	who.required = &required;
 	who.user_id = cur.session.user_id;
 	who.session_id = cur.session.id;
 	who.browser = 1;

@@ -20,6 +20,7 @@
 #include "../audit.h"
 #include "../clock.h"
 #include "../log.h"
+#include "../scopes.h"
 #include "../spotify.h"
 #include "../users.h"
 
@@ -58,8 +59,11 @@ token_body(const struct request *req, struct response *res, const char *access_t
 	response_member_string(res, "expires_at", when, 0);
 	response_member_raw(res, "expires_in", expires_in);
 	response_member_string(res, "reauth_due_at", due_at, 1);
-	response_member_bool(res, "reauth_recommended",
-			     token_reauth_recommended(req->cfg, due, 0));
+	/* SPOTIFY_SCOPES grew since this grant: the next login asks for the rest. */
+	response_member_bool(
+		res, "reauth_recommended",
+		token_reauth_recommended(req->cfg, due, 0) ||
+			scopes_text_lacks(row->scope, req->cfg->spotify_scopes));
 	response_object_end(res);
 }
 
@@ -288,6 +292,12 @@ token_answer(const struct request *req, struct response *res,
 	case USERS_OK: break;
 	case USERS_NOT_FOUND: user_gone(req, res, who); return;
 	case USERS_DB_ERROR: response_database_unavailable(res); return;
+	}
+	/* Before any refresh: a grant without the scope gets nothing from Spotify. */
+	if (who->required &&
+	    scope_require(stored.scope, who->required, who->next, res) < 0) {
+		OPENSSL_cleanse(&stored, sizeof(stored));
+		return;
 	}
 	/* Flagged: no call to Spotify until the confirmation is due. */
 	switch (token_next(req, &stored, stored.access_token[0] != '\0')) {

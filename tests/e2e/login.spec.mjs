@@ -460,6 +460,45 @@ step('renewing_starts_six_months_again', async (t) => {
         `reauth_due_at ${me.reauth_due_at} did not move to six months ahead`);
 });
 
+// Scopes asked for when needed: the page's "Allow playlist access" asks
+// baa for a token that can read playlists, gets 403 insufficient_scope and
+// follows its login, which asks Spotify for the scope; back on the page,
+// the same button finds the grant.
+step('scope_step_up_from_the_page', async (t) => {
+  await t.page.goto(base + '/', { waitUntil: 'load' });
+  await expectLoggedIn(t.page, 'before the step-up');
+  const before = await meJson(t.page);
+  check(!(before.scope || '').split(' ').includes('playlist-read-private'),
+        `GET /me before the step-up: ${JSON.stringify(before)}`);
+  const scopeText = (await t.page.locator('#scope').textContent()).trim();
+  check(scopeText === (before.scope || 'none beyond your profile'),
+        `the page shows the grant as ${JSON.stringify(scopeText)}`);
+  t.navigations.length = 0;
+  await Promise.all([
+    t.page.waitForURL(base + '/', { waitUntil: 'load' }),
+    t.page.locator('#allow-playlists').click(),
+  ]);
+  await expectLoggedIn(t.page, 'after the step-up');
+  const chain = t.navigations.map((n) => `${n.status} ${n.url}`);
+  const describe = `navigations:\n    ${chain.join('\n    ')}`;
+  check(t.navigations.length === 4, `expected 4 document responses; ${describe}`);
+  const login = new URL(t.navigations[0].url);
+  check(login.pathname === '/login' && login.searchParams.get('scope') === 'playlist-read-private' &&
+        login.searchParams.get('next') === '/', `first is not /login?scope=...; ${describe}`);
+  const authorize = new URL(t.navigations[1].url);
+  check(authorize.pathname === '/authorize' &&
+        (authorize.searchParams.get('scope') || '').split(' ').includes('playlist-read-private'),
+        `Spotify was not asked for playlist-read-private; ${describe}`);
+  const after = await meJson(t.page);
+  check(after.scope.split(' ').includes('playlist-read-private'), `GET /me after: ${JSON.stringify(after)}`);
+  await t.page.locator('#scope').filter({ hasText: 'playlist-read-private' }).waitFor();
+  t.navigations.length = 0;
+  await t.page.locator('#allow-playlists').click();
+  await t.page.locator('#playlists-status').waitFor({ state: 'visible' });
+  check(t.navigations.length === 0, `the granted scope still navigated: ${JSON.stringify(t.navigations)}`);
+  await shoot(t.page, 'scope-step-up');
+});
+
 step('deleting_shows_where_to_remove_access_at_spotify', async (t) => {
   t.page.once('dialog', (d) => d.accept());
   await t.page.locator('#delete').click();

@@ -209,6 +209,8 @@ class Stack:
 
         env = harness.base_env(db, listen=self.socket())
         env.update(harness.spotify_env(redirect_uri, self.fake.url))
+        # The page's "Allow playlist access" asks for this scope when needed.
+        env["SPOTIFY_SCOPES_ALLOWED"] = "playlist-read-private"
         self.baa = harness.Baa(harness.make_temp_dir("baa-e2e-serve-"))
         try:
             self.baa.serve(env, timeout=15)
@@ -331,11 +333,12 @@ def server_side_checks(stack, report, browser_data):
     try:
         stats = stack.fake.stats()
         # The first login; devices A and B, and B twice more; the login
-        # after that, the renewal, and the login development mode refuses.
-        if stats.get("authorize") != 8:
-            problems.append("the fake's /authorize was called %s times, expected 8" % stats.get("authorize"))
-        if stats.get("token_authorization_code") != 8:
-            problems.append("the fake exchanged %s codes, expected 8" % stats.get("token_authorization_code"))
+        # after that, the renewal, the scope step-up, and the login
+        # development mode refuses.
+        if stats.get("authorize") != 9:
+            problems.append("the fake's /authorize was called %s times, expected 9" % stats.get("authorize"))
+        if stats.get("token_authorization_code") != 9:
+            problems.append("the fake exchanged %s codes, expected 9" % stats.get("token_authorization_code"))
         if not stats.get("me"):
             problems.append("baa never read the profile (/v1/me) at the fake")
     except Exception as exc:
@@ -348,7 +351,7 @@ def server_side_checks(stack, report, browser_data):
             problems.append("baa log line is not logfmt: %r" % line)
     # Each way a session ends: the "Log out" button, "End session" on
     # the other device's row and on this device's own, "Log out everywhere".
-    expected = {"login": 7, "spotify_access_denied": 1, "logout": 1, "session_revoked": 2,
+    expected = {"login": 8, "spotify_access_denied": 1, "logout": 1, "session_revoked": 2,
                 "logout_everywhere": 1}
     for event, n in expected.items():
         seen = sum(1 for r in records if r.get("event") == event)
@@ -356,7 +359,7 @@ def server_side_checks(stack, report, browser_data):
             problems.append("baa logged %d event=%s lines, expected %d" % (seen, event, n))
     if problems:
         problems.append("--- baa log ---\n" + tail(stack.baa.log()))
-    report.check("servers_saw_seven_logins_one_refusal_and_each_logout", problems)
+    report.check("servers_saw_eight_logins_one_refusal_and_each_logout", problems)
 
     errors = [l for l in stack.nginx.error_log().splitlines()
               if re.search(r"\[(error|crit|alert|emerg)\]", l)]

@@ -20,6 +20,7 @@ Helpers for Spotify as it is in 2026 (server.py's docstring has the rules):
     fake.age_grants(180 * 86400)                # refresh tokens past six months
     fake.set_quota_exceeded("me", retry_after=5)        # 429 reason QUOTA_EXCEEDED
     fake.set_rate_limit(10, window=30, reason=QUOTA_EXCEEDED)  # app-wide limit
+    fake.grant_fewer("streaming")               # the consent drops that scope
 Over HTTPS, as baa reaches Spotify in production (certs.py makes the files):
 
     certs = ServerCertificates(tmpdir)
@@ -328,6 +329,11 @@ class FakeSpotify:
         explicit_content, followers and product, and answers 403 to a user
         not in allowed_users (ids or account_ids; None = everyone)."""
         return self.configure(development_mode=enabled, allowed_users=allowed_users)
+
+    def grant_fewer(self, *scopes):
+        """The next consents grant what /authorize asks for but these scopes
+        (none given: everything asked, the default)."""
+        return self.configure(drop_scopes=list(scopes))
 
     def fail_refreshes(self, times=True):
         """The next `times` refreshes (True: all, False: none) answer

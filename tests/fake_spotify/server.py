@@ -64,6 +64,10 @@ one is a 400 and changes nothing):
   user                     {"id", "account_id", "display_name", "email",
                            "country", "product"}: who the next /authorize approves
   faults                   {"authorize"|"token"|"me": F or null}
+  drop_scopes              [] | [scope names]: the consent grants what
+                           /authorize asked for but these (Spotify may
+                           grant less than asked); the code, its tokens and
+                           the token answers' `scope` say what was granted
 
 Accounts. Every user is an account with an account_id (Spotify's "public,
 immutable" identifier; its `id` may change). `user` without account_id
@@ -241,6 +245,7 @@ DEFAULT_CONFIG = {
     "allowed_users": None,
     "rate_limit": None,
     "faults": {"authorize": None, "token": None, "me": None},
+    "drop_scopes": [],
 }
 BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "revoke_on_code_reuse",
                  "allow_public_clients", "omit_account_id", "development_mode")
@@ -598,6 +603,16 @@ def check_allowed_users(value):
     return list(value)
 
 
+def check_drop_scopes(value):
+    """A list of documented scope names (at most all of them)."""
+    if not isinstance(value, list) or len(value) > len(SPOTIFY_SCOPES):
+        raise ConfigError("drop_scopes must be a list of scope names")
+    for item in value:
+        if item not in SPOTIFY_SCOPES:
+            raise ConfigError("drop_scopes: %r is not a Spotify scope" % (item,))
+    return list(value)
+
+
 def merge_config(current, patch):
     """Return a new config: `current` with the settings in `patch` changed.
 
@@ -620,6 +635,8 @@ def merge_config(current, patch):
             new[key] = check_allowed_users(value)
         elif key == "rate_limit":
             new[key] = check_rate_limit(value)
+        elif key == "drop_scopes":
+            new[key] = check_drop_scopes(value)
         elif key == "faults":
             if not isinstance(value, dict):
                 raise ConfigError("faults must be an object")
@@ -924,11 +941,12 @@ def authorize(state, req):
             return html_reply(400, "Illegal scope")
         if scope not in scopes:
             scopes.append(scope)
+    granted = [scope for scope in scopes if scope not in state.config["drop_scopes"]]
     params = []
     if state.config["deny"]:
         params.append(("error", "access_denied"))
     else:
-        params.append(("code", state.new_code(redirect_uri, challenge, " ".join(scopes))))
+        params.append(("code", state.new_code(redirect_uri, challenge, " ".join(granted))))
     if "state" in q:
         params.append(("state", q["state"]))
     location = add_query(redirect_uri, params)

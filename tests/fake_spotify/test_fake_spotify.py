@@ -394,6 +394,31 @@ class AuthorizationCodeGrantTests(FakeTestCase):
         code, verifier = self.get_code(scope=None)
         self.assertEqual(self.exchange(code, verifier).json()["scope"], "")
 
+    def test_dropped_scopes_are_not_granted(self):
+        """Spotify may grant less than asked: the code, the token answers
+        (refresh too) and /v1/me's fields follow what was granted."""
+        self.fake.grant_fewer("user-read-email", "streaming")
+        code, verifier = self.get_code(scope="user-read-email user-read-private "
+                                             "playlist-read-private")
+        body = self.exchange(code, verifier).json()
+        self.assertEqual(body["scope"], "user-read-private playlist-read-private")
+        me = self.fake.me(body["access_token"]).json()
+        self.assertNotIn("email", me)
+        refreshed = self.fake.token({"grant_type": "refresh_token",
+                                     "refresh_token": body["refresh_token"]}).json()
+        self.assertEqual(refreshed["scope"], "user-read-private playlist-read-private")
+        self.fake.grant_fewer()
+        code, verifier = self.get_code(scope="user-read-email")
+        self.assertEqual(self.exchange(code, verifier).json()["scope"], "user-read-email")
+
+    def test_drop_scopes_takes_only_spotify_scope_names(self):
+        for bad in ("streaming", ["bogus"], [1], None):
+            with self.assertRaises(Exception, msg=repr(bad)):
+                self.fake.configure(drop_scopes=bad)
+        self.assertEqual(self.fake.config()["drop_scopes"], [])
+        self.fake.reset()
+        self.assertEqual(self.fake.config()["drop_scopes"], [])
+
     def test_access_token_length_is_configurable(self):
         self.fake.configure(access_token_length=517)
         code, verifier = self.get_code()

@@ -325,6 +325,14 @@ SEEDS = {
         "http": "GET / HTTP/1.1\r\n\r\n",
         "stdin-in-padding": fcgi_record(4, "ab", padding=8)[:10] + fcgi_record(5, ""),
     },
+    "scopes": {
+        "strict": "\x00user-read-email playlist-read-private",
+        "strict-spaces": "\x00  streaming   streaming ",
+        "strict-refused": "\x00user_read",
+        "loose": "\x01user_read.x user-read-email",
+        "empty": "\x00",
+        "upper": "\x01User-Read",
+    },
     "retry_after": {
         "seconds": "30",
         "zero": "0",

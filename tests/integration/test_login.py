@@ -141,8 +141,10 @@ class LoginFlowTest(SpotifyTestCase):
         doc = me.json()
         self.assertEqual(set(doc), {"id", "spotify_id", "account_id", "display_name", "token_expires_at",
                                     "authorized_at", "reauth_due_at", "reauth_recommended",
-                                    "needs_reauth"}, doc)
+                                    "needs_reauth", "scope"}, doc)
         self.assertEqual(doc["account_id"], u["account_id"])
+        # No SPOTIFY_SCOPES: Spotify granted none, and that is stored.
+        self.assertEqual(doc["scope"], "")
         self.assertRegex(doc["authorized_at"], ISO_Z_RE)
         self.assertRegex(doc["reauth_due_at"], ISO_Z_RE)
         self.assertIs(doc["reauth_recommended"], False)

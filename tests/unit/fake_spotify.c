@@ -47,10 +47,14 @@ spotify_cleanup(void)
 }
 
 int
-spotify_authorize_url(const char *state, const char *code_challenge, char *out,
-		      size_t size)
+spotify_authorize_url(const char *state, const char *code_challenge, const char *scopes,
+		      int show_dialog, char *out, size_t size)
 {
-	int n = snprintf(out, size, "https://accounts.test/authorize?state=%s", state);
+	/* What baa decided to ask for, for the tests to read. */
+	int n = snprintf(
+		out, size,
+		"https://accounts.test/authorize?state=%s&scope=%s&show_dialog=%d", state,
+		scopes ? scopes : "(none)", show_dialog);
 
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }

@@ -14,6 +14,7 @@
 #include "../../src/sessions.h"
 #include "../../src/states.h"
 #include "../../src/users.h"
+#include "../../src/scopes.h"
 #include "fakes.h"
 
 struct fake_store fake_store;
@@ -279,6 +280,9 @@ take_tokens(struct fake_user *u, const struct spotify_tokens *tokens, int login)
 			 tokens->refresh_token);
 	u->expires_at = time(NULL) + tokens->expires_in;
 	u->needs_reauth_at = 0;
+	/* As users.c: a login stores the granted scope, a refresh leaves it. */
+	if (login)
+		snprintf(u->scope, sizeof(u->scope), "%s", tokens->scope);
 }
 
 /* The rows a login could be, as users.c's find_identity reads them. */
@@ -352,6 +356,7 @@ read_token(struct db *db, const char *call, long long id, struct user_token *out
 	out->expires_at = u->expires_at;
 	out->authorized_at = u->authorized_at;
 	out->needs_reauth_at = u->needs_reauth_at;
+	strcpy(out->scope, u->scope);
 	return USERS_OK;
 }
 
@@ -387,9 +392,25 @@ users_find(struct db *db, enum users_lookup by, const char *value, long long *id
 	return USERS_NOT_FOUND;
 }
 
+/* What users.c reads of a row: a fake user's scope is always stored. */
+static void
+profile_of(const struct db *db, const struct fake_user *u, struct user_profile *profile)
+{
+	memset(profile, 0, sizeof(*profile));
+	profile->id = u->id;
+	strcpy(profile->spotify_id, u->spotify_id);
+	strcpy(profile->account_id, u->account_id);
+	strcpy(profile->display_name, u->display_name);
+	profile->authorized_at = u->authorized_at;
+	profile->needs_reauth = u->needs_reauth_at != 0;
+	profile->has_scope = 1;
+	strcpy(profile->scope, u->scope);
+	profile->scope_short =
+		scopes_text_lacks(u->scope, db->cfg ? db->cfg->spotify_scopes : NULL);
+}
+
 enum users_status
-users_grant(struct db *db, long long id, struct user_profile *out, char *scope,
-	    size_t scope_size)
+users_grant(struct db *db, long long id, struct user_profile *out)
 {
 	const struct fake_user *u;
 
@@ -397,14 +418,7 @@ users_grant(struct db *db, long long id, struct user_profile *out, char *scope,
 		return USERS_DB_ERROR;
 	if ((u = fake_store_user(id)) == NULL)
 		return USERS_NOT_FOUND;
-	memset(out, 0, sizeof(*out));
-	out->id = u->id;
-	strcpy(out->spotify_id, u->spotify_id);
-	strcpy(out->account_id, u->account_id);
-	strcpy(out->display_name, u->display_name);
-	out->authorized_at = u->authorized_at;
-	out->needs_reauth = u->needs_reauth_at != 0;
-	snprintf(scope, scope_size, "%s", u->scope);
+	profile_of(db, u, out);
 	return USERS_OK;
 }
 
@@ -526,13 +540,7 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 		return SESSIONS_NOT_FOUND;
 	row_of(s, out);
 	if (profile) {
-		memset(profile, 0, sizeof(*profile));
-		profile->id = u->id;
-		strcpy(profile->spotify_id, u->spotify_id);
-		strcpy(profile->account_id, u->account_id);
-		strcpy(profile->display_name, u->display_name);
-		profile->authorized_at = u->authorized_at;
-		profile->needs_reauth = u->needs_reauth_at != 0;
+		profile_of(db, u, profile);
 	}
 	return SESSIONS_OK;
 }

@@ -73,9 +73,9 @@ struct fake_user {
 	char display_name[SPOTIFY_NAME_MAX + 1];
 	char access_token[SPOTIFY_TOKEN_MAX + 1];  /* "" when none */
 	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* "" when none */
+	char scope[SPOTIFY_SCOPE_MAX + 1];	   /* a login's, as users.c keeps it */
 	time_t expires_at, authorized_at, needs_reauth_at;
 	long long generation; /* of first-format cookies */
-	char scope[128];      /* the scopes granted */
 };
 
 struct fake_session {

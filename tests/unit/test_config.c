@@ -21,7 +21,8 @@ static const char *const all_names[] = {
 	"BAA_REAUTH_WINDOW", "BAA_INVALID_GRANT_CONFIRM", "BAA_SESSION_TTL",
 	"BAA_SESSION_MAX_AGE", "BAA_AUDIT_RETENTION_DAYS", "BAA_HOUSEKEEPING_INTERVAL",
 	"BAA_INSTANCE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT", "PGSSLMODE",
-	"BAA_SANDBOX", "BAA_INTERNAL_LISTEN", "BAA_SERVICE_KEYS"};
+	"BAA_SANDBOX", "BAA_INTERNAL_LISTEN", "BAA_SERVICE_KEYS",
+	"SPOTIFY_SCOPES_ALLOWED"};
 
 static int
 set_database_env(void **state)
@@ -305,6 +306,44 @@ test_spotify_defaults_are_the_real_service(void **state)
 	setenv("SPOTIFY_SCOPES", "user-read-email\nX", 1);
 	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
 	assert_non_null(strstr(errors, "'SPOTIFY_SCOPES'"));
+}
+
+/* Unset, a client may ask for no scope baa does not ask for anyway. */
+static void
+test_scopes_allowed_default_to_the_scopes_asked_for(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("SPOTIFY_SCOPES", "user-read-email", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.spotify_scopes_allowed, "user-read-email");
+	unsetenv("SPOTIFY_SCOPES");
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.spotify_scopes_allowed, "");
+	setenv("SPOTIFY_SCOPES_ALLOWED", "user-read-email playlist-read-private", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 0);
+	assert_string_equal(cfg.spotify_scopes_allowed,
+			    "user-read-email playlist-read-private");
+}
+
+/* Reported at start: a login would otherwise ask for what a client may not. */
+static void
+test_scopes_allowed_must_hold_every_scope_asked_for(void **state)
+{
+	struct config cfg;
+	char errors[1024];
+
+	setenv("SPOTIFY_SCOPES", "user-read-email user-read-private streaming", 1);
+	setenv("SPOTIFY_SCOPES_ALLOWED", "user-read-email playlist-read-private", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(strstr(errors, "'SPOTIFY_SCOPES_ALLOWED' must include every "
+				       "scope of SPOTIFY_SCOPES; it lacks: "
+				       "user-read-private streaming."));
+	setenv("SPOTIFY_SCOPES_ALLOWED", "user-read-email BAD", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_SERVE, errors, sizeof(errors)), 1);
+	assert_non_null(
+		strstr(errors, "'SPOTIFY_SCOPES_ALLOWED' must be space-separated"));
 }
 
 static void
@@ -1006,6 +1045,12 @@ main(void)
 				       set_database_env),
 		cmocka_unit_test_setup(test_spotify_defaults_are_the_real_service,
 				       set_database_env),
+		cmocka_unit_test_setup(
+			test_scopes_allowed_default_to_the_scopes_asked_for,
+			set_database_env),
+		cmocka_unit_test_setup(
+			test_scopes_allowed_must_hold_every_scope_asked_for,
+			set_database_env),
 		cmocka_unit_test_setup(
 			test_grant_timings_default_to_spotifys_and_are_bounded,
 			set_database_env),

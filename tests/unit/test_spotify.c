@@ -320,14 +320,32 @@ static const struct config url_config = {
 };
 
 static void
+authorize_url_with(const char *scopes, int show_dialog, char *out, size_t size)
+{
+	assert_int_equal(spotify_init(&url_config), 0);
+	assert_int_equal(spotify_authorize_url("STATE", "CHALLENGE", scopes, show_dialog,
+					       out, size),
+			 0);
+	spotify_cleanup();
+}
+
+static void
 authorize_url(const char *scopes, char *out, size_t size)
 {
-	struct config cfg = url_config;
+	authorize_url_with(scopes, 0, out, size);
+}
 
-	cfg.spotify_scopes = scopes;
-	assert_int_equal(spotify_init(&cfg), 0);
-	assert_int_equal(spotify_authorize_url("STATE", "CHALLENGE", out, size), 0);
-	spotify_cleanup();
+/* /login?switch=1: Spotify shows its consent page, with "Not you?". */
+static void
+test_authorize_url_asks_for_the_dialog_only_when_told(void **state)
+{
+	char url[2048];
+
+	authorize_url_with("user-read-email", 1, url, sizeof(url));
+	assert_non_null(strstr(url, "&scope=user-read-email&"));
+	assert_non_null(strstr(url, "&show_dialog=true"));
+	authorize_url_with("user-read-email", 0, url, sizeof(url));
+	assert_null(strstr(url, "show_dialog"));
 }
 
 /* Without scopes (the default) the parameter is left out, not sent empty. */
@@ -361,10 +379,10 @@ test_calls_use_the_client_the_test_made(void **state)
 	assert_int_equal(spotify_client_init(&one, &url_config), 0);
 	assert_int_equal(spotify_client_init(&two, &other), 0);
 	before = spotify_use(&two);
-	assert_int_equal(spotify_authorize_url("S", "C", url, sizeof(url)), 0);
+	assert_int_equal(spotify_authorize_url("S", "C", NULL, 0, url, sizeof(url)), 0);
 	assert_true(strncmp(url, "http://127.0.0.1:9/authorize?", 29) == 0);
 	spotify_use(&one);
-	assert_int_equal(spotify_authorize_url("S", "C", url, sizeof(url)), 0);
+	assert_int_equal(spotify_authorize_url("S", "C", NULL, 0, url, sizeof(url)), 0);
 	assert_true(strncmp(url, "https://accounts.spotify.com/authorize?", 39) == 0);
 	spotify_use(before);
 	spotify_client_cleanup(&one);
@@ -400,6 +418,7 @@ main(void)
 			test_development_mode_profile_without_optional_fields_is_read),
 		cmocka_unit_test(
 			test_authorize_url_has_no_scope_parameter_without_scopes),
+		cmocka_unit_test(test_authorize_url_asks_for_the_dialog_only_when_told),
 		cmocka_unit_test(test_calls_use_the_client_the_test_made),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,14 +52,20 @@ token_due(void)
 }
 
 static void
-get_token(void)
+get_token_with(const char *query)
 {
-	struct request req = fake_request(HTTP_GET, "/me/token", "",
+	struct request req = fake_request(HTTP_GET, "/me/token", query,
 					  cookie_header[0] ? cookie_header : NULL);
 
 	response_init(&res);
 	fake_log_reset();
 	me_token(&req, &res);
+}
+
+static void
+get_token(void)
+{
+	get_token_with("");
 }
 
 static void
@@ -442,12 +448,80 @@ test_refresh_answers_503_when_the_row_cannot_be_locked(void **state)
 	assert_int_equal(fake_store.rollbacks, 1);
 }
 
+/* -- require= --------------------------------------------------------------- */
+
+/*
+ * The grant lacks a scope: 403 with what is missing and the login that
+ * asks for it, before the refresh a due token would otherwise cost.
+ */
+static void
+test_token_lacking_a_required_scope_is_403_without_calling_spotify(void **state)
+{
+	snprintf(row()->scope, sizeof(row()->scope), "user-read-email");
+	token_due();
+	get_token_with(
+		"require=playlist-read-private+user-read-email+streaming&next=%2Flists");
+	assert_int_equal(res.status, 403);
+	assert_string_equal(
+		res.body,
+		"{\"error\":\"insufficient_scope\",\"message\":\"Spotify has not granted "
+		"baa every scope this needs. Log in with Spotify again to grant the "
+		"missing ones.\",\"missing\":[\"playlist-read-private\",\"streaming\"],"
+		"\"login\":\"/login?scope=playlist-read-private%20user-read-email%"
+		"20streaming&next=%2Flists\"}\n");
+	assert_int_equal(fake_spotify.refreshes, 0);
+	assert_int_equal(fake_store.begins, 0);
+	assert_tokens_kept();
+	assert_session_kept();
+}
+
+/* Without next the login comes back to the page at "/". */
+static void
+test_insufficient_scope_login_returns_to_the_page_by_default(void **state)
+{
+	get_token_with("require=streaming");
+	assert_error(403, "insufficient_scope");
+	assert_non_null(
+		strstr(res.body, "\"login\":\"/login?scope=streaming&next=%2F\""));
+}
+
+static void
+test_token_with_every_required_scope_is_served(void **state)
+{
+	snprintf(row()->scope, sizeof(row()->scope), "streaming user-read-email");
+	get_token_with("require=user-read-email+streaming");
+	assert_served("AT-old");
+	get_token_with("require=");
+	assert_served("AT-old");
+}
+
+static void
+test_token_with_a_malformed_require_is_400(void **state)
+{
+	static const char *const queries[] = {
+		"require=User-Read", "require=a&require=b",
+		"require=a%2Cb",     "require=a&next=https%3A%2F%2Fevil.example%2F",
+		"require=a%ZZ",
+	};
+
+	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+		get_token_with(queries[i]);
+		if (res.status != 400)
+			fail_msg("%s: %d %s", queries[i], res.status, res.body);
+	}
+	assert_int_equal(fake_store_called("users_token"), 0);
+}
+
 #define T(name) cmocka_unit_test_setup(name, setup)
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_token_lacking_a_required_scope_is_403_without_calling_spotify),
+		T(test_insufficient_scope_login_returns_to_the_page_by_default),
+		T(test_token_with_every_required_scope_is_served),
+		T(test_token_with_a_malformed_require_is_400),
 		T(test_token_is_served_without_spotify_while_fresh),
 		T(test_token_requires_a_session),
 		T(test_token_answers_503_when_the_session_cannot_be_checked),
