@@ -61,6 +61,7 @@ request_parse(char *const *params, struct request *req)
 		case 'R':
 			MATCH(method, "REQUEST_METHOD")
 			MATCH(req->remote_addr, "REMOTE_ADDR")
+			MATCH(req->request_uri, "REQUEST_URI")
 			break;
 		case 'D': MATCH(document_uri, "DOCUMENT_URI") break;
 		case 'S': MATCH(script_name, "SCRIPT_NAME") break;
@@ -71,6 +72,7 @@ request_parse(char *const *params, struct request *req)
 			MATCH(req->sec_fetch_site, "HTTP_SEC_FETCH_SITE")
 			MATCH(req->origin, "HTTP_ORIGIN")
 			MATCH(req->user_agent, "HTTP_USER_AGENT")
+			MATCH(req->accept, "HTTP_ACCEPT")
 			break;
 		case 'C': MATCH(length, "CONTENT_LENGTH") break;
 		}

@@ -11,6 +11,7 @@ const struct route app_routes[] = {
 	{HTTP_GET, "/callback", auth_callback, "callback"},
 	{HTTP_POST, "/logout", auth_logout, "logout"},
 	{HTTP_GET, "/me", me_profile, "me"},
+	{HTTP_GET, "/auth", auth_request_check, "auth"},
 	{HTTP_DELETE, "/me", me_delete, "me_delete"},
 	{HTTP_GET, "/me/token", me_token, "me_token"},
 	{HTTP_GET, "/me/sessions", me_sessions, "me_sessions"},

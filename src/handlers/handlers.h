@@ -26,6 +26,9 @@ route_handler auth_login, auth_callback, auth_logout;
 void auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 			 const char *what);
 
+/* auth_request.c: nginx's auth_request (GET /auth). */
+route_handler auth_request_check;
+
 /* metrics.c */
 route_handler metrics_scrape;
 

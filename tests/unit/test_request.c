@@ -58,6 +58,9 @@ test_client_headers_and_address_are_read(void **state)
 			  "HTTP_USER_AGENT=Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
 			  "HTTP_ORIGIN_X=https://evil.example",
 			  "HTTP_SEC_FETCH_SITEX=cross-site",
+			  "HTTP_ACCEPT=text/html,*/*;q=0.8",
+			  "HTTP_ACCEPT_LANGUAGE=en",
+			  "REQUEST_URI=/app/x?a=1&b=%20",
 			  NULL};
 	struct request req;
 
@@ -69,6 +72,9 @@ test_client_headers_and_address_are_read(void **state)
 			    "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0");
 	assert_null(req.sec_fetch_mode);
 	assert_null(req.cookie);
+	assert_string_equal(req.accept, "text/html,*/*;q=0.8");
+	/* raw: the URI a login sends the browser back to (GET /auth) */
+	assert_string_equal(req.request_uri, "/app/x?a=1&b=%20");
 }
 
 static void
