@@ -61,6 +61,7 @@ request_parse(char *const *params, struct request *req)
 		case 'R':
 			MATCH(method, "REQUEST_METHOD")
 			MATCH(req->remote_addr, "REMOTE_ADDR")
+			MATCH(req->request_uri, "REQUEST_URI")
 			break;
 		case 'D': MATCH(document_uri, "DOCUMENT_URI") break;
 		case 'S': MATCH(script_name, "SCRIPT_NAME") break;
@@ -72,6 +73,7 @@ request_parse(char *const *params, struct request *req)
 			MATCH(req->origin, "HTTP_ORIGIN")
 			MATCH(req->user_agent, "HTTP_USER_AGENT")
 			MATCH(req->authorization, "HTTP_AUTHORIZATION")
+			MATCH(req->accept, "HTTP_ACCEPT")
 			break;
 		case 'C': MATCH(length, "CONTENT_LENGTH") break;
 		}

@@ -33,12 +33,16 @@ struct request {
 	const char *sec_fetch_site; /* Sec-Fetch-Site header, NULL when absent */
 	const char *origin;	    /* Origin header, NULL when absent */
 	const char *user_agent;	    /* User-Agent header, NULL when absent */
+	const char *accept;	    /* Accept header, NULL when absent */
 	const char *remote_addr;    /* the client's address as nginx saw it, or NULL */
 	const char *authorization;  /* Authorization header, NULL when absent */
 	int internal;		    /* came on BAA_INTERNAL_LISTEN (the worker says) */
 	long content_length;	    /* 0 when absent */
 	struct db *db;		    /* the worker's connection, for handlers */
 	const struct config *cfg;
+	/* The URI the client asked for, raw (query included), NULL when absent:
+	 * in nginx's auth_request subrequest, the protected request's. */
+	const char *request_uri;
 };
 
 enum request_error {

@@ -38,6 +38,15 @@ response_header(struct response *res, const char *name, const char *value)
 }
 
 void
+response_no_content(struct response *res)
+{
+	res->status = 204;
+	res->content_type = NULL;
+	res->body_len = 0;
+	res->body[0] = '\0';
+}
+
+void
 response_json(struct response *res, int status, const cJSON *json)
 {
 	res->status = status;
@@ -273,13 +282,22 @@ response_render(const struct response *res, int head_only, char *out, size_t siz
 
 	if (res->overflow)
 		return render_overflow(head_only, out, size);
-	n = snprintf(out, size,
-		     "Status: %d %s\r\n%s%s%s%sCache-Control: no-store\r\n"
-		     "Content-Length: %zu\r\n\r\n",
-		     res->status, response_reason(res->status),
-		     res->content_type ? "Content-Type: " : "",
-		     res->content_type ? res->content_type : "",
-		     res->content_type ? "\r\n" : "", res->headers, res->body_len);
+	/* A 204 carries no Content-Length (RFC 9110, 8.6): it has no body. */
+	if (res->status == 204)
+		n = snprintf(out, size,
+			     "Status: 204 %s\r\n%sCache-Control: no-store\r\n\r\n",
+			     response_reason(204), res->headers);
+	else
+		n = snprintf(out, size,
+			     "Status: %d %s\r\n%s%s%s%sCache-Control: no-store\r\n"
+			     "Content-Length: %zu\r\n\r\n",
+			     res->status, response_reason(res->status),
+			     res->content_type ? "Content-Type: " : "",
+			     res->content_type ? res->content_type : "",
+			     res->content_type ? "\r\n" : "", res->headers,
+			     res->body_len);
+	if (res->status == 204)
+		body_len = 0;
 	if (n < 0 || (size_t)n + body_len > size)
 		return 0;
 	memcpy(out + n, res->body, body_len);

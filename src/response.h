@@ -27,6 +27,9 @@ void response_init(struct response *res);
 /* Adds "name: value"; both come from baa's code, never from a request. */
 void response_header(struct response *res, const char *name, const char *value);
 
+/* 204: no body, no Content-Type (nginx's auth_request reads only the headers). */
+void response_no_content(struct response *res);
+
 /* Sets status and a JSON body printed from json (which stays the caller's). */
 void response_json(struct response *res, int status, const cJSON *json);
 

@@ -11,6 +11,7 @@ const struct route app_routes[] = {
 	{HTTP_GET, "/callback", auth_callback, "callback", 0},
 	{HTTP_POST, "/logout", auth_logout, "logout", 0},
 	{HTTP_GET, "/me", me_profile, "me", 0},
+	{HTTP_GET, "/auth", auth_request_check, "auth", 0},
 	{HTTP_DELETE, "/me", me_delete, "me_delete", 0},
 	{HTTP_GET, "/me/token", me_token, "me_token", 0},
 	{HTTP_GET, "/me/sessions", me_sessions, "me_sessions", 0},

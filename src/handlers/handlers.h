@@ -63,6 +63,9 @@ int scope_token_query(const struct request *req, struct params *query,
 int scope_login_url(const struct scopes *scopes, const char *next, char *out,
 		    size_t size);
 
+/* auth_request.c: nginx's auth_request (GET /auth). */
+route_handler auth_request_check;
+
 /* metrics.c */
 route_handler metrics_scrape;
 

@@ -35,7 +35,7 @@ RENDER = os.path.join(REPO, "scripts", "render-nginx")
 # What scripts/render-nginx reads besides its arguments (none leaks in from outside).
 RENDER_VARIABLES = ("METRICS_ALLOW", "UPSTREAM_KEEPALIVE", "UPSTREAM_KEEPALIVE_TIMEOUT", "SPOTIFY_UPSTREAMS",
                     "LOGIN_RATE", "LOGIN_BURST", "SERVER_NAME", "TLS_CERT", "TLS_KEY", "STATIC_ROOT",
-                    "LOG_DIR", "HTTP_LISTEN", "HTTPS_LISTEN")
+                    "LOG_DIR", "HTTP_LISTEN", "HTTPS_LISTEN", "PROTECT_UPSTREAM", "PROTECT_LOCATION")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 
 SECURITY_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options",
@@ -465,6 +465,20 @@ class DeployTest(BaaTestCase):
             self.assertNotIn("keepalive", main)
             self.assertNotIn("fastcgi_keep_conn", site)
 
+    def assertProtectBlock(self, site, extra):
+        """/auth internal always; the "#@" block live with PROTECT_UPSTREAM,
+        else there as comments only."""
+        self.assertRegex(site, r"location = /auth \{\s*internal;")
+        live = re.sub(r"(?m)^\s*#.*\n", "", site)
+        if extra.get("PROTECT_UPSTREAM"):
+            self.assertRegex(live, r"location %s \{\s*auth_request /auth;[^}]*proxy_pass %s;"
+                             % (re.escape(extra["PROTECT_LOCATION"]), re.escape(extra["PROTECT_UPSTREAM"])))
+            self.assertIn("location @baa_login {", live)
+        else:
+            self.assertNotIn("auth_request", live)
+            self.assertIn("# location /app/ {", site)
+            self.assertIn("#     auth_request /auth;", site)
+
     # 1 -----------------------------------------------------------------------
     def test_rendered_config_passes_nginx_t_local_and_site(self):
         run_dir = make_temp_dir("baa-it-run-")
@@ -475,6 +489,8 @@ class DeployTest(BaaTestCase):
             "as run-local: a Spotify pool": {"SPOTIFY_UPSTREAMS": spotify},
             "one connection per request, login rate": {"UPSTREAM_KEEPALIVE": "0",
                                                        "LOGIN_RATE": "10r/s", "LOGIN_BURST": "5"},
+            "an application behind the login": {"PROTECT_UPSTREAM": "http://127.0.0.1:9002",
+                                                "PROTECT_LOCATION": "/tools/"},
         }
         # local: the main configuration and site that run-local and these tests run
         for what, extra in variants.items():
@@ -496,6 +512,7 @@ class DeployTest(BaaTestCase):
                 for u in ups:
                     self.assertRegex(site, r"upstream baa \{[^}]*server %s " % re.escape(u))
                 self.assertKeptConnections(site, extra.get("UPSTREAM_KEEPALIVE") != "0")
+                self.assertProtectBlock(site, extra)
 
         # site: production's file, included from a minimal main configuration
         d = make_temp_dir("baa-it-site-")
@@ -524,6 +541,7 @@ class DeployTest(BaaTestCase):
                 self.assertIn("server_name baa.example.org;", text)
                 self.assertIn("root /usr/share/baa/static;", text)
                 self.assertKeptConnections(text, extra.get("UPSTREAM_KEEPALIVE") != "0")
+                self.assertProtectBlock(text, extra)
                 self.assertRegex(text, r"upstream baa \{[^}]*server unix:/run/baa/baa-1.sock[^;]*;")
                 if len(prod) > 1:
                     self.assertRegex(text, r"upstream baa \{[^}]*server unix:/run/baa/baa-1.sock[^;]*;"

@@ -7,6 +7,12 @@ connections, through the same nginx:
               worker's cache, JSON), with kept FastCGI connections as shipped
   baa-me-1cpr the same with one connection per request (--keepalive 0 makes
               baa-me that too)
+  baa-auth    baa GET /auth (nginx's auth_request asks it: the same session
+              and profile path, a 204 with the user in headers), sent
+              straight to a bench-only location with the site's parameters,
+              so that it is baa's cost beside baa-me's
+  auth-request  a location nginx protects with auth_request /auth, serving a
+              static file: the whole cost of a protected request
   bare-fcgi   a do-nothing libfcgi responder, one connection per request
   nginx-200   nginx `return 200` with a body of the same size
   pgbench     `pgbench -M prepared` running baa's session check, the SELECT
@@ -73,6 +79,18 @@ http {{
     server {{
         listen 127.0.0.1:{baa_port};
         location / {{ include /etc/nginx/fastcgi_params; {baa_keep_conn} fastcgi_pass baa; }}
+        # /auth with nginx/baa.conf.in's parameters, but not internal, so
+        # that wrk reaches it (baa-auth); and a location it protects.
+        location = /auth {{
+            fastcgi_pass_request_body off;
+            fastcgi_param REQUEST_METHOD GET;
+            fastcgi_param DOCUMENT_URI $uri;
+            fastcgi_param REQUEST_URI $request_uri;
+            fastcgi_param REMOTE_ADDR $remote_addr;
+            {baa_keep_conn}
+            fastcgi_pass baa;
+        }}
+        location = /protected {{ auth_request /auth; alias {d}/protected.json; }}
     }}
     server {{
         listen 127.0.0.1:{fresh_port};
@@ -270,22 +288,38 @@ class Bench:
                                  % (name, headers.get("Set-Cookie")))
             if name == "baa-me" and len(body) != self.body_len:
                 self.body_len = len(body)
+        # What the protected location serves: a body of /me's size.
+        with open(os.path.join(self.dir, "protected.json"), "w") as f:
+            f.write("x" * (self.body_len - 1) + "\n")
+        os.chmod(os.path.join(self.dir, "protected.json"), 0o644)
+        cookie = {"Cookie": "%s=%s" % (harness.SESSION_COOKIE, self.cookie)}
+        for path, want in (("/auth", 204), ("/protected", 200)):
+            status, headers, body = harness.http_request(self.ports["baa"], "GET", path,
+                                                         headers=cookie)
+            if status != want or headers.get("Set-Cookie"):
+                raise SystemExit("%s answered %d (not %d) %r: %r" % (
+                    path, status, want, headers.get("Set-Cookie"), body))
+            if path == "/auth" and headers.get("X-Baa-User-Id") != str(self.user_id):
+                raise SystemExit("/auth named user %r" % headers.get("X-Baa-User-Id"))
 
-    def measure(self, name, port, connections, script=None):
+    def measure(self, name, port, connections, script=None, path="/me"):
         baa = self.before if name == "baa-me-before" else self.baa
         groups = {"baa": tree(baa.pid), "nginx": tree(self.nginx.pid),
                   "postgres": postgres_pids(self.pg.datadir)}
         argv = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % self.args.seconds, "--latency"]
         if script:
             argv += ["-s", os.path.join(HERE, script)]
-        argv.append("http://127.0.0.1:%d/me" % port)
+        argv.append("http://127.0.0.1:%d%s" % (port, path))
         cookie_name, cookie = self.cookie_for(name)
         before = {k: cpu_ticks(v) for k, v in groups.items()}
         out = subprocess.run(argv, capture_output=True, text=True,
-                             env=dict(os.environ, BAA_SESSION=cookie, BAA_COOKIE_NAME=cookie_name),
+                             env=dict(os.environ, BAA_SESSION=cookie, BAA_COOKIE_NAME=cookie_name,
+                                      BAA_PATH=path, BAA_STATUS="204" if path == "/auth" else "200"),
                              timeout=self.args.seconds + 30).stdout
         after = {k: cpu_ticks(v) for k, v in groups.items()}
         r = parse_wrk(out)
+        unexpected = re.search(r"lua: not \d+: (\d+)", out)
+        r["non2xx"] += int(unexpected.group(1)) if unexpected else 0
         r.update(name=name, connections=connections)
         for k in groups:
             r["cpu_" + k] = ticks_spent(before[k], after[k]) / CLK_TCK / max(r["requests"], 1) * 1e6
@@ -350,6 +384,8 @@ class Bench:
                 self.measure_ab(c)
             else:
                 self.measure("baa-me", self.ports["baa"], c, "me.lua")
+            self.measure("baa-auth", self.ports["baa"], c, "me.lua", path="/auth")
+            self.measure("auth-request", self.ports["baa"], c, "me.lua", path="/protected")
             self.measure("baa-me-1cpr", self.ports["fresh"], c, "me.lua")
             self.measure("bare-fcgi", self.ports["bare"], c)
             self.measure("nginx-200", self.ports["return"], c)
@@ -365,7 +401,7 @@ class Bench:
                 return fmt % r[key] if r.get(key) is not None else "–"
             lines.append("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s |" % (
                 r["name"], r["connections"], r["rps"], f("p50", "%.2f"), f("p99", "%.2f"),
-                f("cpu_baa") if r["name"].startswith("baa-") else "–", f("cpu_nginx"),
+                f("cpu_baa") if r["name"].startswith(("baa-", "auth-")) else "–", f("cpu_nginx"),
                 f("cpu_postgres"), (r["errors"] or "0") + ("; non-2xx %d" % r["non2xx"] if r["non2xx"] else "")))
         lines.append("")
         for c in self.args.connections:
@@ -376,6 +412,11 @@ class Bench:
                             by["baa-me-1cpr"]["rps"] / by["bare-fcgi"]["rps"],
                             by["baa-me"]["rps"] / by["nginx-200"]["rps"],
                             by["baa-me"]["rps"] / by["pgbench"]["rps"]))
+            lines.append("- %d connections: baa-auth / baa-me = **%.2f** (baa CPU %.1f against %.1f"
+                         " µs/req, p99 %.2f against %.2f ms); auth-request / baa-me = %.2f"
+                         % (c, by["baa-auth"]["rps"] / by["baa-me"]["rps"], by["baa-auth"]["cpu_baa"],
+                            by["baa-me"]["cpu_baa"], by["baa-auth"]["p99"], by["baa-me"]["p99"],
+                            by["auth-request"]["rps"] / by["baa-me"]["rps"]))
             if "baa-me-before" in by:
                 lines.append("- %d connections: baa-me / baa-me-before (%s) = **%.3f**, p99 %.2f "
                              "against %.2f ms" % (c, self.args.before, by["baa-me"]["rps"] / by["baa-me-before"]["rps"],

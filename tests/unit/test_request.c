@@ -62,6 +62,9 @@ test_client_headers_and_address_are_read(void **state)
 			  "HTTP_SEC_FETCH_SITEX=cross-site",
 			  "HTTP_AUTHORIZATION=Bearer k3y",
 			  "HTTP_AUTHORIZATIONX=Bearer other",
+			  "HTTP_ACCEPT=text/html,*/*;q=0.8",
+			  "HTTP_ACCEPT_LANGUAGE=en",
+			  "REQUEST_URI=/app/x?a=1&b=%20",
 			  NULL};
 	struct request req;
 
@@ -74,6 +77,9 @@ test_client_headers_and_address_are_read(void **state)
 	assert_null(req.sec_fetch_mode);
 	assert_null(req.cookie);
 	assert_string_equal(req.authorization, "Bearer k3y");
+	assert_string_equal(req.accept, "text/html,*/*;q=0.8");
+	/* raw: the URI a login sends the browser back to (GET /auth) */
+	assert_string_equal(req.request_uri, "/app/x?a=1&b=%20");
 }
 
 static void

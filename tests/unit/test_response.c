@@ -70,6 +70,21 @@ test_head_only_omits_the_body_but_keeps_its_length(void **state)
 }
 
 static void
+test_no_content_has_no_body_type_or_length(void **state)
+{
+	size_t len;
+
+	response_init(&res);
+	response_error(&res, 401, "not logged in");
+	response_no_content(&res);
+	response_header(&res, "X-Baa-User-Id", "7");
+	len = response_render(&res, 0, out, sizeof(out));
+	out[len] = '\0';
+	assert_string_equal(out, "Status: 204 No Content\r\nX-Baa-User-Id: 7\r\n"
+				 "Cache-Control: no-store\r\n\r\n");
+}
+
+static void
 test_overflowing_headers_turn_into_a_500(void **state)
 {
 	char big[RESPONSE_HEADERS_MAX];
@@ -227,6 +242,7 @@ main(void)
 		cmocka_unit_test(test_json_strings_are_escaped),
 		cmocka_unit_test(test_extra_headers_come_before_the_blank_line),
 		cmocka_unit_test(test_head_only_omits_the_body_but_keeps_its_length),
+		cmocka_unit_test(test_no_content_has_no_body_type_or_length),
 		cmocka_unit_test(test_overflowing_headers_turn_into_a_500),
 		cmocka_unit_test(test_overflowing_body_turns_into_a_500),
 		cmocka_unit_test(test_render_refuses_a_too_small_buffer),

@@ -10,6 +10,7 @@ only), one module per thing they start or speak to:
   baa         `baa <subcommand>` and `baa serve`, logfmt
   nginx       a minimal nginx in front of one baa
   site        the shipped site (render-nginx local) over several instances
+  demo        the demo application the site protects with /auth
   web         one HTTP(S) request, /metrics
   load        request loops, concurrent calls, wrk's count line
   cookies     baa's signed cookies; sessions minted in the database
@@ -45,6 +46,7 @@ from .cookies import *  # noqa: F401,F403
 from .tokens import *  # noqa: F401,F403
 from .browser import *  # noqa: F401,F403
 from .site import *  # noqa: F401,F403
+from .demo import *  # noqa: F401,F403
 from .load import *  # noqa: F401,F403
 from .cases import *  # noqa: F401,F403
 from .tags import *  # noqa: F401,F403

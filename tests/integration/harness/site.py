@@ -18,7 +18,8 @@ from .web import https_request, parse_metrics
 _SITE_RENDER_VARIABLES = ("METRICS_ALLOW", "UPSTREAM_KEEPALIVE", "UPSTREAM_KEEPALIVE_TIMEOUT",
                           "SPOTIFY_UPSTREAMS", "LOGIN_RATE", "LOGIN_BURST", "SERVER_NAME",
                           "TLS_CERT", "TLS_KEY", "STATIC_ROOT", "LOG_DIR", "HTTP_LISTEN",
-                          "HTTPS_LISTEN", "INTERNAL_UPSTREAMS", "INTERNAL_HTTP_LISTEN")
+                          "HTTPS_LISTEN", "INTERNAL_UPSTREAMS", "INTERNAL_HTTP_LISTEN",
+                          "PROTECT_UPSTREAM", "PROTECT_LOCATION")
 
 
 # One line of the site's access log (log_format baa in nginx/baa.conf.in):

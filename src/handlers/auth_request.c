@@ -1,0 +1,124 @@
+/*
+ * GET /auth: nginx's auth_request asks, before serving another
+ * application's location, who the request's session is. 204 with the user
+ * in X-Baa-User-Id, X-Baa-Spotify-Id and (once Spotify has told it)
+ * X-Baa-Account-Id, which nginx hands to that application; 401 otherwise.
+ * It takes GET /me's path: the session and profile from the worker's
+ * cache, no query when both are cached, nothing allocated.
+ *
+ * The session slides here as on any other route: a renewal's Set-Cookie
+ * is in the 204, and the shipped site passes it to the browser
+ * (auth_request_set + add_header). A user who only ever visits protected
+ * locations would otherwise find the cookie expired after BAA_SESSION_TTL
+ * while its row had been kept alive all along.
+ *
+ * A 401 for a browser's navigation also says where to log in, in
+ * X-Baa-Login: /login?next=<the protected URI>, encoded here with the
+ * rules /login checks next by, so nginx only has to redirect to it.
+ */
+#include "handlers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../log.h"
+
+/* "/login?next=" and a next of SESSION_NEXT_MAX bytes, each encoded. */
+#define LOGIN_URL_MAX (sizeof("/login?next=") + 3 * SESSION_NEXT_MAX)
+
+/*
+ * A browser loading a page, which is better sent to the login than shown
+ * a 401: Sec-Fetch-Mode says so where browsers send it (as /callback
+ * decides); without it (older browsers), an Accept that asks for HTML.
+ * fetch() and other programs keep the 401.
+ */
+static int
+is_navigation(const struct request *req)
+{
+	if (req->sec_fetch_mode != NULL)
+		return strcmp(req->sec_fetch_mode, "navigate") == 0;
+	return req->accept != NULL && strstr(req->accept, "text/html") != NULL;
+}
+
+/*
+ * /login?next=<uri> with uri percent-encoded (all but RFC 3986's
+ * unreserved bytes), or plain /login when uri is not a path /login would
+ * take back (not local, too long, absent).
+ */
+static void
+login_url(const char *uri, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n;
+
+	n = (size_t)snprintf(out, size, "/login");
+	if (uri == NULL || !session_is_local_path(uri) || size < LOGIN_URL_MAX)
+		return;
+	n += (size_t)snprintf(out + n, size - n, "?next=");
+	for (const unsigned char *c = (const unsigned char *)uri; *c; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= '0' && *c <= '9') || strchr("-._~", *c)) {
+			out[n++] = (char)*c;
+			continue;
+		}
+		out[n++] = '%';
+		out[n++] = hex[*c >> 4];
+		out[n++] = hex[*c & 15];
+	}
+	out[n] = '\0';
+}
+
+/*
+ * Whether value may go into a header as it is: printable ASCII, no space,
+ * so that no stored byte can end the header or start another (CR, LF) at
+ * the application behind nginx.
+ */
+static int
+is_header_value(const char *value)
+{
+	if (value[0] == '\0')
+		return 0;
+	for (const char *c = value; *c; c++)
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+refused(const struct request *req, struct response *res)
+{
+	char url[LOGIN_URL_MAX];
+
+	if (!is_navigation(req))
+		return;
+	login_url(req->request_uri, url, sizeof(url));
+	response_header(res, "X-Baa-Login", url);
+}
+
+void
+auth_request_check(const struct request *req, struct response *res)
+{
+	static struct current cur;
+	const struct user_profile *profile = &cur.profile;
+	char id[24];
+
+	if (current_require(req, res, &cur, 1) < 0) {
+		if (res->status == 401)
+			refused(req, res);
+		return;
+	}
+	if (!is_header_value(profile->spotify_id) ||
+	    (profile->account_id[0] != '\0' && !is_header_value(profile->account_id))) {
+		/* Never seen of Spotify; never passed on either. */
+		log_event(LOG_WARN, "auth_value_refused",
+			  LOG_INT("user_id", profile->id));
+		response_error(res, 500, "the user's Spotify id cannot be passed on");
+		return;
+	}
+	snprintf(id, sizeof(id), "%lld", profile->id);
+	response_no_content(res);
+	response_header(res, "X-Baa-User-Id", id);
+	response_header(res, "X-Baa-Spotify-Id", profile->spotify_id);
+	if (profile->account_id[0] != '\0')
+		response_header(res, "X-Baa-Account-Id", profile->account_id);
+}
