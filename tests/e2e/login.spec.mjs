@@ -474,10 +474,14 @@ step('scope_step_up_from_the_page', async (t) => {
   check(scopeText === (before.scope || 'none beyond your profile'),
         `the page shows the grant as ${JSON.stringify(scopeText)}`);
   t.navigations.length = 0;
-  await Promise.all([
-    t.page.waitForURL(base + '/', { waitUntil: 'load' }),
-    t.page.locator('#allow-playlists').click(),
-  ]);
+  // The button fetches first and navigates after, so the page is still at
+  // "/" when the click returns (waitForURL would be satisfied at once):
+  // wait for the chain's last document, "/" loaded again.
+  const home = t.page.waitForResponse(
+    (r) => r.request().isNavigationRequest() && r.url() === base + '/');
+  await t.page.locator('#allow-playlists').click();
+  await home;
+  await t.page.waitForLoadState('load');
   await expectLoggedIn(t.page, 'after the step-up');
   const chain = t.navigations.map((n) => `${n.status} ${n.url}`);
   const describe = `navigations:\n    ${chain.join('\n    ')}`;
