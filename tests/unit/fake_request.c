@@ -4,8 +4,14 @@
  * readers of what the handler put in the response, and the internal
  * calls' counter.
  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "fakes.h"
 
@@ -122,4 +128,27 @@ fake_clears_cookie(const struct response *res, const char *name)
 		if (strncmp(line, want, strlen(want)) == 0)
 			return 1;
 	return 0;
+}
+
+void
+fake_assert_error(const struct response *res, int status, const char *code)
+{
+	char want[256];
+
+	assert_int_equal(res->status, status);
+	snprintf(want, sizeof(want), "\"error\":\"%s\"", code);
+	if (strstr(res->body, want) == NULL)
+		fail_msg("body %s has no %s", res->body, want);
+}
+
+void
+fake_assert_token_served(const struct response *res, const char *access_token)
+{
+	char want[256];
+
+	assert_int_equal(res->status, 200);
+	snprintf(want, sizeof(want),
+		 "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",", access_token);
+	if (strncmp(res->body, want, strlen(want)) != 0)
+		fail_msg("body %s does not start %s", res->body, want);
 }

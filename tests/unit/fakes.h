@@ -179,6 +179,12 @@ struct request fake_request(enum http_method method, const char *path, const cha
 /* "name=value" for a Cookie header, in a buffer of the caller's. */
 const char *fake_cookie(char *out, size_t size, const char *name, const char *value);
 
+/* Fails the test unless res has status and a body {"error":"code",...}. */
+void fake_assert_error(const struct response *res, int status, const char *code);
+
+/* Fails the test unless res is 200 and hands out access_token, Bearer. */
+void fake_assert_token_served(const struct response *res, const char *access_token);
+
 /* The value of the response's first header called name, or NULL. */
 const char *fake_header(const struct response *res, const char *name, char *out,
 			size_t size);

@@ -68,17 +68,6 @@ good_query(void)
 	return query;
 }
 
-static void
-assert_error(int status, const char *code)
-{
-	char want[256];
-
-	assert_int_equal(res.status, status);
-	snprintf(want, sizeof(want), "\"error\":\"%s\"", code);
-	if (strstr(res.body, want) == NULL)
-		fail_msg("body %s has no %s", res.body, want);
-}
-
 /* Nothing of a login was kept: no user, no session, no event. */
 static void
 assert_nothing_stored(void)
@@ -104,7 +93,7 @@ static void
 test_callback_rejects_malformed_query(void **state)
 {
 	callback("code=%zz&state=x");
-	assert_error(400, "malformed query string");
+	fake_assert_error(&res, 400, "malformed query string");
 	assert_refused_at_the_door();
 }
 
@@ -112,7 +101,7 @@ static void
 test_callback_clears_the_login_when_the_user_declines_at_spotify(void **state)
 {
 	callback("error=access_denied&state=x");
-	assert_error(403, "login cancelled at Spotify");
+	fake_assert_error(&res, 403, "login cancelled at Spotify");
 	assert_true(fake_clears_cookie(&res, OAUTH_COOKIE));
 	assert_refused_at_the_door();
 }
@@ -121,7 +110,7 @@ static void
 test_callback_answers_400_to_another_error_from_spotify(void **state)
 {
 	callback("error=server_error");
-	assert_error(400, "Spotify did not authorize the login");
+	fake_assert_error(&res, 400, "Spotify did not authorize the login");
 	assert_true(fake_clears_cookie(&res, OAUTH_COOKIE));
 	assert_refused_at_the_door();
 }
@@ -146,7 +135,7 @@ test_callback_rejects_missing_code(void **state)
 
 	snprintf(query, sizeof(query), "state=%s", login.state);
 	callback(query);
-	assert_error(400, "missing or malformed code or state");
+	fake_assert_error(&res, 400, "missing or malformed code or state");
 	assert_refused_at_the_door();
 }
 
@@ -157,10 +146,10 @@ test_callback_rejects_code_of_bad_text(void **state)
 
 	snprintf(query, sizeof(query), "code=a%%2Fb&state=%s", login.state);
 	callback(query);
-	assert_error(400, "missing or malformed code or state");
+	fake_assert_error(&res, 400, "missing or malformed code or state");
 	snprintf(query, sizeof(query), "code=a&code=b&state=%s", login.state);
 	callback(query);
-	assert_error(400, "missing or malformed code or state");
+	fake_assert_error(&res, 400, "missing or malformed code or state");
 	assert_refused_at_the_door();
 }
 
@@ -169,7 +158,8 @@ test_callback_rejects_without_a_login_in_progress(void **state)
 {
 	cookie_header[0] = '\0';
 	callback("code=CODE-1&state=abc");
-	assert_error(400, "no login in progress or it expired: start again at /login");
+	fake_assert_error(&res, 400,
+			  "no login in progress or it expired: start again at /login");
 	assert_refused_at_the_door();
 }
 
@@ -184,7 +174,8 @@ test_callback_rejects_a_login_cookie_sent_twice(void **state)
 	memcpy(cookie_header + len + 2, cookie_header, len);
 	cookie_header[2 * len + 2] = '\0';
 	callback(good_query());
-	assert_error(400, "no login in progress or it expired: start again at /login");
+	fake_assert_error(&res, 400,
+			  "no login in progress or it expired: start again at /login");
 	assert_refused_at_the_door();
 }
 
@@ -193,7 +184,8 @@ test_callback_rejects_expired_login(void **state)
 {
 	start_login("/", time(NULL) - 700, 600);
 	callback(good_query());
-	assert_error(400, "no login in progress or it expired: start again at /login");
+	fake_assert_error(&res, 400,
+			  "no login in progress or it expired: start again at /login");
 	assert_refused_at_the_door();
 }
 
@@ -205,9 +197,9 @@ test_callback_rejects_forged_state(void **state)
 	snprintf(query, sizeof(query), "code=CODE-1&state=%.*sX", SESSION_STATE_LEN - 1,
 		 login.state);
 	callback(query);
-	assert_error(400, "state does not match this login");
+	fake_assert_error(&res, 400, "state does not match this login");
 	callback("code=CODE-1&state=short");
-	assert_error(400, "state does not match this login");
+	fake_assert_error(&res, 400, "state does not match this login");
 	assert_refused_at_the_door();
 }
 
@@ -231,7 +223,7 @@ test_callback_refuses_a_state_used_before(void **state)
 	callback(good_query());
 	assert_int_equal(res.status, 302);
 	callback(good_query());
-	assert_error(400, "login_expired");
+	fake_assert_error(&res, 400, "login_expired");
 	assert_int_equal(fake_spotify.exchanges, 1);
 	assert_int_equal(fake_store.data.nsessions, 1);
 	assert_true(fake_log_has("login_state_reused", NULL));
@@ -242,7 +234,7 @@ test_callback_answers_503_when_the_state_cannot_be_recorded(void **state)
 {
 	fake_store.failing = "states_redeem";
 	callback(good_query());
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_int_equal(fake_spotify.exchanges, 0);
 	assert_nothing_stored();
 }
@@ -255,7 +247,7 @@ test_callback_while_paused_keeps_the_state_for_later(void **state)
 	fake_spotify.paused = 1;
 	fake_spotify.pause = fake_outcome(SPOTIFY_RATE_LIMITED, 7);
 	callback(good_query());
-	assert_error(503, "spotify_rate_limited");
+	fake_assert_error(&res, 503, "spotify_rate_limited");
 	assert_string_equal(fake_header(&res, "Retry-After", retry, sizeof(retry)), "7");
 	assert_refused_at_the_door();
 	/* once the pause is over, the same callback finishes the login */
@@ -302,7 +294,7 @@ check_failure(struct spotify_outcome *call, const struct failure *f)
 
 	*call = fake_outcome(f->status, f->retry_after);
 	callback(good_query());
-	assert_error(f->http, f->error);
+	fake_assert_error(&res, f->http, f->error);
 	assert_int_equal(fake_clears_cookie(&res, OAUTH_COOKIE), f->clears_login);
 	if (f->retry_after) {
 		snprintf(want, sizeof(want), "%ld", f->retry_after);
@@ -562,7 +554,7 @@ test_callback_answers_503_when_the_login_cannot_be_stored(void **state)
 {
 	fake_store.failing = "sessions_create";
 	callback(good_query());
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_nothing_stored();
 	assert_false(fake_clears_cookie(&res, OAUTH_COOKIE));
 	assert_int_equal(fake_store.rollbacks, 1);
@@ -575,7 +567,7 @@ test_callback_tries_a_conflicting_login_three_times(void **state)
 	fake_store.failing = "audit_record";
 	fake_store.sqlstate = "23505";
 	callback(good_query());
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_int_equal(fake_store_called("users_store_login"), 3);
 	assert_nothing_stored();
 }

@@ -63,29 +63,6 @@ call(const char *path, const char *query)
 	call_as("Bearer " BILLING_KEY, path, query);
 }
 
-static void
-assert_error(int status, const char *code)
-{
-	char want[256];
-
-	assert_int_equal(res.status, status);
-	snprintf(want, sizeof(want), "\"error\":\"%s\"", code);
-	if (strstr(res.body, want) == NULL)
-		fail_msg("body %s has no %s", res.body, want);
-}
-
-static void
-assert_served(const char *access_token)
-{
-	char want[256];
-
-	assert_int_equal(res.status, 200);
-	snprintf(want, sizeof(want),
-		 "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",", access_token);
-	if (strncmp(res.body, want, strlen(want)) != 0)
-		fail_msg("body %s does not start %s", res.body, want);
-}
-
 /* No secret in the log: neither key nor any token. */
 static void
 assert_log_holds_no_secret(void)
@@ -112,7 +89,7 @@ test_token_is_served_to_a_service_with_its_key(void **state)
 	char uid[32];
 
 	call("/internal/users/1/token", "");
-	assert_served("AT-old");
+	fake_assert_token_served(&res, "AT-old");
 	assert_int_equal(fake_spotify.refreshes, 0);
 	snprintf(uid, sizeof(uid), "user_id=%lld", user);
 	assert_true(fake_log_has("internal_call", "service=billing", uid, "route=token",
@@ -126,7 +103,7 @@ static void
 test_each_service_is_named_by_its_own_key(void **state)
 {
 	call_as("Bearer " PLAYLISTS_KEY, "/internal/users/1/token", "");
-	assert_served("AT-old");
+	fake_assert_token_served(&res, "AT-old");
 	assert_true(fake_log_has("internal_call", "service=playlists", NULL));
 	assert_int_equal(fake_internal_calls[2][METRICS_INTERNAL_OK], 1);
 }
@@ -136,7 +113,7 @@ assert_unauthorized(const char *reason)
 {
 	char www[64], want[64];
 
-	assert_error(401, "unauthorized");
+	fake_assert_error(&res, 401, "unauthorized");
 	assert_non_null(fake_header(&res, "WWW-Authenticate", www, sizeof(www)));
 	assert_string_equal(fake_store.calls, ""); /* the database is not asked */
 	assert_int_equal(fake_spotify.refreshes, 0);
@@ -190,7 +167,7 @@ test_due_token_is_refreshed_under_the_row_lock(void **state)
 {
 	row()->expires_at = time(NULL) + 30;
 	call("/internal/users/1/token", "");
-	assert_served("AT-new");
+	fake_assert_token_served(&res, "AT-new");
 	assert_int_equal(fake_spotify.refreshes, 1);
 	assert_int_equal(fake_store_called("users_lock_token"), 1);
 	assert_string_equal(row()->access_token, "AT-new");
@@ -210,7 +187,7 @@ test_refreshed_meanwhile_is_served_without_a_second_refresh(void **state)
 	snprintf(row()->access_token, sizeof(row()->access_token), "AT-browser");
 	row()->expires_at = time(NULL) + 3600;
 	call("/internal/users/1/token", "");
-	assert_served("AT-browser");
+	fake_assert_token_served(&res, "AT-browser");
 	assert_int_equal(fake_spotify.refreshes, 0);
 }
 
@@ -219,7 +196,7 @@ test_needs_reauth_is_answered_as_me_token_does(void **state)
 {
 	row()->needs_reauth_at = time(NULL) - 10;
 	call("/internal/users/1/token", "");
-	assert_error(401, "reauth_required");
+	fake_assert_error(&res, 401, "reauth_required");
 	assert_int_equal(fake_spotify.refreshes, 0);
 	assert_true(fake_log_has("internal_call", "outcome=reauth_required", NULL));
 	assert_no_cookie_touched();
@@ -231,7 +208,7 @@ test_first_invalid_grant_flags_the_user(void **state)
 	row()->expires_at = time(NULL) + 30;
 	fake_spotify.refresh = fake_outcome(SPOTIFY_INVALID_GRANT, 0);
 	call("/internal/users/1/token", "");
-	assert_error(401, "reauth_required");
+	fake_assert_error(&res, 401, "reauth_required");
 	assert_true(row()->needs_reauth_at != 0);
 	assert_string_equal(fake_store_events(), "reauth_required");
 }
@@ -241,7 +218,7 @@ test_unreadable_token_is_401_without_cookies(void **state)
 {
 	row()->access_token[0] = '\0';
 	call("/internal/users/1/token", "");
-	assert_error(401, "Spotify authorization expired: log in again");
+	fake_assert_error(&res, 401, "Spotify authorization expired: log in again");
 	assert_no_cookie_touched();
 }
 
@@ -253,7 +230,7 @@ test_rate_limited_refresh_is_503_with_retry_after(void **state)
 	row()->expires_at = time(NULL) + 30;
 	fake_spotify.refresh = fake_outcome(SPOTIFY_RATE_LIMITED, 42);
 	call("/internal/users/1/token", "");
-	assert_error(503, "spotify_rate_limited");
+	fake_assert_error(&res, 503, "spotify_rate_limited");
 	assert_string_equal(fake_header(&res, "Retry-After", retry, sizeof(retry)), "42");
 	assert_true(fake_log_has("internal_call", "outcome=rate_limited", NULL));
 	assert_int_equal(fake_internal_calls[1][METRICS_INTERNAL_RATE_LIMITED], 1);
@@ -265,7 +242,7 @@ test_forbidden_refresh_is_403(void **state)
 	row()->expires_at = time(NULL) + 30;
 	fake_spotify.refresh = fake_outcome(SPOTIFY_FORBIDDEN, 0);
 	call("/internal/users/1/token", "");
-	assert_error(403, "spotify_access_denied");
+	fake_assert_error(&res, 403, "spotify_access_denied");
 	assert_true(fake_log_has("internal_call", "outcome=forbidden", NULL));
 }
 
@@ -284,7 +261,7 @@ test_database_down_is_503(void **state)
 {
 	fake_store.failing = "users_token";
 	call("/internal/users/1/token", "");
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_true(fake_log_has("internal_call", "outcome=unavailable", NULL));
 }
 
@@ -294,9 +271,9 @@ static void
 test_unknown_user_is_404_user_not_found(void **state)
 {
 	call("/internal/users/99/token", "");
-	assert_error(404, "user_not_found");
+	fake_assert_error(&res, 404, "user_not_found");
 	call("/internal/users/99", "");
-	assert_error(404, "user_not_found");
+	fake_assert_error(&res, 404, "user_not_found");
 	assert_true(fake_log_has("internal_call", "outcome=not_found", NULL));
 }
 
@@ -304,14 +281,14 @@ static void
 test_user_found_by_spotify_id_or_account_id(void **state)
 {
 	call("/internal/users/lookup/token", "spotify_id=alice");
-	assert_served("AT-old");
+	fake_assert_token_served(&res, "AT-old");
 	call("/internal/users/lookup/token", "account_id=acct-a");
-	assert_served("AT-old");
+	fake_assert_token_served(&res, "AT-old");
 	call("/internal/users/lookup", "account_id=acct-a");
 	assert_int_equal(res.status, 200);
 	assert_non_null(strstr(res.body, "\"spotify_id\":\"alice\""));
 	call("/internal/users/lookup/token", "spotify_id=bob");
-	assert_error(404, "user_not_found");
+	fake_assert_error(&res, 404, "user_not_found");
 }
 
 static void
@@ -319,7 +296,7 @@ test_detached_placeholder_finds_no_one(void **state)
 {
 	snprintf(row()->spotify_id, sizeof(row()->spotify_id), "detached:%lld", user);
 	call("/internal/users/lookup/token", "spotify_id=detached%3A1");
-	assert_error(404, "user_not_found");
+	fake_assert_error(&res, 404, "user_not_found");
 }
 
 static void
@@ -334,7 +311,7 @@ test_lookup_needs_exactly_one_id(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		call("/internal/users/lookup/token", bad[i]);
-		assert_error(400, "bad_request");
+		fake_assert_error(&res, 400, "bad_request");
 	}
 	assert_int_equal(fake_spotify.refreshes, 0);
 }

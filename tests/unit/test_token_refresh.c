@@ -68,29 +68,6 @@ get_token(void)
 	get_token_with("");
 }
 
-static void
-assert_error(int status, const char *code)
-{
-	char want[256];
-
-	assert_int_equal(res.status, status);
-	snprintf(want, sizeof(want), "\"error\":\"%s\"", code);
-	if (strstr(res.body, want) == NULL)
-		fail_msg("body %s has no %s", res.body, want);
-}
-
-static void
-assert_served(const char *access_token)
-{
-	char want[256];
-
-	assert_int_equal(res.status, 200);
-	snprintf(want, sizeof(want),
-		 "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",", access_token);
-	if (strncmp(res.body, want, strlen(want)) != 0)
-		fail_msg("body %s does not start %s", res.body, want);
-}
-
 /* The row's tokens and flag are as they were before the request. */
 static void
 assert_tokens_kept(void)
@@ -116,7 +93,7 @@ test_token_is_served_without_spotify_while_fresh(void **state)
 {
 	assert_non_null(row());
 	get_token();
-	assert_served("AT-old");
+	fake_assert_token_served(&res, "AT-old");
 	assert_true(strstr(res.body, "\"expires_in\":3600,") ||
 		    strstr(res.body, "\"expires_in\":3599,"));
 	assert_int_equal(fake_spotify.refreshes, 0);
@@ -131,7 +108,7 @@ test_token_requires_a_session(void **state)
 {
 	cookie_header[0] = '\0';
 	get_token();
-	assert_error(401, "not logged in");
+	fake_assert_error(&res, 401, "not logged in");
 	assert_int_equal(fake_store_called("users_token"), 0);
 }
 
@@ -140,7 +117,7 @@ test_token_answers_503_when_the_session_cannot_be_checked(void **state)
 {
 	fake_store.failing = "sessions_check";
 	get_token();
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_false(fake_clears_cookie(&res, SESSION_COOKIE));
 }
 
@@ -149,7 +126,7 @@ test_token_answers_503_when_the_token_cannot_be_read(void **state)
 {
 	fake_store.failing = "users_token";
 	get_token();
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_session_kept();
 }
 
@@ -158,7 +135,7 @@ test_token_without_a_usable_token_logs_the_user_out(void **state)
 {
 	row()->access_token[0] = '\0'; /* stored, but it does not open */
 	get_token();
-	assert_error(401, "Spotify authorization expired: log in again");
+	fake_assert_error(&res, 401, "Spotify authorization expired: log in again");
 	assert_true(fake_clears_cookie(&res, SESSION_COOKIE));
 	assert_int_equal(fake_spotify.refreshes, 0);
 }
@@ -170,7 +147,7 @@ test_refresh_stores_and_serves_the_new_token(void **state)
 {
 	token_due();
 	get_token();
-	assert_served("AT-new");
+	fake_assert_token_served(&res, "AT-new");
 	assert_string_equal(fake_spotify.refresh_token, "RT-old");
 	assert_string_equal(row()->access_token, "AT-new");
 	assert_string_equal(row()->refresh_token, "RT-new");
@@ -188,7 +165,7 @@ test_refresh_keeps_the_refresh_token_spotify_did_not_rotate(void **state)
 	token_due();
 	fake_spotify.tokens.refresh_token[0] = '\0';
 	get_token();
-	assert_served("AT-new");
+	fake_assert_token_served(&res, "AT-new");
 	assert_string_equal(row()->refresh_token, "RT-old");
 	assert_true(fake_log_has("token_refreshed", "rotated=0", NULL));
 }
@@ -199,7 +176,7 @@ test_refresh_without_a_refresh_token_logs_the_user_out(void **state)
 	token_due();
 	row()->refresh_token[0] = '\0';
 	get_token();
-	assert_error(401, "Spotify authorization expired: log in again");
+	fake_assert_error(&res, 401, "Spotify authorization expired: log in again");
 	assert_true(fake_clears_cookie(&res, SESSION_COOKIE));
 	assert_int_equal(fake_spotify.refreshes, 0);
 	assert_int_equal(fake_store.rollbacks, 1);
@@ -211,7 +188,7 @@ test_refresh_answers_503_when_the_transaction_cannot_start(void **state)
 	token_due();
 	fake_store.failing = "db_begin";
 	get_token();
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_int_equal(fake_spotify.refreshes, 0);
 	assert_tokens_kept();
 }
@@ -222,7 +199,7 @@ test_refresh_answers_503_and_keeps_tokens_when_they_cannot_be_stored(void **stat
 	token_due();
 	fake_store.failing = "users_store_refresh";
 	get_token();
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_tokens_kept();
 	assert_string_equal(fake_store_events(), "");
 	assert_null(strstr(res.body, "AT-new"));
@@ -234,7 +211,7 @@ test_refresh_answers_503_when_the_commit_fails(void **state)
 	token_due();
 	fake_store.failing = "db_commit";
 	get_token();
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_tokens_kept();
 	assert_string_equal(fake_store_events(), "");
 }
@@ -247,7 +224,7 @@ test_refresh_flags_the_user_on_a_first_invalid_grant(void **state)
 	token_due();
 	fake_spotify.refresh = fake_outcome(SPOTIFY_INVALID_GRANT, 0);
 	get_token();
-	assert_error(401, "reauth_required");
+	fake_assert_error(&res, 401, "reauth_required");
 	assert_non_null(strstr(res.body, "\"login\":\"/login?next=%2F\""));
 	/* kept: it may be Spotify's incident */
 	assert_string_equal(row()->access_token, "AT-old");
@@ -263,7 +240,7 @@ test_refresh_is_not_sent_while_an_invalid_grant_awaits_confirmation(void **state
 {
 	row()->needs_reauth_at = time(NULL) - 10; /* BAA_INVALID_GRANT_CONFIRM is 600 */
 	get_token();
-	assert_error(401, "reauth_required");
+	fake_assert_error(&res, 401, "reauth_required");
 	assert_int_equal(fake_spotify.refreshes, 0);
 	assert_int_equal(fake_store.begins, 0);
 	assert_session_kept();
@@ -276,7 +253,7 @@ test_refresh_forgets_tokens_when_invalid_grant_is_confirmed(void **state)
 	row()->needs_reauth_at = time(NULL) - 700;
 	fake_spotify.refresh = fake_outcome(SPOTIFY_INVALID_GRANT, 0);
 	get_token();
-	assert_error(401, "reauth_required");
+	fake_assert_error(&res, 401, "reauth_required");
 	assert_int_equal(fake_spotify.refreshes, 1);
 	assert_string_equal(row()->access_token, "");
 	assert_string_equal(row()->refresh_token, "");
@@ -291,7 +268,7 @@ test_refresh_that_succeeds_after_the_wait_clears_the_flag(void **state)
 {
 	row()->needs_reauth_at = time(NULL) - 700;
 	get_token();
-	assert_served("AT-new");
+	fake_assert_token_served(&res, "AT-new");
 	assert_int_equal(row()->needs_reauth_at, 0);
 	assert_string_equal(fake_store_events(), "refresh");
 }
@@ -303,7 +280,7 @@ test_refresh_answers_503_and_flags_nothing_when_the_flag_cannot_be_stored(void *
 	fake_spotify.refresh = fake_outcome(SPOTIFY_INVALID_GRANT, 0);
 	fake_store.failing = "audit_record";
 	get_token();
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_tokens_kept();
 	assert_string_equal(fake_store_events(), "");
 }
@@ -314,7 +291,7 @@ test_refresh_keeps_tokens_on_forbidden(void **state)
 	token_due();
 	fake_spotify.refresh = fake_outcome(SPOTIFY_FORBIDDEN, 0);
 	get_token();
-	assert_error(403, "spotify_access_denied");
+	fake_assert_error(&res, 403, "spotify_access_denied");
 	assert_tokens_kept();
 	assert_string_equal(fake_store_events(), "refresh_failed");
 	assert_true(fake_log_has("spotify_access_denied", "at=refresh", NULL));
@@ -329,7 +306,7 @@ test_refresh_rate_limited_is_503_with_retry_after(void **state)
 	token_due();
 	fake_spotify.refresh = fake_outcome(SPOTIFY_RATE_LIMITED, 42);
 	get_token();
-	assert_error(503, "spotify_rate_limited");
+	fake_assert_error(&res, 503, "spotify_rate_limited");
 	assert_string_equal(fake_header(&res, "Retry-After", retry, sizeof(retry)), "42");
 	assert_tokens_kept();
 	assert_string_equal(fake_store_events(), "rate_limited");
@@ -343,7 +320,7 @@ test_refresh_quota_exceeded_is_503_with_retry_after(void **state)
 	token_due();
 	fake_spotify.refresh = fake_outcome(SPOTIFY_QUOTA_EXCEEDED, 3600);
 	get_token();
-	assert_error(503, "spotify_quota_exceeded");
+	fake_assert_error(&res, 503, "spotify_quota_exceeded");
 	assert_string_equal(fake_header(&res, "Retry-After", retry, sizeof(retry)),
 			    "3600");
 	assert_tokens_kept();
@@ -358,7 +335,7 @@ test_refresh_failure_is_502_and_keeps_tokens(void **state)
 	token_due();
 	fake_spotify.refresh = fake_outcome(SPOTIFY_FAILED, 0);
 	get_token();
-	assert_error(502, "Spotify token refresh failed");
+	fake_assert_error(&res, 502, "Spotify token refresh failed");
 	assert_null(fake_header(&res, "Retry-After", retry, sizeof(retry)));
 	assert_tokens_kept();
 	assert_string_equal(fake_store_events(), "refresh_failed");
@@ -374,7 +351,7 @@ test_refresh_while_paused_is_not_sent_and_records_nothing(void **state)
 	fake_spotify.paused = 1;
 	fake_spotify.pause = fake_outcome(SPOTIFY_RATE_LIMITED, 9);
 	get_token();
-	assert_error(503, "spotify_rate_limited");
+	fake_assert_error(&res, 503, "spotify_rate_limited");
 	assert_string_equal(fake_header(&res, "Retry-After", retry, sizeof(retry)), "9");
 	assert_int_equal(fake_spotify.refreshes, 0);
 	assert_string_equal(fake_store_events(), "");
@@ -409,7 +386,7 @@ test_refresh_serves_the_token_another_worker_just_refreshed(void **state)
 	token_due();
 	fake_store.meanwhile = another_worker_refreshed;
 	get_token();
-	assert_served("AT-other");
+	fake_assert_token_served(&res, "AT-other");
 	assert_int_equal(fake_spotify.refreshes, 0);
 	assert_int_equal(fake_store.rollbacks, 1);
 	assert_string_equal(fake_store_events(), "");
@@ -421,7 +398,7 @@ test_refresh_answers_reauth_when_another_worker_just_met_invalid_grant(void **st
 	token_due();
 	fake_store.meanwhile = another_worker_met_invalid_grant;
 	get_token();
-	assert_error(401, "reauth_required");
+	fake_assert_error(&res, 401, "reauth_required");
 	assert_int_equal(fake_spotify.refreshes, 0);
 	assert_session_kept();
 }
@@ -432,7 +409,7 @@ test_refresh_answers_401_when_the_user_was_deleted_meanwhile(void **state)
 	token_due();
 	fake_store.meanwhile = user_deleted_meanwhile;
 	get_token();
-	assert_error(401, "session expired or revoked: log in again");
+	fake_assert_error(&res, 401, "session expired or revoked: log in again");
 	assert_true(fake_clears_cookie(&res, SESSION_COOKIE));
 	assert_int_equal(fake_spotify.refreshes, 0);
 }
@@ -443,7 +420,7 @@ test_refresh_answers_503_when_the_row_cannot_be_locked(void **state)
 	token_due();
 	fake_store.failing = "users_lock_token";
 	get_token();
-	assert_error(503, "database unavailable");
+	fake_assert_error(&res, 503, "database unavailable");
 	assert_int_equal(fake_spotify.refreshes, 0);
 	assert_int_equal(fake_store.rollbacks, 1);
 }
@@ -480,7 +457,7 @@ static void
 test_insufficient_scope_login_returns_to_the_page_by_default(void **state)
 {
 	get_token_with("require=streaming");
-	assert_error(403, "insufficient_scope");
+	fake_assert_error(&res, 403, "insufficient_scope");
 	assert_non_null(
 		strstr(res.body, "\"login\":\"/login?scope=streaming&next=%2F\""));
 }
@@ -490,9 +467,9 @@ test_token_with_every_required_scope_is_served(void **state)
 {
 	snprintf(row()->scope, sizeof(row()->scope), "streaming user-read-email");
 	get_token_with("require=user-read-email+streaming");
-	assert_served("AT-old");
+	fake_assert_token_served(&res, "AT-old");
 	get_token_with("require=");
-	assert_served("AT-old");
+	fake_assert_token_served(&res, "AT-old");
 }
 
 static void
