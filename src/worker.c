@@ -1,9 +1,9 @@
 /*
  * The worker's loop: wait -> accept -> wait until the request is whole ->
- * parse -> route -> handle -> respond -> log. Stop signals stay blocked except while the
- * worker waits for a connection, so a request that has started always finishes, and the
- * wait itself (epoll_pwait with the signals unblocked) cannot miss a stop
- * that arrives at any moment.
+ * parse -> route -> handle -> respond -> log. Stop signals stay blocked
+ * except while the worker waits for a connection, so a request that has
+ * started always finishes, and the wait itself (epoll_pwait with the
+ * signals unblocked) cannot miss a stop that arrives at any moment.
  */
 #include "worker.h"
 
@@ -418,6 +418,9 @@ accept_connections(struct worker *w, const struct listening *l)
 
 #define EVENTS_MAX 64
 
+/* The peer's end came with this wake-up (or the connection failed). */
+#define HUNG_UP (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+
 /*
  * PostgreSQL notifies changed users (the profile cache must forget them)
  * on the database connection's socket, which sits in the epoll set: while
@@ -526,7 +529,7 @@ run_loop(struct worker *w)
 	for (;;) {
 		/* First: closing a connection logs, and frees a slot. */
 		long long arrival_due = expire_arrivals(w, clock_now_ms());
-		struct listening *ready[2] = {NULL, NULL};
+		int public_ready = 0, internal_ready = 0;
 		int timeout = log_pending() ? LOG_FLUSH_MS : -1, n;
 
 		if (arrival_due >= 0 && (timeout < 0 || arrival_due < timeout))
@@ -563,20 +566,20 @@ run_loop(struct worker *w)
 				take_notifications(w);
 		for (int i = 0; i < n; i++) {
 			void *p = events[i].data.ptr;
+			int hung_up = (events[i].events & HUNG_UP) != 0;
+
 			if (p == &w->public_listener)
-				ready[0] = p;
+				public_ready = 1;
 			else if (p == &w->internal_listener)
-				ready[1] = p;
-			else if (events[i].data.ptr != &w->db)
-				serve_connection(w, events[i].data.ptr,
-						 (events[i].events &
-						  (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !=
-							 0);
+				internal_ready = 1;
+			else if (p != &w->db)
+				serve_connection(w, p, hung_up);
 		}
 		/* After the kept connections: taking a slot may close one. */
-		for (int l = 0; l < 2 && drain_until < 0; l++)
-			if (ready[l])
-				accept_connections(w, ready[l]);
+		if (public_ready && drain_until < 0)
+			accept_connections(w, &w->public_listener);
+		if (internal_ready && drain_until < 0)
+			accept_connections(w, &w->internal_listener);
 		if (drain_until < 0)
 			housekeeping_run(&w->housekeeping, &w->db, clock_now_ms());
 	}
