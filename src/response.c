@@ -20,6 +20,8 @@ response_init(struct response *res)
 	res->body_len = 0;
 	res->content_type = NULL;
 	res->overflow = 0;
+	res->cookie_header_prefix = NULL;
+	res->cookies = 0;
 }
 
 void
@@ -217,7 +219,7 @@ response_object_end(struct response *res)
 void
 response_cookie(struct response *res, const char *name, const char *value, long max_age)
 {
-	char line[2048];
+	char line[2048], header[64];
 	int n = snprintf(line, sizeof(line),
 			 "%s=%s; Max-Age=%ld; Path=/; HttpOnly; Secure; SameSite=Lax",
 			 name, value, max_age);
@@ -226,7 +228,13 @@ response_cookie(struct response *res, const char *name, const char *value, long 
 		res->overflow = 1;
 		return;
 	}
-	response_header(res, "Set-Cookie", line);
+	res->cookies++;
+	if (res->cookie_header_prefix == NULL) {
+		response_header(res, "Set-Cookie", line);
+		return;
+	}
+	snprintf(header, sizeof(header), "%s%d", res->cookie_header_prefix, res->cookies);
+	response_header(res, header, line);
 }
 
 void

@@ -20,6 +20,14 @@ struct response {
 	size_t body_len;
 	const char *content_type;
 	int overflow; /* a header or body did not fit: sent as 500 instead */
+	/*
+	 * NULL: each cookie is a Set-Cookie line. Otherwise each is sent under
+	 * this prefix and its number, "X-Baa-Set-Cookie-1", "-2": GET /auth's
+	 * answer, whose headers nginx hands on one name at a time (see
+	 * handlers/auth_request.c).
+	 */
+	const char *cookie_header_prefix;
+	int cookies;
 };
 
 void response_init(struct response *res);

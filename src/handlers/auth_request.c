@@ -6,11 +6,17 @@
  * It takes GET /me's path: the session and profile from the worker's
  * cache, no query when both are cached, nothing allocated.
  *
- * The session slides here as on any other route: a renewal's Set-Cookie
- * is in the 204, and the shipped site passes it to the browser
- * (auth_request_set + add_header). A user who only ever visits protected
+ * The session slides here as on any other route, and a session that
+ * ended has its cookie cleared: a user who only ever visits protected
  * locations would otherwise find the cookie expired after BAA_SESSION_TTL
- * while its row had been kept alive all along.
+ * while its row had been kept alive all along, or keep sending a dead one.
+ * The shipped site passes those cookies to the browser (auth_request_set +
+ * add_header), which takes one header name per cookie: nginx 1.22 hands on
+ * only the first of several Set-Cookie lines, later releases join them
+ * with "; " into one line that a browser reads as one cookie (whose
+ * Max-Age=0 would then clear the session just issued). So /auth numbers
+ * them, X-Baa-Set-Cookie-1 and -2 (a session's cookie, and the first
+ * format's cleared when the request still sent it); never more.
  *
  * A 401 for a browser's navigation also says where to log in, in
  * X-Baa-Login: /login?next=<the protected URI>, encoded here with the
@@ -102,6 +108,7 @@ auth_request_check(const struct request *req, struct response *res)
 	const struct user_profile *profile = &cur.profile;
 	char id[24];
 
+	res->cookie_header_prefix = "X-Baa-Set-Cookie-";
 	if (current_require(req, res, &cur, 1) < 0) {
 		if (res->status == 401)
 			refused(req, res);

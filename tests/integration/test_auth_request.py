@@ -8,15 +8,18 @@ to the page it asked for; a program gets a JSON 401; a logged-in user
 reaches the application, which sees who they are (users.id, Spotify id,
 account id when known) and only that: headers of those names sent by the
 client never arrive; /auth itself is not reachable from outside; the
-session's renewal reaches the browser through a protected location; a
-logout sends the browser to the login again; a cached session costs
-/auth no query.
+session's renewal reaches the browser through a protected location, and
+so do the clearing of an ended session's cookie and both cookies of a
+first-format cookie's adoption; a logout sends the browser to the login
+again; a cached session costs /auth no query; with PostgreSQL down the
+client gets a JSON 503, never the application or the login.
 """
 
 import json
+import time
 
-from harness import (SESSION_COOKIE, Baa, DemoUpstream, SiteNginx, SpotifyTestCase,
-                     make_temp_dir, mint_session, run_concurrently)
+from harness import (LEGACY_SESSION_COOKIE, SESSION_COOKIE, Baa, DemoUpstream, SiteNginx,
+                     SpotifyTestCase, make_temp_dir, mint_session, run_concurrently, wait_until)
 
 NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none",
             "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -181,6 +184,92 @@ class AuthRequestTest(SpotifyTestCase):
         self.assertEqual(again.status, 200, again)
         self.assertNotIn(SESSION_COOKIE, again.set_cookies)
         self.assertEqual(self.demo.seen()[-1]["user"]["X-Baa-User-Id"], str(user_id))
+
+    def test_an_ended_sessions_cookie_is_cleared_through_a_protected_location(self):
+        self.fake.set_user("protected-gina")
+        user_id = self.user_id_after_login("protected-gina")
+        before = len(self.demo.seen())
+        for what, headers in (("a page load", NAVIGATE), ("a program", {})):
+            with self.subTest(what):
+                cookie = mint_session(self.pg, self.db, user_id)
+                b = self.browser()
+                b.jar = {SESSION_COOKIE: cookie}
+                self.assertEqual(b.get("/app/", headers=headers).status, 200)
+                # ended elsewhere (another device's "log out everywhere")
+                self.pg.psql("DELETE FROM sessions WHERE user_id = %d" % user_id, db=self.db)
+                b.jar = {SESSION_COOKIE: cookie}
+                resp = wait_until(lambda: self.refused(b.get("/app/", headers=headers)), 5,
+                                  message="the ended session still let /app/ in")
+                if headers:
+                    self.assertSentToLogin(resp, "%2Fapp%2F")
+                else:
+                    self.assertEqual(resp.status, 401, resp)
+                    self.assertEqual(resp.json(), {"error": "not logged in"})
+                cleared = resp.set_cookies.get(SESSION_COOKIE)
+                self.assertTrue(cleared is not None and cleared.clears,
+                                "the dead cookie stays in the browser: %r" % resp)
+                self.assertEqual(len(resp.set_cookie_list), 1, resp)
+                for name in SECURITY_HEADERS:
+                    self.assertIn(name, resp.headers, (name, resp))
+        self.assertEqual(len(self.seen_since(before)), 2, "reached only while the sessions lived")
+
+    def test_a_first_format_cookie_is_adopted_with_both_cookies_passed_on(self):
+        self.fake.set_user("protected-hal")
+        self.login()
+        user = self.user("protected-hal")
+        self.pg.psql("UPDATE session_cookie_cutover SET at = now()", db=self.db)
+        legacy = self.signer.sign_legacy_session(user["id"], user["session_generation"],
+                                                 int(time.time()) + 3600)
+        b = self.browser()
+        b.jar = {LEGACY_SESSION_COOKIE: legacy}
+        resp = b.get("/app/", headers=NAVIGATE)
+        self.assertEqual(resp.status, 200, "%r%s" % (resp, self.context()))
+        self.assertEqual(self.demo.seen()[-1]["user"]["X-Baa-User-Id"], str(user["id"]))
+        new = resp.set_cookies.get(SESSION_COOKIE)
+        self.assertIsNotNone(new, "no cookie under the new name: %r" % resp)
+        self.assertTrue(self.signer.session_is_authentic(new.value))
+        self.assertCookieAttributes(new, new.max_age)
+        gone = resp.set_cookies.get(LEGACY_SESSION_COOKIE)
+        self.assertTrue(gone is not None and gone.clears, "the first-format cookie stays: %r" % resp)
+        # the browser now holds only the new cookie, which works on its own
+        self.assertEqual(set(b.jar), {SESSION_COOKIE})
+        again = b.get("/app/", headers=NAVIGATE)
+        self.assertEqual(again.status, 200, again)
+        self.assertEqual(again.set_cookie_list, [])
+
+    def test_postgres_down_is_a_json_503_not_the_application_or_the_login(self):
+        self.fake.set_user("protected-ivy")
+        user_id = self.user_id_after_login("protected-ivy")
+        # a session no worker has cached: /auth must ask PostgreSQL
+        cookie = mint_session(self.pg, self.db, user_id)
+        before = len(self.demo.seen())
+        self.addCleanup(self.pg.ensure_running)
+        self.pg.stop(mode="fast")
+        for what, headers in (("a page load", NAVIGATE), ("a program", {})):
+            with self.subTest(what):
+                for cookies in ({SESSION_COOKIE: cookie}, {}):
+                    resp = self.browser().get("/app/", headers=headers, cookies=cookies)
+                    if not cookies:
+                        # no cookie: nothing to ask PostgreSQL, the login as ever
+                        self.assertIn(resp.status, (302, 401), resp)
+                        continue
+                    self.assertEqual(resp.status, 503, "%r%s" % (resp, self.context()))
+                    self.assertIsNone(resp.location, resp)
+                    self.assertEqual(resp.json(), {"error": "login service unavailable"})
+                    self.assertEqual(resp.set_cookie_list, [], "a cookie cleared for the database's sake")
+                    for name in SECURITY_HEADERS:
+                        self.assertIn(name, resp.headers, (name, resp))
+        self.assertEqual(self.seen_since(before), [])
+        self.pg.start()
+        wait_until(lambda: self.browser().get("/app/", cookies={SESSION_COOKIE: cookie}).status
+                   == 200, 15, message="/app/ did not come back with PostgreSQL")
+
+    def refused(self, resp):
+        return resp if resp.status in (302, 401) else None
+
+    def user_id_after_login(self, spotify_id):
+        self.login()
+        return self.user(spotify_id)["id"]
 
     def test_protected_answers_carry_the_sites_security_headers(self):
         _, site_headers, _ = self.site.get("/healthz")

@@ -100,14 +100,33 @@ fake_header(const struct response *res, const char *name, char *out, size_t size
 	return header_from(res->headers, name, out, size, &next);
 }
 
+/*
+ * The i-th cookie the response sets (from 0): a Set-Cookie line, or the
+ * header its cookie_header_prefix numbers (GET /auth's).
+ */
+static const char *
+cookie_line(const struct response *res, int i, char *out, size_t size)
+{
+	char name[64];
+	const char *from = res->headers;
+
+	if (res->cookie_header_prefix != NULL) {
+		snprintf(name, sizeof(name), "%s%d", res->cookie_header_prefix, i + 1);
+		return fake_header(res, name, out, size);
+	}
+	while (header_from(from, "Set-Cookie", out, size, &from) != NULL)
+		if (i-- == 0)
+			return out;
+	return NULL;
+}
+
 const char *
 fake_set_cookie(const struct response *res, const char *name, char *out, size_t size)
 {
 	char line[2048];
-	const char *from = res->headers;
 	size_t n = strlen(name);
 
-	while (header_from(from, "Set-Cookie", line, sizeof(line), &from) != NULL) {
+	for (int i = 0; cookie_line(res, i, line, sizeof(line)) != NULL; i++) {
 		if (strncmp(line, name, n) == 0 && line[n] == '=') {
 			snprintf(out, size, "%.*s", (int)strcspn(line + n + 1, ";"),
 				 line + n + 1);
@@ -121,10 +140,9 @@ int
 fake_clears_cookie(const struct response *res, const char *name)
 {
 	char line[2048], want[128];
-	const char *from = res->headers;
 
 	snprintf(want, sizeof(want), "%s=; Max-Age=0;", name);
-	while (header_from(from, "Set-Cookie", line, sizeof(line), &from) != NULL)
+	for (int i = 0; cookie_line(res, i, line, sizeof(line)) != NULL; i++)
 		if (strncmp(line, want, strlen(want)) == 0)
 			return 1;
 	return 0;

@@ -73,6 +73,7 @@ test_auth_answers_204_with_the_user_of_a_live_session(void **state)
 	assert_string_equal(header("X-Baa-Spotify-Id"), "alice");
 	assert_string_equal(header("X-Baa-Account-Id"), "acct-a");
 	/* a cookie with more than half its life left is not issued again */
+	assert_null(header("X-Baa-Set-Cookie-1"));
 	assert_null(header("Set-Cookie"));
 	assert_null(header("X-Baa-Login"));
 }
@@ -133,6 +134,31 @@ test_auth_refuses_a_session_that_ended_and_clears_its_cookie(void **state)
 	assert_int_equal(res.status, 401);
 	assert_no_user_headers();
 	assert_true(fake_clears_cookie(&res, SESSION_COOKIE));
+	assert_non_null(header("X-Baa-Set-Cookie-1"));
+	assert_null(header("X-Baa-Set-Cookie-2"));
+}
+
+/*
+ * Each cookie under a name of its own: nginx passes one line per name on,
+ * and a second Set-Cookie would be lost (1.22) or joined into the first.
+ */
+static void
+test_auth_numbers_its_cookies_and_never_sends_set_cookie(void **state)
+{
+	char both[4096];
+
+	fake_store.data.nsessions = 0;
+	snprintf(both, sizeof(both), "%s; %s=v1.old", cookie_header,
+		 LEGACY_SESSION_COOKIE);
+	req.cookie = both;
+	check();
+	assert_int_equal(res.status, 401);
+	assert_null(header("Set-Cookie"));
+	assert_non_null(
+		strstr(header("X-Baa-Set-Cookie-1"), SESSION_COOKIE "=; Max-Age=0;"));
+	assert_non_null(strstr(header("X-Baa-Set-Cookie-2"),
+			       LEGACY_SESSION_COOKIE "=; Max-Age=0;"));
+	assert_null(header("X-Baa-Set-Cookie-3"));
 }
 
 static void
@@ -192,6 +218,8 @@ test_auth_renews_a_cookie_in_the_second_half_of_its_life(void **state)
 	assert_int_equal(res.status, 204);
 	assert_non_null(header("X-Baa-User-Id"));
 	assert_non_null(fake_set_cookie(&res, SESSION_COOKIE, renewed, sizeof(renewed)));
+	assert_non_null(header("X-Baa-Set-Cookie-1"));
+	assert_null(header("Set-Cookie"));
 	assert_string_not_equal(renewed, value);
 	assert_true(fake_store.data.sessions[0].expires_at > time(NULL) + 3 * 86400);
 }
@@ -238,6 +266,7 @@ main(void)
 		T(test_auth_refuses_a_forged_cookie),
 		T(test_auth_refuses_an_expired_cookie),
 		T(test_auth_refuses_a_session_that_ended_and_clears_its_cookie),
+		T(test_auth_numbers_its_cookies_and_never_sends_set_cookie),
 		T(test_auth_sends_a_navigation_to_the_login_and_back),
 		T(test_auth_takes_accept_html_for_a_navigation_only_without_sec_fetch_mode),
 		T(test_auth_sends_to_the_plain_login_what_login_would_not_take_back),

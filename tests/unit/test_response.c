@@ -234,6 +234,30 @@ test_see_other_keeps_earlier_headers(void **state)
 	assert_null(strstr(out, "nope"));
 }
 
+static void
+test_cookies_can_be_numbered_under_a_prefix(void **state)
+{
+	size_t len;
+
+	response_init(&res);
+	res.cookie_header_prefix = "X-Baa-Set-Cookie-";
+	response_cookie(&res, "a", "1", 60);
+	response_cookie(&res, "b", "", 0);
+	len = response_render(&res, 0, out, sizeof(out));
+	out[len] = '\0';
+	assert_non_null(strstr(out,
+			       "X-Baa-Set-Cookie-1: a=1; Max-Age=60; Path=/; HttpOnly; "
+			       "Secure; SameSite=Lax\r\n"));
+	assert_non_null(strstr(out, "X-Baa-Set-Cookie-2: b=; Max-Age=0;"));
+	assert_null(strstr(out, "\nSet-Cookie"));
+	/* the next response starts as Set-Cookie again */
+	response_init(&res);
+	response_cookie(&res, "a", "1", 60);
+	len = response_render(&res, 0, out, sizeof(out));
+	out[len] = '\0';
+	assert_non_null(strstr(out, "\nSet-Cookie: a=1;"));
+}
+
 int
 main(void)
 {
@@ -251,6 +275,7 @@ main(void)
 		cmocka_unit_test(test_problem_has_code_and_sentence),
 		cmocka_unit_test(test_overflowing_object_turns_into_a_500),
 		cmocka_unit_test(test_see_other_keeps_earlier_headers),
+		cmocka_unit_test(test_cookies_can_be_numbered_under_a_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
