@@ -46,6 +46,7 @@ enum metrics_internal_outcome {
 	METRICS_INTERNAL_RATE_LIMITED, /* Spotify's 429: paused */
 	METRICS_INTERNAL_SPOTIFY_FAILED,
 	METRICS_INTERNAL_UNAVAILABLE, /* the database */
+	METRICS_INTERNAL_ERROR,	      /* baa's own failure: a 500, say */
 	METRICS_INTERNAL_COUNT,
 };
 
@@ -59,7 +60,8 @@ metrics_internal_label(enum metrics_internal_outcome outcome)
 	static const char *const labels[METRICS_INTERNAL_COUNT] = {
 		"ok",		"unauthorized",	   "bad_request",
 		"not_found",	"reauth_required", "forbidden",
-		"rate_limited", "spotify_failed",  "unavailable"};
+		"rate_limited", "spotify_failed",  "unavailable",
+		"error"};
 
 	return labels[outcome];
 }

@@ -10,6 +10,7 @@
 
 #include "../audit.h"
 #include "../client.h"
+#include "../metrics.h"
 #include "../params.h"
 #include "../router.h"
 #include "../scopes.h"
@@ -78,6 +79,13 @@ void me_profile_members(const struct request *req, struct response *res,
 
 /* internal.c: backend services, on the internal listener only. */
 route_handler internal_user;
+
+/*
+ * How /metrics and the log count a service's call that res answers:
+ * spotify_failed only for Spotify's failures (502), error for baa's own
+ * (a 500, an overflowed response, any status not listed).
+ */
+enum metrics_internal_outcome internal_outcome(const struct response *res);
 
 /* token.c: a user's access token, for their browser or a backend service. */
 struct token_caller {

@@ -77,21 +77,26 @@ parse_target(const struct request *req, struct internal_target *t)
 	return 0;
 }
 
-static enum metrics_internal_outcome
-outcome_of(const struct response *res)
+enum metrics_internal_outcome
+internal_outcome(const struct response *res)
 {
+	/* Rendered as a 500 whatever its status: baa's failure, not the call's. */
+	if (res->overflow)
+		return METRICS_INTERNAL_ERROR;
 	switch (res->status) {
 	case 200: return METRICS_INTERNAL_OK;
 	case 400: return METRICS_INTERNAL_BAD_REQUEST;
 	case 401: return METRICS_INTERNAL_REAUTH_REQUIRED;
 	case 403: return METRICS_INTERNAL_FORBIDDEN;
 	case 404: return METRICS_INTERNAL_NOT_FOUND;
+	case 502: return METRICS_INTERNAL_SPOTIFY_FAILED; /* auth_spotify_failed's */
 	case 503:
 		/* Spotify's pause names itself: spotify_rate_limited, _quota_exceeded. */
 		return strstr(res->body, "\"error\":\"spotify_")
 			       ? METRICS_INTERNAL_RATE_LIMITED
 			       : METRICS_INTERNAL_UNAVAILABLE;
-	default: return METRICS_INTERNAL_SPOTIFY_FAILED;
+	/* Counted as Spotify's, a bug of baa's would send the operator there. */
+	default: return METRICS_INTERNAL_ERROR;
 	}
 }
 
@@ -192,7 +197,7 @@ internal_user(const struct request *req, struct response *res)
 	else if (who.user_id)
 		profile_answer(req, res, who.user_id);
 
-	outcome = outcome_of(res);
+	outcome = internal_outcome(res);
 	metrics_internal_call(service, outcome);
 	log_event(outcome == METRICS_INTERNAL_OK ? LOG_INFO : LOG_WARN, "internal_call",
 		  LOG_STR("service", req->cfg->service_keys.keys[service].name),

@@ -265,6 +265,35 @@ test_database_down_is_503(void **state)
 	assert_true(fake_log_has("internal_call", "outcome=unavailable", NULL));
 }
 
+/*
+ * Only a failure of Spotify's is spotify_failed: baa's own 500 (a bound
+ * of the response overflowed, a login URL that would not fit) is "error",
+ * or the dashboard would send the operator to Spotify's status page.
+ */
+static void
+test_only_spotify_failures_count_as_spotify_failed(void **state)
+{
+	static const struct {
+		int status, overflow;
+		enum metrics_internal_outcome outcome;
+	} cases[] = {
+		{502, 0, METRICS_INTERNAL_SPOTIFY_FAILED},
+		{500, 0, METRICS_INTERNAL_ERROR},
+		{504, 0, METRICS_INTERNAL_ERROR},
+		{405, 0, METRICS_INTERNAL_ERROR},
+		{200, 1, METRICS_INTERNAL_ERROR}, /* rendered as a 500 */
+		{200, 0, METRICS_INTERNAL_OK},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		response_init(&res);
+		response_error(&res, cases[i].status, "x");
+		res.overflow = cases[i].overflow;
+		assert_int_equal(internal_outcome(&res), cases[i].outcome);
+	}
+	assert_string_equal(metrics_internal_label(METRICS_INTERNAL_ERROR), "error");
+}
+
 /* -- which user ------------------------------------------------------------ */
 
 static void
@@ -374,6 +403,7 @@ main(void)
 		T(test_forbidden_refresh_is_403),
 		T(test_failed_refresh_is_502),
 		T(test_database_down_is_503),
+		T(test_only_spotify_failures_count_as_spotify_failed),
 		T(test_unknown_user_is_404_user_not_found),
 		T(test_user_found_by_spotify_id_or_account_id),
 		T(test_detached_placeholder_finds_no_one),
