@@ -2,7 +2,8 @@
  * GET /auth: nginx's auth_request asks, before serving another
  * application's location, who the request's session is. 204 with the user
  * in X-Baa-User-Id, X-Baa-Spotify-Id and (once Spotify has told it)
- * X-Baa-Account-Id, which nginx hands to that application; 401 otherwise.
+ * X-Baa-Account-Id, which nginx hands to that application (percent-encoded
+ * where a byte could not go in a header); 401 otherwise.
  * It takes GET /me's path: the session and profile from the worker's
  * cache, no query when both are cached, nothing allocated.
  *
@@ -26,8 +27,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-#include "../log.h"
 
 /* "/login?next=" and a next of SESSION_NEXT_MAX bytes, each encoded. */
 #define LOGIN_URL_MAX (sizeof("/login?next=") + 3 * SESSION_NEXT_MAX)
@@ -75,19 +74,28 @@ login_url(const char *uri, char *out, size_t size)
 }
 
 /*
- * Whether value may go into a header as it is: printable ASCII, no space,
- * so that no stored byte can end the header or start another (CR, LF) at
- * the application behind nginx.
+ * value as a header may carry it: every byte outside visible ASCII
+ * (0x21-0x7e), and '%' itself so that the application can decode it back,
+ * as %XX. Spotify's ids are plain, so they pass unchanged; a stored byte
+ * could otherwise end the header or start another (CR, LF) at the
+ * application behind nginx. out holds 3 * strlen(value) + 1 bytes.
  */
-static int
-is_header_value(const char *value)
+static void
+header_encode(const char *value, char *out)
 {
-	if (value[0] == '\0')
-		return 0;
-	for (const char *c = value; *c; c++)
-		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
-			return 0;
-	return 1;
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+		if (*c > ' ' && *c < 0x7f && *c != '%') {
+			out[n++] = (char)*c;
+			continue;
+		}
+		out[n++] = '%';
+		out[n++] = hex[*c >> 4];
+		out[n++] = hex[*c & 15];
+	}
+	out[n] = '\0';
 }
 
 static void
@@ -106,7 +114,7 @@ auth_request_check(const struct request *req, struct response *res)
 {
 	static struct current cur;
 	const struct user_profile *profile = &cur.profile;
-	char id[24];
+	char id[24], encoded[3 * SPOTIFY_ID_MAX + 1];
 
 	res->cookie_header_prefix = "X-Baa-Set-Cookie-";
 	if (current_require(req, res, &cur, 1) < 0) {
@@ -114,18 +122,13 @@ auth_request_check(const struct request *req, struct response *res)
 			refused(req, res);
 		return;
 	}
-	if (!is_header_value(profile->spotify_id) ||
-	    (profile->account_id[0] != '\0' && !is_header_value(profile->account_id))) {
-		/* Never seen of Spotify; never passed on either. */
-		log_event(LOG_WARN, "auth_value_refused",
-			  LOG_INT("user_id", profile->id));
-		response_error(res, 500, "the user's Spotify id cannot be passed on");
-		return;
-	}
 	snprintf(id, sizeof(id), "%lld", profile->id);
 	response_no_content(res);
 	response_header(res, "X-Baa-User-Id", id);
-	response_header(res, "X-Baa-Spotify-Id", profile->spotify_id);
-	if (profile->account_id[0] != '\0')
-		response_header(res, "X-Baa-Account-Id", profile->account_id);
+	header_encode(profile->spotify_id, encoded);
+	response_header(res, "X-Baa-Spotify-Id", encoded);
+	if (profile->account_id[0] != '\0') {
+		header_encode(profile->account_id, encoded);
+		response_header(res, "X-Baa-Account-Id", encoded);
+	}
 }
