@@ -8,7 +8,7 @@ It answers every request with what nginx told it about the user, as JSON:
 X-Baa-* headers it received), and logs the same, one JSON line a request,
 on stderr: what the application saw, for the tests to read.
 
-usage: scripts/demo-upstream.py [--host 127.0.0.1] [--port 8081] [--port-file FILE]
+usage: scripts/demo-upstream.py [--host 127.0.0.1] [--port 8082] [--port-file FILE]
 (--port 0: any free port, written to --port-file). Standard library only.
 """
 
@@ -58,7 +58,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--port", type=int, default=8082)
     parser.add_argument("--port-file")
     args = parser.parse_args()
     server = http.server.ThreadingHTTPServer((args.host, args.port), Handler)

@@ -37,6 +37,15 @@ RENDER_VARIABLES = ("METRICS_ALLOW", "UPSTREAM_KEEPALIVE", "UPSTREAM_KEEPALIVE_T
                     "LOGIN_RATE", "LOGIN_BURST", "SERVER_NAME", "TLS_CERT", "TLS_KEY", "STATIC_ROOT",
                     "LOG_DIR", "HTTP_LISTEN", "HTTPS_LISTEN", "PROTECT_UPSTREAM", "PROTECT_LOCATION")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
+# Ports baa itself takes by default: BAA_LISTEN's, and INTERNAL_HTTP_LISTEN's
+# (the internal API). An application of the examples must take neither.
+BAA_DEFAULT_PORTS = (9000, 8081)
+
+
+def demo_default_port():
+    """The port scripts/demo-upstream.py takes without --port."""
+    text = read_text(os.path.join(REPO, "scripts", "demo-upstream.py"))
+    return int(re.search(r'"--port", type=int, default=(\d+)', text).group(1))
 
 SECURITY_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options",
                     "Content-Security-Policy")
@@ -478,6 +487,9 @@ class DeployTest(BaaTestCase):
             self.assertNotIn("auth_request", live)
             self.assertIn("# location /app/ {", site)
             self.assertIn("#     auth_request /auth;", site)
+            # The example's application is the demo, on a port of its own.
+            self.assertNotIn(demo_default_port(), BAA_DEFAULT_PORTS)
+            self.assertIn("#     proxy_pass http://127.0.0.1:%d;" % demo_default_port(), site)
 
     # 1 -----------------------------------------------------------------------
     def test_rendered_config_passes_nginx_t_local_and_site(self):
