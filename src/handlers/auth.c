@@ -52,34 +52,6 @@ clear_login(const struct request *req, struct response *res)
 		response_cookie(res, LEGACY_OAUTH_COOKIE, "", 0);
 }
 
-/* A scope of baa's configuration (NULL: none) as a set; parsed at start. */
-static void
-configured_scopes(const char *text, struct scopes *out)
-{
-	if (text == NULL || scopes_parse(out, text, strlen(text), SCOPES_LOOSE) < 0)
-		out->count = 0;
-}
-
-/* The requested scopes that SPOTIFY_SCOPES_ALLOWED holds; 400 for any other. */
-static int
-check_allowed(const struct scopes *requested, const struct scopes *allowed,
-	      struct response *res)
-{
-	char message[160];
-
-	for (int i = 0; i < requested->count; i++) {
-		if (scopes_has(allowed, requested->names[i]))
-			continue;
-		/* The name passed SCOPES_STRICT: safe to quote. */
-		snprintf(message, sizeof(message),
-			 "This app does not ask Spotify for the scope '%s'.",
-			 requested->names[i]);
-		response_problem(res, 400, "scope_not_allowed", message);
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * The user's grant, as far as SPOTIFY_SCOPES_ALLOWED still holds it, so
  * that a login asking for more does not lose what was granted (Spotify's
@@ -134,11 +106,9 @@ login_scopes(const struct request *req, const struct params *query, int switchin
 
 	if (scope_parse_request(query, "scope", &requested, res) < 0)
 		return -1;
-	configured_scopes(cfg->spotify_scopes_allowed ? cfg->spotify_scopes_allowed
-						      : cfg->spotify_scopes,
-			  &allowed);
-	configured_scopes(cfg->spotify_scopes, &asked);
-	if (check_allowed(&requested, &allowed, res) < 0 ||
+	scope_allowed(cfg, &allowed);
+	scope_configured(cfg->spotify_scopes, &asked);
+	if (scope_check_allowed(&requested, &allowed, res) < 0 ||
 	    add_granted(req, &allowed, switching, &asked, res) < 0)
 		return -1;
 	if (scopes_union(&asked, &requested) < 0 ||

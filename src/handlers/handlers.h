@@ -42,6 +42,20 @@ void auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 int scope_parse_request(const struct params *query, const char *name, struct scopes *out,
 			struct response *res);
 
+/* A scope list of baa's configuration (NULL: none) as a set; checked at start. */
+void scope_configured(const char *text, struct scopes *out);
+
+/* What a client may ask for: SPOTIFY_SCOPES_ALLOWED, else SPOTIFY_SCOPES. */
+void scope_allowed(const struct config *cfg, struct scopes *out);
+
+/*
+ * 0 when allowed holds every scope of requested; else -1 with 400
+ * {"error": "scope_not_allowed", "message"} naming the first that it
+ * lacks: /login?scope= and the token routes' require= answer alike.
+ */
+int scope_check_allowed(const struct scopes *requested, const struct scopes *allowed,
+			struct response *res);
+
 /*
  * 0 when granted (the stored users.scope, Spotify's text; NULL: none)
  * holds every scope of required. Otherwise -1 with 403 {"error":
@@ -53,9 +67,10 @@ int scope_require(const char *granted, const struct scopes *required, const char
 		  struct response *res);
 
 /*
- * A token route's query: ?require=a+b, the scopes the caller needs, and
- * ?next=/page, where the login of a 403 insufficient_scope returns to
- * (*next NULL when absent). -1 with the 400 written.
+ * A token route's query: ?require=a+b, the scopes the caller needs (at
+ * least one, each in SPOTIFY_SCOPES_ALLOWED), and ?next=/page, where the
+ * login of a 403 insufficient_scope returns to (*next NULL when absent).
+ * -1 with the 400 written.
  */
 int scope_token_query(const struct request *req, struct params *query,
 		      struct scopes *required, const char **next, struct response *res);

@@ -4,7 +4,9 @@
  * same two functions), and the /login URL that asks for what is missing.
  * The stored grant is what Spotify's token answer said at the last login;
  * a route that needs more answers 403 insufficient_scope before any call
- * to Spotify, and the client sends the person to the login it names.
+ * to Spotify, and the client sends the person to the login it names. What
+ * may be asked for at all (SPOTIFY_SCOPES_ALLOWED) is checked here too,
+ * for /login's scope= and the token routes' require= alike.
  */
 #include "handlers.h"
 
@@ -39,6 +41,40 @@ scope_parse_request(const struct params *query, const char *name, struct scopes 
 		 name, SCOPES_MAX, SCOPES_TEXT_MAX);
 	response_problem(res, 400, "invalid_scope", message);
 	return -1;
+}
+
+void
+scope_configured(const char *text, struct scopes *out)
+{
+	if (text == NULL || scopes_parse(out, text, strlen(text), SCOPES_LOOSE) < 0)
+		out->count = 0;
+}
+
+void
+scope_allowed(const struct config *cfg, struct scopes *out)
+{
+	scope_configured(cfg->spotify_scopes_allowed ? cfg->spotify_scopes_allowed
+						     : cfg->spotify_scopes,
+			 out);
+}
+
+int
+scope_check_allowed(const struct scopes *requested, const struct scopes *allowed,
+		    struct response *res)
+{
+	char message[160];
+
+	for (int i = 0; i < requested->count; i++) {
+		if (scopes_has(allowed, requested->names[i]))
+			continue;
+		/* The name passed SCOPES_STRICT: safe to quote. */
+		snprintf(message, sizeof(message),
+			 "This app does not ask Spotify for the scope '%s'.",
+			 requested->names[i]);
+		response_problem(res, 400, "scope_not_allowed", message);
+		return -1;
+	}
+	return 0;
 }
 
 /* Appends text to out, percent-encoded but for RFC 3986's unreserved bytes. */
@@ -133,6 +169,30 @@ scope_require(const char *granted, const struct scopes *required, const char *ne
 	return -1;
 }
 
+/*
+ * require= as a token route takes it: a list, naming at least one scope
+ * (an empty one is a caller's bug, not "nothing needed"), each in
+ * SPOTIFY_SCOPES_ALLOWED, so that the caller learns of a scope baa never
+ * asks for at once, with /login's own answer, not from a 403 whose login
+ * link then fails.
+ */
+static int
+token_required(const struct request *req, const struct params *query,
+	       struct scopes *required, struct response *res)
+{
+	static struct scopes allowed;
+
+	if (scope_parse_request(query, "require", required, res) < 0)
+		return -1;
+	if (params_get(query, "require") != NULL && required->count == 0) {
+		response_problem(res, 400, "invalid_scope",
+				 "require must name at least one Spotify scope.");
+		return -1;
+	}
+	scope_allowed(req->cfg, &allowed);
+	return scope_check_allowed(required, &allowed, res);
+}
+
 int
 scope_token_query(const struct request *req, struct params *query,
 		  struct scopes *required, const char **next, struct response *res)
@@ -143,7 +203,7 @@ scope_token_query(const struct request *req, struct params *query,
 		response_error(res, 400, "malformed query string");
 		return -1;
 	}
-	if (scope_parse_request(query, "require", required, res) < 0)
+	if (token_required(req, query, required, res) < 0)
 		return -1;
 	*next = params_get(query, "next");
 	if (*next && (params_count(query, "next") > 1 || !session_is_local_path(*next))) {

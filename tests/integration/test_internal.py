@@ -32,6 +32,8 @@ class InternalApiTest(SpotifyTestCase):
         super().setUpClass()
         cls.internal_address = "127.0.0.1:%d" % free_port()
         env = cls.login_env(BAA_INTERNAL_LISTEN=cls.internal_address,
+                            SPOTIFY_SCOPES="user-read-email",
+                            SPOTIFY_SCOPES_ALLOWED="user-read-email streaming",
                             BAA_SERVICE_KEYS="billing:%s playlists:%s" % (BILLING_KEY, PLAYLISTS_KEY),
                             BAA_SPOTIFY_TIMEOUT_MS=1000)
         cls.baa, cls.nginx = cls.start_class_stack(env)
@@ -195,6 +197,23 @@ class InternalApiTest(SpotifyTestCase):
         self.assertEqual(self.service(path).json()["access_token"], new)
         self.assertEqual(self.me_token(cookie).json()["access_token"], new)
         self.assertEqual(self.fake.stats()["token_refresh_token"], 1)
+
+    def test_require_is_checked_as_me_token_checks_it(self):
+        cookie, row = self.login_user(expires_in=30)  # due: a refresh would be needed
+        path = "/internal/users/%d/token" % row["id"]
+        before = self.fake.stats()["token"]
+        resp = self.service(path + "?require=streaming+user-read-email&next=%2Flists")
+        doc = self.assertJsonError(resp, 403, "require lacking")
+        self.assertEqual(doc["error"], "insufficient_scope", doc)
+        self.assertEqual(doc["missing"], ["streaming"])
+        self.assertEqual(doc["login"], "/login?scope=streaming%20user-read-email&next=%2Flists")
+        self.assertEqual(self.fake.stats()["token"], before, "Spotify was called")
+        # a scope outside SPOTIFY_SCOPES_ALLOWED, or none named: the caller's bug
+        for query, code in (("require=user-top-read", "scope_not_allowed"),
+                            ("require=", "invalid_scope")):
+            doc = self.assertJsonError(self.service(path + "?" + query), 400, query)
+            self.assertEqual(doc["error"], code, doc)
+        self.assertEqual(self.service(path + "?require=user-read-email").status, 200)
 
     def test_needs_reauth_is_answered_as_me_token_does(self):
         cookie, row = self.login_user(expires_in=30)

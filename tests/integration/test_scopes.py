@@ -155,6 +155,23 @@ class RequireScopeTest(ScopesTestCase):
                       "require=streaming&next=https%3A%2F%2Fevil.example%2F"):
             self.assertJsonError(self.token(b, query), 400, query)
 
+    def test_require_of_a_scope_not_allowed_is_400_as_at_login(self):
+        b = self.log_in("scope=streaming")
+        before = self.fake.stats()["token"]
+        for names in ("user-top-read", "streaming+user-top-read"):
+            resp = self.token(b, "require=" + names)
+            doc = self.assertJsonError(resp, 400, names)
+            self.assertEqual(doc["error"], "scope_not_allowed", doc)
+            # the very answer the login it would have named gets
+            self.assertEqual(doc, self.browser().get("/login?scope=" + names).json())
+        self.assertEqual(self.fake.stats()["token"], before, "Spotify was called")
+
+    def test_require_naming_no_scope_is_400(self):
+        b = self.log_in()
+        for query in ("require=", "require=+", "require=++&next=%2Flists"):
+            doc = self.assertJsonError(self.token(b, query), 400, query)
+            self.assertEqual(doc["error"], "invalid_scope", doc)
+
     def test_refresh_answer_without_scope_keeps_the_stored_grant(self):
         self.fake.configure(expires_in=30)
         b = self.log_in("scope=streaming")

@@ -34,6 +34,9 @@ setup(void **state)
 	if (fake_store_add_session(user, value, sizeof(value)) < 0)
 		return -1;
 	fake_cookie(cookie_header, sizeof(cookie_header), SESSION_COOKIE, value);
+	fake_cfg.spotify_scopes = "user-read-email";
+	fake_cfg.spotify_scopes_allowed =
+		"user-read-email playlist-read-private streaming";
 	return 0;
 }
 
@@ -468,8 +471,45 @@ test_token_with_every_required_scope_is_served(void **state)
 	snprintf(row()->scope, sizeof(row()->scope), "streaming user-read-email");
 	get_token_with("require=user-read-email+streaming");
 	fake_assert_token_served(&res, "AT-old");
-	get_token_with("require=");
-	fake_assert_token_served(&res, "AT-old");
+}
+
+/*
+ * A scope outside SPOTIFY_SCOPES_ALLOWED: the 400 that /login would answer
+ * to the login a 403 would name, so the caller learns of its bug at once
+ * instead of following a link that fails.
+ */
+static void
+test_token_requiring_a_scope_not_allowed_is_400_as_login_answers(void **state)
+{
+	struct request login =
+		fake_request(HTTP_GET, "/login", "scope=streaming+user-top-read", NULL);
+	struct response at_login;
+
+	response_init(&at_login);
+	auth_login(&login, &at_login);
+	fake_assert_error(&at_login, 400, "scope_not_allowed");
+
+	token_due();
+	get_token_with("require=streaming+user-top-read");
+	fake_assert_error(&res, 400, "scope_not_allowed");
+	assert_string_equal(res.body, at_login.body);
+	assert_int_equal(fake_spotify.refreshes, 0);
+	assert_int_equal(fake_store_called("users_token"), 0);
+}
+
+/* A require= that names nothing is a caller's bug, not "nothing needed". */
+static void
+test_token_with_a_require_naming_nothing_is_400(void **state)
+{
+	static const char *const queries[] = {"require=", "require=+", "require=%20%20",
+					      "require=&next=%2Flists"};
+
+	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+		get_token_with(queries[i]);
+		if (res.status != 400 || strstr(res.body, "\"invalid_scope\"") == NULL)
+			fail_msg("%s: %d %s", queries[i], res.status, res.body);
+	}
+	assert_int_equal(fake_store_called("users_token"), 0);
 }
 
 static void
@@ -499,6 +539,8 @@ main(void)
 		T(test_insufficient_scope_login_returns_to_the_page_by_default),
 		T(test_token_with_every_required_scope_is_served),
 		T(test_token_with_a_malformed_require_is_400),
+		T(test_token_requiring_a_scope_not_allowed_is_400_as_login_answers),
+		T(test_token_with_a_require_naming_nothing_is_400),
 		T(test_token_is_served_without_spotify_while_fresh),
 		T(test_token_requires_a_session),
 		T(test_token_answers_503_when_the_session_cannot_be_checked),
