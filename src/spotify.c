@@ -467,6 +467,7 @@ spotify_parse_tokens(const char *text, size_t len, int refresh_required,
 		goto out;
 	if (!is_token_text(out->access_token) || !is_token_text(out->refresh_token))
 		goto out;
+	out->has_scope = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(json, "scope"));
 	out->expires_in = (long)expires->valuedouble;
 	rc = 0;
 out:

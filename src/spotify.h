@@ -19,6 +19,9 @@ struct spotify_tokens {
 	char access_token[SPOTIFY_TOKEN_MAX + 1];
 	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* "" when Spotify sent none */
 	char scope[SPOTIFY_SCOPE_MAX + 1];
+	/* The answer carried scope ("" too: a grant of none); a refresh
+	 * answer may say nothing of the grant. */
+	int has_scope;
 	long expires_in;
 };
 

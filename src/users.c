@@ -127,9 +127,9 @@ static const struct db_statement store_refresh = {
 	"UPDATE users SET spotify_token = $2,"
 	"  token_expires_at = now() + make_interval(secs => $3::int),"
 	"  refresh_token = coalesce($4, refresh_token), needs_reauth_at = NULL,"
-	"  updated_at = now()"
+	"  scope = coalesce($5, scope), updated_at = now()"
 	" WHERE id = $1 RETURNING floor(extract(epoch FROM token_expires_at))::bigint",
-	4,
+	5,
 };
 
 /* The first invalid_grant counts; a second one during the wait does not move it. */
@@ -537,7 +537,10 @@ users_store_refresh(struct db *db, long long id, const struct spotify_tokens *to
 {
 	static char access[SEALED_MAX + 1], refresh[SEALED_MAX + 1];
 	char id_text[24], expires_in[24];
-	const char *params[4] = {id_text, NULL, expires_in, NULL};
+	/* An answer without scope (NULL) keeps the grant stored; one with it
+	 * says what the grant is now, narrower if Spotify dropped a scope. */
+	const char *params[5] = {id_text, NULL, expires_in, NULL,
+				 tokens->has_scope ? tokens->scope : NULL};
 	PGresult *res;
 
 	snprintf(id_text, sizeof(id_text), "%lld", id);

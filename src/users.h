@@ -28,7 +28,7 @@ struct user_profile {
 	char authorized_at_text[32];
 	char reauth_due_at_text[32];
 	time_t reauth_due_at;
-	/* users.scope: what Spotify's last token answer at a login granted. */
+	/* users.scope: what Spotify's last token answer that said so granted. */
 	char scope[SPOTIFY_SCOPE_MAX + 1];
 	int has_scope; /* 0: NULL, never stored (a row baa did not write) */
 	/* The grant lacks a scope of SPOTIFY_SCOPES: worked out when the row
@@ -115,7 +115,8 @@ enum users_status users_lock_token(struct db *db, long long id, struct user_toke
 
 /*
  * Stores a refreshed token (a new refresh token only when Spotify rotated
- * it) and clears needs_reauth.
+ * it, the grant's scope only when the answer carried one) and clears
+ * needs_reauth.
  */
 enum users_status users_store_refresh(struct db *db, long long id,
 				      const struct spotify_tokens *tokens,

@@ -266,6 +266,9 @@ refresh_and_answer(const struct request *req, struct response *res,
 		}
 		log_event(LOG_INFO, "token_refreshed", LOG_INT("user_id", who->user_id),
 			  LOG_INT("rotated", fresh.refresh_token[0] != '\0'));
+		/* What was just stored: reauth_recommended judges the grant as it is. */
+		if (fresh.has_scope)
+			memcpy(current.scope, fresh.scope, sizeof(current.scope));
 		token_body(req, res, fresh.access_token, expires_at, &current);
 		break;
 	case SPOTIFY_INVALID_GRANT: grant_refused(req, res, who, &current); break;

@@ -172,6 +172,24 @@ class RequireScopeTest(ScopesTestCase):
             doc = self.assertJsonError(self.token(b, query), 400, query)
             self.assertEqual(doc["error"], "invalid_scope", doc)
 
+    def test_refresh_answer_with_a_narrower_scope_is_stored(self):
+        """Spotify's refresh answer says what the grant is now: a scope
+        dropped there is gone from /me and from what require= accepts."""
+        self.fake.configure(expires_in=30)
+        b = self.log_in("scope=streaming")
+        self.assertEqual(self.me(b)["scope"], "user-read-email streaming")
+        self.fake.set_fault("token", grant_type="refresh_token", status=200, times=1,
+                            body='{"access_token":"AT-narrower","token_type":"Bearer",'
+                                 '"expires_in":3600,"scope":"user-read-email"}',
+                            content_type="application/json")
+        resp = self.token(b, "")
+        self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
+        self.assertEqual(resp.json()["access_token"], "AT-narrower")
+        self.assertEqual(self.user()["scope"], "user-read-email")
+        self.assertEqual(self.me(b)["scope"], "user-read-email")
+        doc = self.assertJsonError(self.token(b, "require=streaming"), 403)
+        self.assertEqual(doc["missing"], ["streaming"])
+
     def test_refresh_answer_without_scope_keeps_the_stored_grant(self):
         self.fake.configure(expires_in=30)
         b = self.log_in("scope=streaming")

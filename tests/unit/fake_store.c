@@ -280,8 +280,9 @@ take_tokens(struct fake_user *u, const struct spotify_tokens *tokens, int login)
 			 tokens->refresh_token);
 	u->expires_at = time(NULL) + tokens->expires_in;
 	u->needs_reauth_at = 0;
-	/* As users.c: a login stores the granted scope, a refresh leaves it. */
-	if (login)
+	/* As users.c: a login stores the granted scope, a refresh the one its
+	 * answer carried (none: the stored one stays). */
+	if (login || tokens->has_scope)
 		snprintf(u->scope, sizeof(u->scope), "%s", tokens->scope);
 }
 

@@ -68,6 +68,37 @@ test_token_answer_is_read(void **state)
 	assert_int_equal(tokens.expires_in, 3600);
 }
 
+/*
+ * A refresh answer may carry scope or not; "" is a grant of no scope, which
+ * baa must store, unlike an answer that says nothing of the grant.
+ */
+static void
+test_token_answer_says_whether_it_carried_a_scope(void **state)
+{
+	assert_int_equal(parse_tokens("{\"access_token\":\"AT\",\"token_type\":"
+				      "\"Bearer\",\"expires_in\":60}",
+				      0),
+			 0);
+	assert_false(tokens.has_scope);
+	assert_int_equal(parse_tokens("{\"access_token\":\"AT\",\"token_type\":"
+				      "\"Bearer\",\"expires_in\":60,\"scope\":null}",
+				      0),
+			 0);
+	assert_false(tokens.has_scope);
+	assert_int_equal(parse_tokens("{\"access_token\":\"AT\",\"token_type\":"
+				      "\"Bearer\",\"expires_in\":60,\"scope\":\"\"}",
+				      0),
+			 0);
+	assert_true(tokens.has_scope);
+	assert_string_equal(tokens.scope, "");
+	assert_int_equal(parse_tokens("{\"access_token\":\"AT\",\"token_type\":"
+				      "\"Bearer\",\"expires_in\":60,\"scope\":\"a b\"}",
+				      0),
+			 0);
+	assert_true(tokens.has_scope);
+	assert_string_equal(tokens.scope, "a b");
+}
+
 static void
 test_token_answer_without_a_required_refresh_token_is_refused(void **state)
 {
@@ -399,6 +430,7 @@ main(void)
 			test_retry_after_of_many_digits_waits_the_longest_not_the_shortest),
 		cmocka_unit_test(test_retry_after_that_is_no_number_waits_one_second),
 		cmocka_unit_test(test_token_answer_is_read),
+		cmocka_unit_test(test_token_answer_says_whether_it_carried_a_scope),
 		cmocka_unit_test(
 			test_token_answer_without_a_required_refresh_token_is_refused),
 		cmocka_unit_test(test_token_answer_that_is_not_a_bearer_token_is_refused),

@@ -173,6 +173,39 @@ test_refresh_keeps_the_refresh_token_spotify_did_not_rotate(void **state)
 	assert_true(fake_log_has("token_refreshed", "rotated=0", NULL));
 }
 
+/*
+ * Spotify's refresh answer says what the grant is now: a narrower one is
+ * stored (and a require= of the dropped scope then answers 403), and this
+ * very answer recommends the login that asks for it again.
+ */
+static void
+test_refresh_stores_the_scope_spotify_answered(void **state)
+{
+	snprintf(row()->scope, sizeof(row()->scope), "user-read-email streaming");
+	token_due();
+	snprintf(fake_spotify.tokens.scope, sizeof(fake_spotify.tokens.scope),
+		 "streaming");
+	fake_spotify.tokens.has_scope = 1;
+	get_token();
+	fake_assert_token_served(&res, "AT-new");
+	assert_string_equal(row()->scope, "streaming");
+	assert_non_null(strstr(res.body, "\"reauth_recommended\":true"));
+	get_token_with("require=user-read-email");
+	fake_assert_error(&res, 403, "insufficient_scope");
+}
+
+/* An answer without scope says nothing of the grant: the stored one stays. */
+static void
+test_refresh_without_a_scope_keeps_the_stored_one(void **state)
+{
+	snprintf(row()->scope, sizeof(row()->scope), "user-read-email streaming");
+	token_due();
+	get_token();
+	fake_assert_token_served(&res, "AT-new");
+	assert_string_equal(row()->scope, "user-read-email streaming");
+	assert_non_null(strstr(res.body, "\"reauth_recommended\":false"));
+}
+
 static void
 test_refresh_without_a_refresh_token_logs_the_user_out(void **state)
 {
@@ -548,6 +581,8 @@ main(void)
 		T(test_token_without_a_usable_token_logs_the_user_out),
 		T(test_refresh_stores_and_serves_the_new_token),
 		T(test_refresh_keeps_the_refresh_token_spotify_did_not_rotate),
+		T(test_refresh_stores_the_scope_spotify_answered),
+		T(test_refresh_without_a_scope_keeps_the_stored_one),
 		T(test_refresh_without_a_refresh_token_logs_the_user_out),
 		T(test_refresh_answers_503_when_the_transaction_cannot_start),
 		T(test_refresh_answers_503_and_keeps_tokens_when_they_cannot_be_stored),
