@@ -26,7 +26,7 @@ worth_retrying(const struct db *db)
 /* Inside the transaction: everything a login writes. */
 static int
 store(struct db *db, const struct spotify_user *who, const struct spotify_tokens *tokens,
-      const struct client *client, struct login_result *out)
+      const char *asked, const struct client *client, struct login_result *out)
 {
 	unsigned char hash[32];
 	long long user_id;
@@ -34,7 +34,8 @@ store(struct db *db, const struct spotify_user *who, const struct spotify_tokens
 	if (session_new_id(&out->cookie, 0) < 0 ||
 	    session_id_hash(&out->cookie, hash) < 0)
 		return -1;
-	if (users_store_login(db, who, tokens, &user_id, &out->match) != USERS_OK ||
+	if (users_store_login(db, who, tokens, asked, &user_id, &out->match) !=
+		    USERS_OK ||
 	    sessions_create(db, user_id, hash, client, &out->session) != SESSIONS_OK ||
 	    audit_record(db, AUDIT_LOGIN, user_id, out->session.id, client) != DB_OK)
 		return -1;
@@ -45,13 +46,14 @@ store(struct db *db, const struct spotify_user *who, const struct spotify_tokens
 
 int
 login_store(struct db *db, const struct spotify_user *who,
-	    const struct spotify_tokens *tokens, const struct client *client,
-	    struct login_result *out)
+	    const struct spotify_tokens *tokens, const char *asked,
+	    const struct client *client, struct login_result *out)
 {
 	for (int attempt = 1; attempt <= LOGIN_ATTEMPTS; attempt++) {
 		if (db_begin(db) != DB_OK)
 			return -1;
-		if (store(db, who, tokens, client, out) == 0 && db_commit(db) == DB_OK)
+		if (store(db, who, tokens, asked, client, out) == 0 &&
+		    db_commit(db) == DB_OK)
 			return 0;
 		db_rollback(db);
 		if (!worth_retrying(db))

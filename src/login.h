@@ -19,9 +19,12 @@ struct login_result {
 	enum identity_match match;
 };
 
-/* 0, or -1 when the database failed (nothing was stored). */
+/*
+ * 0, or -1 when the database failed (nothing was stored). asked: what the
+ * login asked Spotify for (NULL: not known), kept beside the grant.
+ */
 int login_store(struct db *db, const struct spotify_user *who,
-		const struct spotify_tokens *tokens, const struct client *client,
-		struct login_result *out);
+		const struct spotify_tokens *tokens, const char *asked,
+		const struct client *client, struct login_result *out);
 
 #endif

@@ -118,18 +118,23 @@ scopes_format(const struct scopes *set, char *out, size_t size)
 	return 0;
 }
 
-int
-scopes_text_lacks(const char *granted, const char *wanted)
+/* text (NULL: none) into out; text that does not parse holds nothing. */
+static void
+parse_or_none(const char *text, struct scopes *out)
 {
-	static struct scopes want, have, lacking;
+	if (text == NULL || scopes_parse(out, text, strlen(text), SCOPES_LOOSE) < 0)
+		out->count = 0;
+}
 
-	if (wanted == NULL ||
-	    scopes_parse(&want, wanted, strlen(wanted), SCOPES_LOOSE) < 0 ||
-	    want.count == 0)
-		return 0;
-	if (granted == NULL ||
-	    scopes_parse(&have, granted, strlen(granted), SCOPES_LOOSE) < 0)
-		have.count = 0;
+int
+scopes_worth_asking(const char *granted, const char *asked, const char *wanted)
+{
+	static struct scopes want, have, lacking, unasked;
+
+	parse_or_none(wanted, &want);
+	parse_or_none(granted, &have);
 	scopes_missing(&have, &want, &lacking);
-	return lacking.count > 0;
+	parse_or_none(asked, &have);
+	scopes_missing(&have, &lacking, &unasked);
+	return unasked.count > 0;
 }

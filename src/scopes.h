@@ -52,12 +52,15 @@ void scopes_missing(const struct scopes *have, const struct scopes *want,
 		    struct scopes *out);
 
 /*
- * Whether the granted text (Spotify's; NULL: never stored) lacks a name of
- * the wanted text (NULL: none). A granted text that does not parse grants
- * nothing; a wanted one that does not parse wants nothing (the
- * configuration parsed it at start).
+ * Whether a login is worth asking for: the wanted text (SPOTIFY_SCOPES;
+ * NULL: none) names a scope that the granted text (Spotify's; NULL: never
+ * stored) lacks and the asked text (what the last login asked Spotify for;
+ * NULL: not known) does not hold. A scope asked for and not granted was
+ * dropped by Spotify, which a login would not change. A granted or asked
+ * text that does not parse holds nothing; a wanted one that does not
+ * parse wants nothing (the configuration parsed it at start).
  */
-int scopes_text_lacks(const char *granted, const char *wanted);
+int scopes_worth_asking(const char *granted, const char *asked, const char *wanted);
 
 /* "a b c" into out (size bytes); -1 when it does not fit. */
 int scopes_format(const struct scopes *set, char *out, size_t size);

@@ -154,6 +154,8 @@ session_new_login(struct oauth_login *login, const char *next, time_t now, int t
 	b64url_encode(random, sizeof(random), login->state);
 	snprintf(login->next, sizeof(login->next), "%s",
 		 next && session_is_local_path(next) ? next : "/");
+	login->asked[0] = '\0';
+	login->has_asked = 0;
 	login->expires = now + ttl;
 	login->key = 0;
 	return 0;
@@ -307,31 +309,76 @@ open_cookie(const char *value, const char *purpose, size_t key_offset,
 	return *key < 0 ? -1 : 0;
 }
 
+/*
+ * "v2.<kid>.<state>.<expires>.<next>[.<asked>]" signed, next and asked in
+ * base64url. asked goes in only when the cookie still fits
+ * SESSION_COOKIE_MAX with it (a long next and many scopes would not):
+ * the login goes on without it, and /callback stores "not known".
+ */
 int
 session_sign_login(const struct oauth_login *login, char *out, size_t size)
 {
 	char next[B64URL_LEN(SESSION_NEXT_MAX) + 1];
-	int n;
+	size_t room = size < SESSION_COOKIE_MAX + 1 ? size : SESSION_COOKIE_MAX + 1;
+	int n = -1;
 
 	b64url_encode((const unsigned char *)login->next, strlen(login->next), next);
-	n = snprintf(out, size, "v2.%s.%s.%lld.%s", keys[0].kid, login->state,
-		     (long long)login->expires, next);
+	if (login->has_asked) {
+		char asked[B64URL_LEN(SESSION_ASKED_MAX) + 1];
+
+		b64url_encode((const unsigned char *)login->asked, strlen(login->asked),
+			      asked);
+		n = snprintf(out, size, "v2.%s.%s.%lld.%s.%s", keys[0].kid, login->state,
+			     (long long)login->expires, next, asked);
+	}
+	/* Room for ".<mac>" within SESSION_COOKIE_MAX, or again without asked. */
+	if (n < 0 || (size_t)n + 1 + B64URL_LEN(CRYPTO_MAC_LEN) >= room)
+		n = snprintf(out, size, "v2.%s.%s.%lld.%s", keys[0].kid, login->state,
+			     (long long)login->expires, next);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
 	return append_mac(keys[0].oauth, OAUTH_PURPOSE, out, size);
 }
 
+/* Decodes a login cookie's asked field into login (NUL-free, bounded). */
+static int
+read_asked(const char *field, struct oauth_login *login)
+{
+	long len = b64url_decode(field, strlen(field), (unsigned char *)login->asked,
+				 sizeof(login->asked) - 1);
+
+	if (len < 0 || memchr(login->asked, '\0', (size_t)len) != NULL)
+		return -1;
+	login->asked[len] = '\0';
+	login->has_asked = 1;
+	return 0;
+}
+
+/* How many '.'-separated fields s has. */
+static int
+count_fields(const char *s)
+{
+	int n = 1;
+
+	for (; *s; s++)
+		n += *s == '.';
+	return n;
+}
+
 int
 session_verify_login(const char *value, time_t now, struct oauth_login *login)
 {
-	char copy[SESSION_COOKIE_MAX + 1], *f[5], **fields;
+	char copy[SESSION_COOKIE_MAX + 1], *f[6], **fields;
 	long long expires;
 	long next_len;
-	int v1, key;
+	int v1, key, n;
 
 	if (open_cookie(value, OAUTH_PURPOSE, offsetof(struct cookie_keys, oauth), copy,
-			&v1, &key) < 0 ||
-	    split_fields(copy, f, v1 ? 4 : 5) < 0)
+			&v1, &key) < 0)
+		return -1;
+	/* v1: 4 fields; v2: 5, or 6 with what the login asked for. */
+	n = count_fields(copy);
+	if ((v1 ? n != 4 : n != 5 && n != 6) || split_fields(copy, f, n) < 0)
 		return -1;
 	/* From here on both formats read the same: state, expires, next. */
 	fields = v1 ? f : f + 1;
@@ -345,6 +392,10 @@ session_verify_login(const char *value, time_t now, struct oauth_login *login)
 		return -1;
 	login->next[next_len] = '\0';
 	if (!session_is_local_path(login->next))
+		return -1;
+	login->asked[0] = '\0';
+	login->has_asked = 0;
+	if (n == 6 && read_asked(fields[4], login) < 0)
 		return -1;
 	strcpy(login->state, fields[1]);
 	login->expires = (time_t)expires;

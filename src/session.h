@@ -3,8 +3,9 @@
  * progress travels in a cookie; a logged-in browser's cookie carries only
  * a random session id, whose row (sessions.c) says whose it is.
  *
- *   __Host-baa_oauth    a login in progress: the OAuth state, its expiry
- *                       and the local path to return to. The PKCE verifier
+ *   __Host-baa_oauth    a login in progress: the OAuth state, its expiry,
+ *                       the local path to return to and, when it fits,
+ *                       the scopes it asked Spotify for. The PKCE verifier
  *                       is derived from the state with a server-side key,
  *                       so it never leaves baa.
  *   __Host-baa_session  a logged-in browser: the session id, the cookie's
@@ -29,6 +30,7 @@
 #define SESSION_ID_LEN 32		    /* random bytes of a session id */
 #define SESSION_KID_LEN B64URL_LEN(6)	    /* 8 */
 #define SESSION_NEXT_MAX 512
+#define SESSION_ASKED_MAX 1024 /* a login's scopes as text: SCOPES_TEXT_MAX */
 #define SESSION_COOKIE_MAX 1024
 #define SESSION_KEYS_MAX 8
 
@@ -42,6 +44,13 @@
 struct oauth_login {
 	char state[SESSION_STATE_LEN + 1];
 	char next[SESSION_NEXT_MAX + 1]; /* a local path, "/" by default */
+	/*
+	 * What the login asked Spotify for, for /callback to store. has_asked
+	 * 0: not known (a cookie signed before baa kept it, or one whose next
+	 * left it no room: the cookie carries it only when it fits).
+	 */
+	char asked[SESSION_ASKED_MAX + 1];
+	int has_asked;
 	time_t expires;
 	int key; /* the secret that signed it; its PKCE key goes with it */
 };

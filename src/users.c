@@ -48,19 +48,20 @@ static const struct db_statement login_update = {
 	"users_login_update",
 	"UPDATE users SET spotify_id = $2, account_id = coalesce($3, account_id),"
 	"  display_name = $4, token_expires_at = now() + make_interval(secs => $5::int),"
-	"  scope = $6, authorized_at = now(), needs_reauth_at = NULL, updated_at = now()"
+	"  scope = $6, scope_requested = $7, authorized_at = now(), needs_reauth_at = NULL,"
+	"  updated_at = now()"
 	" WHERE id = $1 RETURNING id",
-	6,
+	7,
 };
 
 /* The row first: its id is part of what the sealed tokens are bound to. */
 static const struct db_statement login_insert = {
 	"users_login_insert",
 	"INSERT INTO users (spotify_id, account_id, display_name, token_expires_at, scope,"
-	"                   authorized_at)"
-	" VALUES ($1, $2, $3, now() + make_interval(secs => $4::int), $5, now())"
+	"                   scope_requested, authorized_at)"
+	" VALUES ($1, $2, $3, now() + make_interval(secs => $4::int), $5, $6, now())"
 	" RETURNING id",
-	5,
+	6,
 };
 
 static const struct db_statement store_tokens = {
@@ -80,7 +81,7 @@ static const struct db_statement lock_batch = {
 #define EPOCH_OR_0(column) "coalesce(floor(extract(epoch FROM " column "))::bigint, 0)"
 
 /*
- * Columns 0-4 of both: what read_token takes in. clang-format would take
+ * Columns 0-5 of both: what read_token takes in. clang-format would take
  * EPOCH_OR_0 for a call, not the string literal it is, and scatter the SQL.
  */
 /* clang-format off */
@@ -88,7 +89,7 @@ static const struct db_statement token = {
 	"users_token",
 	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
 	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at") ","
-	"  coalesce(scope, '')"
+	"  coalesce(scope, ''), scope_requested"
 	" FROM users WHERE id = $1",
 	1,
 };
@@ -116,7 +117,7 @@ static const struct db_statement lock_token = {
 	"users_lock_token",
 	"SELECT coalesce(spotify_token, ''), " EPOCH_OR_0("token_expires_at") ","
 	"  " EPOCH_OR_0("authorized_at") ", " EPOCH_OR_0("needs_reauth_at") ","
-	"  coalesce(scope, ''), coalesce(refresh_token, '')"
+	"  coalesce(scope, ''), scope_requested, coalesce(refresh_token, '')"
 	" FROM users WHERE id = $1 FOR UPDATE",
 	1,
 };
@@ -330,16 +331,16 @@ find_identity_rows(struct db *db, const struct spotify_user *who,
 /* Inside the login's transaction: the row, found or made, holds the profile. */
 static enum users_status
 store_identity(struct db *db, const struct spotify_user *who,
-	       const struct spotify_tokens *tokens, long long *id,
+	       const struct spotify_tokens *tokens, const char *asked, long long *id,
 	       enum identity_match *match)
 {
 	char expires_in[24], user_text[24];
 	const char *account = who->account_id[0] ? who->account_id : NULL;
 	const char *name = who->display_name[0] ? who->display_name : NULL;
-	const char *update_params[6] = {user_text, who->id,    account,
-					name,	   expires_in, tokens->scope};
-	const char *insert_params[5] = {who->id, account, name, expires_in,
-					tokens->scope};
+	const char *update_params[7] = {user_text,  who->id,	   account, name,
+					expires_in, tokens->scope, asked};
+	const char *insert_params[6] = {who->id,    account,	   name,
+					expires_in, tokens->scope, asked};
 	struct identity_rows rows;
 	struct identity_plan plan;
 	PGresult *res;
@@ -391,10 +392,10 @@ store_login_tokens(struct db *db, long long id, const struct spotify_tokens *tok
 
 enum users_status
 users_store_login(struct db *db, const struct spotify_user *who,
-		  const struct spotify_tokens *tokens, long long *id,
+		  const struct spotify_tokens *tokens, const char *asked, long long *id,
 		  enum identity_match *match)
 {
-	if (store_identity(db, who, tokens, id, match) != USERS_OK ||
+	if (store_identity(db, who, tokens, asked, id, match) != USERS_OK ||
 	    store_login_tokens(db, *id, tokens) != USERS_OK)
 		return USERS_DB_ERROR;
 	return USERS_OK;
@@ -425,10 +426,12 @@ users_profile_read(const struct db *db, const PGresult *res, int first,
 	out->needs_reauth = strcmp(PQgetvalue(res, 0, first + 6), "t") == 0;
 	out->has_scope = strcmp(PQgetvalue(res, 0, first + 7), "t") == 0;
 	copy_value(res, first + 8, out->scope, sizeof(out->scope));
-	/* SPOTIFY_SCOPES grew since this grant: the user is asked to log in again,
-	 * and that login asks for the configured scopes. */
-	out->scope_short = scopes_text_lacks(out->has_scope ? out->scope : NULL,
-					     db->cfg->spotify_scopes);
+	/* SPOTIFY_SCOPES grew since this grant (and its login): the user is
+	 * asked to log in again, and that login asks for the configured scopes. */
+	out->scope_short = scopes_worth_asking(
+		out->has_scope ? out->scope : NULL,
+		PQgetisnull(res, 0, first + 9) ? NULL : PQgetvalue(res, 0, first + 9),
+		db->cfg->spotify_scopes);
 	describe_grant(out, db->cfg->grant_lifetime);
 }
 
@@ -472,9 +475,11 @@ read_token(struct db *db, const struct db_statement *st, long long id,
 		out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 		out->needs_reauth_at = (time_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 		copy_value(res, 4, out->scope, sizeof(out->scope));
+		out->has_scope_requested = !PQgetisnull(res, 0, 5);
+		copy_value(res, 5, out->scope_requested, sizeof(out->scope_requested));
 		out->refresh_token[0] = '\0';
-		if (PQnfields(res) > 5)
-			open_token(PQgetvalue(res, 0, 5), id, TOKENBOX_REFRESH,
+		if (PQnfields(res) > 6)
+			open_token(PQgetvalue(res, 0, 6), id, TOKENBOX_REFRESH,
 				   out->refresh_token, sizeof(out->refresh_token));
 		status = USERS_OK;
 	}

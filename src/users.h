@@ -31,8 +31,9 @@ struct user_profile {
 	/* users.scope: what Spotify's last token answer that said so granted. */
 	char scope[SPOTIFY_SCOPE_MAX + 1];
 	int has_scope; /* 0: NULL, never stored (a row baa did not write) */
-	/* The grant lacks a scope of SPOTIFY_SCOPES: worked out when the row
-	 * is read, not at every GET /me from the cache. */
+	/* The grant lacks a scope of SPOTIFY_SCOPES that the last login did not
+	 * ask for (users.scope_requested): worked out when the row is read,
+	 * not at every GET /me from the cache. */
 	int scope_short;
 };
 
@@ -43,6 +44,9 @@ struct user_token {
 	time_t authorized_at;		   /* 0 when unknown */
 	time_t needs_reauth_at;		   /* the first invalid_grant; 0 when none */
 	char scope[SPOTIFY_SCOPE_MAX + 1]; /* the stored grant, "" when none */
+	/* What the last login asked Spotify for; has_: not NULL (known). */
+	char scope_requested[SPOTIFY_SCOPE_MAX + 1];
+	int has_scope_requested;
 };
 
 enum users_status {
@@ -54,11 +58,13 @@ enum users_status {
 /*
  * Inside the login's transaction: finds the user's row by account_id (or
  * by spotify_id, see identity.h), inserts one for a new user, stores the
- * profile and tokens, restarts the grant (authorized_at) and clears
- * needs_reauth. *match says how the row was found.
+ * profile and tokens, what the login asked for (asked; NULL: not known),
+ * restarts the grant (authorized_at) and clears needs_reauth. *match says
+ * how the row was found.
  */
 enum users_status users_store_login(struct db *db, const struct spotify_user *who,
-				    const struct spotify_tokens *tokens, long long *id,
+				    const struct spotify_tokens *tokens,
+				    const char *asked, long long *id,
 				    enum identity_match *match);
 
 /*
@@ -71,7 +77,8 @@ enum users_status users_store_login(struct db *db, const struct spotify_user *wh
 	"                  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                      \
 	" coalesce(u.account_id, ''),"                                                   \
 	" coalesce(floor(extract(epoch FROM u.authorized_at))::bigint, 0),"              \
-	" u.needs_reauth_at IS NOT NULL, u.scope IS NOT NULL, coalesce(u.scope, '')"
+	" u.needs_reauth_at IS NOT NULL, u.scope IS NOT NULL, coalesce(u.scope, ''),"    \
+	" u.scope_requested"
 
 /* The profile from the first row of res, its columns starting at first. */
 void users_profile_read(const struct db *db, const PGresult *res, int first,

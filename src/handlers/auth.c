@@ -93,9 +93,11 @@ add_granted(const struct request *req, const struct scopes *allowed, int switchi
 /*
  * What this login asks Spotify for, into out: SPOTIFY_SCOPES (so a grant
  * from before SPOTIFY_SCOPES grew gets the new ones), the session user's
- * grant, and ?scope= (each in SPOTIFY_SCOPES_ALLOWED, else 400). Nothing
- * of it is stored or carried to /callback: what is stored there is what
- * Spotify's token answer says it granted. -1 with the answer written.
+ * grant, and ?scope= (each in SPOTIFY_SCOPES_ALLOWED, else 400). The
+ * login cookie carries it to /callback, which stores it beside what
+ * Spotify's token answer says it granted (users.scope_requested), so that
+ * a scope Spotify drops at every login is not asked for again and again.
+ * -1 with the answer written.
  */
 static int
 login_scopes(const struct request *req, const struct params *query, int switching,
@@ -156,16 +158,21 @@ auth_login(const struct request *req, struct response *res)
 	if (login_switching(&query, &switching, res) < 0 ||
 	    login_scopes(req, &query, switching, scopes, sizeof(scopes), res) < 0)
 		return;
-	if (session_new_login(&login, next, time(NULL), LOGIN_TTL) < 0 ||
-	    session_pkce(&login, verifier, challenge) < 0 ||
+	if (session_new_login(&login, next, time(NULL), LOGIN_TTL) < 0)
+		goto failed;
+	/* For /callback to store: what this login asked for (login_scopes). */
+	snprintf(login.asked, sizeof(login.asked), "%s", scopes);
+	login.has_asked = 1;
+	if (session_pkce(&login, verifier, challenge) < 0 ||
 	    spotify_authorize_url(login.state, challenge, scopes, switching, url,
 				  sizeof(url)) < 0 ||
-	    session_sign_login(&login, cookie, sizeof(cookie)) < 0) {
-		response_error(res, 500, "could not start the login");
-		return;
-	}
+	    session_sign_login(&login, cookie, sizeof(cookie)) < 0)
+		goto failed;
 	response_cookie(res, OAUTH_COOKIE, cookie, LOGIN_TTL);
 	response_redirect(res, url);
+	return;
+failed:
+	response_error(res, 500, "could not start the login");
 }
 
 static int
@@ -371,7 +378,8 @@ auth_callback(const struct request *req, struct response *res)
 		goto out;
 	}
 	client_of(req, &client);
-	if (login_store(req->db, &who, &tokens, &client, &done) < 0) {
+	if (login_store(req->db, &who, &tokens, login.has_asked ? login.asked : NULL,
+			&client, &done) < 0) {
 		response_database_unavailable(res);
 		callback_failed(req, res, "unavailable");
 		goto out;

@@ -60,10 +60,13 @@ token_body(const struct request *req, struct response *res, const char *access_t
 	response_member_raw(res, "expires_in", expires_in);
 	response_member_string(res, "reauth_due_at", due_at, 1);
 	/* SPOTIFY_SCOPES grew since this grant: the next login asks for the rest. */
-	response_member_bool(
-		res, "reauth_recommended",
-		token_reauth_recommended(req->cfg, due, 0) ||
-			scopes_text_lacks(row->scope, req->cfg->spotify_scopes));
+	response_member_bool(res, "reauth_recommended",
+			     token_reauth_recommended(req->cfg, due, 0) ||
+				     scopes_worth_asking(row->scope,
+							 row->has_scope_requested
+								 ? row->scope_requested
+								 : NULL,
+							 req->cfg->spotify_scopes));
 	response_object_end(res);
 }
 

@@ -92,17 +92,26 @@ sign_session(int i, const struct session_cookie *s, char *out, size_t size)
 	return sign(secrets[i].session, SESSION_PURPOSE, fields, out, size);
 }
 
-/* The login cookie as the target signs it under secret i, v1 or v2. */
+/*
+ * The login cookie as the target signs it under secret i, v1 or v2: a v2
+ * with what the login asked for when it has it (v1 never carried it).
+ */
 static int
 sign_login(int i, int v1, const struct oauth_login *login, char *out, size_t size)
 {
 	char next[B64URL_LEN(SESSION_NEXT_MAX) + 1], fields[SESSION_COOKIE_MAX + 1];
+	char asked[B64URL_LEN(SESSION_ASKED_MAX) + 2] = "";
 	int n;
 
 	b64url_encode((const unsigned char *)login->next, strlen(login->next), next);
-	n = snprintf(fields, sizeof(fields), "%s%s%s%s.%lld.%s", v1 ? "v1." : "v2.",
+	if (!v1 && login->has_asked) {
+		asked[0] = '.';
+		b64url_encode((const unsigned char *)login->asked, strlen(login->asked),
+			      asked + 1);
+	}
+	n = snprintf(fields, sizeof(fields), "%s%s%s%s.%lld.%s%s", v1 ? "v1." : "v2.",
 		     v1 ? "" : secrets[i].kid, v1 ? "" : ".", login->state,
-		     (long long)login->expires, next);
+		     (long long)login->expires, next, asked);
 	if (n < 0 || (size_t)n >= sizeof(fields))
 		return -1;
 	return sign(secrets[i].oauth, OAUTH_PURPOSE, fields, out, size);
@@ -223,6 +232,10 @@ verify_login(const char *value, int signer)
 	FUZZ_ASSERT(back.key == 0 && back.expires == login.expires);
 	FUZZ_ASSERT(strcmp(back.state, login.state) == 0 &&
 		    strcmp(back.next, login.next) == 0);
+	/* What the login asked for: only v2 carries it, and it fit before. */
+	FUZZ_ASSERT(!v1 || !login.has_asked);
+	FUZZ_ASSERT(back.has_asked == login.has_asked &&
+		    strcmp(back.asked, login.asked) == 0);
 }
 
 static void *

@@ -225,6 +225,7 @@ class SchemaTest(BaaTestCase):
         "authorized_at": "timestamp with time zone",
         "account_id": "text",
         "needs_reauth_at": "timestamp with time zone",
+        "scope_requested": "text",
     }
 
     def setUp(self):
@@ -269,6 +270,8 @@ class SchemaTest(BaaTestCase):
     def test_account_id_is_unique_and_may_be_null(self):
         self.assertEqual(self.columns()["account_id"][1], "YES")
         self.assertEqual(self.columns()["needs_reauth_at"][1], "YES")
+        # NULL: the last login is from before baa kept what it asked for
+        self.assertEqual(self.columns()["scope_requested"][1], "YES")
         self.insert_user(self.db, "a1")
         self.insert_user(self.db, "a2")  # two rows without account_id
         self.pg.psql("UPDATE users SET account_id = 'acct-1' WHERE spotify_id = 'a1'", db=self.db)

@@ -16,7 +16,8 @@ from harness import (DEFAULT_SCOPES, LEGACY_OAUTH_COOKIE, OAUTH_COOKIE, SESSION_
 
 STATE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 # v2.<kid>.<state>.<expires>.<b64url(next)>.<mac> and v2.<kid>.<session id>.<expires>.<mac>
-OAUTH_VALUE_RE = re.compile(r"^v2\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}\.\d+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{43}$")
+OAUTH_VALUE_RE = re.compile(r"^v2\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}\.\d+\.[A-Za-z0-9_-]*"
+                            r"(\.[A-Za-z0-9_-]*)?\.[A-Za-z0-9_-]{43}$")
 SESSION_VALUE_RE = re.compile(r"^v2\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}\.\d+\.[A-Za-z0-9_-]{43}$")
 ISO_Z_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SESSION_TTL = 7200
@@ -61,6 +62,7 @@ class LoginFlowTest(SpotifyTestCase):
         self.assertEqual(fields["kid"], self.signer.kid)
         self.assertEqual(fields["state"], p["state"])
         self.assertEqual(fields["next"], "/")
+        self.assertEqual(fields["asked"], "")  # no SPOTIFY_SCOPES: nothing asked for
         self.assertTrue(t0 + 590 <= fields["expires"] <= int(time.time()) + 610, fields)
 
         # the fake redirected back with a code; /callback: 302 to "/"
@@ -407,7 +409,8 @@ class CallbackStateTest(SpotifyTestCase):
     def test_python_signer_matches_baa(self):
         b, cookie, code, state = self.begin()
         f = CookieSigner.parse_oauth(cookie)
-        self.assertEqual(self.signer.sign_oauth(f["state"], f["expires"], f["next"]), cookie)
+        self.assertEqual(self.signer.sign_oauth(f["state"], f["expires"], f["next"], f["asked"]),
+                         cookie)
         # the PKCE verifier is derived from the state: its challenge went to Spotify
         challenge = self.fake.requests("authorize")[-1]["query"]["code_challenge"]
         self.assertEqual(s256(self.signer.pkce_verifier(f["state"])), challenge)
@@ -433,6 +436,8 @@ class CallbackStateTest(SpotifyTestCase):
     def test_login_cookie_resigned_here_unexpired_logs_in(self):
         # The same state, signed by this test, not expired: baa accepts it,
         # so the table's "expired" 400 is for the expiry, not the signature.
+        # Without what the login asked for, as logins signed before it was
+        # carried: still read.
         b, cookie, code, state = self.begin()
         f = CookieSigner.parse_oauth(cookie)
         fresh = self.signer.sign_oauth(f["state"], int(time.time()) + 120, f["next"])

@@ -7,7 +7,8 @@ SPOTIFY_SCOPES_ALLOWED; /login?switch=1 asks Spotify to show its dialog.
 before any refresh when the stored grant lacks one; /me shows the grant.
 What is stored is what Spotify's token answer granted, not what was
 asked. A grown SPOTIFY_SCOPES makes reauth_recommended true, and the
-next login asks for what is missing.
+next login asks for what is missing; a scope that the last login asked
+for and Spotify dropped all the same does not.
 """
 
 import urllib.parse
@@ -221,6 +222,30 @@ class GrownScopesTest(ScopesTestCase):
         self.finish(b2, resp)
         self.assertEqual(self.user()["scope"], "user-read-email streaming")
         self.assertIs(self.me(b2)["reauth_recommended"], False)
+
+    def test_a_scope_spotify_keeps_dropping_is_not_asked_for_again(self):
+        """Each login asks for SPOTIFY_SCOPES; when Spotify drops one at
+        every consent, asking again would bring nothing: only a configured
+        scope that the last login did not ask for is worth a login."""
+        everything = ASKED + " streaming"
+        _, nginx2 = self.start_stack(self.login_env(SPOTIFY_SCOPES=everything))
+        self.fake.grant_fewer("streaming")
+        b2 = self.log_in(nginx=nginx2)
+        row = self.user()
+        self.assertEqual(row["scope"], ASKED)
+        self.assertEqual(row["scope_requested"], everything)
+        self.assertIs(self.me(b2)["reauth_recommended"], False)
+        self.assertIs(self.token(b2, "").json()["reauth_recommended"], False)
+        # SPOTIFY_SCOPES grows beyond what that login asked for
+        _, nginx3 = self.start_stack(self.login_env(
+            SPOTIFY_SCOPES=everything + " playlist-read-private"))
+        b3 = self.browser(nginx3)
+        b3.jar = dict(b2.jar)
+        self.assertIs(self.me(b3)["reauth_recommended"], True)
+        self.assertIs(self.token(b3, "").json()["reauth_recommended"], True)
+        # A row whose last login is not known (from before baa kept it): as before.
+        self.pg.psql("UPDATE users SET scope_requested = NULL", db=self.db)
+        self.assertIs(self.me(b2)["reauth_recommended"], True)
 
     def test_scopes_asked_for_must_be_allowed_at_start(self):
         env = self.login_env(SPOTIFY_SCOPES="user-read-email user-top-read")

@@ -311,7 +311,7 @@ identity_rows_of(const struct spotify_user *who)
 
 enum users_status
 users_store_login(struct db *db, const struct spotify_user *who,
-		  const struct spotify_tokens *tokens, long long *id,
+		  const struct spotify_tokens *tokens, const char *asked, long long *id,
 		  enum identity_match *match)
 {
 	struct identity_rows rows = identity_rows_of(who);
@@ -334,6 +334,9 @@ users_store_login(struct db *db, const struct spotify_user *who,
 		snprintf(u->account_id, sizeof(u->account_id), "%s", who->account_id);
 	snprintf(u->display_name, sizeof(u->display_name), "%s", who->display_name);
 	take_tokens(u, tokens, 1);
+	u->has_scope_requested = asked != NULL;
+	snprintf(u->scope_requested, sizeof(u->scope_requested), "%s",
+		 asked ? asked : "");
 	u->authorized_at = time(NULL);
 	*id = u->id;
 	*match = plan.match;
@@ -358,6 +361,8 @@ read_token(struct db *db, const char *call, long long id, struct user_token *out
 	out->authorized_at = u->authorized_at;
 	out->needs_reauth_at = u->needs_reauth_at;
 	strcpy(out->scope, u->scope);
+	strcpy(out->scope_requested, u->scope_requested);
+	out->has_scope_requested = u->has_scope_requested;
 	return USERS_OK;
 }
 
@@ -406,8 +411,9 @@ profile_of(const struct db *db, const struct fake_user *u, struct user_profile *
 	profile->needs_reauth = u->needs_reauth_at != 0;
 	profile->has_scope = 1;
 	strcpy(profile->scope, u->scope);
-	profile->scope_short =
-		scopes_text_lacks(u->scope, db->cfg ? db->cfg->spotify_scopes : NULL);
+	profile->scope_short = scopes_worth_asking(
+		u->scope, u->has_scope_requested ? u->scope_requested : NULL,
+		db->cfg ? db->cfg->spotify_scopes : NULL);
 }
 
 enum users_status

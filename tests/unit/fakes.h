@@ -74,6 +74,9 @@ struct fake_user {
 	char access_token[SPOTIFY_TOKEN_MAX + 1];  /* "" when none */
 	char refresh_token[SPOTIFY_TOKEN_MAX + 1]; /* "" when none */
 	char scope[SPOTIFY_SCOPE_MAX + 1];	   /* a login's, as users.c keeps it */
+	/* What the last login asked Spotify for; has_: not NULL. */
+	char scope_requested[SPOTIFY_SCOPE_MAX + 1];
+	int has_scope_requested;
 	time_t expires_at, authorized_at, needs_reauth_at;
 	long long generation; /* of first-format cookies */
 };

@@ -87,6 +87,36 @@ assert_refused_at_the_door(void)
 	assert_int_equal(fake_spotify.exchanges + fake_spotify.mes, 0);
 }
 
+/* What the login asked Spotify for is stored beside what Spotify granted. */
+static void
+test_callback_stores_what_the_login_asked_for(void **state)
+{
+	char value[SESSION_COOKIE_MAX + 1];
+
+	snprintf(login.asked, sizeof(login.asked), "user-read-email streaming");
+	login.has_asked = 1;
+	assert_int_equal(session_sign_login(&login, value, sizeof(value)), 0);
+	fake_cookie(cookie_header, sizeof(cookie_header), OAUTH_COOKIE, value);
+	snprintf(fake_spotify.tokens.scope, sizeof(fake_spotify.tokens.scope),
+		 "user-read-email");
+	callback(good_query());
+	assert_int_equal(res.status, 302);
+	assert_int_equal(fake_store.data.nusers, 1);
+	assert_string_equal(fake_store.data.users[0].scope, "user-read-email");
+	assert_true(fake_store.data.users[0].has_scope_requested);
+	assert_string_equal(fake_store.data.users[0].scope_requested,
+			    "user-read-email streaming");
+}
+
+/* A login cookie signed before baa kept what was asked: NULL, not "". */
+static void
+test_callback_of_a_login_that_says_nothing_of_its_scopes_stores_null(void **state)
+{
+	callback(good_query());
+	assert_int_equal(res.status, 302);
+	assert_false(fake_store.data.users[0].has_scope_requested);
+}
+
 /* -- refused before anything is spent -------------------------------------- */
 
 static void
@@ -591,6 +621,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_callback_stores_what_the_login_asked_for),
+		T(test_callback_of_a_login_that_says_nothing_of_its_scopes_stores_null),
 		T(test_callback_rejects_malformed_query),
 		T(test_callback_clears_the_login_when_the_user_declines_at_spotify),
 		T(test_callback_answers_400_to_another_error_from_spotify),

@@ -150,6 +150,48 @@ test_me_shows_the_grant_and_recommends_a_login_when_it_is_short(void **state)
 	assert_non_null(strstr(res.body, "\"reauth_recommended\":true"));
 }
 
+/* The login cookie says what this login asked for, for /callback to store. */
+static void
+test_login_cookie_carries_what_the_login_asked_for(void **state)
+{
+	char cookie[SESSION_COOKIE_MAX + 1];
+	struct oauth_login login;
+
+	get(auth_login, "/login", "scope=playlist-read-private", 1);
+	assert_non_null(fake_set_cookie(&res, OAUTH_COOKIE, cookie, sizeof(cookie)));
+	assert_int_equal(session_verify_login(cookie, time(NULL), &login), 0);
+	assert_true(login.has_asked);
+	assert_string_equal(login.asked,
+			    "user-read-email streaming playlist-read-private");
+}
+
+/*
+ * Spotify dropped playlist-read-private at the last login, which asked for
+ * it: another login would bring nothing. A scope configured since, never
+ * asked for, is worth one.
+ */
+static void
+test_me_recommends_no_login_for_a_scope_the_last_one_asked_for(void **state)
+{
+	struct fake_user *u = fake_store_user(user);
+
+	snprintf(u->scope, sizeof(u->scope), "user-read-email");
+	snprintf(u->scope_requested, sizeof(u->scope_requested),
+		 "user-read-email playlist-read-private");
+	u->has_scope_requested = 1;
+	fake_cfg.spotify_scopes = "user-read-email playlist-read-private";
+	get(me_profile, "/me", "", 1);
+	assert_non_null(strstr(res.body, "\"reauth_recommended\":false"));
+	get(me_token, "/me/token", "", 1);
+	assert_non_null(strstr(res.body, "\"reauth_recommended\":false"));
+
+	fake_cfg.spotify_scopes = "user-read-email playlist-read-private streaming";
+	get(me_profile, "/me", "", 1);
+	assert_non_null(strstr(res.body, "\"reauth_recommended\":true"));
+	get(me_token, "/me/token", "", 1);
+	assert_non_null(strstr(res.body, "\"reauth_recommended\":true"));
+}
+
 #define T(name) cmocka_unit_test_setup(name, setup)
 
 int
@@ -162,6 +204,8 @@ main(void)
 		T(test_login_switch_asks_for_the_dialog_without_the_grant),
 		T(test_login_answers_503_when_the_session_cannot_be_checked),
 		T(test_me_shows_the_grant_and_recommends_a_login_when_it_is_short),
+		T(test_login_cookie_carries_what_the_login_asked_for),
+		T(test_me_recommends_no_login_for_a_scope_the_last_one_asked_for),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,18 +118,29 @@ test_missing_is_what_is_wanted_and_not_held(void **state)
 	assert_int_equal(c.count, 0);
 }
 
-/* SPOTIFY_SCOPES grew since the grant: the user should log in again. */
+/*
+ * SPOTIFY_SCOPES grew since the grant: the user should log in again, unless
+ * the last login asked for every scope the grant lacks (Spotify dropped
+ * it, and would again). asked NULL: not known, so only the grant counts.
+ */
 static void
-test_a_grant_lacks_a_scope_only_when_one_is_wanted(void **state)
+test_a_login_is_worth_asking_only_for_a_scope_not_asked_for(void **state)
 {
-	assert_false(scopes_text_lacks("a b", "b a"));
-	assert_true(scopes_text_lacks("a", "a b"));
-	assert_true(scopes_text_lacks(NULL, "a"));
-	assert_true(scopes_text_lacks("", "a"));
-	assert_true(scopes_text_lacks("NOT PARSED", "a"));
-	assert_false(scopes_text_lacks(NULL, NULL));
-	assert_false(scopes_text_lacks("", ""));
-	assert_false(scopes_text_lacks(NULL, ""));
+	assert_false(scopes_worth_asking("a b", NULL, "b a"));
+	assert_true(scopes_worth_asking("a", NULL, "a b"));
+	assert_true(scopes_worth_asking(NULL, NULL, "a"));
+	assert_true(scopes_worth_asking("", NULL, "a"));
+	assert_true(scopes_worth_asking("NOT PARSED", NULL, "a"));
+	assert_false(scopes_worth_asking(NULL, NULL, NULL));
+	assert_false(scopes_worth_asking("", NULL, ""));
+	assert_false(scopes_worth_asking(NULL, NULL, ""));
+	/* b was asked for and dropped: asking again brings nothing */
+	assert_false(scopes_worth_asking("a", "a b", "a b"));
+	assert_false(scopes_worth_asking("", "a b", "b"));
+	/* c was never asked for */
+	assert_true(scopes_worth_asking("a", "a b", "a b c"));
+	assert_true(scopes_worth_asking("a", "", "a b"));
+	assert_true(scopes_worth_asking("a", "NOT PARSED", "a b"));
 }
 
 static void
@@ -154,7 +165,8 @@ main(void)
 		cmocka_unit_test(test_union_adds_what_is_new_after_what_was_there),
 		cmocka_unit_test(test_union_past_the_bound_changes_nothing),
 		cmocka_unit_test(test_missing_is_what_is_wanted_and_not_held),
-		cmocka_unit_test(test_a_grant_lacks_a_scope_only_when_one_is_wanted),
+		cmocka_unit_test(
+			test_a_login_is_worth_asking_only_for_a_scope_not_asked_for),
 		cmocka_unit_test(test_format_refuses_what_does_not_fit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -242,6 +242,69 @@ test_login_cookie_has_the_documented_form(void **state)
 	assert_string_equal(cookie, by_hand);
 }
 
+/*
+ * What the login asked Spotify for rides along (base64url, after next), so
+ * that /callback can store it; a cookie without it, as every login signed
+ * before, says nothing of it.
+ */
+static void
+test_login_cookie_carries_what_the_login_asked_for(void **state)
+{
+	struct oauth_login login, back;
+	char cookie[SESSION_COOKIE_MAX + 1], by_hand[SESSION_COOKIE_MAX + 1];
+	char fields[256], kid[SESSION_KID_LEN + 1];
+
+	assert_int_equal(session_new_login(&login, "/me", NOW, 600), 0);
+	assert_false(login.has_asked);
+	snprintf(login.asked, sizeof(login.asked), "a-b c");
+	login.has_asked = 1;
+	assert_int_equal(session_sign_login(&login, cookie, sizeof(cookie)), 0);
+	kid_of(secret, kid);
+	/* "a-b c" is "YS1iIGM" in base64url */
+	snprintf(fields, sizeof(fields), "v2.%s.%s.%d.L21l.YS1iIGM", kid, login.state,
+		 NOW + 600);
+	sign_login_fields(secret, fields, by_hand, sizeof(by_hand));
+	assert_string_equal(cookie, by_hand);
+	assert_int_equal(session_verify_login(cookie, NOW + 1, &back), 0);
+	assert_true(back.has_asked);
+	assert_string_equal(back.asked, "a-b c");
+	assert_string_equal(back.next, "/me");
+
+	/* Nothing asked for is something known too. */
+	login.asked[0] = '\0';
+	assert_int_equal(session_sign_login(&login, cookie, sizeof(cookie)), 0);
+	assert_int_equal(session_verify_login(cookie, NOW + 1, &back), 0);
+	assert_true(back.has_asked);
+	assert_string_equal(back.asked, "");
+
+	/* The form of every login signed before: not known. */
+	snprintf(fields, sizeof(fields), "v2.%s.%s.%d.L21l", kid, login.state, NOW + 600);
+	sign_login_fields(secret, fields, by_hand, sizeof(by_hand));
+	assert_int_equal(session_verify_login(by_hand, NOW + 1, &back), 0);
+	assert_false(back.has_asked);
+	assert_string_equal(back.asked, "");
+}
+
+/* A login with a long next and many scopes still fits: without the scopes. */
+static void
+test_login_cookie_leaves_out_what_was_asked_for_when_it_would_not_fit(void **state)
+{
+	struct oauth_login login, back;
+	char cookie[SESSION_COOKIE_MAX + 1], next[SESSION_NEXT_MAX + 1];
+
+	memset(next, 'n', sizeof(next) - 1);
+	next[0] = '/';
+	next[sizeof(next) - 1] = '\0';
+	assert_int_equal(session_new_login(&login, next, NOW, 600), 0);
+	memset(login.asked, 'a', sizeof(login.asked) - 1);
+	login.asked[sizeof(login.asked) - 1] = '\0';
+	login.has_asked = 1;
+	assert_int_equal(session_sign_login(&login, cookie, sizeof(cookie)), 0);
+	assert_int_equal(session_verify_login(cookie, NOW + 1, &back), 0);
+	assert_string_equal(back.next, next);
+	assert_false(back.has_asked);
+}
+
 static void
 test_two_logins_get_different_states(void **state)
 {
@@ -747,6 +810,8 @@ main(void)
 		TEST(test_pkce_of_a_login_signed_by_the_second_secret_uses_that_secrets_key),
 		TEST(test_login_cookie_round_trips_state_and_next),
 		TEST(test_login_cookie_has_the_documented_form),
+		TEST(test_login_cookie_carries_what_the_login_asked_for),
+		TEST(test_login_cookie_leaves_out_what_was_asked_for_when_it_would_not_fit),
 		TEST(test_two_logins_get_different_states),
 		TEST(test_expired_login_cookie_is_refused),
 		TEST(test_session_cookie_round_trips_its_id_and_expiry),

@@ -47,7 +47,8 @@ class CookieSigner:
     """Makes and reads baa's signed cookies, from the documented format
     (README, "Sessions and cookies"):
 
-    __Host-baa_oauth:   v2.<kid>.<state>.<expires>.<b64url(next)>.<mac>
+    __Host-baa_oauth:   v2.<kid>.<state>.<expires>.<b64url(next)>[.<b64url(asked)>].<mac>
+      (asked: the scopes the login asked Spotify for, when they fit)
     __Host-baa_session: v2.<kid>.<b64url(session id, 32 bytes)>.<expires>.<mac>
     mac = b64url(HMAC-SHA256(K, b"<purpose>|" + everything before the last "."))
       purpose "baa_oauth" or "baa_session" (the cookies' first names)
@@ -78,9 +79,13 @@ class CookieSigner:
     def session_mac(self, body):
         return self._mac(self.session_key, "baa_session", body)
 
-    def sign_oauth(self, state, expires, next_path="/"):
+    def sign_oauth(self, state, expires, next_path="/", asked=None):
+        """asked None: a cookie without the field (as every login signed
+        before baa carried it)."""
         body = "v2.%s.%s.%d.%s" % (self.kid, state, int(expires),
                                    b64url(next_path.encode("utf-8")))
+        if asked is not None:
+            body += "." + b64url(asked.encode("utf-8"))
         return body + "." + self.oauth_mac(body)
 
     def sign_legacy_oauth(self, state, expires, next_path="/"):
@@ -103,12 +108,18 @@ class CookieSigner:
 
     @staticmethod
     def parse_oauth(value):
-        """-> dict(kid, state, expires, next, mac) (no verification)."""
-        version, kid, state, expires, nxt, mac = value.split(".")
+        """-> dict(kid, state, expires, next, asked (None: absent), mac)
+        (no verification)."""
+        fields = value.split(".")
+        if len(fields) == 6:
+            fields.insert(5, None)
+        version, kid, state, expires, nxt, asked, mac = fields
         if version != "v2":
             raise ValueError("not a v2 cookie: %r" % value)
         return {"kid": kid, "state": state, "expires": int(expires),
-                "next": b64url_decode(nxt).decode("utf-8"), "mac": mac}
+                "next": b64url_decode(nxt).decode("utf-8"),
+                "asked": None if asked is None else b64url_decode(asked).decode("utf-8"),
+                "mac": mac}
 
     @staticmethod
     def parse_session(value):
