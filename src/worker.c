@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "db.h"
 #include "fcgi_conn.h"
+#include "handlers/handlers.h"
 #include "housekeeping.h"
 #include "listener.h"
 #include "log.h"
@@ -91,6 +92,10 @@ install_signals(void)
  * connection is taken as soon as the worker is free.
  */
 #define CONNECTIONS_MAX 256
+#define EVENTS_MAX 64
+
+/* The peer's end came with this wake-up (or the connection failed). */
+#define HUNG_UP (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
 struct connection {
 	struct fcgi_conn fcgi;	  /* fcgi_conn_fd < 0: a free slot */
@@ -274,14 +279,13 @@ wait_for_rest(struct worker *w, struct connection *c, long long now_ms)
 }
 
 /*
- * Serves the request waiting on c once all of it has arrived; libfcgi's
- * blocking reads then find it in the socket's buffer. A connection the
- * peer closed (hung_up: its end came with this wake-up), or that the web
- * server did not ask to keep, is closed; a kept one goes (back) into the
- * epoll set.
+ * The request waiting on c, once all of it has arrived (libfcgi's blocking
+ * reads then find it in the socket's buffer): its parameters, or NULL
+ * when there is none to serve yet, or c was closed. A connection the peer
+ * closed (hung_up: its end came with this wake-up) will get no more.
  */
-static void
-serve_connection(struct worker *w, struct connection *c, int hung_up)
+static char **
+take_request(struct worker *w, struct connection *c, int hung_up)
 {
 	char **params;
 
@@ -291,13 +295,13 @@ serve_connection(struct worker *w, struct connection *c, int hung_up)
 			close_connection(w, c);
 		else
 			wait_for_rest(w, c, clock_now_ms());
-		return;
+		return NULL;
 	case FCGI_CONN_TOO_LARGE:
 		log_event(LOG_WARN, "request_too_large",
 			  LOG_INT("limit_bytes", FCGI_CONN_REQUEST_MAX));
 		close_connection(w, c);
-		return;
-	case FCGI_CONN_CLOSED: close_connection(w, c); return;
+		return NULL;
+	case FCGI_CONN_CLOSED: close_connection(w, c); return NULL;
 	case FCGI_CONN_WHOLE: break;
 	}
 	stop_arrival_clock(w, c);
@@ -308,14 +312,99 @@ serve_connection(struct worker *w, struct connection *c, int hung_up)
 			close_connection(w, c);
 		else
 			forget_connection(w, c);
-		return;
 	}
+	return params;
+}
+
+/*
+ * Answers the request taken from c. A connection the peer closed, or that
+ * the web server did not ask to keep, is closed; a kept one goes (back)
+ * into the epoll set.
+ */
+static void
+answer(struct worker *w, struct connection *c, char **params, int hung_up)
+{
 	serve_one(&c->fcgi, params, c->internal, &w->db, w->cfg);
 	c->used = ++w->served;
 	if (fcgi_conn_fd(&c->fcgi) < 0)
 		forget_connection(w, c);
 	else if (hung_up || watch_connection(w, c) < 0)
 		close_connection(w, c);
+}
+
+static void
+serve_connection(struct worker *w, struct connection *c, int hung_up)
+{
+	char **params = take_request(w, c, hung_up);
+
+	if (params)
+		answer(w, c, params, hung_up);
+}
+
+/* A request taken in this wake-up, waiting for its turn. */
+struct taken {
+	struct connection *conn;
+	char **params;
+	int hung_up;
+};
+
+/*
+ * The sessions that the wake-up's requests are about to check, looked up
+ * in one round trip to PostgreSQL (sessions_prefetch) rather than one
+ * each: what a cache miss costs, and with BAA_PROFILE_CACHE=off every
+ * request, is then shared by all the requests that came together. Each
+ * request still reads its own answer, fresh from this wake-up.
+ */
+static void
+prefetch_sessions(struct worker *w, const struct taken *taken, int n)
+{
+	static unsigned char hashes[SESSIONS_PREFETCH_MAX][32];
+	int nhashes = 0;
+
+	for (int i = 0; i < n && nhashes < SESSIONS_PREFETCH_MAX; i++) {
+		const struct route *route;
+		struct request req;
+
+		if (request_parse(taken[i].params, &req) != REQUEST_OK)
+			continue;
+		req.internal = taken[i].conn->internal;
+		route = router_match(app_routes, app_route_count, &req, NULL);
+		if (route && route->session &&
+		    current_session_hash(&req, hashes[nhashes]) == 0)
+			nhashes++;
+	}
+	if (nhashes > 1)
+		sessions_prefetch(&w->db, (const unsigned char(*)[32])hashes, nhashes);
+}
+
+/*
+ * Serves the requests of the kept connections this wake-up reported:
+ * takes every whole one first, so that their sessions are looked up
+ * together, then answers them in turn.
+ */
+static void
+serve_ready(struct worker *w, const struct epoll_event *events, int n)
+{
+	static struct taken taken[EVENTS_MAX];
+	int ntaken = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct connection *c = events[i].data.ptr;
+		int hung_up = (events[i].events & HUNG_UP) != 0;
+		char **params;
+
+		if (c == (void *)&w->db || c == (void *)&w->public_listener ||
+		    c == (void *)&w->internal_listener)
+			continue;
+		params = take_request(w, c, hung_up);
+		if (params)
+			taken[ntaken++] = (struct taken){c, params, hung_up};
+	}
+	if (ntaken > 1)
+		prefetch_sessions(w, taken, ntaken);
+	for (int i = 0; i < ntaken; i++)
+		answer(w, taken[i].conn, taken[i].params, taken[i].hung_up);
+	sessions_prefetch_end();
 }
 
 /*
@@ -415,11 +504,6 @@ accept_connections(struct worker *w, const struct listening *l)
 		serve_connection(w, c, 0);
 	}
 }
-
-#define EVENTS_MAX 64
-
-/* The peer's end came with this wake-up (or the connection failed). */
-#define HUNG_UP (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
 /*
  * PostgreSQL notifies changed users (the profile cache must forget them)
@@ -565,16 +649,10 @@ run_loop(struct worker *w)
 			if (events[i].data.ptr == &w->db)
 				take_notifications(w);
 		for (int i = 0; i < n; i++) {
-			void *p = events[i].data.ptr;
-			int hung_up = (events[i].events & HUNG_UP) != 0;
-
-			if (p == &w->public_listener)
-				public_ready = 1;
-			else if (p == &w->internal_listener)
-				internal_ready = 1;
-			else if (p != &w->db)
-				serve_connection(w, p, hung_up);
+			public_ready |= events[i].data.ptr == &w->public_listener;
+			internal_ready |= events[i].data.ptr == &w->internal_listener;
 		}
+		serve_ready(w, events, n);
 		/* After the kept connections: taking a slot may close one. */
 		if (public_ready && drain_until < 0)
 			accept_connections(w, &w->public_listener);

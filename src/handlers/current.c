@@ -93,6 +93,27 @@ adopt_legacy(const struct request *req, const char *value, struct current *cur)
 	return CURRENT_OK;
 }
 
+/* A current-format cookie's value, verified, and the key of its row. */
+static int
+verify_cookie(const char *value, struct session_cookie *cookie, unsigned char hash[32])
+{
+	return session_verify(value, time(NULL), cookie) < 0 ||
+			       session_id_hash(cookie, hash) < 0
+		       ? -1
+		       : 0;
+}
+
+int
+current_session_hash(const struct request *req, unsigned char hash[32])
+{
+	char value[SESSION_COOKIE_MAX + 1];
+	struct session_cookie cookie;
+
+	if (current_cookie(req, SESSION_COOKIE, value, sizeof(value)) != COOKIE_FOUND)
+		return -1;
+	return verify_cookie(value, &cookie, hash);
+}
+
 enum current_status
 current_find(const struct request *req, struct current *cur, int want_profile)
 {
@@ -114,8 +135,7 @@ current_find(const struct request *req, struct current *cur, int want_profile)
 	case COOKIE_DUPLICATE: return CURRENT_DUPLICATE;
 	case COOKIE_INVALID: return CURRENT_NONE;
 	}
-	if (!cur->legacy && (session_verify(value, time(NULL), &cur->cookie) < 0 ||
-			     session_id_hash(&cur->cookie, cur->hash) < 0))
+	if (!cur->legacy && verify_cookie(value, &cur->cookie, cur->hash) < 0)
 		return CURRENT_NONE;
 	switch (sessions_check(req->db, cur->hash, &cur->session,
 			       want_profile ? &cur->profile : NULL)) {

@@ -128,6 +128,13 @@ enum cookie_found current_cookie(const struct request *req, const char *name, ch
 				 size_t size);
 
 /* The request's session, its profile too when want_profile. */
+/*
+ * The key of the request's session cookie (the current format, sent once,
+ * its signature good): 0, or -1 when there is none such. For the worker,
+ * which looks up its wake-up's sessions together (sessions_prefetch).
+ */
+int current_session_hash(const struct request *req, unsigned char hash[32]);
+
 enum current_status current_find(const struct request *req, struct current *cur,
 				 int want_profile);
 
