@@ -166,7 +166,7 @@ static int
 db_reconnect(struct db *db)
 {
 	char err[512];
-	int first = db->conn == NULL && db->reconnects == 0;
+	int first = db->epoch == 0; /* never connected yet */
 
 	db_close(db);
 	db->conn = db_connect(db->cfg, NULL, err, sizeof(err));
@@ -285,6 +285,91 @@ db_exec(struct db *db, const struct db_statement *st, const char *const *params,
 	/* A connection that broke under us (server restart) gets one new try. */
 	if (status == DB_UNAVAILABLE && !db->in_transaction && db_reconnect(db) == 0)
 		status = try_exec(db, st, params, result);
+	return status;
+}
+
+/* Sends the n statements and the pipeline's end; how many went out. */
+static int
+send_batch(struct db *db, const struct db_statement *st, const char *const *const *params,
+	   int n)
+{
+	int sent = 0;
+
+	for (; sent < n; sent++) {
+		int ok = db->cfg->db_pooler == CONFIG_POOLER_TRANSACTION
+				 ? PQsendQueryParams(db->conn, st->sql, st->nparams, NULL,
+						     params[sent], NULL, NULL, 0)
+				 : PQsendQueryPrepared(db->conn, st->name, st->nparams,
+						       params[sent], NULL, NULL, 0);
+		if (!ok)
+			break;
+	}
+	if (sent > 0 && !PQpipelineSync(db->conn))
+		return 0;
+	return sent;
+}
+
+/*
+ * The answer of one statement of the pipeline, then the NULL that ends
+ * it. A statement after a failed one is not run (PGRES_PIPELINE_ABORTED).
+ */
+static PGresult *
+read_batch_result(struct db *db, const struct db_statement *st)
+{
+	PGresult *res = PQgetResult(db->conn), *end;
+
+	if (res == NULL)
+		return NULL;
+	while ((end = PQgetResult(db->conn)) != NULL)
+		PQclear(end); /* not expected: one answer per statement */
+	if (PQresultStatus(res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(res) == PGRES_COMMAND_OK)
+		return res;
+	if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
+		remember_failure(db, st, res);
+	PQclear(res);
+	return NULL;
+}
+
+enum db_status
+db_exec_batch(struct db *db, const struct db_statement *st,
+	      const char *const *const *params, int n, PGresult **results)
+{
+	enum db_status status = DB_OK;
+	PGresult *sync;
+	int sent;
+
+	for (int i = 0; i < n; i++)
+		results[i] = NULL;
+	if (n <= 0)
+		return DB_OK;
+	if (n > DB_BATCH_MAX || db->conn == NULL || db->in_transaction ||
+	    PQstatus(db->conn) != CONNECTION_OK)
+		return DB_UNAVAILABLE;
+	if (db->cfg->db_pooler != CONFIG_POOLER_TRANSACTION &&
+	    (status = prepare_once(db, st)) != DB_OK)
+		return status;
+	if (!PQenterPipelineMode(db->conn))
+		return DB_UNAVAILABLE;
+	sent = send_batch(db, st, params, n);
+	metrics_db_batch(sent);
+	for (int i = 0; i < sent && PQstatus(db->conn) == CONNECTION_OK; i++)
+		results[i] = read_batch_result(db, st);
+	/* The end of the pipeline, then back to one statement at a time. */
+	sync = sent > 0 && PQstatus(db->conn) == CONNECTION_OK ? PQgetResult(db->conn)
+							       : NULL;
+	if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+		status = failure(db);
+	PQclear(sync);
+	if (!PQexitPipelineMode(db->conn)) {
+		/* Something is still owed: this connection cannot be trusted. */
+		log_event(LOG_ERROR, "db_pipeline_failed",
+			  LOG_STR("statement", st->name));
+		db_close(db);
+		return DB_UNAVAILABLE;
+	}
+	if (status == DB_OK)
+		db->sqlstate[0] = '\0';
 	return status;
 }
 

@@ -25,6 +25,8 @@ static const char *const outcome_labels[METRICS_OUTCOME_COUNT] = {
 	"rate_limited", "quota_exceeded", "failed",	  "paused"};
 static const char *const rate_limit_labels[METRICS_RATE_LIMIT_COUNT] = {"short_term",
 									"quota_exceeded"};
+static const char *const session_source_labels[METRICS_SESSION_SOURCE_COUNT] = {
+	"cache", "batch", "alone"};
 
 struct route_counters {
 	uint64_t by_status[HTTP_STATUS_COUNT];
@@ -39,6 +41,9 @@ struct shared {
 	uint64_t db_reconnects;
 	uint64_t request_timeouts;
 	uint64_t db_errors;
+	uint64_t db_batches;
+	uint64_t db_batched_statements;
+	uint64_t session_lookups[METRICS_SESSION_SOURCE_COUNT];
 	uint64_t spotify[METRICS_CALL_COUNT][METRICS_OUTCOME_COUNT];
 	uint64_t rate_limited[METRICS_RATE_LIMIT_COUNT];
 	uint64_t worker_restarts;
@@ -113,6 +118,22 @@ metrics_db_error(void)
 {
 	if (shared)
 		add(&shared->db_errors, 1);
+}
+
+void
+metrics_db_batch(int statements)
+{
+	if (shared) {
+		add(&shared->db_batches, 1);
+		add(&shared->db_batched_statements, (uint64_t)statements);
+	}
+}
+
+void
+metrics_session_lookup(enum metrics_session_source source)
+{
+	if (shared)
+		add(&shared->session_lookups[source], 1);
 }
 
 void
@@ -272,6 +293,28 @@ render_internal(struct text *t, const struct service_keys *services)
 	}
 }
 
+static void
+render_database(struct text *t)
+{
+	emit(t,
+	     "# HELP baa_db_batches_total Pipelines of statements sent together: the "
+	     "session checks of one wake-up of a worker.\n"
+	     "# TYPE baa_db_batches_total counter\nbaa_db_batches_total %llu\n",
+	     (unsigned long long)get(&shared->db_batches));
+	emit(t,
+	     "# HELP baa_db_batched_statements_total Statements sent in those pipelines.\n"
+	     "# TYPE baa_db_batched_statements_total counter\n"
+	     "baa_db_batched_statements_total %llu\n",
+	     (unsigned long long)get(&shared->db_batched_statements));
+	emit(t,
+	     "# HELP baa_session_lookups_total Session checks, by where the answer came "
+	     "from.\n# TYPE baa_session_lookups_total counter\n");
+	for (int s = 0; s < METRICS_SESSION_SOURCE_COUNT; s++)
+		emit(t, "baa_session_lookups_total{source=\"%s\"} %llu\n",
+		     session_source_labels[s],
+		     (unsigned long long)get(&shared->session_lookups[s]));
+}
+
 size_t
 metrics_render(char *out, size_t size, const char *const *route_names,
 	       const struct service_keys *services)
@@ -294,6 +337,7 @@ metrics_render(char *out, size_t size, const char *const *route_names,
 	     "# HELP baa_db_errors_total Database statements that failed.\n"
 	     "# TYPE baa_db_errors_total counter\nbaa_db_errors_total %llu\n",
 	     (unsigned long long)get(&shared->db_errors));
+	render_database(&t);
 	emit(&t,
 	     "# HELP baa_spotify_calls_total Calls to Spotify, by endpoint and outcome.\n"
 	     "# TYPE baa_spotify_calls_total counter\n");

@@ -66,6 +66,14 @@ metrics_internal_label(enum metrics_internal_outcome outcome)
 	return labels[outcome];
 }
 
+/* Where a session check found its answer (sessions_check). */
+enum metrics_session_source {
+	METRICS_SESSION_CACHE, /* the worker's cache: no query */
+	METRICS_SESSION_BATCH, /* looked up with its wake-up's others */
+	METRICS_SESSION_ALONE, /* a query of its own */
+	METRICS_SESSION_SOURCE_COUNT,
+};
+
 /* Creates the shared counters; once, in the master, before forking. */
 int metrics_init(size_t route_count);
 
@@ -75,6 +83,9 @@ void metrics_db_reconnect(void);
 /* A connection closed because its request did not arrive in time. */
 void metrics_request_timeout(void);
 void metrics_db_error(void);
+/* One pipeline of statements sent together (db_exec_batch). */
+void metrics_db_batch(int statements);
+void metrics_session_lookup(enum metrics_session_source source);
 void metrics_spotify(enum metrics_spotify_call call,
 		     enum metrics_spotify_outcome outcome);
 void metrics_spotify_rate_limited(enum metrics_rate_limit reason);

@@ -23,6 +23,8 @@ enum http_method {
 struct config;
 struct db;
 
+struct current_key;
+
 struct request {
 	enum http_method method;
 	const char *method_name;    /* as sent, for the log; bounded by the parser */
@@ -43,6 +45,9 @@ struct request {
 	/* The URI the client asked for, raw (query included), NULL when absent:
 	 * in nginx's auth_request subrequest, the protected request's. */
 	const char *request_uri;
+	/* The session cookie as the worker verified it ahead (handlers.h);
+	 * NULL: not verified yet, or none there. */
+	const struct current_key *session_key;
 };
 
 enum request_error {

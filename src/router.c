@@ -56,6 +56,8 @@ router_match(const struct route *table, size_t count, const struct request *req,
 			append_method(allow, sizeof(allow), "HEAD");
 	}
 
+	if (res == NULL)
+		return NULL;
 	if (!path_known) {
 		response_error(res, 404, "not found");
 		return NULL;

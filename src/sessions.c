@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "metrics.h"
 #include "users.h"
 
 #define EPOCH(column) "floor(extract(epoch FROM " column "))::bigint"
@@ -122,6 +123,18 @@ struct cached_session {
 
 static struct cached_session cache[SESSION_SLOTS];
 
+/* The answers sessions_prefetch got, each for one sessions_check. */
+struct prefetched {
+	unsigned char hash[32];
+	int waiting;		     /* not taken yet, and its user not notified since */
+	enum sessions_status status; /* SESSIONS_OK or SESSIONS_NOT_FOUND */
+	struct session_row row;
+	struct user_profile profile;
+};
+
+static struct prefetched prefetched[SESSIONS_PREFETCH_MAX];
+static int nprefetched;
+
 static struct cached_session *
 cache_slot(const unsigned char hash[32])
 {
@@ -141,6 +154,11 @@ forget_user(const char *payload, void *arg)
 	for (int i = 0; i < SESSION_SLOTS; i++)
 		if (cache[i].used && cache[i].row.user_id == user_id)
 			cache[i].used = 0;
+	/* Read before the notification came: asked again. */
+	for (int i = 0; i < nprefetched; i++)
+		if (prefetched[i].status == SESSIONS_OK &&
+		    prefetched[i].row.user_id == user_id)
+			prefetched[i].waiting = 0;
 }
 
 int
@@ -246,6 +264,86 @@ sessions_create(struct db *db, long long user_id, const unsigned char hash[32],
 	return SESSIONS_OK;
 }
 
+/* What the session check's answer res says of hash, into p. */
+static void
+read_check(struct db *db, const unsigned char hash[32], const PGresult *res,
+	   struct prefetched *p)
+{
+	memcpy(p->hash, hash, 32);
+	p->waiting = 1;
+	p->status = PQntuples(res) == 1 ? SESSIONS_OK : SESSIONS_NOT_FOUND;
+	if (p->status != SESSIONS_OK)
+		return;
+	read_row(res, 0, &p->row);
+	remember(db, hash, &p->row);
+	users_profile_read(db, res, SESSION_NCOLS, &p->profile);
+	users_profile_remember(db, &p->profile);
+}
+
+void
+sessions_prefetch(struct db *db, const unsigned char (*hashes)[32], int n)
+{
+	static char texts[SESSIONS_PREFETCH_MAX][2 + 64 + 1];
+	static const char *params[SESSIONS_PREFETCH_MAX][1];
+	static const char *const *lists[SESSIONS_PREFETCH_MAX];
+	static PGresult *results[SESSIONS_PREFETCH_MAX];
+	static struct user_profile scratch;
+	int asked[SESSIONS_PREFETCH_MAX], nasked = 0;
+	time_t now = time(NULL);
+
+	sessions_prefetch_end();
+	for (int i = 0; i < n && i < SESSIONS_PREFETCH_MAX; i++) {
+		const struct cached_session *hit = cached(db, hashes[i], now);
+		if (hit && users_profile_cached(db, hit->row.user_id, &scratch))
+			continue; /* the cache answers it */
+		bytea_param(hashes[i], 32, texts[nasked]);
+		params[nasked][0] = texts[nasked];
+		lists[nasked] = params[nasked];
+		asked[nasked++] = i;
+	}
+	/* One alone gains nothing: sessions_check asks it as ever. */
+	if (nasked < 2)
+		return;
+	db_exec_batch(db, &check, lists, nasked, results);
+	for (int i = 0; i < nasked; i++) {
+		if (results[i] == NULL)
+			continue;
+		read_check(db, hashes[asked[i]], results[i], &prefetched[nprefetched++]);
+		PQclear(results[i]);
+	}
+}
+
+void
+sessions_prefetch_end(void)
+{
+	nprefetched = 0;
+}
+
+/* The prefetched answer for hash, taken: 1, or 0 when there is none. */
+static int
+take_prefetched(struct db *db, const unsigned char hash[32], struct session_row *out,
+		struct user_profile *profile, enum sessions_status *status)
+{
+	if (nprefetched == 0)
+		return 0;
+	/* One that came since the prefetch forgets what it read (forget_user). */
+	db_notifications(db);
+	for (int i = 0; i < nprefetched; i++) {
+		struct prefetched *p = &prefetched[i];
+		if (!p->waiting || memcmp(p->hash, hash, 32) != 0)
+			continue;
+		p->waiting = 0;
+		*status = p->status;
+		if (p->status == SESSIONS_OK) {
+			*out = p->row;
+			if (profile)
+				*profile = p->profile;
+		}
+		return 1;
+	}
+	return 0;
+}
+
 enum sessions_status
 sessions_check(struct db *db, const unsigned char hash[32], struct session_row *out,
 	       struct user_profile *profile)
@@ -257,12 +355,20 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 	time_t now = time(NULL);
 	PGresult *res;
 
+	/* First: what was looked up for this request, which the prefetch
+	 * also left in the cache. */
+	if (take_prefetched(db, hash, out, profile, &status)) {
+		metrics_session_lookup(METRICS_SESSION_BATCH);
+		return status;
+	}
 	hit = cached(db, hash, now);
 	if (hit &&
 	    (profile == NULL || users_profile_cached(db, hit->row.user_id, profile))) {
 		*out = hit->row;
+		metrics_session_lookup(METRICS_SESSION_CACHE);
 		return SESSIONS_OK;
 	}
+	metrics_session_lookup(METRICS_SESSION_ALONE);
 	bytea_param(hash, 32, hash_text);
 	status = run_one(db, &check, params, &res);
 	if (status != SESSIONS_OK)

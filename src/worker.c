@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "db.h"
 #include "fcgi_conn.h"
+#include "handlers/handlers.h"
 #include "housekeeping.h"
 #include "listener.h"
 #include "log.h"
@@ -91,6 +92,10 @@ install_signals(void)
  * connection is taken as soon as the worker is free.
  */
 #define CONNECTIONS_MAX 256
+#define EVENTS_MAX 64
+
+/* The peer's end came with this wake-up (or the connection failed). */
+#define HUNG_UP (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
 struct connection {
 	struct fcgi_conn fcgi;	  /* fcgi_conn_fd < 0: a free slot */
@@ -157,42 +162,49 @@ refused_cross_site(const struct request *req, struct response *res)
 	return 1;
 }
 
+/* A request taken from its connection, parsed, waiting for its answer. */
+struct taken {
+	struct connection *conn;
+	char **params; /* libfcgi's, until the request is finished */
+	int hung_up;   /* the peer's end came with this wake-up */
+	struct request req;
+	enum request_error parse_error;
+	struct current_key session_key; /* when req.session_key points here */
+};
+
 /* Answers one request, then finishes it: the response leaves in one write. */
 static void
-serve_one(struct fcgi_conn *fcgi, char **params, int internal, struct db *db,
-	  const struct config *cfg)
+serve_one(struct taken *t, struct db *db, const struct config *cfg)
 {
 	static char out[RESPONSE_HEADERS_MAX + RESPONSE_BODY_MAX + 256];
 	static struct response res;
+	struct fcgi_conn *fcgi = &t->conn->fcgi;
+	struct request *req = &t->req;
 	char path[LOG_PATH_MAX + 1];
 	int status, sent;
 	double took_ms;
 	struct timespec start;
-	struct request req;
-	enum request_error parse_error;
 	const struct route *route = NULL;
 	size_t len;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	response_init(&res);
-	parse_error = request_parse(params, &req);
-	req.db = db;
-	req.cfg = cfg;
-	req.internal = internal;
-	if (parse_error != REQUEST_OK) {
-		response_error(&res, (int)parse_error,
-			       parse_error == REQUEST_URI_TOO_LONG ? "path too long"
-								   : "bad request");
+	req->db = db;
+	req->cfg = cfg;
+	if (t->parse_error != REQUEST_OK) {
+		response_error(&res, (int)t->parse_error,
+			       t->parse_error == REQUEST_URI_TOO_LONG ? "path too long"
+								      : "bad request");
 	} else {
-		route = router_match(app_routes, app_route_count, &req, &res);
-		if (route && !refused_cross_site(&req, &res))
-			route->handler(&req, &res);
+		route = router_match(app_routes, app_route_count, req, &res);
+		if (route && !refused_cross_site(req, &res))
+			route->handler(req, &res);
 	}
 
-	len = response_render(&res, req.method == HTTP_HEAD, out, sizeof(out));
+	len = response_render(&res, req->method == HTTP_HEAD, out, sizeof(out));
 	sent = len > 0 && fcgi_conn_respond(fcgi, out, len) == 0;
 	/* The path lives in libfcgi's parameters, which finishing frees. */
-	snprintf(path, sizeof(path), "%s", req.path ? req.path : "-");
+	snprintf(path, sizeof(path), "%s", req->path ? req->path : "-");
 	fcgi_conn_finish(fcgi);
 
 	status = res.overflow ? 500 : res.status;
@@ -202,7 +214,7 @@ serve_one(struct fcgi_conn *fcgi, char **params, int internal, struct db *db,
 	if (!sent)
 		log_event(LOG_WARN, "response_not_sent", LOG_STR("path", path));
 	log_event(LOG_INFO, "request",
-		  LOG_STR("method", req.method_name ? req.method_name : "-"),
+		  LOG_STR("method", req->method_name ? req->method_name : "-"),
 		  LOG_STR("path", path), LOG_STR("route", route ? route->name : "-"),
 		  LOG_INT("status", status), LOG_MS("duration_ms", took_ms),
 		  LOG_INT("pid", worker_pid));
@@ -274,48 +286,130 @@ wait_for_rest(struct worker *w, struct connection *c, long long now_ms)
 }
 
 /*
- * Serves the request waiting on c once all of it has arrived; libfcgi's
- * blocking reads then find it in the socket's buffer. A connection the
- * peer closed (hung_up: its end came with this wake-up), or that the web
- * server did not ask to keep, is closed; a kept one goes (back) into the
- * epoll set.
+ * Takes the request waiting on c into t, once all of it has arrived
+ * (libfcgi's blocking reads then find it in the socket's buffer), and
+ * parses it: 1, or 0 when there is none to serve yet, or c was closed. A
+ * connection the peer closed (hung_up: its end came with this wake-up)
+ * will get no more.
  */
-static void
-serve_connection(struct worker *w, struct connection *c, int hung_up)
+static int
+take_request(struct worker *w, struct connection *c, int hung_up, struct taken *t)
 {
-	char **params;
-
 	switch (fcgi_conn_arrival(&c->fcgi)) {
 	case FCGI_CONN_PARTIAL:
 		if (hung_up) /* the rest will never come */
 			close_connection(w, c);
 		else
 			wait_for_rest(w, c, clock_now_ms());
-		return;
+		return 0;
 	case FCGI_CONN_TOO_LARGE:
 		log_event(LOG_WARN, "request_too_large",
 			  LOG_INT("limit_bytes", FCGI_CONN_REQUEST_MAX));
 		close_connection(w, c);
-		return;
-	case FCGI_CONN_CLOSED: close_connection(w, c); return;
+		return 0;
+	case FCGI_CONN_CLOSED: close_connection(w, c); return 0;
 	case FCGI_CONN_WHOLE: break;
 	}
 	stop_arrival_clock(w, c);
-	params = fcgi_conn_begin(&c->fcgi);
-	if (!params) {
+	t->params = fcgi_conn_begin(&c->fcgi);
+	if (!t->params) {
 		/* The web server hung up (libfcgi closed it) or sent garbage. */
 		if (fcgi_conn_fd(&c->fcgi) >= 0)
 			close_connection(w, c);
 		else
 			forget_connection(w, c);
-		return;
+		return 0;
 	}
-	serve_one(&c->fcgi, params, c->internal, &w->db, w->cfg);
+	t->conn = c;
+	t->hung_up = hung_up;
+	t->parse_error = request_parse(t->params, &t->req);
+	t->req.internal = c->internal;
+	t->req.session_key = NULL;
+	return 1;
+}
+
+/*
+ * Answers a taken request. A connection the peer closed, or that the web
+ * server did not ask to keep, is closed; a kept one goes (back) into the
+ * epoll set.
+ */
+static void
+answer(struct worker *w, struct taken *t)
+{
+	struct connection *c = t->conn;
+
+	serve_one(t, &w->db, w->cfg);
 	c->used = ++w->served;
 	if (fcgi_conn_fd(&c->fcgi) < 0)
 		forget_connection(w, c);
-	else if (hung_up || watch_connection(w, c) < 0)
+	else if (t->hung_up || watch_connection(w, c) < 0)
 		close_connection(w, c);
+}
+
+static void
+serve_connection(struct worker *w, struct connection *c, int hung_up)
+{
+	static struct taken t;
+
+	if (take_request(w, c, hung_up, &t))
+		answer(w, &t);
+}
+
+/*
+ * The sessions that the wake-up's requests are about to check, looked up
+ * in one round trip to PostgreSQL (sessions_prefetch) rather than one
+ * each: what a cache miss costs, and with BAA_PROFILE_CACHE=off every
+ * request, is then shared by all the requests that came together. Each
+ * request still reads its own answer, fresh from this wake-up, and keeps
+ * its verified cookie, which its handler then need not verify again.
+ */
+static void
+prefetch_sessions(struct worker *w, struct taken *taken, int n)
+{
+	static unsigned char hashes[SESSIONS_PREFETCH_MAX][32];
+	int nhashes = 0;
+
+	for (int i = 0; i < n && nhashes < SESSIONS_PREFETCH_MAX; i++) {
+		struct taken *t = &taken[i];
+		const struct route *route;
+
+		if (t->parse_error != REQUEST_OK)
+			continue;
+		route = router_match(app_routes, app_route_count, &t->req, NULL);
+		if (!route || !route->session ||
+		    current_session_key(&t->req, &t->session_key) < 0)
+			continue;
+		t->req.session_key = &t->session_key;
+		memcpy(hashes[nhashes++], t->session_key.hash, 32);
+	}
+	if (nhashes > 1)
+		sessions_prefetch(&w->db, (const unsigned char(*)[32])hashes, nhashes);
+}
+
+/*
+ * Serves the requests of the kept connections this wake-up reported:
+ * takes every whole one first, so that their sessions are looked up
+ * together, then answers them in turn.
+ */
+static void
+serve_ready(struct worker *w, const struct epoll_event *events, int n)
+{
+	static struct taken taken[EVENTS_MAX];
+	int ntaken = 0;
+
+	for (int i = 0; i < n; i++) {
+		void *p = events[i].data.ptr;
+
+		if (p == &w->db || p == &w->public_listener || p == &w->internal_listener)
+			continue;
+		ntaken += take_request(w, p, (events[i].events & HUNG_UP) != 0,
+				       &taken[ntaken]);
+	}
+	if (ntaken > 1)
+		prefetch_sessions(w, taken, ntaken);
+	for (int i = 0; i < ntaken; i++)
+		answer(w, &taken[i]);
+	sessions_prefetch_end();
 }
 
 /*
@@ -415,11 +509,6 @@ accept_connections(struct worker *w, const struct listening *l)
 		serve_connection(w, c, 0);
 	}
 }
-
-#define EVENTS_MAX 64
-
-/* The peer's end came with this wake-up (or the connection failed). */
-#define HUNG_UP (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
 /*
  * PostgreSQL notifies changed users (the profile cache must forget them)
@@ -565,16 +654,10 @@ run_loop(struct worker *w)
 			if (events[i].data.ptr == &w->db)
 				take_notifications(w);
 		for (int i = 0; i < n; i++) {
-			void *p = events[i].data.ptr;
-			int hung_up = (events[i].events & HUNG_UP) != 0;
-
-			if (p == &w->public_listener)
-				public_ready = 1;
-			else if (p == &w->internal_listener)
-				internal_ready = 1;
-			else if (p != &w->db)
-				serve_connection(w, p, hung_up);
+			public_ready |= events[i].data.ptr == &w->public_listener;
+			internal_ready |= events[i].data.ptr == &w->internal_listener;
 		}
+		serve_ready(w, events, n);
 		/* After the kept connections: taking a slot may close one. */
 		if (public_ready && drain_until < 0)
 			accept_connections(w, &w->public_listener);

@@ -93,30 +93,60 @@ adopt_legacy(const struct request *req, const char *value, struct current *cur)
 	return CURRENT_OK;
 }
 
-enum current_status
-current_find(const struct request *req, struct current *cur, int want_profile)
+/* A current-format cookie's value, verified, and the key of its row. */
+static int
+verify_cookie(const char *value, struct session_cookie *cookie, unsigned char hash[32])
+{
+	return session_verify(value, time(NULL), cookie) < 0 ||
+			       session_id_hash(cookie, hash) < 0
+		       ? -1
+		       : 0;
+}
+
+int
+current_session_key(const struct request *req, struct current_key *out)
 {
 	char value[SESSION_COOKIE_MAX + 1];
 
-	memset(cur, 0, sizeof(*cur));
+	if (current_cookie(req, SESSION_COOKIE, value, sizeof(value)) != COOKIE_FOUND)
+		return -1;
+	return verify_cookie(value, &out->cookie, out->hash);
+}
+
+/* The request's session cookie, of either format: where to look its row up. */
+static enum current_status
+find_cookie(const struct request *req, struct current *cur)
+{
+	char value[SESSION_COOKIE_MAX + 1];
+
+	if (req->session_key != NULL) {
+		cur->cookie = req->session_key->cookie;
+		memcpy(cur->hash, req->session_key->hash, sizeof(cur->hash));
+		return CURRENT_OK;
+	}
 	switch (current_cookie(req, SESSION_COOKIE, value, sizeof(value))) {
 	case COOKIE_FOUND: break;
 	case COOKIE_ABSENT:
 		if (current_cookie(req, LEGACY_SESSION_COOKIE, value, sizeof(value)) !=
 		    COOKIE_FOUND)
 			return CURRENT_NONE;
-		switch (adopt_legacy(req, value, cur)) {
-		case CURRENT_OK: break;
-		case CURRENT_DB_ERROR: return CURRENT_DB_ERROR;
-		default: return CURRENT_NONE;
-		}
-		break;
+		return adopt_legacy(req, value, cur);
 	case COOKIE_DUPLICATE: return CURRENT_DUPLICATE;
 	case COOKIE_INVALID: return CURRENT_NONE;
 	}
-	if (!cur->legacy && (session_verify(value, time(NULL), &cur->cookie) < 0 ||
-			     session_id_hash(&cur->cookie, cur->hash) < 0))
-		return CURRENT_NONE;
+	return verify_cookie(value, &cur->cookie, cur->hash) < 0 ? CURRENT_NONE
+								 : CURRENT_OK;
+}
+
+enum current_status
+current_find(const struct request *req, struct current *cur, int want_profile)
+{
+	enum current_status found;
+
+	memset(cur, 0, sizeof(*cur));
+	found = find_cookie(req, cur);
+	if (found != CURRENT_OK)
+		return found;
 	switch (sessions_check(req->db, cur->hash, &cur->session,
 			       want_profile ? &cur->profile : NULL)) {
 	case SESSIONS_OK: return CURRENT_OK;

@@ -151,6 +151,21 @@ enum cookie_found current_cookie(const struct request *req, const char *name, ch
 				 size_t size);
 
 /* The request's session, its profile too when want_profile. */
+/* A session cookie of the current format, verified, and its row's key. */
+struct current_key {
+	struct session_cookie cookie;
+	unsigned char hash[32];
+};
+
+/*
+ * The request's session cookie (the current format, sent once, its
+ * signature good), verified: 0, or -1 when there is none such. For the
+ * worker, which looks up its wake-up's sessions together
+ * (sessions_prefetch) and hands the key on in req->session_key, so that
+ * current_find need not verify the cookie again.
+ */
+int current_session_key(const struct request *req, struct current_key *out);
+
 enum current_status current_find(const struct request *req, struct current *cur,
 				 int want_profile);
 

@@ -8,8 +8,8 @@ work through the bouncer."""
 import threading
 import time
 
-from harness import (SESSION_COOKIE, PgBouncer, SpotifyTestCase, base_env, parse_logfmt,
-                     run_concurrently, wait_until)
+from harness import (SESSION_COOKIE, PgBouncer, SpotifyTestCase, base_env, mint_session,
+                     parse_logfmt, parse_metrics, run_concurrently, wait_until)
 from harness.tags import slow
 
 POOL_SIZE = 2
@@ -111,6 +111,32 @@ class TransactionPoolingTest(BouncerTestCase):
         for resp in run_concurrently([lambda: self.me(old)] * 16):
             self.assertEqual(resp.status, 401, "a revoked session was served: %r" % resp)
         self.assertEqual(len(self.users()), 1, "logout must not delete the user")
+
+    def test_session_checks_batched_through_the_bouncer_each_get_their_own(self):
+        # The pipeline of one wake-up's session checks goes through the
+        # bouncer unnamed, as every statement does here.
+        users = []
+        for i in range(24):
+            user_id = int(self.pg.psql_value(
+                "INSERT INTO users (spotify_id, spotify_token, token_expires_at, authorized_at)"
+                " VALUES ('bounced-%02d', 'T', now() + interval '1 hour', now()) RETURNING id"
+                % i, db=self.db))
+            users.append((user_id, mint_session(self.pg, self.db, user_id)))
+
+        def batched():
+            body = self.nginx.get("/metrics")[2].decode()
+            return parse_metrics(body).get('baa_session_lookups_total{source="batch"}', 0)
+
+        before = batched()
+        for _ in range(10):
+            results = run_concurrently([lambda c=c: self.me(c) for _, c in users])
+            for (user_id, _), resp in zip(users, results):
+                self.assertEqual(resp.status, 200, "%r%s" % (resp, self.stack_context()))
+                self.assertEqual(resp.json()["id"], user_id, "another user's profile")
+            if batched() > before:
+                break
+        self.assertGreater(batched(), before, "no session check was batched")
+        self.assertEqual(self.failed_statements(self.baa), [])
 
     def test_delete_me_removes_the_row(self):
         b, r = self.login()

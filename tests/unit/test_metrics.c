@@ -82,6 +82,26 @@ test_internal_calls_are_counted_by_service_and_outcome(void **state)
 	assert_null(strstr(text, "baa_internal_calls_total"));
 }
 
+static void
+test_batches_and_session_lookups_are_counted(void **state)
+{
+	static const char *const names[] = {"me"};
+	static char text[65536];
+
+	assert_int_equal(metrics_init(1), 0);
+	metrics_db_batch(3);
+	metrics_db_batch(5);
+	metrics_session_lookup(METRICS_SESSION_BATCH);
+	metrics_session_lookup(METRICS_SESSION_BATCH);
+	metrics_session_lookup(METRICS_SESSION_CACHE);
+	assert_true(metrics_render(text, sizeof(text), names, NULL) > 0);
+	assert_non_null(strstr(text, "\nbaa_db_batches_total 2\n"));
+	assert_non_null(strstr(text, "\nbaa_db_batched_statements_total 8\n"));
+	assert_non_null(strstr(text, "baa_session_lookups_total{source=\"cache\"} 1\n"));
+	assert_non_null(strstr(text, "baa_session_lookups_total{source=\"batch\"} 2\n"));
+	assert_non_null(strstr(text, "baa_session_lookups_total{source=\"alone\"} 0\n"));
+}
+
 int
 main(void)
 {
@@ -89,6 +109,7 @@ main(void)
 		cmocka_unit_test(test_every_listed_status_has_its_reason_and_label),
 		cmocka_unit_test(test_metrics_count_413_429_504_by_their_own_status),
 		cmocka_unit_test(test_internal_calls_are_counted_by_service_and_outcome),
+		cmocka_unit_test(test_batches_and_session_lookups_are_counted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

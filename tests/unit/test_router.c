@@ -15,13 +15,13 @@ noop(const struct request *req, struct response *res)
 }
 
 static const struct route table[] = {
-	{HTTP_GET, "/me", noop, "me", 0},
-	{HTTP_DELETE, "/me", noop, "me_delete", 0},
-	{HTTP_POST, "/logout", noop, "logout", 0},
-	{HTTP_GET, "/x", noop, "x", 0},
-	{HTTP_DELETE, "/x/*", noop, "x_item", 0},
-	{HTTP_PUT, "/x/*", noop, "x_item_put", 0},
-	{HTTP_GET, "/internal/*", noop, "internal", 1},
+	{HTTP_GET, "/me", noop, "me", 0, 0},
+	{HTTP_DELETE, "/me", noop, "me_delete", 0, 0},
+	{HTTP_POST, "/logout", noop, "logout", 0, 0},
+	{HTTP_GET, "/x", noop, "x", 0, 0},
+	{HTTP_DELETE, "/x/*", noop, "x_item", 0, 0},
+	{HTTP_PUT, "/x/*", noop, "x_item_put", 0, 0},
+	{HTTP_GET, "/internal/*", noop, "internal", 1, 0},
 };
 
 static struct response res;
