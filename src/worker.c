@@ -172,6 +172,16 @@ struct taken {
 	struct current_key session_key; /* when req.session_key points here */
 };
 
+/* The path for the log line, cut to size (snprintf's cost, per request). */
+static void
+copy_path(char *out, size_t size, const char *path)
+{
+	size_t n = strnlen(path, size - 1);
+
+	memcpy(out, path, n);
+	out[n] = '\0';
+}
+
 /* Answers one request, then finishes it: the response leaves in one write. */
 static void
 serve_one(struct taken *t, struct db *db, const struct config *cfg)
@@ -204,7 +214,7 @@ serve_one(struct taken *t, struct db *db, const struct config *cfg)
 	len = response_render(&res, req->method == HTTP_HEAD, out, sizeof(out));
 	sent = len > 0 && fcgi_conn_respond(fcgi, out, len) == 0;
 	/* The path lives in libfcgi's parameters, which finishing frees. */
-	snprintf(path, sizeof(path), "%s", req->path ? req->path : "-");
+	copy_path(path, sizeof(path), req->path ? req->path : "-");
 	fcgi_conn_finish(fcgi);
 
 	status = res.overflow ? 500 : res.status;
