@@ -193,6 +193,14 @@ def cpu_ticks(pids):
     return ticks
 
 
+def machine_ticks():
+    """(busy, stolen, all) CPU ticks of the whole machine, every core, from
+    /proc/stat: stolen is the time a virtual machine's host gave others."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    return sum(ticks) - ticks[3] - ticks[4] - ticks[7], ticks[7], sum(ticks)
+
+
 def ticks_spent(before, after):
     """CPU ticks spent between two snapshots by the processes in both."""
     return sum(after[p] - before[p] for p in before if p in after)
@@ -405,13 +413,17 @@ class Bench:
         groups = self.groups(name)
         before = {k: cpu_ticks(v) for k, v in groups.items()}
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        machine = machine_ticks()
         out = subprocess.run(argv, capture_output=True, text=True, env=env,
                              timeout=seconds + 30).stdout
+        machine = [b - a for a, b in zip(machine, machine_ticks())]
         done = resource.getrusage(resource.RUSAGE_CHILDREN)
         time.sleep(settle)
         after = {k: cpu_ticks(v) for k, v in groups.items()}
         cpu = {k: ticks_spent(before[k], after[k]) / CLK_TCK for k in groups}
         cpu["driver"] = done.ru_utime + done.ru_stime - usage.ru_utime - usage.ru_stime
+        # How busy the whole machine was, whoever kept it busy.
+        self.machine_busy = [t / max(machine[2], 1) for t in machine[:2]]
         return out, cpu
 
     def measure(self, name, port, connections, script=None, path="/me", env=None, threads=2,
@@ -431,7 +443,7 @@ class Bench:
         r["lua"] = {k: int(v) for k, v in re.findall(r"\b(logins|failed) (\d+)", out)}
         unexpected = re.search(r"lua: not \d+: (\d+)", out)
         r["non2xx"] += int(unexpected.group(1)) if unexpected else 0
-        r.update(name=name, connections=connections, cpu_s=cpu)
+        r.update(name=name, connections=connections, cpu_s=cpu, machine_busy=self.machine_busy)
         self.per_unit(r, r["requests"], "req")
         if keep:
             self.rows.append(r)

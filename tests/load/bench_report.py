@@ -31,9 +31,16 @@ def table(rows):
 
 
 def busy(r):
-    """Each group's CPU as a share of one core while the row ran."""
-    return ", ".join("%s %.0f%%" % (label, 100 * r["cpu_s"][key] / r["seconds"])
-                     for key, label in GROUPS if key in r["cpu_s"])
+    """Each group's CPU as a share of one core while the row ran, the CPU
+    all of them spent per unit, what that allows on this machine's cores,
+    and how busy the machine was (other processes included)."""
+    shares = ", ".join("%s %.0f%%" % (label, 100 * r["cpu_s"][key] / r["seconds"])
+                       for key, label in GROUPS if key in r["cpu_s"])
+    per_unit = sum(r["cpu_s"].values()) / max(r["units"], 1)
+    return ("%s; %.2f ms of CPU per %s in all (CPU alone allows %.0f/s on %d cores); the "
+            "machine %.0f%% busy, %.0f%% stolen by its host"
+            % (shares, per_unit * 1e3, r["unit"], os.cpu_count() / per_unit if per_unit else 0,
+               os.cpu_count(), 100 * r["machine_busy"][0], 100 * r["machine_busy"][1]))
 
 
 def ratio(a, b, key="rps"):
@@ -81,8 +88,10 @@ def database_lines(c, by):
     if "baa-me-10k" in by:
         m = by["baa-me-10k"]
         text = ("- %d connections: baa-me-10k over %d sessions of as many users: session cache "
-                "hits **%.1f%%** (%d session checks sent to PostgreSQL for %d requests)"
-                % (c, m["distinct"], 100 * m["hit_ratio"], m["misses"], m["requests"]))
+                "hits **%.1f%%** (%d session checks sent to PostgreSQL for %d requests, at %.0f "
+                "bytes a check; every session seen less than a minute before, so not touched)"
+                % (c, m["distinct"], 100 * m["hit_ratio"], m["misses"], m["requests"],
+                   m["per_check"]))
         if "baa-me" in by:
             text += "; / baa-me = **%.2f** (issue 13 aims at 0.75 or more)" % ratio(m, by["baa-me"])
         if "pgbench" in by:
@@ -127,6 +136,12 @@ def report(bench):
                      % (", ".join(map(str, bench.rss)), len(bench.rss)))
     lines.append("- CPU columns: µs per unit of `per` (req, login, refresh, or a pgbench "
                  "transaction); driver: wrk or pgbench itself")
+    seen = [r["machine_busy"] for r in bench.rows if "machine_busy" in r]
+    if seen:
+        lines.append("- the whole machine during the wrk rows: %.0f to %.0f%% busy, %.0f to %.0f%% "
+                     "stolen by its host (a quiet machine: busy only with the rows' processes, "
+                     "nothing stolen)" % (100 * min(b for b, _ in seen), 100 * max(b for b, _ in seen),
+                                         100 * min(t for _, t in seen), 100 * max(t for _, t in seen)))
     lines.append("- %d s per measurement, wrk -t2 (logins: one thread per connection), %d baa "
                  "workers, nginx worker_processes 1 with keepalive %d to baa (the Spotify routes "
                  "not kept, as shipped), %d CPUs, %d minted users with a session each and %d "
