@@ -57,8 +57,11 @@ RSS of each baa worker, and the ratios, as a markdown table.
 usage: tests/load/bench.py [--seconds 5] [--connections 16,64] [--workers 2]
                            [--sessions 1000] [--users 10000] [--only ROW,...]
                            [--before OTHER_BAA_BINARY] [--profile-cache on|off]
-                           [--sandbox on|off] [--out FILE.md]
+                           [--sandbox on|off] [--durable] [--out FILE.md]
 --only measures some rows (names as above) quickly during development.
+The cluster is the integration tests' (fsync, synchronous_commit and
+full_page_writes off) unless --durable turns them on, so that logins and
+refreshes pay for their commits as in production.
 Run it on a quiet machine: wrk, nginx, baa, PostgreSQL and the stand-in
 share its cores.
 """
@@ -258,6 +261,11 @@ class Bench:
 
     def setup(self):
         self.pg = harness.cluster()
+        if self.args.durable:
+            # The harness's cluster runs without them; all three reload.
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                self.pg.psql("ALTER SYSTEM SET %s = on" % setting)
+            self.pg.psql("SELECT pg_reload_conf()")
         self.db = "baa_bench"
         self.ports = {k: harness.free_port() for k in ("baa", "fresh", "bare", "return", "before",
                                                         "nocache", "login")}
@@ -596,6 +604,9 @@ def main():
     parser.add_argument("--users", type=int, default=10000,
                         help="sessions logged in through the stand-in for baa-me-10k and"
                              " baa-refresh (each a user of its own)")
+    parser.add_argument("--durable", action="store_true",
+                        help="PostgreSQL with fsync, synchronous_commit and full_page_writes on"
+                             " (the test cluster runs without): a commit then waits for its flush")
     parser.add_argument("--only", help="measure only these rows (comma-separated): "
                         + ", ".join(ROWS))
     parser.add_argument("--out")

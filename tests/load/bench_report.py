@@ -122,6 +122,9 @@ def spotify_lines(c, by):
                    "expired), %.0f req/s; CPU as a share of one core: %s"
                    % (c, r["rps"], n["baa"], n["stand-in"], n["database"], r["expired"],
                       r["req_rps"], busy(r)))
+        if n["baa"] >= 0.9 * r["expired"]:
+            out.append("  - **ran out of expired users** (%d of %d refreshed): the rate is low by "
+                       "the requests that found a fresh token; raise --users" % (n["baa"], r["expired"]))
     return out
 
 
@@ -145,8 +148,10 @@ def report(bench):
     lines.append("- %d s per measurement, wrk -t2 (logins: one thread per connection), %d baa "
                  "workers, nginx worker_processes 1 with keepalive %d to baa (the Spotify routes "
                  "not kept, as shipped), %d CPUs, %d minted users with a session each and %d "
-                 "logged in, BAA_PROFILE_CACHE=%s, BAA_SANDBOX=%s"
+                 "logged in, BAA_PROFILE_CACHE=%s, BAA_SANDBOX=%s, PostgreSQL %s"
                  % (args.seconds, args.workers, args.keepalive, os.cpu_count(),
                     max(args.sessions, 1), len(bench.users.sessions), args.profile_cache,
-                    args.sandbox))
+                    args.sandbox, "durable (fsync, synchronous_commit, full_page_writes on)"
+                    if args.durable else "without fsync, synchronous_commit, full_page_writes "
+                    "(the test cluster's settings; --durable turns them on)"))
     return "\n".join(lines) + "\n"
