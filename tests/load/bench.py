@@ -35,6 +35,10 @@ connections, through the same nginx:
               what one miss sends (64 requests with unknown sessions)
   baa-token   GET /me/token of one logged-in user whose token needs no
               refresh (the Spotify routes not kept, as shipped)
+  pgbench-10k the session check under pgbench as baa-me-10k asks it: each
+              transaction the session of a random one of those logins (its
+              hash looked up by number in a table of them: one more index
+              scan than baa's)
   pgbench-token  `pgbench -M prepared` running /me/token's query
   baa-refresh GET /me/token walking the logged-in users after their
               token_expires_at was set in the past: each first call
@@ -91,7 +95,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The rows, in the order of a run (--only picks some; baa-me-before comes
 # with baa-me when --before is given).
 ROWS = ("baa-me", "baa-me-nocache", "baa-auth", "auth-request", "baa-me-1cpr", "bare-fcgi",
-        "nginx-200", "pgbench", "logins", "baa-me-10k", "baa-token", "pgbench-token",
+        "nginx-200", "pgbench", "logins", "baa-me-10k", "pgbench-10k", "baa-token", "pgbench-token",
         "baa-refresh")
 
 NGINX_CONF = """worker_processes 1;
@@ -488,27 +492,30 @@ class Bench:
             mine = sorted((r for r in rounds if r["name"] == name), key=lambda r: r["rps"])
             self.rows.append(mine[len(mine) // 2])
 
-    def session_sql(self):
+    def session_sql(self, token_hash=None):
         """src/sessions.c's sessions_check, the SELECT of a cache miss, but
         token_expires_at as it is stored: pgbench would take the colons of
-        to_char's 'HH24:MI:SS' for its own variables."""
+        to_char's 'HH24:MI:SS' for its own variables. token_hash: SQL for
+        the hash (default: the measured session's)."""
+        token_hash = token_hash or "'\\x%s'" % self.token_hash
         epoch = "floor(extract(epoch FROM %s))::bigint"
         return ("SELECT s.id, s.user_id, %s, %s, %s, %s, u.id, u.spotify_id,"
                 " coalesce(u.display_name, ''), u.token_expires_at, coalesce(u.account_id, ''),"
                 " coalesce(%s, 0), u.needs_reauth_at IS NOT NULL"
                 " FROM sessions s JOIN users u ON u.id = s.user_id"
-                " WHERE s.token_hash = '\\x%s' AND s.expires_at > now();\n"
+                " WHERE s.token_hash = %s AND s.expires_at > now();\n"
                 % (epoch % "s.created_at", epoch % "s.last_seen_at", epoch % "s.expires_at",
-                   epoch % "s.max_expires_at", epoch % "u.authorized_at", self.token_hash))
+                   epoch % "s.max_expires_at", epoch % "u.authorized_at", token_hash))
 
-    def pgbench(self, name, connections, sql):
-        """pgbench -M prepared running sql (one row expected); its row, with
+    def pgbench(self, name, connections, sql, check=None, setup=""):
+        """pgbench -M prepared running sql (check, default sql, finds one
+        row), after setup (pgbench's meta-commands); its row, with
         PostgreSQL's CPU per transaction."""
         script = os.path.join(self.dir, name + ".sql")
         with open(script, "w") as f:
-            f.write(sql)
+            f.write(setup + sql)
         os.chmod(script, 0o644)
-        rows = self.pg.psql_rows(sql, db=self.db)
+        rows = self.pg.psql_rows(check or sql, db=self.db)
         if len(rows) != 1:
             raise SystemExit("%s: the statement finds %d rows, not 1" % (name, len(rows)))
         env = dict(harness.clean_env(), PGPASSWORD=self.pg.password)
@@ -530,7 +537,8 @@ class Bench:
 
     def run(self):
         users = self.users
-        need = self.args.users if self.want("baa-me-10k") or self.want("baa-refresh") else \
+        need = self.args.users if any(map(self.want, ("baa-me-10k", "pgbench-10k", "baa-refresh"))) \
+            else \
             1 if self.want("baa-token") else 0
         for c in self.args.connections:
             # A short warm-up so every worker has its connection and statements.
@@ -562,6 +570,11 @@ class Bench:
                 users.top_up(need)
             if self.want("baa-me-10k"):
                 users.me_many(c)
+            if self.want("pgbench-10k"):
+                n = users.hashes_table()
+                self.pgbench("pgbench-10k", c, self.session_sql("(SELECT h FROM bench_hashes WHERE i = :i)"),
+                             check=self.session_sql("(SELECT h FROM bench_hashes WHERE i = 1)"),
+                             setup="\\set i random(1, %d)\n" % n)
             if need and users.token_cookie is None:
                 users.token_setup()
             if self.want("baa-token"):

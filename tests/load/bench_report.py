@@ -89,13 +89,16 @@ def database_lines(c, by):
         m = by["baa-me-10k"]
         text = ("- %d connections: baa-me-10k over %d sessions of as many users: session cache "
                 "hits **%.1f%%** (%d session checks sent to PostgreSQL for %d requests, at %.0f "
-                "bytes a check; every session seen less than a minute before, so not touched)"
+                "bytes a check; wrk does not count the up to %d requests in flight at its stop; "
+                "every session seen less than a minute before, so not touched)"
                 % (c, m["distinct"], 100 * m["hit_ratio"], m["misses"], m["requests"],
-                   m["per_check"]))
+                   m["per_check"], c))
         if "baa-me" in by:
             text += "; / baa-me = **%.2f** (issue 13 aims at 0.75 or more)" % ratio(m, by["baa-me"])
-        if "pgbench" in by:
-            text += "; / pgbench = %.2f, %s" % (ratio(m, by["pgbench"]), pg_share(m, by["pgbench"]))
+        for ref in ("pgbench-10k", "pgbench"):
+            if ref in by:
+                text += "; / %s = %.2f, %s" % (ref, ratio(m, by[ref]), pg_share(m, by[ref]))
+                break
         out.append(text)
     if "baa-token" in by:
         t = by["baa-token"]

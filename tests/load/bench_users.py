@@ -182,6 +182,20 @@ class Users:
         self.bench.show(r)
         return r
 
+    def hashes_table(self):
+        """bench_hashes (i, h): every logged-in session's token_hash by
+        number from 1, for pgbench-10k; -> how many."""
+        path = os.path.join(self.bench.dir, "hashes.copy")
+        with open(path, "w") as f:
+            for i, cookie in enumerate(self.sessions, 1):
+                f.write("%d\t\\\\x%s\n" % (i, harness.CookieSigner.parse_session(cookie)["token_hash"]))
+        db = self.bench.db
+        self.bench.pg.psql("DROP TABLE IF EXISTS bench_hashes;"
+                           " CREATE TABLE bench_hashes (i int PRIMARY KEY, h bytea NOT NULL)", db=db)
+        self.bench.pg.psql("\\copy bench_hashes FROM '%s'" % path, db=db)
+        self.bench.pg.psql("ANALYZE bench_hashes", db=db)
+        return len(self.sessions)
+
     def rotate(self, name, connections, path):
         env = {"BAA_SESSIONS_FILE": os.path.join(self.bench.dir, "sessions.txt"),
                "BAA_THREADS": "2", "BAA_PATH": path}
