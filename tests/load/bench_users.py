@@ -165,19 +165,32 @@ class Users:
             db=self.bench.db)
         self.vacuum()
 
+    def lookups(self):
+        """{source: count} of baa_session_lookups_total in baa's /metrics
+        (cache, batch, alone), {} from a build without that counter."""
+        metrics = harness.parse_metrics(harness.http_request(
+            self.bench.ports["baa"], "GET", "/metrics")[2].decode())
+        prefix = 'baa_session_lookups_total{source="'
+        return {k[len(prefix):-2]: v for k, v in metrics.items() if k.startswith(prefix)}
+
     def me_many(self, connections):
-        """baa-me-10k: GET /me rotating over every session; the cache's hit
-        ratio from the bytes the workers sent PostgreSQL meanwhile, over
-        the bytes of one check (measured by probe())."""
+        """baa-me-10k: GET /me rotating over every session. The cache's hit
+        ratio: from baa's own counter when the build has it, and from the
+        bytes the workers sent PostgreSQL meanwhile over the bytes of one
+        check (measured by probe()), which needs no counter."""
         self.seen_now()
         per_check = self.probe()
         if per_check <= 0:
             raise SystemExit("the probes sent PostgreSQL nothing: is baa connected over TCP?")
-        sent = self.bytes_to_postgres()
+        sent, counted = self.bytes_to_postgres(), self.lookups()
         r = self.rotate("baa-me-10k", connections, "/me")
         r["misses"] = round((self.bytes_to_postgres() - sent) / per_check)
         r["per_check"] = per_check
         r["hit_ratio"] = 1 - r["misses"] / max(r["requests"], 1)
+        after = self.lookups()
+        if counted and after:
+            looked = {k: after[k] - counted.get(k, 0) for k in after}
+            r["counted_hits"] = looked.get("cache", 0) / max(sum(looked.values()), 1)
         r["distinct"] = len(self.sessions)
         self.bench.show(r)
         return r
