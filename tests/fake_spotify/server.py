@@ -63,6 +63,10 @@ one is a 400 and changes nothing):
                            or null, "reason": null or "QUOTA_EXCEEDED"}
   user                     {"id", "account_id", "display_name", "email",
                            "country", "product"}: who the next /authorize approves
+  distinct_users           false | true: every approving /authorize logs in
+                           a new account, id "<user.id>-<n>" (n counting
+                           from 1 since the reset), as many people logging
+                           in at once would; `user` stays who it was
   faults                   {"authorize"|"token"|"me": F or null}
   drop_scopes              [] | [scope names]: the consent grants what
                            /authorize asked for but these (Spotify may
@@ -246,9 +250,11 @@ DEFAULT_CONFIG = {
     "rate_limit": None,
     "faults": {"authorize": None, "token": None, "me": None},
     "drop_scopes": [],
+    "distinct_users": False,
 }
 BOOL_SETTINGS = ("deny", "rotate_refresh_tokens", "revoke_on_code_reuse",
-                 "allow_public_clients", "omit_account_id", "development_mode")
+                 "allow_public_clients", "omit_account_id", "development_mode",
+                 "distinct_users")
 INT_SETTINGS = {"access_token_length": (8, 8192), "expires_in": (0, 10 ** 8),
                 "code_lifetime": (0, 10 ** 6), "refresh_token_lifetime": (0, MAX_AGE)}
 FAULT_FIELDS = ("status", "delay_ms", "body", "content_type", "retry_after",
@@ -699,6 +705,7 @@ class FakeState:
                       "token_refresh_token": 0, "me": 0, "rate_limited": 0}
         self.window_calls = collections.deque()
         self.grant_counter = 0
+        self.distinct_counter = 0
 
     def configure(self, patch):
         """Merge settings; `user` also creates or updates an account and makes
@@ -817,13 +824,22 @@ class FakeState:
 
     # -- codes and tokens
 
+    def approved_account_id(self):
+        """Whom this /authorize approves: the configured user, or with
+        distinct_users a new account of its own."""
+        if not self.config["distinct_users"]:
+            return self.current_account_id
+        self.distinct_counter += 1
+        user_id = "%s-%d" % (self.config["user"]["id"], self.distinct_counter)
+        return self.put_account({"id": user_id})["account_id"]
+
     def new_code(self, redirect_uri, challenge, scope):
         self.grant_counter += 1
         code = random_token(CODE_LENGTH, "AQ")
         bounded_put(self.codes, code, {
             "client_id": self.client_id, "redirect_uri": redirect_uri,
             "challenge": challenge, "scope": scope,
-            "account_id": self.current_account_id, "grant": self.grant_counter,
+            "account_id": self.approved_account_id(), "grant": self.grant_counter,
             "expires_at": self.clock() + self.config["code_lifetime"], "used": False,
         })
         return code

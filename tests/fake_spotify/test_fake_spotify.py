@@ -214,6 +214,16 @@ class AuthorizeTests(FakeTestCase):
                          {"error": "access_denied", "state": "st8"})
         self.assertEqual(self.fake.tokens()["codes"], [])
 
+    def test_distinct_users_logs_in_a_new_account_each_time(self):
+        self.fake.configure(distinct_users=True)
+        ids = [self.fake.me(self.fake.login()["access_token"]).json()["id"] for _ in range(2)]
+        self.assertEqual(ids, ["demo-user-1", "demo-user-2"])
+        self.assertEqual(self.fake.config()["user"]["id"], "demo-user")
+        self.fake.reset()
+        self.fake.configure(distinct_users=True)
+        token = self.fake.login()["access_token"]
+        self.assertEqual(self.fake.me(token).json()["id"], "demo-user-1")
+
     def test_deny_still_validates_first(self):
         self.fake.configure(deny=True)
         _, challenge = pkce_pair()
