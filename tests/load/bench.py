@@ -9,6 +9,10 @@ connections, through the same nginx:
   baa-me-nocache  the same from a second baa serving the same database with
               BAA_PROFILE_CACHE=off (every request reads PostgreSQL), kept
               connections as baa-me
+  kore-me     Kore 4.1 (Debian's kore, its asynchronous pgsql) answering
+              GET /me with the same cookie check, statement and body, straight
+              over HTTP (no nginx), as many workers as baa
+              (tests/load/kore_target.py); skipped when kore is missing
   baa-auth    baa GET /auth (nginx's auth_request asks it: the same session
               and profile path, a 204 with the user in headers), sent
               straight to a bench-only location with the site's parameters,
@@ -84,6 +88,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
 import bench_report  # noqa: E402
+import kore_target  # noqa: E402
 from bench_users import Users  # noqa: E402
 
 BARE = os.path.join(REPO, "build", "tests", "load", "bare-responder")
@@ -94,7 +99,7 @@ PGBENCH = os.path.join(harness.PG_BIN, "pgbench")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The rows, in the order of a run (--only picks some; baa-me-before comes
 # with baa-me when --before is given).
-ROWS = ("baa-me", "baa-me-nocache", "baa-auth", "auth-request", "baa-me-1cpr", "bare-fcgi",
+ROWS = ("baa-me", "baa-me-nocache", "kore-me", "baa-auth", "auth-request", "baa-me-1cpr", "bare-fcgi",
         "nginx-200", "pgbench", "logins", "baa-me-10k", "pgbench-10k", "baa-token", "pgbench-token",
         "baa-refresh")
 
@@ -405,6 +410,10 @@ class Bench:
 
     def groups(self, name):
         """{group: pids} whose CPU a measurement counts."""
+        if name == "kore-me":
+            # Kore's own CPU in the baa column: it is the application there,
+            # and no nginx stands in front of it.
+            return {"baa": list(self.kore_pids), "postgres": postgres_pids(self.pg.datadir)}
         baa = {"baa-me-before": self.before, "baa-me-nocache": self.nocache}.get(name, self.baa)
         groups = {"baa": tree(baa.pid), "nginx": tree(self.nginx.pid),
                   "postgres": postgres_pids(self.pg.datadir)}
@@ -552,6 +561,8 @@ class Bench:
                 self.measure("baa-me", self.ports["baa"], c, "me.lua")
             if self.want("baa-me-nocache"):
                 self.measure("baa-me-nocache", self.ports["nocache"], c, "me.lua")
+            if self.want("kore-me"):
+                self.measure_kore(c)
             if self.want("baa-auth"):
                 self.measure("baa-auth", self.ports["baa"], c, "me.lua", path="/auth")
             if self.want("auth-request"):
@@ -587,6 +598,21 @@ class Bench:
             if self.want("baa-refresh"):
                 users.refresh(c)
         self.rss = [rss_kib(p) for p in harness.child_pids(self.baa.pid)]
+
+    def measure_kore(self, connections):
+        """GET /me from Kore 4.1 (tests/load/kore_target.py) on the same
+        database and session, with as many workers as baa: started for the
+        row and stopped after it, since it holds most of the cluster's
+        connections open (which pgbench -c 64 needs)."""
+        if not kore_target.kore_available():
+            print("kore-me    skipped: Debian's kore 4.1 is not installed", flush=True)
+            return
+        port, self.kore_pids = kore_target.start_kore(
+            harness, self.pg, self.db, harness.make_temp_dir("baa-bench-kore-"), self.args.workers)
+        try:
+            self.measure("kore-me", port, connections, "me.lua")
+        finally:
+            kore_target.stop_kore(self.kore_pids[0])
 
     def report(self):
         text = bench_report.report(self)

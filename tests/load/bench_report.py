@@ -18,7 +18,7 @@ def table(rows):
              "| PostgreSQL CPU µs | stand-in CPU µs | driver CPU µs | errors |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        baa = r["name"].startswith(("baa-", "auth-")) or r["name"] == "logins"
+        baa = r["name"].startswith(("baa-", "auth-")) or r["name"] in ("logins", "kore-me")
         errors = (r["errors"] or "0") + ("; non-2xx %d" % r["non2xx"] if r["non2xx"] else "")
         if r.get("failed"):
             errors += "; failed logins %d" % r["failed"]
@@ -85,6 +85,13 @@ def database_lines(c, by):
         if "pgbench" in by:
             text += "; / pgbench = %.2f, %s" % (ratio(nc, by["pgbench"]), pg_share(nc, by["pgbench"]))
         out.append(text)
+    if "kore-me" in by:
+        k = by["kore-me"]
+        for name in ("baa-me", "baa-me-nocache"):
+            if name in by:
+                out.append("- %d connections: %s / kore-me = **%.2f**, p99 %.2f against Kore's "
+                           "%.2f ms (Kore's CPU %.1f µs/req in the baa column, no nginx in front)"
+                           % (c, name, ratio(by[name], k), by[name]["p99"], k["p99"], k["cpu_baa"]))
     if "baa-me-10k" in by:
         m = by["baa-me-10k"]
         text = "- %d connections: baa-me-10k over %d sessions of as many users (each seen " \
