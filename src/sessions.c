@@ -2,15 +2,15 @@
  * SQL for the sessions table, parameterised and prepared once per
  * connection, and the worker's cache of the sessions it checked.
  *
- * The cache: a checked session is kept with the time it was read (on the
- * monotonic clock) and the connection (epoch) it was read on, and served
- * without a query while that connection stays up, for at most
- * SESSION_CACHE_TTL_MS, and never past its row's expiry as read (a wall
- * clock time, as the row holds it). Ending a session deletes its row, whose
- * trigger notifies the user's id; every worker then forgets all of that
- * user's sessions. A touch by another worker moves the row's expiry on
- * without notifying: a cached expiry reached is checked again, not taken
- * as the end.
+ * The cache (session_cache.h: 32768 sessions): a checked session is kept
+ * with the time it was read (on the monotonic clock) and the connection
+ * (epoch) it was read on, and served without a query while that
+ * connection stays up, for at most SESSION_CACHE_TTL_MS, and never past
+ * its row's expiry as read (a wall clock time, as the row holds it).
+ * Ending a session deletes its row, whose trigger notifies the user's id;
+ * every worker then forgets all of that user's sessions. A touch by
+ * another worker moves the row's expiry on without notifying: a cached
+ * expiry reached is checked again, not taken as the end.
  */
 #include "sessions.h"
 
@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "metrics.h"
+#include "session_cache.h"
 #include "users.h"
 
 #define EPOCH(column) "floor(extract(epoch FROM " column "))::bigint"
@@ -110,19 +111,6 @@ static const struct db_statement prune = {
 	1,
 };
 
-#define SESSION_SLOTS 1024
-#define SESSION_CACHE_TTL_MS 10000
-
-struct cached_session {
-	unsigned char hash[32];
-	int used;
-	unsigned long epoch;
-	long long fetched_ms; /* clock_now_ms(): no wall clock step stretches it */
-	struct session_row row;
-};
-
-static struct cached_session cache[SESSION_SLOTS];
-
 /* The answers sessions_prefetch got, each for one sessions_check. */
 struct prefetched {
 	unsigned char hash[32];
@@ -135,25 +123,13 @@ struct prefetched {
 static struct prefetched prefetched[SESSIONS_PREFETCH_MAX];
 static int nprefetched;
 
-static struct cached_session *
-cache_slot(const unsigned char hash[32])
-{
-	unsigned long long h;
-
-	/* The hash is SHA-256: any eight of its bytes are evenly spread. */
-	memcpy(&h, hash, sizeof(h));
-	return &cache[h % SESSION_SLOTS];
-}
-
 static void
 forget_user(const char *payload, void *arg)
 {
 	long long user_id = strtoll(payload, NULL, 10);
 
 	(void)arg;
-	for (int i = 0; i < SESSION_SLOTS; i++)
-		if (cache[i].used && cache[i].row.user_id == user_id)
-			cache[i].used = 0;
+	session_cache_forget_user(user_id);
 	/* Read before the notification came: asked again. */
 	for (int i = 0; i < nprefetched; i++)
 		if (prefetched[i].status == SESSIONS_OK &&
@@ -172,28 +148,16 @@ sessions_attach(struct db *db)
 static void
 remember(struct db *db, const unsigned char hash[32], const struct session_row *row)
 {
-	struct cached_session *slot = cache_slot(hash);
-
-	if (!db->cfg->profile_cache || !db->listening)
-		return;
-	memcpy(slot->hash, hash, 32);
-	slot->row = *row;
-	slot->epoch = db->epoch;
-	slot->fetched_ms = clock_now_ms();
-	slot->used = 1;
+	if (db->cfg->profile_cache && db->listening)
+		session_cache_put(hash, row, db->epoch, clock_now_ms());
 }
 
-static const struct cached_session *
+static const struct session_row *
 cached(struct db *db, const unsigned char hash[32], time_t now)
 {
-	const struct cached_session *slot = cache_slot(hash);
-
-	if (!db->cfg->profile_cache || db_notifications(db) < 0 || !slot->used ||
-	    slot->epoch != db->epoch ||
-	    clock_now_ms() - slot->fetched_ms >= SESSION_CACHE_TTL_MS ||
-	    now >= slot->row.expires_at || memcmp(slot->hash, hash, 32) != 0)
+	if (!db->cfg->profile_cache || db_notifications(db) < 0)
 		return NULL;
-	return slot;
+	return session_cache_get(hash, db->epoch, clock_now_ms(), now);
 }
 
 /* "\x<hex>": a bytea parameter in text format. */
@@ -293,8 +257,8 @@ sessions_prefetch(struct db *db, const unsigned char (*hashes)[32], int n)
 
 	sessions_prefetch_end();
 	for (int i = 0; i < n && i < SESSIONS_PREFETCH_MAX; i++) {
-		const struct cached_session *hit = cached(db, hashes[i], now);
-		if (hit && users_profile_cached(db, hit->row.user_id, &scratch))
+		const struct session_row *hit = cached(db, hashes[i], now);
+		if (hit && users_profile_cached(db, hit->user_id, &scratch))
 			continue; /* the cache answers it */
 		bytea_param(hashes[i], 32, texts[nasked]);
 		params[nasked][0] = texts[nasked];
@@ -350,7 +314,7 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 {
 	char hash_text[2 + 64 + 1];
 	const char *params[1] = {hash_text};
-	const struct cached_session *hit;
+	const struct session_row *hit;
 	enum sessions_status status;
 	time_t now = time(NULL);
 	PGresult *res;
@@ -362,9 +326,8 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 		return status;
 	}
 	hit = cached(db, hash, now);
-	if (hit &&
-	    (profile == NULL || users_profile_cached(db, hit->row.user_id, profile))) {
-		*out = hit->row;
+	if (hit && (profile == NULL || users_profile_cached(db, hit->user_id, profile))) {
+		*out = *hit;
 		metrics_session_lookup(METRICS_SESSION_CACHE);
 		return SESSIONS_OK;
 	}
@@ -427,11 +390,8 @@ sessions_touch(struct db *db, const unsigned char hash[32], struct session_row *
 		row->last_seen_at = now;
 		status = SESSIONS_OK;
 	}
-	if (status == SESSIONS_OK) {
-		struct cached_session *slot = cache_slot(hash);
-		if (slot->used && memcmp(slot->hash, hash, 32) == 0)
-			slot->row = *row;
-	}
+	if (status == SESSIONS_OK)
+		session_cache_update(hash, row);
 	return status;
 }
 

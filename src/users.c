@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "clock.h"
 #include "log.h"
+#include "profile_cache.h"
 #include "scopes.h"
 #include "tokenbox.h"
 
@@ -164,40 +165,19 @@ static const struct db_statement delete_user = {
 
 /*
  * GET /me is the hot path; what it shows changes rarely. Each worker keeps
- * the profiles it served, keyed by user id, and
- * forgets one when PostgreSQL notifies that its row changed (the trigger of
- * sql/002). A connection lost means notifications lost: entries are only
- * trusted from the connection (epoch) they were read on, and never for
- * longer than PROFILE_TTL_MS, whatever happens: measured on the monotonic
- * clock, which a step of the wall clock (NTP, an operator's `date`) can
- * neither stretch nor cut short.
+ * the profiles it served, keyed by user id (profile_cache.h: 16384 users),
+ * and forgets one when PostgreSQL notifies that its row changed (the
+ * trigger of sql/002). A connection lost means notifications lost: entries
+ * are only trusted from the connection (epoch) they were read on, and
+ * never for longer than PROFILE_CACHE_TTL_MS, whatever happens: measured
+ * on the monotonic clock, which a step of the wall clock (NTP, an
+ * operator's `date`) can neither stretch nor cut short.
  */
-#define PROFILE_SLOTS 1024
-#define PROFILE_TTL_MS 10000
-
-struct cached_profile {
-	long long id; /* 0: empty */
-	unsigned long epoch;
-	long long fetched_ms; /* clock_now_ms() */
-	struct user_profile profile;
-};
-
-static struct cached_profile profiles[PROFILE_SLOTS];
-
-static struct cached_profile *
-profile_slot(long long id)
-{
-	return &profiles[(unsigned long long)id % PROFILE_SLOTS];
-}
-
 static void
 forget_profile(const char *payload, void *arg)
 {
-	long long id = strtoll(payload, NULL, 10);
-	struct cached_profile *slot = profile_slot(id);
-
-	if (slot->id == id)
-		slot->id = 0;
+	(void)arg;
+	profile_cache_forget(strtoll(payload, NULL, 10));
 }
 
 /* The channel of the users trigger (sql/002_user_changed_notify.sql). */
@@ -438,22 +418,17 @@ users_profile_read(const struct db *db, const PGresult *res, int first,
 int
 users_profile_cached(struct db *db, long long id, struct user_profile *out)
 {
-	const struct cached_profile *slot = profile_slot(id);
-
-	if (!db->cfg->profile_cache || !db->listening || slot->id != id ||
-	    slot->epoch != db->epoch ||
-	    clock_now_ms() - slot->fetched_ms >= PROFILE_TTL_MS)
+	if (!db->cfg->profile_cache || !db->listening)
 		return 0;
-	*out = slot->profile;
-	return 1;
+	return profile_cache_get(id, db->epoch, clock_now_ms(), out);
 }
 
+/* A profile that does not fit the cache is read from the database each time. */
 void
 users_profile_remember(struct db *db, const struct user_profile *profile)
 {
 	if (db->cfg->profile_cache && db->listening)
-		*profile_slot(profile->id) = (struct cached_profile){
-			profile->id, db->epoch, clock_now_ms(), *profile};
+		(void)profile_cache_put(profile, db->epoch, clock_now_ms());
 }
 
 static enum users_status

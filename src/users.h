@@ -85,10 +85,13 @@ void users_profile_read(const struct db *db, const PGresult *res, int first,
 			struct user_profile *out);
 
 /*
- * The worker's cache of profiles: 1 and *out when id's profile may be
- * served from it (the connection it was read on is up and no change of the
- * row has been notified since), else 0. The caller has taken the
- * notifications in just before (sessions_check does, once per request).
+ * The worker's cache of profiles (profile_cache.h): 1 and *out when id's
+ * profile may be served from it (the connection it was read on is up and
+ * no change of the row has been notified since), else 0. The caller has
+ * taken the notifications in just before (sessions_check does, once per
+ * request). users_profile_remember keeps a profile just read; one whose
+ * strings are too long for the cache's compact entries is not kept, and
+ * is read from the database each time.
  */
 int users_profile_cached(struct db *db, long long id, struct user_profile *out);
 void users_profile_remember(struct db *db, const struct user_profile *profile);
