@@ -65,8 +65,11 @@ RSS of each baa worker, and the ratios, as a markdown table.
 usage: tests/load/bench.py [--seconds 5] [--connections 16,64] [--workers 2]
                            [--sessions 1000] [--users 10000] [--only ROW,...]
                            [--before OTHER_BAA_BINARY] [--profile-cache on|off]
-                           [--sandbox on|off] [--durable] [--out FILE.md]
+                           [--sandbox on|off] [--durable] [--perf] [--out FILE.md]
 --only measures some rows (names as above) quickly during development.
+--perf samples every CPU during each wrk row (tests/load/bench_perf.py) and
+adds where the time went: each process's share, its kernel part, and baa's
+hottest symbols.
 The cluster is the integration tests' (fsync, synchronous_commit and
 full_page_writes off) unless --durable turns them on, so that logins and
 refreshes pay for their commits as in production.
@@ -87,6 +90,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
+import bench_perf  # noqa: E402
 import bench_report  # noqa: E402
 import kore_target  # noqa: E402
 from bench_users import Users  # noqa: E402
@@ -261,6 +265,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.rows = []
+        self.perf_lines = []
         self.rss = []
         self.users = Users(self)
         self.fake = None
@@ -453,7 +458,12 @@ class Bench:
         wenv = dict(os.environ, BAA_SESSION=cookie, BAA_COOKIE_NAME=cookie_name, BAA_PATH=path,
                     BAA_STATUS="204" if path == "/auth" else "200")
         wenv.update(env or {})
-        out, cpu = self.run_driver(name, argv, wenv, seconds)
+        if self.args.perf and keep:
+            with bench_perf.Recording() as recording:
+                out, cpu = self.run_driver(name, argv, wenv, seconds)
+            self.perf_lines += bench_perf.lines(name, connections, recording.breakdown())
+        else:
+            out, cpu = self.run_driver(name, argv, wenv, seconds)
         r = parse_wrk(out)
         r["lua"] = {k: int(v) for k, v in re.findall(r"\b(logins|failed) (\d+)", out)}
         unexpected = re.search(r"lua: not \d+: (\d+)", out)
@@ -616,6 +626,9 @@ class Bench:
 
     def report(self):
         text = bench_report.report(self)
+        if self.perf_lines:
+            text += "\nWhere the CPU went (perf record -a, %d Hz):\n\n%s\n" % (
+                bench_perf.FREQUENCY, "\n".join(self.perf_lines))
         print()
         print(text)
         if self.args.out:
@@ -648,8 +661,13 @@ def main():
                              " (the test cluster runs without): a commit then waits for its flush")
     parser.add_argument("--only", help="measure only these rows (comma-separated): "
                         + ", ".join(ROWS))
+    parser.add_argument("--perf", action="store_true",
+                        help="sample every CPU with perf during each wrk row and report where "
+                             "the time went (baa, nginx, PostgreSQL, kernel; baa's hottest symbols)")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.perf and bench_perf.available():
+        parser.error("--perf: " + bench_perf.available())
     args.connections = [int(c) for c in args.connections.split(",")]
     if args.only is not None:
         args.only = set(args.only.split(","))
