@@ -45,24 +45,30 @@ is_navigation(const struct request *req)
 	return req->accept != NULL && strstr(req->accept, "text/html") != NULL;
 }
 
-/*
- * /login?next=<uri> with uri percent-encoded (all but RFC 3986's
- * unreserved bytes), or plain /login when uri is not a path /login would
- * take back (not local, too long, absent).
- */
-static void
-login_url(const char *uri, char *out, size_t size)
+/* RFC 3986's unreserved bytes: what a query parameter carries as it is. */
+static int
+is_unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || (c != '\0' && strchr("-._~", c) != NULL);
+}
+
+/* Visible ASCII but '%': what a header value carries as it is. */
+static int
+is_plain_header_byte(unsigned char c)
+{
+	return c > ' ' && c < 0x7f && c != '%';
+}
+
+/* in with every byte keep refuses as %XX; out holds 3 * strlen(in) + 1. */
+static size_t
+percent_encode(const char *in, int (*keep)(unsigned char), char *out)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t n;
+	size_t n = 0;
 
-	n = (size_t)snprintf(out, size, "/login");
-	if (uri == NULL || !session_is_local_path(uri) || size < LOGIN_URL_MAX)
-		return;
-	n += (size_t)snprintf(out + n, size - n, "?next=");
-	for (const unsigned char *c = (const unsigned char *)uri; *c; c++) {
-		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-		    (*c >= '0' && *c <= '9') || strchr("-._~", *c)) {
+	for (const unsigned char *c = (const unsigned char *)in; *c; c++) {
+		if (keep(*c)) {
 			out[n++] = (char)*c;
 			continue;
 		}
@@ -71,6 +77,23 @@ login_url(const char *uri, char *out, size_t size)
 		out[n++] = hex[*c & 15];
 	}
 	out[n] = '\0';
+	return n;
+}
+
+/*
+ * /login?next=<uri> with uri percent-encoded (all but RFC 3986's
+ * unreserved bytes), or plain /login when uri is not a path /login would
+ * take back (not local, too long, absent).
+ */
+static void
+login_url(const char *uri, char *out, size_t size)
+{
+	size_t n = (size_t)snprintf(out, size, "/login");
+
+	if (uri == NULL || !session_is_local_path(uri) || size < LOGIN_URL_MAX)
+		return;
+	n += (size_t)snprintf(out + n, size - n, "?next=");
+	percent_encode(uri, is_unreserved, out + n);
 }
 
 /*
@@ -83,19 +106,7 @@ login_url(const char *uri, char *out, size_t size)
 static void
 header_encode(const char *value, char *out)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = 0;
-
-	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
-		if (*c > ' ' && *c < 0x7f && *c != '%') {
-			out[n++] = (char)*c;
-			continue;
-		}
-		out[n++] = '%';
-		out[n++] = hex[*c >> 4];
-		out[n++] = hex[*c & 15];
-	}
-	out[n] = '\0';
+	percent_encode(value, is_plain_header_byte, out);
 }
 
 static void
