@@ -4,6 +4,8 @@
  */
 #include "log.h"
 
+#include "clock.h"
+
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,39 +106,30 @@ put_signed(struct line *l, long long v)
 }
 
 /*
- * "ts=2026-11-25T19:42:19.123Z" from the clock alone: days to a civil date
- * (Howard Hinnant's civil_from_days), no gmtime_r and its time-zone lock,
- * so that a line can be formatted in a signal handler too.
+ * "ts=2026-11-25T19:42:19.123Z" from the clock alone (clock_civil: no
+ * gmtime_r and its time-zone lock), so that a line can be formatted in a
+ * signal handler too.
  */
 static void
 put_timestamp(struct line *l)
 {
 	struct timespec now;
-	long long days, secs, era, doe, yoe, doy, mp, y, m, d;
+	struct clock_civil c;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	days = now.tv_sec / 86400 + 719468;
-	secs = now.tv_sec % 86400;
-	era = days / 146097;
-	doe = days - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	y = yoe + era * 400 + (m <= 2);
+	clock_civil(now.tv_sec, &c);
 	put_raw(l, "ts=");
-	put_unsigned(l, (unsigned long long)y, 4);
+	put_unsigned(l, (unsigned long long)c.year, 4);
 	put_char(l, '-');
-	put_unsigned(l, (unsigned long long)m, 2);
+	put_unsigned(l, (unsigned long long)c.month, 2);
 	put_char(l, '-');
-	put_unsigned(l, (unsigned long long)d, 2);
+	put_unsigned(l, (unsigned long long)c.day, 2);
 	put_char(l, 'T');
-	put_unsigned(l, (unsigned long long)(secs / 3600), 2);
+	put_unsigned(l, (unsigned long long)c.hour, 2);
 	put_char(l, ':');
-	put_unsigned(l, (unsigned long long)(secs / 60 % 60), 2);
+	put_unsigned(l, (unsigned long long)c.minute, 2);
 	put_char(l, ':');
-	put_unsigned(l, (unsigned long long)(secs % 60), 2);
+	put_unsigned(l, (unsigned long long)c.second, 2);
 	put_char(l, '.');
 	put_unsigned(l, (unsigned long long)(now.tv_nsec / 1000000), 3);
 	put_char(l, 'Z');

@@ -73,8 +73,7 @@ enum users_status users_store_login(struct db *db, const struct spotify_user *wh
  */
 #define USERS_PROFILE_COLUMNS                                                            \
 	"u.id, u.spotify_id, coalesce(u.display_name, ''),"                              \
-	" coalesce(to_char(u.token_expires_at AT TIME ZONE 'UTC',"                       \
-	"                  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                      \
+	" floor(extract(epoch FROM u.token_expires_at))::bigint,"                        \
 	" coalesce(u.account_id, ''),"                                                   \
 	" coalesce(floor(extract(epoch FROM u.authorized_at))::bigint, 0),"              \
 	" u.needs_reauth_at IS NOT NULL, u.scope IS NOT NULL, coalesce(u.scope, ''),"    \

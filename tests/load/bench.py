@@ -512,19 +512,20 @@ class Bench:
             self.rows.append(mine[len(mine) // 2])
 
     def session_sql(self, token_hash=None):
-        """src/sessions.c's sessions_check, the SELECT of a cache miss, but
-        token_expires_at as it is stored: pgbench would take the colons of
-        to_char's 'HH24:MI:SS' for its own variables. token_hash: SQL for
-        the hash (default: the measured session's)."""
+        """src/sessions.c's sessions_check, the SELECT of a cache miss, as
+        baa sends it (SESSION_COLUMNS, USERS_PROFILE_COLUMNS). token_hash:
+        SQL for the hash (default: the measured session's)."""
         token_hash = token_hash or "'\\x%s'" % self.token_hash
         epoch = "floor(extract(epoch FROM %s))::bigint"
         return ("SELECT s.id, s.user_id, %s, %s, %s, %s, u.id, u.spotify_id,"
-                " coalesce(u.display_name, ''), u.token_expires_at, coalesce(u.account_id, ''),"
-                " coalesce(%s, 0), u.needs_reauth_at IS NOT NULL"
+                " coalesce(u.display_name, ''), %s, coalesce(u.account_id, ''),"
+                " coalesce(%s, 0), u.needs_reauth_at IS NOT NULL, u.scope IS NOT NULL,"
+                " coalesce(u.scope, ''), u.scope_requested"
                 " FROM sessions s JOIN users u ON u.id = s.user_id"
                 " WHERE s.token_hash = %s AND s.expires_at > now();\n"
                 % (epoch % "s.created_at", epoch % "s.last_seen_at", epoch % "s.expires_at",
-                   epoch % "s.max_expires_at", epoch % "u.authorized_at", token_hash))
+                   epoch % "s.max_expires_at", epoch % "u.token_expires_at",
+                   epoch % "u.authorized_at", token_hash))
 
     def pgbench(self, name, connections, sql, check=None, setup=""):
         """pgbench -M prepared running sql (check, default sql, finds one

@@ -36,6 +36,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../../../src/clock.h"
+
 #define SESSION_COOKIE "__Host-baa_session"
 #define SESSION_PURPOSE "baa_session"
 #define COOKIE_MAX 1024 /* src/session.h SESSION_COOKIE_MAX */
@@ -54,8 +56,7 @@
 	EPOCH("s.last_seen_at") ", " EPOCH("s.expires_at") ", "                          \
 	EPOCH("s.max_expires_at") ","                                                   \
 	" u.id, u.spotify_id, coalesce(u.display_name, ''),"                             \
-	" coalesce(to_char(u.token_expires_at AT TIME ZONE 'UTC',"                       \
-	"                  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                      \
+	" " EPOCH("u.token_expires_at") ","                                             \
 	" coalesce(u.account_id, ''),"                                                   \
 	" coalesce(floor(extract(epoch FROM u.authorized_at))::bigint, 0),"              \
 	" u.needs_reauth_at IS NOT NULL, u.scope IS NOT NULL, coalesce(u.scope, '')"     \
@@ -439,20 +440,11 @@ member_string(struct me_state *st, const char *name, const char *value, int empt
 		body_add_json_string(st, value);
 }
 
-static void
-iso8601(time_t t, char out[32])
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The profile of row 0 as baa's me_profile_members writes it. */
 static void
 write_profile(struct me_state *st, struct kore_pgsql *sql)
 {
-	char authorized[32] = "", due[32] = "";
+	char authorized[32] = "", due[32] = "", expires[32] = "";
 	time_t authorized_at, due_at = 0;
 	int needs_reauth, has_scope;
 
@@ -460,10 +452,15 @@ write_profile(struct me_state *st, struct kore_pgsql *sql)
 		(time_t)strtoll(kore_pgsql_getvalue(sql, 0, PROFILE_COL + 5), NULL, 10);
 	needs_reauth = strcmp(kore_pgsql_getvalue(sql, 0, PROFILE_COL + 6), "t") == 0;
 	has_scope = strcmp(kore_pgsql_getvalue(sql, 0, PROFILE_COL + 7), "t") == 0;
+	/* As baa: seconds from the query, formatted here (NULL: no token). */
+	if (!PQgetisnull(sql->result, 0, PROFILE_COL + 3))
+		clock_iso8601((time_t)strtoll(kore_pgsql_getvalue(sql, 0, PROFILE_COL + 3),
+					      NULL, 10),
+			      expires);
 	if (authorized_at != 0) {
 		due_at = authorized_at + grant_lifetime;
-		iso8601(authorized_at, authorized);
-		iso8601(due_at, due);
+		clock_iso8601(authorized_at, authorized);
+		clock_iso8601(due_at, due);
 	}
 	body_add_str(st, "{");
 	member(st, "id", kore_pgsql_getvalue(sql, 0, PROFILE_COL));
@@ -471,8 +468,7 @@ write_profile(struct me_state *st, struct kore_pgsql *sql)
 	member_string(st, "account_id", kore_pgsql_getvalue(sql, 0, PROFILE_COL + 4), 1);
 	member_string(st, "display_name", kore_pgsql_getvalue(sql, 0, PROFILE_COL + 2),
 		      1);
-	member_string(st, "token_expires_at",
-		      kore_pgsql_getvalue(sql, 0, PROFILE_COL + 3), 1);
+	member_string(st, "token_expires_at", expires, 1);
 	member_string(st, "authorized_at", authorized, 1);
 	member_string(st, "reauth_due_at", due, 1);
 	member(st, "reauth_recommended",
