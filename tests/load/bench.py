@@ -459,9 +459,10 @@ class Bench:
                     BAA_STATUS="204" if path == "/auth" else "200")
         wenv.update(env or {})
         if self.args.perf and keep:
+            groups = self.groups(name)
             with bench_perf.Recording() as recording:
                 out, cpu = self.run_driver(name, argv, wenv, seconds)
-            self.perf_lines += bench_perf.lines(name, connections, recording.breakdown())
+            self.perf_lines += bench_perf.lines(name, connections, recording.breakdown(groups))
         else:
             out, cpu = self.run_driver(name, argv, wenv, seconds)
         r = parse_wrk(out)

@@ -1,9 +1,11 @@
 """Where a benchmark row's CPU goes, by perf: tests/load/bench.py --perf.
 
 While wrk runs, `perf record -a` samples every CPU; afterwards the samples
-are grouped by process (baa, nginx, postgres, wrk, the stand-in, other)
-and, within each, by user space against the kernel, and the hottest
-symbols of baa's workers are listed. Needs perf and the right to sample
+are grouped by the row's process groups (bench.py's: baa or Kore, nginx,
+this run's PostgreSQL, the stand-in; by pid, since Kore's workers rename
+themselves), wrk, and other, each split into user space and the kernel,
+and the hottest symbols of the row's application (baa's workers, or
+Kore's) are listed. Needs perf and the right to sample
 the whole machine (root, or kernel.perf_event_paranoid <= -1); without
 them the row is measured as usual and the breakdown says why it is
 missing.
@@ -15,9 +17,6 @@ import shutil
 import subprocess
 import tempfile
 
-# perf's comm names (the first 15 bytes of the program's name) by group.
-GROUPS = (("baa", ("baa",)), ("nginx", ("nginx",)), ("postgres", ("postgres",)),
-          ("wrk", ("wrk",)), ("stand-in", ("python3",)))
 FREQUENCY = 1999  # Hz per CPU, odd so as not to beat with timers
 TOP_SYMBOLS = 12
 
@@ -55,23 +54,25 @@ class Recording:
         self.proc.wait(30)
         return False
 
-    def breakdown(self):
-        """{'groups': {group: (share, kernel share)}, 'baa_symbols': [(share, dso, symbol)]}
-        (shares of all samples), or None when perf wrote nothing."""
+    def breakdown(self, groups):
+        """groups: {group: pids} (bench.py's, for the row) ->
+        {'groups': {group: (share, kernel share)}, 'app_symbols': [(share, dso, symbol)]}
+        (shares of all samples; wrk's own and everything else's too), or
+        None when perf wrote nothing."""
         if not os.path.exists(self.data):
             return None
-        out = self._report(["--sort", "comm,dso"])
-        groups, total = {}, 0.0
-        for share, comm, dso in out:
-            group = next((g for g, comms in GROUPS if comm in comms), "other")
-            kernel = dso.startswith("[kernel")
-            all_, k = groups.get(group, (0.0, 0.0))
-            groups[group] = (all_ + share, k + (share if kernel else 0.0))
-            total += share
-        symbols = [(share, comm, sym) for share, comm, sym in
-                   self._report(["--comms", "baa", "--sort", "dso,sym"])][:TOP_SYMBOLS]
+        group_of = {pid: g for g, pids in groups.items() for pid in pids}
+        shares = {}
+        for share, task, dso in self._report(["--sort", "pid,dso"]):
+            pid, _, comm = task.partition(":")
+            group = group_of.get(int(pid) if pid.isdigit() else -1,
+                                 "wrk" if comm == "wrk" else "other")
+            all_, k = shares.get(group, (0.0, 0.0))
+            shares[group] = (all_ + share, k + (share if dso.startswith("[kernel") else 0.0))
+        app = ",".join(str(p) for p in groups.get("baa", ()))
+        symbols = self._report(["--pid", app, "--sort", "dso,sym"])[:TOP_SYMBOLS] if app else []
         shutil.rmtree(self.dir, ignore_errors=True)
-        return {"groups": groups, "total": total, "baa_symbols": symbols}
+        return {"groups": shares, "app_symbols": symbols}
 
     def _report(self, sort):
         res = subprocess.run(["perf", "report", "-i", self.data, "--stdio", "--no-children",
@@ -89,11 +90,13 @@ def lines(name, connections, b):
     """The markdown lines of one row's breakdown."""
     if b is None:
         return ["- %s, %d connections: perf recorded nothing" % (name, connections)]
-    parts = ["%s %.0f%% (kernel %.0f%%)" % (g, all_, k)
+    labels = {"baa": "Kore" if name.startswith("kore") else "baa", "postgres": "PostgreSQL",
+              "fake": "stand-in"}
+    parts = ["%s %.0f%% (kernel %.0f%%)" % (labels.get(g, g), all_, k)
              for g, (all_, k) in sorted(b["groups"].items(), key=lambda kv: -kv[1][0])]
     out = ["- %s, %d connections, samples of both CPUs: %s" % (name, connections, ", ".join(parts))]
-    if b["baa_symbols"]:
-        out.append("  - baa's hottest: " + ", ".join(
+    if b["app_symbols"]:
+        out.append("  - %s's hottest: " % ("Kore" if name.startswith("kore") else "baa") + ", ".join(
             "%s %.1f%%" % (sym.replace("[k] ", "").replace("[.] ", ""), share)
-            for share, _, sym in b["baa_symbols"]))
+            for share, _, sym in b["app_symbols"]))
     return out
