@@ -1,6 +1,7 @@
 /*
  * The worker's loop: wait -> accept -> wait until the request is whole ->
- * parse -> route -> handle -> respond -> log. Stop signals stay blocked
+ * parse -> (the wake-up's session checks, together) -> route -> handle ->
+ * respond -> log. Stop signals stay blocked
  * except while the worker waits for a connection, so a request that has
  * started always finishes, and the wait itself (epoll_pwait with the
  * signals unblocked) cannot miss a stop that arrives at any moment.
