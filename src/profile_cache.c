@@ -147,14 +147,29 @@ unpack(const struct entry *e, struct user_profile *p)
 	}
 }
 
+/* id's entry while it may be served, or -1. */
+static int
+serving(long long id, unsigned long epoch, long long now_ms)
+{
+	int i = id < 1 ? -1 : find(id);
+
+	return i >= 0 && live(i, epoch, now_ms) ? i : -1;
+}
+
+int
+profile_cache_has(long long id, unsigned long epoch, long long now_ms)
+{
+	return serving(id, epoch, now_ms) >= 0;
+}
+
 int
 profile_cache_get(long long id, unsigned long epoch, long long now_ms,
 		  struct user_profile *out)
 {
-	int i = id < 1 ? -1 : find(id);
+	int i = serving(id, epoch, now_ms);
 	const struct entry *e;
 
-	if (i < 0 || !live(i, epoch, now_ms))
+	if (i < 0)
 		return 0;
 	e = entry(i);
 	out->id = id;

@@ -45,6 +45,8 @@
  */
 int profile_cache_get(long long id, unsigned long epoch, long long now_ms,
 		      struct user_profile *out);
+/* Whether profile_cache_get would answer, without unpacking the entry. */
+int profile_cache_has(long long id, unsigned long epoch, long long now_ms);
 
 /*
  * Keeps profile, read on epoch at now_ms, in place of what its id had: 0,

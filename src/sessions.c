@@ -228,6 +228,20 @@ sessions_create(struct db *db, long long user_id, const unsigned char hash[32],
 	return SESSIONS_OK;
 }
 
+/* The row of a session check's answer into row, and into profile when
+ * asked for; each kept in its cache. */
+static void
+read_check_row(struct db *db, const unsigned char hash[32], const PGresult *res,
+	       struct session_row *row, struct user_profile *profile)
+{
+	read_row(res, 0, row);
+	remember(db, hash, row);
+	if (profile) {
+		users_profile_read(db, res, SESSION_NCOLS, profile);
+		users_profile_remember(db, profile);
+	}
+}
+
 /* What the session check's answer res says of hash, into p. */
 static void
 read_check(struct db *db, const unsigned char hash[32], const PGresult *res,
@@ -236,12 +250,8 @@ read_check(struct db *db, const unsigned char hash[32], const PGresult *res,
 	memcpy(p->hash, hash, 32);
 	p->waiting = 1;
 	p->status = PQntuples(res) == 1 ? SESSIONS_OK : SESSIONS_NOT_FOUND;
-	if (p->status != SESSIONS_OK)
-		return;
-	read_row(res, 0, &p->row);
-	remember(db, hash, &p->row);
-	users_profile_read(db, res, SESSION_NCOLS, &p->profile);
-	users_profile_remember(db, &p->profile);
+	if (p->status == SESSIONS_OK)
+		read_check_row(db, hash, res, &p->row, &p->profile);
 }
 
 void
@@ -251,14 +261,13 @@ sessions_prefetch(struct db *db, const unsigned char (*hashes)[32], int n)
 	static const char *params[SESSIONS_PREFETCH_MAX][1];
 	static const char *const *lists[SESSIONS_PREFETCH_MAX];
 	static PGresult *results[SESSIONS_PREFETCH_MAX];
-	static struct user_profile scratch;
 	int asked[SESSIONS_PREFETCH_MAX], nasked = 0;
 	time_t now = time(NULL);
 
 	sessions_prefetch_end();
 	for (int i = 0; i < n && i < SESSIONS_PREFETCH_MAX; i++) {
 		const struct session_row *hit = cached(db, hashes[i], now);
-		if (hit && users_profile_cached(db, hit->user_id, &scratch))
+		if (hit && users_profile_is_cached(db, hit->user_id))
 			continue; /* the cache answers it */
 		bytea_param(hashes[i], 32, texts[nasked]);
 		params[nasked][0] = texts[nasked];
@@ -336,12 +345,7 @@ sessions_check(struct db *db, const unsigned char hash[32], struct session_row *
 	status = run_one(db, &check, params, &res);
 	if (status != SESSIONS_OK)
 		return status;
-	read_row(res, 0, out);
-	remember(db, hash, out);
-	if (profile) {
-		users_profile_read(db, res, SESSION_NCOLS, profile);
-		users_profile_remember(db, profile);
-	}
+	read_check_row(db, hash, res, out, profile);
 	PQclear(res);
 	return SESSIONS_OK;
 }

@@ -429,6 +429,13 @@ users_profile_cached(struct db *db, long long id, struct user_profile *out)
 	return profile_cache_get(id, db->epoch, clock_now_ms(), out);
 }
 
+int
+users_profile_is_cached(struct db *db, long long id)
+{
+	return db->cfg->profile_cache && db->listening &&
+	       profile_cache_has(id, db->epoch, clock_now_ms());
+}
+
 /* A profile that does not fit the cache is read from the database each time. */
 void
 users_profile_remember(struct db *db, const struct user_profile *profile)

@@ -94,6 +94,8 @@ void users_profile_read(const struct db *db, const PGresult *res, int first,
  */
 int users_profile_cached(struct db *db, long long id, struct user_profile *out);
 void users_profile_remember(struct db *db, const struct user_profile *profile);
+/* Whether users_profile_cached would answer, without copying the profile out. */
+int users_profile_is_cached(struct db *db, long long id);
 
 /*
  * A worker's connection: with the profile cache on, listens for changed

@@ -170,6 +170,7 @@ struct taken {
 	int hung_up;   /* the peer's end came with this wake-up */
 	struct request req;
 	enum request_error parse_error;
+	const struct route *route;	/* NULL: none (or not parsed) */
 	struct current_key session_key; /* when req.session_key points here */
 };
 
@@ -207,7 +208,9 @@ serve_one(struct taken *t, struct db *db, const struct config *cfg)
 			       t->parse_error == REQUEST_URI_TOO_LONG ? "path too long"
 								      : "bad request");
 	} else {
-		route = router_match(app_routes, app_route_count, req, &res);
+		/* Routed when taken; again only to write the 404 or 405. */
+		route = t->route ? t->route
+				 : router_match(app_routes, app_route_count, req, &res);
 		if (route && !refused_cross_site(req, &res))
 			route->handler(req, &res);
 	}
@@ -336,6 +339,9 @@ take_request(struct worker *w, struct connection *c, int hung_up, struct taken *
 	t->parse_error = request_parse(t->params, &t->req);
 	t->req.internal = c->internal;
 	t->req.session_key = NULL;
+	t->route = t->parse_error == REQUEST_OK
+			   ? router_match(app_routes, app_route_count, &t->req, NULL)
+			   : NULL;
 	return 1;
 }
 
@@ -382,12 +388,8 @@ prefetch_sessions(struct worker *w, struct taken *taken, int n)
 
 	for (int i = 0; i < n && nhashes < SESSIONS_PREFETCH_MAX; i++) {
 		struct taken *t = &taken[i];
-		const struct route *route;
 
-		if (t->parse_error != REQUEST_OK)
-			continue;
-		route = router_match(app_routes, app_route_count, &t->req, NULL);
-		if (!route || !route->session ||
+		if (!t->route || !t->route->session ||
 		    current_session_key(&t->req, &t->session_key) < 0)
 			continue;
 		t->req.session_key = &t->session_key;

@@ -61,14 +61,18 @@ put(long long id, long long now_ms)
 	return profile_cache_put(&in, epoch, now_ms);
 }
 
-/* 1 when id's profile is served, with id's own name. */
+/* 1 when id's profile is served, with id's own name (and has says so). */
 static int
 hit(long long id, long long now_ms)
 {
 	char name[64];
+	int has = profile_cache_has(id, epoch, now_ms);
 
-	if (!profile_cache_get(id, epoch, now_ms, &out))
+	if (!profile_cache_get(id, epoch, now_ms, &out)) {
+		assert_int_equal(has, 0);
 		return 0;
+	}
+	assert_int_equal(has, 1);
 	snprintf(name, sizeof(name), "Listener %lld", id);
 	assert_int_equal(out.id, id);
 	assert_string_equal(out.display_name, name);
@@ -175,6 +179,7 @@ test_a_profile_read_on_another_connection_is_refused(void **state)
 	assert_int_equal(put(6, T0), 0);
 	assert_int_equal(profile_cache_get(6, epoch + 1, T0, &out), 0);
 	assert_int_equal(profile_cache_get(6, epoch - 1, T0, &out), 0);
+	assert_int_equal(profile_cache_has(6, epoch + 1, T0), 0);
 	assert_int_equal(hit(6, T0), 1);
 }
 
