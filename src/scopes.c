@@ -118,9 +118,8 @@ scopes_format(const struct scopes *set, char *out, size_t size)
 	return 0;
 }
 
-/* text (NULL: none) into out; text that does not parse holds nothing. */
-static void
-parse_or_none(const char *text, struct scopes *out)
+void
+scopes_parse_or_none(const char *text, struct scopes *out)
 {
 	if (text == NULL || scopes_parse(out, text, strlen(text), SCOPES_LOOSE) < 0)
 		out->count = 0;
@@ -131,10 +130,10 @@ scopes_worth_asking(const char *granted, const char *asked, const char *wanted)
 {
 	static struct scopes want, have, lacking, unasked;
 
-	parse_or_none(wanted, &want);
-	parse_or_none(granted, &have);
+	scopes_parse_or_none(wanted, &want);
+	scopes_parse_or_none(granted, &have);
 	scopes_missing(&have, &want, &lacking);
-	parse_or_none(asked, &have);
+	scopes_parse_or_none(asked, &have);
 	scopes_missing(&have, &lacking, &unasked);
 	return unasked.count > 0;
 }

@@ -47,6 +47,10 @@ int scopes_has(const struct scopes *set, const char *name);
  * union would exceed SCOPES_MAX. */
 int scopes_union(struct scopes *into, const struct scopes *from);
 
+/* text (NULL: none) into out, loosely (stored or configured text); text
+ * that does not parse holds nothing. */
+void scopes_parse_or_none(const char *text, struct scopes *out);
+
 /* The names of want that have lacks, in want's order. */
 void scopes_missing(const struct scopes *have, const struct scopes *want,
 		    struct scopes *out);

@@ -109,7 +109,7 @@ login_scopes(const struct request *req, const struct params *query, int switchin
 	if (scope_parse_request(query, "scope", &requested, res) < 0)
 		return -1;
 	scope_allowed(cfg, &allowed);
-	scope_configured(cfg->spotify_scopes, &asked);
+	scopes_parse_or_none(cfg->spotify_scopes, &asked);
 	if (scope_check_allowed(&requested, &allowed, res) < 0 ||
 	    add_granted(req, &allowed, switching, &asked, res) < 0)
 		return -1;

@@ -42,9 +42,6 @@ void auth_spotify_failed(struct response *res, struct spotify_outcome outcome,
 int scope_parse_request(const struct params *query, const char *name, struct scopes *out,
 			struct response *res);
 
-/* A scope list of baa's configuration (NULL: none) as a set; checked at start. */
-void scope_configured(const char *text, struct scopes *out);
-
 /* What a client may ask for: SPOTIFY_SCOPES_ALLOWED, else SPOTIFY_SCOPES. */
 void scope_allowed(const struct config *cfg, struct scopes *out);
 

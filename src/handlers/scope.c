@@ -44,18 +44,11 @@ scope_parse_request(const struct params *query, const char *name, struct scopes 
 }
 
 void
-scope_configured(const char *text, struct scopes *out)
-{
-	if (text == NULL || scopes_parse(out, text, strlen(text), SCOPES_LOOSE) < 0)
-		out->count = 0;
-}
-
-void
 scope_allowed(const struct config *cfg, struct scopes *out)
 {
-	scope_configured(cfg->spotify_scopes_allowed ? cfg->spotify_scopes_allowed
-						     : cfg->spotify_scopes,
-			 out);
+	scopes_parse_or_none(cfg->spotify_scopes_allowed ? cfg->spotify_scopes_allowed
+							 : cfg->spotify_scopes,
+			     out);
 }
 
 int
