@@ -33,10 +33,17 @@ db_connect(const struct config *cfg, const char *dbname, char *err, size_t errle
 	keys[n] = "dbname", values[n++] = dbname ? dbname : cfg->postgres_db;
 	/* Bounded waits: a worker must not hang on an unreachable server. */
 	keys[n] = "connect_timeout", values[n++] = "3";
-	/* PgBouncer refuses a client that sends options; behind it the
-	 * timeout is the pooler's or the role's to set (README). */
+	/*
+	 * PgBouncer refuses a client that sends options; behind it the
+	 * timeout is the pooler's or the role's to set (README). Prepared
+	 * statements keep one generic plan: each here finds rows by key, and
+	 * sessions_check_many, planned afresh for each array (a short one's
+	 * custom plan looks cheaper), spent more planning than running.
+	 */
 	if (cfg->db_pooler == CONFIG_POOLER_NONE)
-		keys[n] = "options", values[n++] = "-c statement_timeout=5000";
+		keys[n] = "options",
+		values[n++] =
+			"-c statement_timeout=5000 -c plan_cache_mode=force_generic_plan";
 	keys[n] = "application_name", values[n++] = "baa";
 	/* No Kerberos: it would cost a round trip at each connect and the
 	 * memory of the GSSAPI libraries in every worker. */
@@ -285,91 +292,6 @@ db_exec(struct db *db, const struct db_statement *st, const char *const *params,
 	/* A connection that broke under us (server restart) gets one new try. */
 	if (status == DB_UNAVAILABLE && !db->in_transaction && db_reconnect(db) == 0)
 		status = try_exec(db, st, params, result);
-	return status;
-}
-
-/* Sends the n statements and the pipeline's end; how many went out. */
-static int
-send_batch(struct db *db, const struct db_statement *st, const char *const *const *params,
-	   int n)
-{
-	int sent = 0;
-
-	for (; sent < n; sent++) {
-		int ok = db->cfg->db_pooler == CONFIG_POOLER_TRANSACTION
-				 ? PQsendQueryParams(db->conn, st->sql, st->nparams, NULL,
-						     params[sent], NULL, NULL, 0)
-				 : PQsendQueryPrepared(db->conn, st->name, st->nparams,
-						       params[sent], NULL, NULL, 0);
-		if (!ok)
-			break;
-	}
-	if (sent > 0 && !PQpipelineSync(db->conn))
-		return 0;
-	return sent;
-}
-
-/*
- * The answer of one statement of the pipeline, then the NULL that ends
- * it. A statement after a failed one is not run (PGRES_PIPELINE_ABORTED).
- */
-static PGresult *
-read_batch_result(struct db *db, const struct db_statement *st)
-{
-	PGresult *res = PQgetResult(db->conn), *end;
-
-	if (res == NULL)
-		return NULL;
-	while ((end = PQgetResult(db->conn)) != NULL)
-		PQclear(end); /* not expected: one answer per statement */
-	if (PQresultStatus(res) == PGRES_TUPLES_OK ||
-	    PQresultStatus(res) == PGRES_COMMAND_OK)
-		return res;
-	if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
-		remember_failure(db, st, res);
-	PQclear(res);
-	return NULL;
-}
-
-enum db_status
-db_exec_batch(struct db *db, const struct db_statement *st,
-	      const char *const *const *params, int n, PGresult **results)
-{
-	enum db_status status = DB_OK;
-	PGresult *sync;
-	int sent;
-
-	for (int i = 0; i < n; i++)
-		results[i] = NULL;
-	if (n <= 0)
-		return DB_OK;
-	if (n > DB_BATCH_MAX || db->conn == NULL || db->in_transaction ||
-	    PQstatus(db->conn) != CONNECTION_OK)
-		return DB_UNAVAILABLE;
-	if (db->cfg->db_pooler != CONFIG_POOLER_TRANSACTION &&
-	    (status = prepare_once(db, st)) != DB_OK)
-		return status;
-	if (!PQenterPipelineMode(db->conn))
-		return DB_UNAVAILABLE;
-	sent = send_batch(db, st, params, n);
-	metrics_db_batch(sent);
-	for (int i = 0; i < sent && PQstatus(db->conn) == CONNECTION_OK; i++)
-		results[i] = read_batch_result(db, st);
-	/* The end of the pipeline, then back to one statement at a time. */
-	sync = sent > 0 && PQstatus(db->conn) == CONNECTION_OK ? PQgetResult(db->conn)
-							       : NULL;
-	if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
-		status = failure(db);
-	PQclear(sync);
-	if (!PQexitPipelineMode(db->conn)) {
-		/* Something is still owed: this connection cannot be trusted. */
-		log_event(LOG_ERROR, "db_pipeline_failed",
-			  LOG_STR("statement", st->name));
-		db_close(db);
-		return DB_UNAVAILABLE;
-	}
-	if (status == DB_OK)
-		db->sqlstate[0] = '\0';
 	return status;
 }
 

@@ -75,20 +75,6 @@ void db_close(struct db *db);
 enum db_status db_exec(struct db *db, const struct db_statement *st,
 		       const char *const *params, PGresult **result);
 
-/*
- * Runs st once for each of n parameter lists in one pipeline: all are
- * sent, then all answers read, in one round trip instead of n. results[i]
- * is the i-th statement's PGresult (the caller PQclears it), or NULL when
- * that one failed or never ran. Nothing is retried here, and a broken
- * connection is left for the next db_exec to re-open: the caller runs
- * what found no result one by one, as before. Outside a transaction only;
- * n at most DB_BATCH_MAX, whose statements and answers fit in the socket
- * buffers, so that sending all before reading cannot stall.
- */
-#define DB_BATCH_MAX 128
-enum db_status db_exec_batch(struct db *db, const struct db_statement *st,
-			     const char *const *const *params, int n, PGresult **results);
-
 /* For a statement whose only answer is how many rows it touched: that
  * number, or -1 when it failed. */
 long long db_exec_count(struct db *db, const struct db_statement *st,

@@ -42,7 +42,7 @@ struct shared {
 	uint64_t request_timeouts;
 	uint64_t db_errors;
 	uint64_t db_batches;
-	uint64_t db_batched_statements;
+	uint64_t db_batched_requests;
 	uint64_t session_lookups[METRICS_SESSION_SOURCE_COUNT];
 	uint64_t spotify[METRICS_CALL_COUNT][METRICS_OUTCOME_COUNT];
 	uint64_t rate_limited[METRICS_RATE_LIMIT_COUNT];
@@ -121,11 +121,11 @@ metrics_db_error(void)
 }
 
 void
-metrics_db_batch(int statements)
+metrics_db_batch(int requests)
 {
 	if (shared) {
 		add(&shared->db_batches, 1);
-		add(&shared->db_batched_statements, (uint64_t)statements);
+		add(&shared->db_batched_requests, (uint64_t)requests);
 	}
 }
 
@@ -297,15 +297,16 @@ static void
 render_database(struct text *t)
 {
 	emit(t,
-	     "# HELP baa_db_batches_total Pipelines of statements sent together: the "
-	     "session checks of one wake-up of a worker.\n"
+	     "# HELP baa_db_batches_total Statements that checked the sessions of "
+	     "several requests of one wake-up of a worker at once.\n"
 	     "# TYPE baa_db_batches_total counter\nbaa_db_batches_total %llu\n",
 	     (unsigned long long)get(&shared->db_batches));
 	emit(t,
-	     "# HELP baa_db_batched_statements_total Statements sent in those pipelines.\n"
-	     "# TYPE baa_db_batched_statements_total counter\n"
-	     "baa_db_batched_statements_total %llu\n",
-	     (unsigned long long)get(&shared->db_batched_statements));
+	     "# HELP baa_db_batched_requests_total Requests whose session those "
+	     "statements checked.\n"
+	     "# TYPE baa_db_batched_requests_total counter\n"
+	     "baa_db_batched_requests_total %llu\n",
+	     (unsigned long long)get(&shared->db_batched_requests));
 	emit(t,
 	     "# HELP baa_session_lookups_total Session checks, by where the answer came "
 	     "from.\n# TYPE baa_session_lookups_total counter\n");

@@ -83,8 +83,8 @@ void metrics_db_reconnect(void);
 /* A connection closed because its request did not arrive in time. */
 void metrics_request_timeout(void);
 void metrics_db_error(void);
-/* One pipeline of statements sent together (db_exec_batch). */
-void metrics_db_batch(int statements);
+/* One statement that checked the sessions of several requests at once. */
+void metrics_db_batch(int requests);
 void metrics_session_lookup(enum metrics_session_source source);
 void metrics_spotify(enum metrics_spotify_call call,
 		     enum metrics_spotify_outcome outcome);

@@ -65,13 +65,13 @@ enum sessions_status sessions_check(struct db *db, const unsigned char hash[32],
 				    struct user_profile *profile);
 
 /*
- * Looks up, in one round trip (db_exec_batch), the sessions that the
- * requests of one wake-up of the worker are about to check, those the
- * cache cannot serve: each request's sessions_check then takes its answer
- * (once) instead of asking alone. n at most SESSIONS_PREFETCH_MAX; the
- * same hash twice is looked up twice, one answer per request. What could
- * not be looked up this way is left for sessions_check to ask alone.
- * sessions_prefetch_end forgets what was not taken.
+ * Looks up, in one statement, the sessions that the requests of one
+ * wake-up of the worker are about to check, those the cache cannot serve:
+ * each request's sessions_check then takes its answer (once) instead of
+ * asking alone. n at most SESSIONS_PREFETCH_MAX; the same hash twice is
+ * asked once and answers both requests. What could not be looked up this
+ * way is left for sessions_check to ask alone. sessions_prefetch_end
+ * forgets what was not taken.
  */
 #define SESSIONS_PREFETCH_MAX 128
 void sessions_prefetch(struct db *db, const unsigned char (*hashes)[32], int n);

@@ -205,6 +205,12 @@ copy_value(const PGresult *res, int col, char *out, size_t size)
 	snprintf(out, size, "%s", PQgetvalue(res, 0, col));
 }
 
+static void
+copy_cell(const PGresult *res, int row, int col, char *out, size_t size)
+{
+	snprintf(out, size, "%s", PQgetvalue(res, row, col));
+}
+
 /* For statements whose only answer is how many rows they touched. */
 static enum users_status
 run_touching(struct db *db, const struct db_statement *st, const char *const *params)
@@ -394,29 +400,29 @@ describe_grant(struct user_profile *p, int grant_lifetime)
 }
 
 void
-users_profile_read(const struct db *db, const PGresult *res, int first,
+users_profile_read(const struct db *db, const PGresult *res, int row, int first,
 		   struct user_profile *out)
 {
-	out->id = strtoll(PQgetvalue(res, 0, first), NULL, 10);
-	copy_value(res, first + 1, out->spotify_id, sizeof(out->spotify_id));
-	copy_value(res, first + 2, out->display_name, sizeof(out->display_name));
+	out->id = strtoll(PQgetvalue(res, row, first), NULL, 10);
+	copy_cell(res, row, first + 1, out->spotify_id, sizeof(out->spotify_id));
+	copy_cell(res, row, first + 2, out->display_name, sizeof(out->display_name));
 	/* Seconds, formatted here: to_char in the query cost PostgreSQL more
 	 * than the C does, on every read of a profile. */
-	if (PQgetisnull(res, 0, first + 3))
+	if (PQgetisnull(res, row, first + 3))
 		out->token_expires_at[0] = '\0';
 	else
-		clock_iso8601((time_t)strtoll(PQgetvalue(res, 0, first + 3), NULL, 10),
+		clock_iso8601((time_t)strtoll(PQgetvalue(res, row, first + 3), NULL, 10),
 			      out->token_expires_at);
-	copy_value(res, first + 4, out->account_id, sizeof(out->account_id));
-	out->authorized_at = (time_t)strtoll(PQgetvalue(res, 0, first + 5), NULL, 10);
-	out->needs_reauth = strcmp(PQgetvalue(res, 0, first + 6), "t") == 0;
-	out->has_scope = strcmp(PQgetvalue(res, 0, first + 7), "t") == 0;
-	copy_value(res, first + 8, out->scope, sizeof(out->scope));
+	copy_cell(res, row, first + 4, out->account_id, sizeof(out->account_id));
+	out->authorized_at = (time_t)strtoll(PQgetvalue(res, row, first + 5), NULL, 10);
+	out->needs_reauth = strcmp(PQgetvalue(res, row, first + 6), "t") == 0;
+	out->has_scope = strcmp(PQgetvalue(res, row, first + 7), "t") == 0;
+	copy_cell(res, row, first + 8, out->scope, sizeof(out->scope));
 	/* SPOTIFY_SCOPES grew since this grant (and its login): the user is
 	 * asked to log in again, and that login asks for the configured scopes. */
 	out->scope_short = scopes_worth_asking(
 		out->has_scope ? out->scope : NULL,
-		PQgetisnull(res, 0, first + 9) ? NULL : PQgetvalue(res, 0, first + 9),
+		PQgetisnull(res, row, first + 9) ? NULL : PQgetvalue(res, row, first + 9),
 		db->cfg->spotify_scopes);
 	describe_grant(out, db->cfg->grant_lifetime);
 }
@@ -505,7 +511,7 @@ users_grant(struct db *db, long long id, struct user_profile *out)
 	if (run(db, &grant, params, &res) != USERS_OK)
 		return USERS_DB_ERROR;
 	if (PQntuples(res) == 1) {
-		users_profile_read(db, res, 0, out);
+		users_profile_read(db, res, 0, 0, out);
 		status = USERS_OK;
 	}
 	PQclear(res);

@@ -79,8 +79,8 @@ enum users_status users_store_login(struct db *db, const struct spotify_user *wh
 	" u.needs_reauth_at IS NOT NULL, u.scope IS NOT NULL, coalesce(u.scope, ''),"    \
 	" u.scope_requested"
 
-/* The profile from the first row of res, its columns starting at first. */
-void users_profile_read(const struct db *db, const PGresult *res, int first,
+/* The profile from row of res, its columns starting at first. */
+void users_profile_read(const struct db *db, const PGresult *res, int row, int first,
 			struct user_profile *out);
 
 /*

@@ -113,7 +113,7 @@ class TransactionPoolingTest(BouncerTestCase):
         self.assertEqual(len(self.users()), 1, "logout must not delete the user")
 
     def test_session_checks_batched_through_the_bouncer_each_get_their_own(self):
-        # The pipeline of one wake-up's session checks goes through the
+        # The statement that checks one wake-up's sessions goes through the
         # bouncer unnamed, as every statement does here.
         users = []
         for i in range(24):

@@ -37,6 +37,12 @@ connections, through the same nginx:
               worker's cache mostly misses; the hit ratio counts the misses
               by the bytes baa's workers sent PostgreSQL meanwhile (ss), over
               what one miss sends (64 requests with unknown sessions)
+  baa-10k-nocache  GET /me over the same sessions from the baa with
+              BAA_PROFILE_CACHE=off: every request reads its own user's
+              rows (baa-me-nocache's requests all carry one session, which
+              the requests of one wake-up share); with --before, beside
+              baa-10k-nocache-before (the earlier build, also with the
+              cache off), in turn as baa-me and baa-me-before
   baa-token   GET /me/token of one logged-in user whose token needs no
               refresh (the Spotify routes not kept, as shipped)
   pgbench-10k the session check under pgbench as baa-me-10k asks it: each
@@ -104,8 +110,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The rows, in the order of a run (--only picks some; baa-me-before comes
 # with baa-me when --before is given).
 ROWS = ("baa-me", "baa-me-nocache", "kore-me", "baa-auth", "auth-request", "baa-me-1cpr", "bare-fcgi",
-        "nginx-200", "pgbench", "logins", "baa-me-10k", "pgbench-10k", "baa-token", "pgbench-token",
-        "baa-refresh")
+        "nginx-200", "pgbench", "logins", "baa-me-10k", "baa-10k-nocache", "pgbench-10k", "baa-token",
+        "pgbench-token", "baa-refresh")
 
 NGINX_CONF = """worker_processes 1;
 daemon off;
@@ -129,8 +135,9 @@ http {{
     # The ceiling as the issue defines it: one connection per request.
     upstream bare {{ server unix:{d}/bare.sock; }}
     # A second baa on the same database with BAA_PROFILE_CACHE=off, kept
-    # connections as baa-me.
+    # connections as baa-me; and the earlier build so (--before).
     upstream baa_nocache {{ server unix:{d}/nocache.sock; {baa_keepalive} }}
+    upstream baa_before_nocache {{ server unix:{d}/before-nocache.sock; {baa_keepalive} }}
     # The routes that wait on Spotify, as nginx/baa.conf.in sends them: not kept.
     upstream baa_spotify {{ server unix:{d}/baa.sock; }}
     upstream stand_in {{ server 127.0.0.1:{fake_port}; keepalive 64; }}
@@ -162,6 +169,12 @@ http {{
     server {{
         listen 127.0.0.1:{nocache_port};
         location / {{ include /etc/nginx/fastcgi_params; {baa_keep_conn} fastcgi_pass baa_nocache; }}
+    }}
+    server {{
+        listen 127.0.0.1:{before_nocache_port};
+        location / {{
+            include /etc/nginx/fastcgi_params; {baa_keep_conn} fastcgi_pass baa_before_nocache;
+        }}
     }}
     # Logins and tokens (baa's Spotify routes), and the stand-in's authorize
     # page on the same port, since wrk reaches one host.
@@ -282,7 +295,7 @@ class Bench:
             self.pg.psql("SELECT pg_reload_conf()")
         self.db = "baa_bench"
         self.ports = {k: harness.free_port() for k in ("baa", "fresh", "bare", "return", "before",
-                                                        "nocache", "login")}
+                                                        "nocache", "before_nocache", "login")}
         self.fake = self.users.start_fake("http://127.0.0.1:%d/callback" % self.ports["login"])
         env = harness.base_env(self.db, workers=self.args.workers, BAA_SESSION_TTL=SESSION_TTL,
                                BAA_PROFILE_CACHE=self.args.profile_cache,
@@ -317,11 +330,16 @@ class Bench:
             self.before = harness.Baa(harness.make_temp_dir("baa-bench-before-"))
             self.before.bin = self.args.before
             self.before.serve(dict(env, BAA_LISTEN=os.path.join(self.dir, "before.sock")))
-        self.nocache = None
-        if self.want("baa-me-nocache"):
+        self.nocache = self.before_nocache = None
+        if self.want("baa-me-nocache") or self.want("baa-10k-nocache"):
             self.nocache = harness.Baa(harness.make_temp_dir("baa-bench-nocache-"))
             self.nocache.serve(dict(env, BAA_LISTEN=os.path.join(self.dir, "nocache.sock"),
                                     BAA_PROFILE_CACHE="off"))
+        if self.args.before and self.want("baa-10k-nocache"):
+            self.before_nocache = harness.Baa(harness.make_temp_dir("baa-bench-before-nocache-"))
+            self.before_nocache.bin = self.args.before
+            self.before_nocache.serve(dict(env, BAA_PROFILE_CACHE="off", BAA_LISTEN=os.path.join(
+                self.dir, "before-nocache.sock")))
         # Same body size as baa's /me answer, for the ceilings.
         probe = self.http_me_body()
         self.body_len = len(probe)
@@ -368,6 +386,7 @@ class Bench:
                                  fresh_port=self.ports["fresh"], before_port=self.ports["before"],
                                  bare_port=self.ports["bare"], return_port=self.ports["return"],
                                  nocache_port=self.ports["nocache"], login_port=self.ports["login"],
+                                 before_nocache_port=self.ports["before_nocache"],
                                  fake_port=self.fake.port,
                                  body="x" * (self.body_len - 1) + "\\n",
                                  user="user nobody nogroup;" if os.geteuid() == 0 else "")
@@ -419,7 +438,9 @@ class Bench:
             # Kore's own CPU in the baa column: it is the application there,
             # and no nginx stands in front of it.
             return {"baa": list(self.kore_pids), "postgres": postgres_pids(self.pg.datadir)}
-        baa = {"baa-me-before": self.before, "baa-me-nocache": self.nocache}.get(name, self.baa)
+        baa = {"baa-me-before": self.before, "baa-me-nocache": self.nocache,
+               "baa-10k-nocache": self.nocache,
+               "baa-10k-nocache-before": self.before_nocache}.get(name, self.baa)
         groups = {"baa": tree(baa.pid), "nginx": tree(self.nginx.pid),
                   "postgres": postgres_pids(self.pg.datadir)}
         if self.fake:
@@ -499,16 +520,23 @@ class Bench:
                  r["unit"], r["errors"] or "0", r["non2xx"], extra), flush=True)
 
     def measure_ab(self, connections):
-        """baa-me and baa-me-before in turn, --ab-rounds times each (the
-        machine's speed drifts within a run): the round with the median
-        req/s of each stays in the table."""
+        """baa-me and baa-me-before in turn (in_turn)."""
+        self.in_turn({"baa-me": lambda: self.measure("baa-me", self.ports["baa"], connections,
+                                                     "me.lua"),
+                      "baa-me-before": lambda: self.measure("baa-me-before", self.ports["before"],
+                                                            connections, "me.lua")})
+
+    def in_turn(self, rows):
+        """{name: a function measuring that row}, run in turn --ab-rounds
+        times each (the machine's speed drifts within a run): the round with
+        the median rate of each stays in the table."""
         kept = len(self.rows)
         for _ in range(self.args.ab_rounds):
-            self.measure("baa-me", self.ports["baa"], connections, "me.lua")
-            self.measure("baa-me-before", self.ports["before"], connections, "me.lua")
+            for measure in rows.values():
+                measure()
         rounds = self.rows[kept:]
         del self.rows[kept:]
-        for name in ("baa-me", "baa-me-before"):
+        for name in rows:
             mine = sorted((r for r in rounds if r["name"] == name), key=lambda r: r["rps"])
             self.rows.append(mine[len(mine) // 2])
 
@@ -558,7 +586,8 @@ class Bench:
 
     def run(self):
         users = self.users
-        need = self.args.users if any(map(self.want, ("baa-me-10k", "pgbench-10k", "baa-refresh"))) \
+        need = self.args.users if any(map(self.want, ("baa-me-10k", "baa-10k-nocache", "pgbench-10k",
+                                                      "baa-refresh"))) \
             else \
             1 if self.want("baa-token") else 0
         for c in self.args.connections:
@@ -593,6 +622,8 @@ class Bench:
                 users.top_up(need)
             if self.want("baa-me-10k"):
                 users.me_many(c)
+            if self.want("baa-10k-nocache"):
+                users.many_nocache(c)
             if self.want("pgbench-10k"):
                 n = users.hashes_table()
                 self.pgbench("pgbench-10k", c, self.session_sql("(SELECT h FROM bench_hashes WHERE i = :i)"),

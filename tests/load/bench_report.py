@@ -101,12 +101,29 @@ def database_lines(c, by):
                     % (m["misses"], m["per_check"], m["requests"], c))
         if "counted_hits" in m:
             text += ("**%.1f%%** by baa_session_lookups_total; %.1f%% %s, which checks "
-                     "pipelined together make high" % (100 * m["counted_hits"],
+                     "looked up together make high" % (100 * m["counted_hits"],
                                                        100 * m["hit_ratio"], by_bytes))
         else:
             text += "**%.1f%%** %s" % (100 * m["hit_ratio"], by_bytes)
         if "baa-me" in by:
             text += "; / baa-me = **%.2f** (issue 13 aims at 0.75 or more)" % ratio(m, by["baa-me"])
+        for ref in ("pgbench-10k", "pgbench"):
+            if ref in by:
+                text += "; / %s = %.2f, %s" % (ref, ratio(m, by[ref]), pg_share(m, by[ref]))
+                break
+        out.append(text)
+    if "baa-10k-nocache" in by:
+        m = by["baa-10k-nocache"]
+        text = "- %d connections: baa-10k-nocache (cache off, each request its own user)" % c
+        if "baa-10k-nocache-before" in by:
+            b = by["baa-10k-nocache-before"]
+            text += " / the build before = **%.2f** (issue 13 aims at 1.5 or more), p99 %.2f " \
+                    "against %.2f ms, baa CPU %.1f against %.1f µs/req" % (
+                        ratio(m, b), m["p99"], b["p99"], m["cpu_baa"], b["cpu_baa"])
+        if "baa-me-nocache" in by:
+            text += "; / baa-me-nocache (one session) = %.2f" % ratio(m, by["baa-me-nocache"])
+        if "kore-me" in by:
+            text += "; / kore-me = %.2f" % ratio(m, by["kore-me"])
         for ref in ("pgbench-10k", "pgbench"):
             if ref in by:
                 text += "; / %s = %.2f, %s" % (ref, ratio(m, by[ref]), pg_share(m, by[ref]))

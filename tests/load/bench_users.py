@@ -209,12 +209,27 @@ class Users:
         self.bench.pg.psql("ANALYZE bench_hashes", db=db)
         return len(self.sessions)
 
-    def rotate(self, name, connections, path):
+    def many_nocache(self, connections):
+        """baa-10k-nocache: GET /me over every session, from the baa with the
+        cache off (and, with --before, the earlier build so, in turn)."""
+        def measure(name, port):
+            self.seen_now()
+            return self.rotate(name, connections, "/me", port=port, show=True)
+
+        rows = {"baa-10k-nocache": lambda: measure("baa-10k-nocache", "nocache")}
+        if self.bench.before_nocache:
+            rows["baa-10k-nocache-before"] = lambda: measure("baa-10k-nocache-before",
+                                                             "before_nocache")
+            self.bench.in_turn(rows)
+        else:
+            rows["baa-10k-nocache"]()
+
+    def rotate(self, name, connections, path, port=None, show=False):
         env = {"BAA_SESSIONS_FILE": os.path.join(self.bench.dir, "sessions.txt"),
                "BAA_THREADS": "2", "BAA_PATH": path}
-        port = self.bench.ports["login" if path == "/me/token" else "baa"]
+        port = self.bench.ports[port or ("login" if path == "/me/token" else "baa")]
         return self.bench.measure(name, port, connections, "rotate.lua", path=path, env=env,
-                                  show=False)
+                                  show=show)
 
     # -- GET /me/token ------------------------------------------------------
     def token_setup(self):

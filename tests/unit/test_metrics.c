@@ -96,7 +96,7 @@ test_batches_and_session_lookups_are_counted(void **state)
 	metrics_session_lookup(METRICS_SESSION_CACHE);
 	assert_true(metrics_render(text, sizeof(text), names, NULL) > 0);
 	assert_non_null(strstr(text, "\nbaa_db_batches_total 2\n"));
-	assert_non_null(strstr(text, "\nbaa_db_batched_statements_total 8\n"));
+	assert_non_null(strstr(text, "\nbaa_db_batched_requests_total 8\n"));
 	assert_non_null(strstr(text, "baa_session_lookups_total{source=\"cache\"} 1\n"));
 	assert_non_null(strstr(text, "baa_session_lookups_total{source=\"batch\"} 2\n"));
 	assert_non_null(strstr(text, "baa_session_lookups_total{source=\"alone\"} 0\n"));
