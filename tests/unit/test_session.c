@@ -130,6 +130,28 @@ test_b64url_refuses_non_canonical_or_foreign_text(void **state)
 }
 
 static void
+test_b64url_takes_exactly_its_64_characters(void **state)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char out[4];
+
+	for (int c = 0; c < 256; c++) {
+		/* "<c>A": the character's six bits then zero bits, one byte. */
+		char text[2] = {(char)c, 'A'};
+		const char *at = c ? memchr(alphabet, c, 64) : NULL;
+		long n = b64url_decode(text, 2, out, sizeof(out));
+
+		if (at == NULL) {
+			assert_int_equal(n, -1);
+			continue;
+		}
+		assert_int_equal(n, 1);
+		assert_int_equal(out[0], (unsigned char)((at - alphabet) << 2));
+	}
+}
+
+static void
 test_pkce_challenge_is_s256_of_a_43_char_verifier(void **state)
 {
 	/* RFC 7636 appendix B. */
@@ -806,6 +828,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_b64url_round_trips_every_length),
 		TEST(test_b64url_refuses_non_canonical_or_foreign_text),
+		TEST(test_b64url_takes_exactly_its_64_characters),
 		TEST(test_pkce_challenge_is_s256_of_a_43_char_verifier),
 		TEST(test_pkce_of_a_login_signed_by_the_second_secret_uses_that_secrets_key),
 		TEST(test_login_cookie_round_trips_state_and_next),
