@@ -137,10 +137,11 @@ struct worker {
 };
 
 /*
- * Under load the next connection is usually queued by the time a request
- * is done: accepting it straight away saves a wait and a wake-up. After
- * ACCEPT_STREAK_MAX in a row the worker waits anyway, which is where the
- * kept connections' requests and stop signals get in.
+ * Under load several connections are queued at once: taking them all
+ * before answering saves waits and wake-ups, and lets their session
+ * checks go together. At most ACCEPT_STREAK_MAX at a time, after which
+ * the worker answers them and waits anyway, which is where the kept
+ * connections' requests and stop signals get in.
  */
 #define ACCEPT_STREAK_MAX 32
 
@@ -363,15 +364,6 @@ answer(struct worker *w, struct taken *t)
 		close_connection(w, c);
 }
 
-static void
-serve_connection(struct worker *w, struct connection *c, int hung_up)
-{
-	static struct taken t;
-
-	if (take_request(w, c, hung_up, &t))
-		answer(w, &t);
-}
-
 /*
  * The sessions that the wake-up's requests are about to check, looked up
  * in one round trip to PostgreSQL (sessions_prefetch) rather than one
@@ -399,6 +391,17 @@ prefetch_sessions(struct worker *w, struct taken *taken, int n)
 		sessions_prefetch(&w->db, (const unsigned char(*)[32])hashes, nhashes);
 }
 
+/* Answers the taken requests in turn, their sessions looked up together. */
+static void
+answer_taken(struct worker *w, struct taken *taken, int n)
+{
+	if (n > 1)
+		prefetch_sessions(w, taken, n);
+	for (int i = 0; i < n; i++)
+		answer(w, &taken[i]);
+	sessions_prefetch_end();
+}
+
 /*
  * Serves the requests of the kept connections this wake-up reported:
  * takes every whole one first, so that their sessions are looked up
@@ -418,11 +421,7 @@ serve_ready(struct worker *w, const struct epoll_event *events, int n)
 		ntaken += take_request(w, p, (events[i].events & HUNG_UP) != 0,
 				       &taken[ntaken]);
 	}
-	if (ntaken > 1)
-		prefetch_sessions(w, taken, ntaken);
-	for (int i = 0; i < ntaken; i++)
-		answer(w, &taken[i]);
-	sessions_prefetch_end();
+	answer_taken(w, taken, ntaken);
 }
 
 /*
@@ -477,21 +476,31 @@ free_slot(struct worker *w)
 }
 
 /*
- * Takes the connections waiting on the listening socket, serving the
- * first request of each straight away: the web server sends it with the
- * connection, so it is usually there. baa accepts itself and hands the
- * descriptor to libfcgi (fcgi_conn.h).
+ * Takes the connections waiting on the listening socket and the first
+ * request of each (the web server sends it with the connection, so it is
+ * usually there), then answers those together, as serve_ready does: a
+ * connection per request (the routes that wait on Spotify, nginx's
+ * auth_request) gets its session checks looked up together too. baa
+ * accepts itself and hands the descriptor to libfcgi (fcgi_conn.h).
  */
 static void
 accept_connections(struct worker *w, const struct listening *l)
 {
+	static struct taken taken[ACCEPT_STREAK_MAX];
+	int ntaken = 0;
+
 	for (int streak = 0;
 	     streak < ACCEPT_STREAK_MAX && spread_may_accept(w->slot, w->open);
 	     streak++) {
-		/* cppcheck-suppress nullPointer ; accept(2): both may be NULL */
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		struct connection *c;
+		int fd;
 
+		/* A full table would make way by closing one: not one whose
+		 * request is taken and not yet answered. */
+		if (w->open >= CONNECTIONS_MAX && ntaken > 0)
+			break;
+		/* cppcheck-suppress nullPointer ; accept(2): both may be NULL */
+		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED) {
@@ -501,7 +510,7 @@ accept_connections(struct worker *w, const struct listening *l)
 					  LOG_STR("reason", strerror(errno)));
 				nanosleep(&pause, NULL);
 			}
-			return;
+			break;
 		}
 		if (l->tcp) {
 			/* Kept connections carry several small responses. */
@@ -519,8 +528,9 @@ accept_connections(struct worker *w, const struct listening *l)
 		w->open++;
 		/* It may have come after a notification the epoll wait missed. */
 		w->db.socket_quiet = 0;
-		serve_connection(w, c, 0);
+		ntaken += take_request(w, c, 0, &taken[ntaken]);
 	}
+	answer_taken(w, taken, ntaken);
 }
 
 /*

@@ -8,7 +8,9 @@ Covered, with one worker so that concurrent requests share its wake-ups,
 with the cache off (every request reads PostgreSQL) and on (over more
 users than it has seen): many users asking at once each get their own
 profile, never another's; an ended session in a batch is refused and its
-neighbours are not; /metrics shows the batches happened; PostgreSQL going
+neighbours are not; the same session asked by many requests at once
+answers each; requests on new connections (one per request) are batched
+too; /metrics shows the batches happened; PostgreSQL going
 away mid-load gives 503s, not a dead worker, and batches work again after
 it is back.
 """
@@ -25,12 +27,14 @@ USERS = 48
 class BatchedSessionChecksTest(BaaTestCase):
     workers = 1
     profile_cache = "off"
+    kept = True  # nginx keeps its connections to baa
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.baa, cls.nginx = cls.start_class_stack(
-            cls.env(BAA_PROFILE_CACHE=cls.profile_cache, BAA_HOUSEKEEPING_INTERVAL=86400))
+            cls.env(BAA_PROFILE_CACHE=cls.profile_cache, BAA_HOUSEKEEPING_INTERVAL=86400),
+            kept=cls.kept)
         cls.users = []
         for i in range(USERS):
             spotify_id = "batch-%s-%02d" % (cls.profile_cache, i)
@@ -163,3 +167,10 @@ class BatchedSessionChecksTest(BaaTestCase):
 class BatchedSessionChecksWithTheCacheTest(BatchedSessionChecksTest):
     """The cache on: its misses (first requests, ended sessions) are batched."""
     profile_cache = "on"
+
+
+class BatchedOnNewConnectionsTest(BatchedSessionChecksTest):
+    """A connection per request (nginx's auth_request, the routes that wait
+    on Spotify): the first requests of the connections a worker accepts
+    together are batched too."""
+    kept = False

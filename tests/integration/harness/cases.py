@@ -84,8 +84,8 @@ class BaaTestCase(unittest.TestCase):
                                  kept=kept)
 
     @classmethod
-    def start_class_stack(cls, env=None, nginx_user=None):
-        return cls._start_stack(env or cls.env(), nginx_user, cls.addClassCleanup)
+    def start_class_stack(cls, env=None, nginx_user=None, kept=True):
+        return cls._start_stack(env or cls.env(), nginx_user, cls.addClassCleanup, kept=kept)
 
     # -- HTTP --------------------------------------------------------------
     def get_json(self, nginx, path, method="GET", headers=None, expect=None, timeout=10):
