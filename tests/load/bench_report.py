@@ -73,6 +73,15 @@ def cached_lines(c, by, before):
     return out
 
 
+def beside_pgbench(m, by):
+    """"; / pgbench-10k = ..." for a row over many sessions: its rate and
+    PostgreSQL's CPU beside pgbench's on the same sessions (or on one)."""
+    for ref in ("pgbench-10k", "pgbench"):
+        if ref in by:
+            return "; / %s = %.2f, %s" % (ref, ratio(m, by[ref]), pg_share(m, by[ref]))
+    return ""
+
+
 def database_lines(c, by):
     out = []
     if "baa-me-nocache" in by:
@@ -107,10 +116,7 @@ def database_lines(c, by):
             text += "**%.1f%%** %s" % (100 * m["hit_ratio"], by_bytes)
         if "baa-me" in by:
             text += "; / baa-me = **%.2f** (issue 13 aims at 0.75 or more)" % ratio(m, by["baa-me"])
-        for ref in ("pgbench-10k", "pgbench"):
-            if ref in by:
-                text += "; / %s = %.2f, %s" % (ref, ratio(m, by[ref]), pg_share(m, by[ref]))
-                break
+        text += beside_pgbench(m, by)
         out.append(text)
     if "baa-10k-nocache" in by:
         m = by["baa-10k-nocache"]
@@ -124,10 +130,7 @@ def database_lines(c, by):
             text += "; / baa-me-nocache (one session) = %.2f" % ratio(m, by["baa-me-nocache"])
         if "kore-me" in by:
             text += "; / kore-me = %.2f" % ratio(m, by["kore-me"])
-        for ref in ("pgbench-10k", "pgbench"):
-            if ref in by:
-                text += "; / %s = %.2f, %s" % (ref, ratio(m, by[ref]), pg_share(m, by[ref]))
-                break
+        text += beside_pgbench(m, by)
         out.append(text)
     if "baa-token" in by:
         t = by["baa-token"]
