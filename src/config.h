@@ -13,7 +13,7 @@
 
 /* Which commands need a variable. */
 enum config_scope {
-	CONFIG_DATABASE = 1 << 0, /* serve, resetdb, migrate */
+	CONFIG_DATABASE = 1 << 0, /* serve, resetdb, migrate, rotate-keys */
 	CONFIG_SERVE = 1 << 1,	  /* serve only */
 	CONFIG_TOKENS = 1 << 2,	  /* the token keys: serve, rotate-keys */
 };
