@@ -1,12 +1,17 @@
 /*
  * logfmt lines on stderr. Each write(2) holds whole lines (one, or a batch
  * of them), so lines from workers sharing the descriptor never interleave.
+ * When stderr is systemd's journal, each line starts with its syslog
+ * priority ("<6>"), which journald takes for the entry's level.
  */
 #include "log.h"
 
 #include "clock.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +20,30 @@
 #define LOG_VALUE_MAX 256
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+/* sd-daemon(3)'s SD_DEBUG, SD_INFO, SD_WARNING, SD_ERR. */
+static const char *const journal_priorities[] = {"<7>", "<6>", "<4>", "<3>"};
+static int to_journal;
+
+void
+log_detect_journal(void)
+{
+	const char *stream = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	/* systemd names the journal's stream by device and inode; a value
+	 * inherited by a process whose stderr went elsewhere names another. */
+	to_journal = stream != NULL && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+		     fstat(STDERR_FILENO, &st) == 0 &&
+		     (unsigned long long)st.st_dev == dev &&
+		     (unsigned long long)st.st_ino == ino;
+}
+
+void
+log_set_journal(int on)
+{
+	to_journal = on;
+}
 
 struct line {
 	char *buf;
@@ -141,6 +170,8 @@ log_format(char *buf, size_t size, enum log_level level, const char *event,
 {
 	struct line l = {buf, size, 0};
 
+	if (to_journal)
+		put_raw(&l, journal_priorities[level]);
 	put_timestamp(&l);
 	put_raw(&l, " level=");
 	put_raw(&l, level_names[level]);

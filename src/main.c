@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "log.h"
 #include "master.h"
 #include "metrics.h"
 #include "pause.h"
@@ -202,6 +203,7 @@ main(int argc, char **argv)
 {
 	const char *command = argc > 1 ? argv[1] : NULL;
 
+	log_detect_journal();
 	if (command == NULL) {
 		fputs(usage, stderr);
 		return EXIT_USAGE;

@@ -52,6 +52,29 @@ test_fields_are_written_as_logfmt(void **state)
 }
 
 static void
+test_to_the_journal_each_line_starts_with_its_syslog_priority(void **state)
+{
+	static const struct {
+		enum log_level level;
+		const char *prefix;
+	} cases[] = {{LOG_DEBUG, "<7>ts="},
+		     {LOG_INFO, "<6>ts="},
+		     {LOG_WARN, "<4>ts="},
+		     {LOG_ERROR, "<3>ts="}};
+	char buf[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		log_set_journal(1);
+		log_format(buf, sizeof(buf), cases[i].level, "e", NULL, 0);
+		log_set_journal(0);
+		assert_memory_equal(buf, cases[i].prefix, strlen(cases[i].prefix));
+	}
+	/* Not the journal: the line is logfmt from its first byte. */
+	log_format(buf, sizeof(buf), LOG_ERROR, "e", NULL, 0);
+	assert_memory_equal(buf, "ts=", 3);
+}
+
+static void
 test_values_with_spaces_or_quotes_are_quoted_and_escaped(void **state)
 {
 	char buf[512];
@@ -109,6 +132,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_timestamp_is_utc_in_iso_8601),
 		cmocka_unit_test(test_fields_are_written_as_logfmt),
+		cmocka_unit_test(
+			test_to_the_journal_each_line_starts_with_its_syslog_priority),
 		cmocka_unit_test(
 			test_values_with_spaces_or_quotes_are_quoted_and_escaped),
 		cmocka_unit_test(test_a_newline_in_a_value_cannot_start_a_forged_line),

@@ -81,11 +81,16 @@ class Baa:
         return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
     # -- serve -----------------------------------------------------------
-    def serve(self, env, wait_listening=True, timeout=15, umask=None):
+    def serve(self, env, wait_listening=True, timeout=15, umask=None, journal=False):
+        """journal: JOURNAL_STREAM names the log file, as systemd names the
+        journal's stream, so baa writes to it as to the journal."""
         env = serve_env(env)
-        self.env = env
         self.logpath = os.path.join(self.tmpdir, "baa-serve-%s.log" % secrets.token_hex(3))
         self._logf = open(self.logpath, "wb")
+        if journal:
+            st = os.fstat(self._logf.fileno())
+            env = dict(env, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        self.env = env
         kwargs = {}
         if umask is not None:
             kwargs["umask"] = umask
