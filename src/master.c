@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "clock.h"
 #include "listener.h"
 #include "log.h"
@@ -47,6 +49,7 @@ struct master {
 	struct worker_slot *slots;
 	int nslots;
 	unsigned generation; /* bumped by SIGHUP */
+	int reloading;	     /* workers of an older generation still serve */
 	int stopping;
 	int forced; /* a worker had to be killed to stop */
 	int crash_streak;
@@ -230,6 +233,7 @@ begin_stop(struct master *m, int signo)
 	if (m->stopping)
 		return;
 	m->stopping = 1;
+	sd_notify(0, "STOPPING=1");
 	log_event(LOG_INFO, "stopping", LOG_STR("signal", strsignal(signo)),
 		  LOG_INT("workers", (long long)live_workers(m)));
 	/* Workers keep their copies of the socket until their last request. */
@@ -240,6 +244,21 @@ begin_stop(struct master *m, int signo)
 }
 
 /* SIGKILLs workers that overran their time to finish. */
+/* Tells systemd a reload is over once only new workers are left. */
+static void
+notify_reloaded(struct master *m)
+{
+	int fresh, old_active, old_retiring;
+
+	if (!m->reloading || m->stopping)
+		return;
+	count_workers(m, &fresh, &old_active, &old_retiring);
+	if (old_active + old_retiring > 0)
+		return;
+	m->reloading = 0;
+	sd_notify(0, "READY=1");
+}
+
 static void
 kill_overdue(struct master *m)
 {
@@ -362,6 +381,9 @@ master_run(const struct config *cfg, const struct privileges *privs)
 	}
 
 	reconcile(&m);
+	/* The socket is bound and the workers forked: a connection made now
+	 * is served. Without NOTIFY_SOCKET (not a Type=notify unit) a no-op. */
+	sd_notify(0, "READY=1");
 	address_format(&cfg->listen, where, sizeof(where));
 	log_event(LOG_INFO, "listening", LOG_STR("address", where),
 		  LOG_INT("workers", (long long)cfg->workers),
@@ -388,6 +410,8 @@ master_run(const struct config *cfg, const struct privileges *privs)
 		case SIGHUP:
 			if (!m.stopping) {
 				m.generation++;
+				m.reloading = 1;
+				sd_notify(0, "RELOADING=1");
 				log_event(LOG_INFO, "reloading",
 					  LOG_INT("generation", (long long)m.generation));
 			}
@@ -398,6 +422,7 @@ master_run(const struct config *cfg, const struct privileges *privs)
 		reap(&m);
 		kill_overdue(&m);
 		reconcile(&m);
+		notify_reloaded(&m);
 	}
 
 	free(m.slots);

@@ -15,8 +15,9 @@ from harness import REPO, clean_env, read_text, require_baa
 PAGE = os.path.join(REPO, "man", "baa.8")
 
 # Not config.h's table: read by libcurl itself (only serve calls Spotify),
-# and set by systemd (serve's log lines then carry their priority).
-OUTSIDE_VARIABLES = ("HTTPS_PROXY", "NO_PROXY", "JOURNAL_STREAM")
+# and set by systemd (serve's log lines then carry their priority; serve
+# tells it when it is ready).
+OUTSIDE_VARIABLES = ("HTTPS_PROXY", "NO_PROXY", "JOURNAL_STREAM", "NOTIFY_SOCKET")
 
 
 def parse_mdoc(text):
