@@ -49,7 +49,8 @@ class InstallTest(unittest.TestCase):
         expected = ["sbin/baa", "share/man/man8/baa.8",
                     "share/baa/nginx/baa.conf.in", "share/baa/nginx/baa-internal.conf.in",
                     "share/baa/static/index.html", "share/baa/scripts/render-nginx",
-                    "share/baa/baa.env.example", "lib/systemd/system/baa@.service",
+                    "share/baa/baa.env.example", "share/baa/prometheus/baa-rules.yml",
+                    "lib/systemd/system/baa@.service",
                     "lib/systemd/system/baa-migrate.service"]
         missing = [p for p in expected if not os.path.isfile(self.path(p))]
         self.assertEqual(missing, [], "not installed")
