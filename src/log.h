@@ -59,7 +59,6 @@ int log_pending(void);
 void log_fields_now(enum log_level level, const char *event,
 		    const struct log_field *fields, size_t count);
 
-/* Formats one line into buf (always NUL-terminated); returns its length. */
 /*
  * Whether stderr is systemd's journal (JOURNAL_STREAM names it): then each
  * line starts with its syslog priority, "<3>" to "<7>". Called once at
@@ -68,6 +67,7 @@ void log_fields_now(enum log_level level, const char *event,
 void log_detect_journal(void);
 void log_set_journal(int on);
 
+/* Formats one line into buf (always NUL-terminated); returns its length. */
 size_t log_format(char *buf, size_t size, enum log_level level, const char *event,
 		  const struct log_field *fields, size_t count);
 

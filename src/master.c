@@ -243,7 +243,6 @@ begin_stop(struct master *m, int signo)
 			retire(&m->slots[i], m->cfg->shutdown_timeout);
 }
 
-/* SIGKILLs workers that overran their time to finish. */
 /* Tells systemd a reload is over once only new workers are left. */
 static void
 notify_reloaded(struct master *m)
@@ -259,6 +258,7 @@ notify_reloaded(struct master *m)
 	sd_notify(0, "READY=1");
 }
 
+/* SIGKILLs workers that overran their time to finish. */
 static void
 kill_overdue(struct master *m)
 {
