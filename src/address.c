@@ -137,6 +137,50 @@ address_parse(const char *s, int port_required, struct address *out, char *err,
 }
 
 int
+address_list_parse(const char *s, struct address_list *out, char *err, size_t errlen)
+{
+	/* An item: a socket path, or "[ipv6]:port", plus the NUL. */
+	char item[ADDRESS_HOST_MAX + sizeof(":65535[]")];
+
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		size_t len = strcspn(s, ",");
+
+		if (len == 0) {
+			snprintf(err, errlen, "has an empty host in its list");
+			return -1;
+		}
+		if (out->count == ADDRESS_LIST_MAX) {
+			snprintf(err, errlen, "lists more than %d hosts",
+				 ADDRESS_LIST_MAX);
+			return -1;
+		}
+		if (len >= sizeof(item)) {
+			snprintf(err, errlen, "has a host longer than %zu characters",
+				 (size_t)ADDRESS_HOST_MAX - 1);
+			return -1;
+		}
+		memcpy(item, s, len);
+		item[len] = '\0';
+		if (address_parse(item, 0, &out->items[out->count], err, errlen) < 0)
+			return -1;
+		out->count++;
+		if (s[len] == '\0')
+			return 0;
+		s += len + 1;
+	}
+}
+
+int
+address_list_is_local(const struct address_list *l)
+{
+	for (int i = 0; i < l->count; i++)
+		if (!address_is_local(&l->items[i]))
+			return 0;
+	return l->count > 0;
+}
+
+int
 address_is_local(const struct address *a)
 {
 	struct in_addr v4;

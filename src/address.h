@@ -25,6 +25,24 @@ struct address {
 int address_parse(const char *s, int port_required, struct address *out, char *err,
 		  size_t errlen);
 
+/* A database's hosts, as libpq takes them: the first that answers as asked. */
+#define ADDRESS_LIST_MAX 8
+
+struct address_list {
+	int count;
+	struct address items[ADDRESS_LIST_MAX];
+};
+
+/*
+ * Parses "host1:5432,host2:5432" (each item as address_parse with the port
+ * optional) into out. Returns 0, or -1 with a message that completes
+ * "Environment variable 'X' ..." in err.
+ */
+int address_list_parse(const char *s, struct address_list *out, char *err, size_t errlen);
+
+/* 1 when every address of l is on this machine (address_is_local). */
+int address_list_is_local(const struct address_list *l);
+
 /*
  * 1 when a is on this machine without crossing a network: a unix socket,
  * "localhost", an IPv4 address of 127.0.0.0/8, ::1 or an IPv4-mapped

@@ -62,7 +62,7 @@ config_parse_database_name(const char *value, void *field, char *err, size_t err
 int
 config_parse_postgres_url(const char *value, void *field, char *err, size_t errlen)
 {
-	return address_parse(value, 0, field, err, errlen);
+	return address_list_parse(value, field, err, errlen);
 }
 
 int
@@ -550,7 +550,8 @@ resolve_sslmode(struct config *cfg, char *line, size_t len)
 
 	if (cfg->postgres_sslmode == NULL)
 		cfg->postgres_sslmode =
-			cfg->postgres_sslrootcert || !address_is_local(&cfg->postgres_url)
+			cfg->postgres_sslrootcert ||
+					!address_list_is_local(&cfg->postgres_url)
 				? "verify-full"
 				: "prefer";
 	verifies = strncmp(cfg->postgres_sslmode, "verify-", 7) == 0;

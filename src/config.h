@@ -36,7 +36,7 @@ enum config_pooler { CONFIG_POOLER_NONE, CONFIG_POOLER_TRANSACTION };
  * optional with no value: unset, its field stays zero.
  */
 #define CONFIG_VARIABLES(X)                                                              \
-	X(POSTGRES_URL, postgres_url, struct address, CONFIG_DATABASE, NULL,             \
+	X(POSTGRES_URL, postgres_url, struct address_list, CONFIG_DATABASE, NULL,        \
 	  config_parse_postgres_url)                                                     \
 	X(POSTGRES_USER, postgres_user, const char *, CONFIG_DATABASE, NULL,             \
 	  config_parse_string)                                                           \

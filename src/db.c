@@ -18,16 +18,49 @@ ignore_notice(void *arg, const char *message)
 	/* Notices ("relation already exists, skipping") are not errors. */
 }
 
+/*
+ * libpq's host and port lists: "h1,h2" and "5432,5433" (an empty item is
+ * the default port). ports is "" when no address names one, so that PGPORT
+ * keeps its say as with a single host.
+ */
+static void
+join_hosts(const struct address_list *list, char *hosts, size_t hosts_size, char *ports,
+	   size_t ports_size)
+{
+	size_t h = 0, p = 0;
+	int any_port = 0;
+
+	for (int i = 0; i < list->count; i++) {
+		const struct address *a = &list->items[i];
+		h += (size_t)snprintf(hosts + h, hosts_size - h, "%s%s", i ? "," : "",
+				      a->host);
+		p += (size_t)snprintf(ports + p, ports_size - p, "%s%s", i ? "," : "",
+				      a->port);
+		any_port |= a->port[0] != '\0';
+	}
+	if (!any_port)
+		ports[0] = '\0';
+}
+
 PGconn *
 db_connect(const struct config *cfg, const char *dbname, char *err, size_t errlen)
 {
 	const char *keys[16], *values[16];
+	char hosts[ADDRESS_LIST_MAX * ADDRESS_HOST_MAX], ports[ADDRESS_LIST_MAX * 6];
 	int n = 0;
 	PGconn *conn;
 
-	keys[n] = "host", values[n++] = cfg->postgres_url.host;
-	if (cfg->postgres_url.port[0] != '\0')
-		keys[n] = "port", values[n++] = cfg->postgres_url.port;
+	join_hosts(&cfg->postgres_url, hosts, sizeof(hosts), ports, sizeof(ports));
+	keys[n] = "host", values[n++] = hosts;
+	if (ports[0] != '\0')
+		keys[n] = "port", values[n++] = ports;
+	/*
+	 * Several hosts are a primary and its standbys: libpq tries them in
+	 * turn and keeps the first that takes writes, so after a failover the
+	 * next connect finds the new primary by itself.
+	 */
+	if (cfg->postgres_url.count > 1)
+		keys[n] = "target_session_attrs", values[n++] = "read-write";
 	keys[n] = "user", values[n++] = cfg->postgres_user;
 	keys[n] = "password", values[n++] = cfg->postgres_password;
 	keys[n] = "dbname", values[n++] = dbname ? dbname : cfg->postgres_db;
@@ -189,6 +222,7 @@ db_reconnect(struct db *db)
 	db->listening = listen_for_changes(db);
 	/* prefer may end in plain text: the log says which it was. */
 	log_event(LOG_INFO, first ? "db_connected" : "db_reconnected",
+		  LOG_STR("host", PQhost(db->conn)), LOG_STR("port", PQport(db->conn)),
 		  LOG_INT("reconnects", (long long)db->reconnects),
 		  LOG_STR("tls", PQsslInUse(db->conn) ? "on" : "off"));
 	return 0;

@@ -216,6 +216,68 @@ test_network_that_does_not_fit_is_refused_not_cut(void **state)
 	assert_int_equal(address_network_prefix("2001:db8::1", NULL, 0), -1);
 }
 
+static void
+test_host_list_keeps_each_address_and_its_port(void **state)
+{
+	struct address_list l;
+	char err[256];
+
+	assert_int_equal(
+		address_list_parse("10.0.0.5:5432,[fd00::6],/run/postgresql:5433", &l,
+				   err, sizeof(err)),
+		0);
+	assert_int_equal(l.count, 3);
+	assert_string_equal(l.items[0].host, "10.0.0.5");
+	assert_string_equal(l.items[0].port, "5432");
+	assert_string_equal(l.items[1].host, "fd00::6");
+	assert_string_equal(l.items[1].port, "");
+	assert_true(l.items[2].is_unix);
+	assert_string_equal(l.items[2].host, "/run/postgresql");
+	assert_string_equal(l.items[2].port, "5433");
+	assert_int_equal(address_list_parse("db.internal", &l, err, sizeof(err)), 0);
+	assert_int_equal(l.count, 1);
+}
+
+static void
+test_host_list_refuses_empty_items_bad_items_and_too_many(void **state)
+{
+	static const char *const empty[] = {"", ",", "a:1,", ",a:1", "a:1,,b:2"};
+	struct address_list l;
+	char err[256], many[128] = "";
+
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		assert_int_equal(address_list_parse(empty[i], &l, err, sizeof(err)), -1);
+		assert_string_equal(err, "has an empty host in its list");
+	}
+	assert_int_equal(address_list_parse("a:1,b:99999", &l, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "invalid port '99999'"));
+	assert_int_equal(address_list_parse("a:1,b c:2", &l, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "invalid character"));
+	for (int i = 0; i < ADDRESS_LIST_MAX; i++)
+		strcat(many, i ? ",h:1" : "h:1");
+	assert_int_equal(address_list_parse(many, &l, err, sizeof(err)), 0);
+	assert_int_equal(l.count, ADDRESS_LIST_MAX);
+	strcat(many, ",h:1");
+	assert_int_equal(address_list_parse(many, &l, err, sizeof(err)), -1);
+	assert_string_equal(err, "lists more than 8 hosts");
+}
+
+static void
+test_host_list_is_local_only_when_every_host_is(void **state)
+{
+	struct address_list l;
+	char err[256];
+
+	assert_int_equal(address_list_parse("127.0.0.1:5432,[::1]:5433,/run/postgresql",
+					    &l, err, sizeof(err)),
+			 0);
+	assert_true(address_list_is_local(&l));
+	assert_int_equal(address_list_parse("127.0.0.1:5432,db.internal:5432", &l, err,
+					    sizeof(err)),
+			 0);
+	assert_false(address_list_is_local(&l));
+}
+
 int
 main(void)
 {
@@ -228,6 +290,10 @@ main(void)
 		cmocka_unit_test(test_bad_ports_are_refused_with_a_reason),
 		cmocka_unit_test(test_malformed_hosts_are_refused),
 		cmocka_unit_test(test_socket_path_longer_than_sun_path_is_refused),
+		cmocka_unit_test(test_host_list_keeps_each_address_and_its_port),
+		cmocka_unit_test(
+			test_host_list_refuses_empty_items_bad_items_and_too_many),
+		cmocka_unit_test(test_host_list_is_local_only_when_every_host_is),
 		cmocka_unit_test(
 			test_sockets_and_loopback_addresses_are_local_anything_else_is_not),
 		cmocka_unit_test(test_ipv4_client_is_its_slash_24),

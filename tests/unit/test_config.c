@@ -49,8 +49,9 @@ test_complete_environment_loads(void **state)
 	assert_int_equal(
 		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
 		0);
-	assert_string_equal(cfg.postgres_url.host, "127.0.0.1");
-	assert_string_equal(cfg.postgres_url.port, "5432");
+	assert_int_equal(cfg.postgres_url.count, 1);
+	assert_string_equal(cfg.postgres_url.items[0].host, "127.0.0.1");
+	assert_string_equal(cfg.postgres_url.items[0].port, "5432");
 	assert_string_equal(cfg.postgres_user, "baa");
 	assert_string_equal(cfg.postgres_password, "s3cret-value");
 	assert_string_equal(cfg.postgres_db, "baa");
@@ -791,6 +792,11 @@ test_sslmode_defaults_to_prefer_on_this_machine_only(void **state)
 			"or choose POSTGRES_SSLMODE (require: encrypted but not "
 			"verified).\n");
 	assert_null(sslmode_for("10.0.0.5:6432", errors, sizeof(errors)));
+	/* a list is local only when every host is */
+	assert_string_equal(
+		sslmode_for("127.0.0.1:5432,[::1]:5433", errors, sizeof(errors)),
+		"prefer");
+	assert_null(sslmode_for("127.0.0.1:5432,10.0.0.6:5432", errors, sizeof(errors)));
 	/* libpq's own variable does not stand in for baa's */
 	setenv("PGSSLMODE", "disable", 1);
 	assert_null(sslmode_for("10.0.0.5:6432", errors, sizeof(errors)));
