@@ -3,8 +3,10 @@ only), one module per thing they start or speak to:
 
   base        the tree, who we run as, waiting, free ports
   processes   the registry that kills everything started, /proc helpers
-  postgres    a throw-away cluster (cluster(): the run's shared one), psql
+  postgres    a throw-away cluster (cluster(): the run's shared one), its
+              hot standby, psql
   pgbouncer   PgBouncer in front of it
+  autofailover  pg_auto_failover: a monitor and two nodes, failover, switchover
   fake        the fake Spotify over HTTPS, its client id and redirect URI
   env         the environment baa runs with
   baa         `baa <subcommand>` and `baa serve`, logfmt
@@ -29,6 +31,7 @@ Environment knobs:
   BAA_IT_PG_BIN      PostgreSQL server bin dir (default /usr/lib/postgresql/15/bin)
   BAA_IT_NGINX       nginx binary (default /usr/sbin/nginx)
   BAA_IT_PGBOUNCER   pgbouncer binary (default /usr/sbin/pgbouncer)
+  BAA_IT_PG_AUTOCTL  pg_autoctl binary (default /usr/bin/pg_autoctl)
   BAA_IT_KEEP_TMP    when set, temp dirs are kept after the run
   BAA_QUICK          when 1, @slow tests are skipped (scripts/test --quick)
 """
@@ -39,6 +42,7 @@ from .postgres import *  # noqa: F401,F403
 from .fake import *  # noqa: F401,F403
 from .env import *  # noqa: F401,F403
 from .pgbouncer import *  # noqa: F401,F403
+from .autofailover import *  # noqa: F401,F403
 from .baa import *  # noqa: F401,F403
 from .web import *  # noqa: F401,F403
 from .nginx import *  # noqa: F401,F403

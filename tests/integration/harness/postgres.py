@@ -1,6 +1,6 @@
 """PostgreSQL: a throw-away cluster run as nobody (one shared by the whole
-run, started lazily by cluster()), and long-lived psql sessions that hold
-connections and locks."""
+run, started lazily by cluster()), a hot standby of one, and long-lived
+psql sessions that hold connections and locks."""
 
 import os
 import secrets
@@ -117,6 +117,34 @@ class PostgresCluster:
                     res.returncode, res.stdout, res.stderr, read_text(self.logfile)[-4000:]))
             self.running = True
             self._started_once = True
+
+    def start_standby(self, timeout=60):
+        """A hot standby of this running cluster, started: pg_basebackup -R
+        (streaming replication from this one, read-only), its own temp dir,
+        port and socket directory, the same role and password. Nothing
+        promotes it: stopping this cluster leaves it a standby."""
+        s = PostgresCluster(superuser=self.superuser, password=self.password)
+        s.base = make_temp_dir("baa-it-pg-")
+        give_to_nobody(s.base)
+        s.datadir = os.path.join(s.base, "data")
+        s.sockdir = os.path.join(s.base, "sock")
+        os.mkdir(s.sockdir)
+        give_to_nobody(s.sockdir)
+        s.logfile = os.path.join(s.base, "postgres.log")
+        s.port = free_port()
+        cmd = [os.path.join(PG_BIN, "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port),
+               "-U", self.superuser, "-D", s.datadir, "-R", "-X", "stream", "--no-sync"]
+        res = subprocess.run(as_unprivileged(["env", "PGPASSWORD=" + self.password] + cmd),
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                             timeout=timeout, cwd=s.base)
+        if res.returncode != 0:
+            raise HarnessError("pg_basebackup failed (%d):\n%s%s" % (res.returncode, res.stdout, res.stderr))
+        register_cleanup(s._cleanup)
+        with open(os.path.join(s.datadir, "postgresql.conf"), "a") as f:
+            f.write("unix_socket_directories = '%s'\n" % s.sockdir)
+        s._write_port()  # port.conf came with the copy: the primary's
+        s.start(timeout)
+        return s
 
     def stop(self, mode="fast", timeout=60):
         with self._lock:
