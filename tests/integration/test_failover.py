@@ -36,6 +36,7 @@ answers 503 while no host takes writes, and 200 once the primary is back.
 BAA_IT_VERBOSE=1 prints the per-second counts as well.
 """
 
+import collections
 import os
 import shutil
 import subprocess
@@ -214,13 +215,16 @@ class Outcome:
     def line(self):
         when = ("from %+.1f s to %+.1f s of the stop" % (self.first_failure, self.last_failure)
                 if self.first_failure is not None else "never")
+        reasons = collections.Counter(l[3] for l in self.login_failed)
         return ("%s: requests failed %s (window %.1f s); GET /me (wrk): %d succeeded, %d failed "
-                "(%s), %d socket errors; logins: %d acknowledged (302 + session), %d failed "
-                "(their window %.1f s); the new primary took writes %.1f s after the stop" % (
+                "(%s), %d socket errors, slowest %.1f s; logins: %d acknowledged (302 + session), "
+                "%d failed (%s; their window %.1f s); the new primary took writes %.1f s after "
+                "the stop" % (
                     self.label, when, self.window, self.me_ok, self.me_failed,
                     ", ".join(sorted({v[2] for v in self.seconds.values() if v[2]})) or "-",
-                    self.socket_errors, len(self.login_ok), len(self.login_failed),
-                    self.login_window, self.promoted_after))
+                    self.socket_errors, self.summary["max_us"] / 1e6, len(self.login_ok),
+                    len(self.login_failed), ", ".join("%d: %s" % (n, r) for r, n in reasons.most_common())
+                    or "-", self.login_window, self.promoted_after))
 
     def per_second_table(self):
         return "\n".join("  %+4d s  ok %5d  failed %4d %s" % (s - int(self.stopped_at), v[0], v[1], v[2])
@@ -285,7 +289,15 @@ class FailoverUnderLoadTest(unittest.TestCase):
                 out.append(repr(exc))
         return out
 
+    def settled_sync_names(self, node):
+        try:
+            self.formation.wait_ready(60)
+        except AssertionError:
+            return "(not settled within 60 s)"
+        return self.formation.setting(node, "synchronous_standby_names")
+
     def run_case(self, label, stop):
+        """stop(the primary's address) makes the primary go; see the module's comment."""
         old = self.formation.primary()
         self.assertIsNotNone(old, self.context())
         self.assertEqual(self.ready_statuses(), [200] * 12, self.context())
@@ -303,17 +315,24 @@ class FailoverUnderLoadTest(unittest.TestCase):
             watch.start()
             # In a thread: a switchover returns only once the monitor has
             # seen it through, seconds after the new primary takes writes.
-            stopper = threading.Thread(target=lambda: watch.record_stop(stop), daemon=True)
+            stopper = threading.Thread(target=lambda: watch.record_stop(lambda: stop(old)), daemon=True)
             stopper.start()
-            new = self.formation.wait_for_new_primary(old, 60)
+
+            def stop_failed():
+                if watch.stop_error is not None:
+                    raise AssertionError("%s failed: %s" % (label, watch.stop_error))
+            new = self.formation.wait_for_new_primary(old, 60, check=stop_failed)
+            alone = self.formation.setting(new, "synchronous_standby_names")
             stopper.join(90)
-            self.assertIsNone(watch.stop_error, "%s failed: %s" % (label, watch.stop_error))
+            stop_failed()
             summary, seconds = wrk.finish(LOAD_SECONDS + 30)
         finally:
             logins = storm.stop()
             watch.stop()
         ended = time.time()
         promoted_at = watch.first_other(old) or time.time()
+        print("\n%s: the new primary's synchronous_standby_names as it took over: %r; once "
+              "settled: %r" % (label, alone, self.settled_sync_names(new)), file=sys.stderr)
         both = self.formation.both_writable
         if both:
             print("\n%s: both nodes took writes (the old primary restarted by its keeper, not yet "
@@ -360,7 +379,7 @@ class FailoverUnderLoadTest(unittest.TestCase):
         self.run_case("kill -9 of the primary's postmaster", self.formation.kill_primary_postmaster)
 
     def test_clean_switchover(self):
-        self.run_case("pg_autoctl perform switchover", self.formation.switchover)
+        self.run_case("pg_autoctl perform switchover", lambda old: self.formation.switchover())
 
 
 @slow("a cluster and its hot standby, the primary stopped and started again")

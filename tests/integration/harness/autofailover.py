@@ -379,11 +379,12 @@ class AutoFailoverFormation:
         return self.psql(node, "SHOW %s" % name, db="postgres").strip()
 
     # -- failures ------------------------------------------------------------
-    def kill_primary_postmaster(self):
-        """SIGKILL to the current primary's postmaster (its pid from
-        postmaster.pid): no shutdown, no checkpoint; its backends notice
-        their postmaster is gone and exit. -> (the node's address, pid)."""
-        primary = self.primary()
+    def kill_primary_postmaster(self, primary=None):
+        """SIGKILL to the postmaster (its pid from postmaster.pid) of the
+        primary, "127.0.0.1:PORT" (default: the node that takes writes now):
+        no shutdown, no checkpoint; its backends notice their postmaster is
+        gone and exit. -> (the node's address, pid)."""
+        primary = primary or self.primary()
         if primary is None:
             raise HarnessError("no primary to kill: %r" % self.states_or_error())
         pid = self.node_at(primary).postmaster_pid()
@@ -404,10 +405,14 @@ class AutoFailoverFormation:
                 res.returncode, res.stdout[-4000:]))
         return res
 
-    def wait_for_new_primary(self, old, timeout=60):
+    def wait_for_new_primary(self, old, timeout=60, check=None):
         """Until a node other than old ("127.0.0.1:PORT") takes writes and
-        the monitor assigns it primary or wait_primary; -> its address."""
+        the monitor assigns it primary or wait_primary; -> its address.
+        check(), when given, is called at each poll (to raise, e.g. when
+        what should cause the failover failed)."""
         def other():
+            if check is not None:
+                check()
             p = self.primary()
             if p is None or p == old:
                 return None
