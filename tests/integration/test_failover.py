@@ -11,11 +11,15 @@ it is made for exactly two nodes with a quorum-synchronous standby, with
 (three members to survive one's loss) and its REST API on every node, and
 gives two nodes nothing more.
 
-Two cases on one formation (it settles again between them, the roles swapped
-or not: each case finds the primary it stops):
-  - kill -9 of the primary's postmaster (its keeper, `pg_autoctl run`,
-    restarts postgres, but the monitor has by then failed it over: see
-    harness/autofailover.py);
+Three cases on one formation (it settles again between them, the roles
+swapped or not: each case finds the primary it stops):
+  - kill -9 of the primary's postmaster with the node's keeper (`pg_autoctl
+    run`) paused from just before the kill until the standby takes writes,
+    as when the whole node dies and comes back: the monitor fails over;
+  - kill -9 of the primary's postmaster alone: its keeper starts postgres
+    again within seconds and races the monitor's health checks (see
+    harness/autofailover.py), so either the same node is the primary again
+    or the other one is; both pass, and the test says which;
   - a clean switchover (`pg_autoctl perform switchover`).
 In each, wrk (tests/load/seconds.lua: per-second counts) sends GET /me with
 a session made by a login through the site, and STORM_CLIENTS threads log
@@ -26,8 +30,8 @@ last), how many failed and succeeded, and how many logins were acknowledged
 with a 302 and a session cookie; then asserts that the service recovered
 within RECOVERY_BOUND seconds of the stop and nothing failed in the last
 CLEAN_TAIL seconds, that every acknowledged login's session and user rows
-are on the new primary, that the new primary is the other node, and that
-/readyz answers 200 again.
+are on the new primary, that the new primary is the other node (but in the
+race above), and that /readyz answers 200 again.
 
 Then, cheaper: a cluster and its hot standby (pg_basebackup -R, nothing to
 promote it), both in POSTGRES_URL; the primary stopped cleanly: /readyz
@@ -179,9 +183,16 @@ class Watch(threading.Thread):
         if self.is_alive():
             self.join(10)
 
-    def first_other(self, old):
-        """When a node other than old was first seen taking writes."""
-        return next((t for t, p in self.seen if p not in (None, old)), None)
+    def back_at(self, old):
+        """When a node was first seen taking writes after the stop: another
+        than old, or old after a moment with none."""
+        gap = False
+        for t, p in list(self.seen):
+            if p is None:
+                gap = True
+            elif p != old or gap:
+                return t
+        return None
 
 
 class Outcome:
@@ -231,7 +242,7 @@ class Outcome:
                          for s, v in sorted(self.seconds.items()))
 
 
-@slow("a pg_auto_failover formation failed over and switched over under load (~2 min)")
+@slow("a pg_auto_failover formation failed over and switched over under load (~3 min)")
 class FailoverUnderLoadTest(unittest.TestCase):
 
     @classmethod
@@ -296,8 +307,11 @@ class FailoverUnderLoadTest(unittest.TestCase):
             return "(not settled within 60 s)"
         return self.formation.setting(node, "synchronous_standby_names")
 
-    def run_case(self, label, stop):
-        """stop(the primary's address) makes the primary go; see the module's comment."""
+    def run_case(self, label, stop, failover=True, after_new_primary=None):
+        """stop(the primary's address) makes the primary go; see the module's
+        comment. failover: the other node must take over (else whichever
+        node takes writes again is checked, and the test says which);
+        after_new_primary(the old primary's address) runs once it has."""
         old = self.formation.primary()
         self.assertIsNotNone(old, self.context())
         self.assertEqual(self.ready_statuses(), [200] * 12, self.context())
@@ -321,8 +335,15 @@ class FailoverUnderLoadTest(unittest.TestCase):
             def stop_failed():
                 if watch.stop_error is not None:
                     raise AssertionError("%s failed: %s" % (label, watch.stop_error))
-            new = self.formation.wait_for_new_primary(old, 60, check=stop_failed)
+            if failover:
+                new = self.formation.wait_for_new_primary(old, 60, check=stop_failed)
+            else:  # whichever node takes writes once the keeper or the monitor has acted
+                stopper.join(90)
+                new = wait_until(lambda: watch.back_at(old) and self.formation.primary(), 60,
+                                 interval=0.1, message="no primary again within 60 s" + self.context())
             alone = self.formation.setting(new, "synchronous_standby_names")
+            if after_new_primary is not None:
+                after_new_primary(old)
             stopper.join(90)
             stop_failed()
             summary, seconds = wrk.finish(LOAD_SECONDS + 30)
@@ -330,7 +351,7 @@ class FailoverUnderLoadTest(unittest.TestCase):
             logins = storm.stop()
             watch.stop()
         ended = time.time()
-        promoted_at = watch.first_other(old) or time.time()
+        promoted_at = watch.back_at(old) or time.time()
         print("\n%s: the new primary's synchronous_standby_names as it took over: %r; once "
               "settled: %r" % (label, alone, self.settled_sync_names(new)), file=sys.stderr)
         both = self.formation.both_writable
@@ -346,7 +367,18 @@ class FailoverUnderLoadTest(unittest.TestCase):
         context = "\n" + o.line() + "\n" + o.per_second_table() + self.context()
 
         # (iii) the other node took over
-        self.assertNotEqual(new, old, context)
+        if failover:
+            self.assertNotEqual(new, old, context)
+        else:
+            # The keeper may restart the old primary first and the monitor
+            # fail it over all the same a moment later: the primary is the
+            # one the formation settles on.
+            self.formation.wait_ready(60)
+            final = self.formation.primary()
+            print("%s: the first primary back was the %s node; the formation settled with the %s "
+                  "node as primary" % (label, "same" if new == old else "other",
+                                       "same" if final == old else "other"), file=sys.stderr)
+            new = final
         self.assertEqual(self.formation.primary(), new, context)
         # (i) requests succeed again within the bound, and nothing fails at the end
         if o.last_failure is not None:
@@ -375,8 +407,19 @@ class FailoverUnderLoadTest(unittest.TestCase):
         self.assertEqual(statuses, [200] * len(statuses), context)
         return o
 
-    def test_kill_9_of_the_primary_postmaster(self):
-        self.run_case("kill -9 of the primary's postmaster", self.formation.kill_primary_postmaster)
+    def test_kill_9_of_the_primary_postmaster_node_down(self):
+        """The node's keeper paused from just before the kill until the other
+        node takes writes: the whole node gone, then back."""
+        self.run_case("kill -9 of the primary's postmaster, its keeper paused",
+                      lambda old: self.formation.kill_primary_postmaster(old, pause_keeper=True),
+                      after_new_primary=self.formation.resume_keeper)
+
+    def test_kill_9_of_the_primary_postmaster_keeper_running(self):
+        """Only the postmaster killed: its keeper starts it again within
+        seconds, before or after the monitor fails it over (either passes;
+        the test says which happened)."""
+        self.run_case("kill -9 of the primary's postmaster, its keeper running",
+                      self.formation.kill_primary_postmaster, failover=False)
 
     def test_clean_switchover(self):
         self.run_case("pg_autoctl perform switchover", lambda old: self.formation.switchover())

@@ -23,18 +23,25 @@ What pg_auto_failover sets and the harness relies on:
     rather than its defaults' ~30 s.
 
 kill -9 of the primary's postmaster: the node's keeper (`pg_autoctl run`)
-sees postgres gone and starts it again, as a primary, within a few
-seconds; the monitor's health check has meanwhile marked the node
-unhealthy and assigned the standby `prepare_promotion`, so for a moment
-both nodes take connections as primaries (in one run: for ~0.2 s, ~3.5 s
-after the kill; primary() notes it in both_writable). A commit on the old
-one waits for its synchronous standby, which is being promoted and never
-answers it, so none is acknowledged there (test_failover finds every
-acknowledged login on the new primary); the monitor assigns the old
-primary `demote_timeout`, its keeper stops it, and it rejoins as the new
-primary's standby (`demoted`, `catchingup`, pg_rewind, `secondary`).
-Measured here: the standby takes writes ~3 s after the kill, the formation
-has settled again ~10 s after it.
+sees postgres gone and starts it again, as the primary, within one to a
+few seconds, racing the monitor, whose health checks (as tuned here) take
+~2.5 s to find the node unhealthy. When the keeper wins, the monitor
+usually never notices and the same node goes on as the primary (about a
+third of the runs here; once the monitor failed it over all the same a
+few seconds after the restart). When the monitor wins, it assigns the standby
+`prepare_promotion` and the old primary `demote_timeout`; the restarted
+old primary may take connections for a moment (once ~0.2 s, ~3.5 s
+after the kill, primary() notes it in both_writable), but a commit there
+waits for its synchronous standby, which is being promoted and never
+answers it, so none is acknowledged (test_failover finds every
+acknowledged login on the new primary); its keeper then stops it and it
+rejoins as the new primary's standby (`demoted`, `catchingup`, pg_rewind,
+`secondary`). A promoted node is kept read-only (sessions read-only) until
+the old primary is demoted or primary_demote_timeout has passed, which is
+why writable() asks transaction_read_only as libpq's
+target_session_attrs=read-write does. kill_primary_postmaster(pause_keeper=True)
+pauses the keeper too, as when the whole node is gone: the monitor then
+always fails over, after primary_demote_timeout.
 """
 
 import getpass
@@ -240,6 +247,7 @@ class AutoFailoverFormation:
         for p in procs:
             if p.poll() is None:
                 try:
+                    os.killpg(p.pid, signal.SIGCONT)  # a paused keeper
                     os.killpg(p.pid, signal.SIGTERM)
                 except (ProcessLookupError, PermissionError):
                     pass
@@ -331,15 +339,19 @@ class AutoFailoverFormation:
         return next(n for n in self.nodes if n.address == address)
 
     def writable(self, node):
-        """True/False: node takes writes (not in recovery); None: it does not answer."""
-        res = self.psql(node, "SELECT pg_is_in_recovery()", db="postgres", check=False, timeout=5)
+        """True/False: node takes writes; None: it does not answer. As
+        libpq's target_session_attrs=read-write asks: not in recovery, and
+        sessions not read-only (pg_auto_failover keeps a promoted node
+        read-only until the old primary has been demoted)."""
+        res = self.psql(node, "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool",
+                        db="postgres", check=False, timeout=5)
         if res.returncode != 0:
             return None
         return res.stdout.strip() == "f"
 
     def primary(self):
-        """"127.0.0.1:PORT" of the node that takes writes (pg_is_in_recovery()
-        asked of each node); None while none does. When both do (the old
+        """"127.0.0.1:PORT" of the node that takes writes (writable() asked
+        of each node); None while none does. When both do (the old
         primary restarted by its keeper before the monitor demoted it, see
         the module's comment), the one the monitor assigns primary or
         wait_primary, and the moment is noted in both_writable."""
@@ -379,19 +391,37 @@ class AutoFailoverFormation:
         return self.psql(node, "SHOW %s" % name, db="postgres").strip()
 
     # -- failures ------------------------------------------------------------
-    def kill_primary_postmaster(self, primary=None):
+    def kill_primary_postmaster(self, primary=None, pause_keeper=False):
         """SIGKILL to the postmaster (its pid from postmaster.pid) of the
         primary, "127.0.0.1:PORT" (default: the node that takes writes now):
         no shutdown, no checkpoint; its backends notice their postmaster is
-        gone and exit. -> (the node's address, pid)."""
+        gone and exit. Its keeper starts it again within seconds, racing
+        the monitor (see the module's comment); pause_keeper=True first
+        stops the keeper (SIGSTOP to its process group), as when the whole
+        node is gone, until resume_keeper(). -> (the node's address, pid)."""
         primary = primary or self.primary()
         if primary is None:
             raise HarnessError("no primary to kill: %r" % self.states_or_error())
-        pid = self.node_at(primary).postmaster_pid()
+        node = self.node_at(primary)
+        pid = node.postmaster_pid()
         if pid is None:
             raise HarnessError("%s has no postmaster.pid" % primary)
+        if pause_keeper:
+            self._signal_keeper(node, signal.SIGSTOP)
         os.kill(pid, signal.SIGKILL)
         return primary, pid
+
+    def resume_keeper(self, address):
+        """SIGCONT to the keeper of the node at address, paused by
+        kill_primary_postmaster(pause_keeper=True)."""
+        self._signal_keeper(self.node_at(address), signal.SIGCONT)
+
+    @staticmethod
+    def _signal_keeper(node, sig):
+        try:
+            os.killpg(node.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def switchover(self, timeout=60):
         """`pg_autoctl perform switchover` against the monitor: the primary
