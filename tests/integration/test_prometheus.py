@@ -9,6 +9,13 @@ The Grafana dashboard is a dashboard (its variables, a query in every
 panel), covers every series the alerts use, its queries parse (promtool,
 Grafana's variables given values) and name only series, labels and label
 values baa exposes.
+
+Live (@slow): Debian's prometheus, with the shipped prometheus.yml (only
+the addresses, the site's certificate and a 1 s interval changed),
+scrapes two instances behind the shipped site while wrk sends GET /me
+through nginx: what Prometheus says was answered is what wrk counted, the
+rate it computes is wrk's, both instances took part; every dashboard
+query runs on it, and the rules load and evaluate without firing.
 """
 
 import json
@@ -16,11 +23,18 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 
-from harness import REPO, BaaTestCase, free_port, make_temp_dir, parse_metrics
+from harness import (REPO, SESSION_COOKIE, WRK_COUNT_LUA, Baa, BaaTestCase, Prometheus, SiteNginx,
+                     free_port, kill_process_tree, make_temp_dir, mint_session, parse_metrics,
+                     parse_wrk_count, register_process, wait_until)
+from harness.tags import slow
 
 HERE = os.path.join(REPO, "deploy", "prometheus")
 DASHBOARD = os.path.join(REPO, "deploy", "grafana", "baa-dashboard.json")
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+VERBOSE = os.environ.get("BAA_IT_VERBOSE") == "1"
 SERVICE_KEY = "billing-service-key-0123456789abcdef-XYZ"
 # Labels Prometheus gives every series of the job (prometheus.yml): not
 # baa's to expose.
@@ -222,3 +236,190 @@ class GrafanaDashboardTest(ExposedSeriesMixin, BaaTestCase):
                 for label in re.split(r"\s*,\s*", by.strip()):
                     with self.subTest(panel=title, ref=ref):
                         self.assertIn(label, labels, "sums by a label its series lack")
+
+
+def shipped_scrape_config(site):
+    """deploy/prometheus/prometheus.yml for this test's site: the site's
+    address (both targets), its name and self-signed certificate, the tree's
+    rule file and a 1 s interval; the job, its targets' labels and the
+    relabelling are the shipped ones, untouched."""
+    with open(os.path.join(HERE, "prometheus.yml")) as f:
+        text = f.read()
+    indent = re.search(r"^( *)server_name: baa\.example\.org$", text, re.M).group(1)
+    changes = [
+        ("scrape_interval: 15s", "scrape_interval: 1s", 1),
+        ("evaluation_interval: 15s", "evaluation_interval: 1s", 1),
+        ("/etc/prometheus/baa-rules.yml", os.path.join(HERE, "baa-rules.yml"), 1),
+        ('"127.0.0.1:443"', '"127.0.0.1:%d"' % site.https_port, 2),
+        ("server_name: baa.example.org", "server_name: 127.0.0.1\n%sca_file: %s"
+         % (indent, os.path.join(site.state, "nginx", "cert.pem")), 1),
+    ]
+    for old, new, count in changes:
+        if text.count(old) != count:
+            raise AssertionError("prometheus.yml has %r %d times, not %d: change the test with it"
+                                 % (old, text.count(old), count))
+        text = text.replace(old, new)
+    return text
+
+
+ME = 'baa_requests_total{job="baa", route="me", status="200"}'
+WRK_SECONDS = 8
+WRK_CONNECTIONS = 8
+# The rate Prometheus computes over the middle of the run: a window that
+# starts a second after wrk and ends a second before it does.
+RATE_WINDOW = WRK_SECONDS - 2
+# Its difference from wrk's mean rate (which has the ramp-up in it) was
+# under 3% in runs on a loaded two-CPU machine.
+RATE_TOLERANCE = 0.05
+
+
+@slow("a real Prometheus scraping two instances while wrk runs for %d s" % WRK_SECONDS)
+class LivePrometheusTest(ExposedSeriesMixin, BaaTestCase):
+    workers = 2
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.instances = []
+        for _ in range(2):
+            inst = Baa(make_temp_dir("baa-it-serve-"))
+            cls.addClassCleanup(inst.stop)
+            inst.serve(cls.env(BAA_INTERNAL_LISTEN="127.0.0.1:%d" % free_port(),
+                               BAA_SERVICE_KEYS="billing:" + SERVICE_KEY))
+            cls.instances.append(inst)
+        cls.site = SiteNginx([inst.env["BAA_LISTEN"] for inst in cls.instances])
+        cls.addClassCleanup(cls.site.stop)
+        cls.site.start()
+        user_id = int(cls.pg.psql_value(
+            "INSERT INTO users (spotify_id, display_name, spotify_token, token_expires_at,"
+            " authorized_at) VALUES ('prometheus', 'Prometheus', 'T', now() + interval '1 hour',"
+            " now()) RETURNING id", db=cls.db))
+        cls.cookie = "%s=%s" % (SESSION_COOKIE, mint_session(cls.pg, cls.db, user_id))
+        # Both instances have a /me row before Prometheus's first scrape.
+        wait_until(lambda: cls.me() == 200 and all(cls.site.counter(i) for i in (1, 2)), 10,
+                   interval=0, message="GET /me did not reach both instances")
+        cls.prom = Prometheus(shipped_scrape_config(cls.site))
+        cls.addClassCleanup(cls.prom.stop)
+        cls.prom.start()
+        wait_until(lambda: sorted(t["health"] for t in cls.prom.targets()) == ["up", "up"], 20,
+                   interval=0.2, message="prometheus did not scrape both targets")
+
+    @classmethod
+    def me(cls):
+        return cls.site.get("/me", headers={"Cookie": cls.cookie})[0]
+
+    def context(self):
+        return "\n--- targets ---\n%r\n--- prometheus log (tail) ---\n%s" % (
+            [(t["labels"], t["health"], t["lastError"]) for t in self.prom.targets()],
+            self.prom.log()[-2000:])
+
+    def scraped(self, at=None):
+        """{instance_number: /me answers} as Prometheus has them (at: Unix time)."""
+        return {labels["instance_number"]: value for labels, value in self.prom.vector(ME, at)}
+
+    def counted(self):
+        """{instance_number: /me answers} as the instances count them now."""
+        return {str(i): self.site.counter(i) for i in (1, 2)}
+
+    def wait_scraped(self):
+        """Once Prometheus has scraped what the instances count: -> (that, when)."""
+        want = self.counted()
+        seen = {}
+
+        def caught_up():
+            seen["now"] = self.scraped()
+            return seen["now"] == want
+        wait_until(caught_up, 10, interval=0.2, message="prometheus has %r, baa counts %r%s"
+                   % (seen, want, self.context()))
+        return want, time.time()
+
+    def run_wrk(self):
+        argv = [WRK, "-t2", "-c%d" % WRK_CONNECTIONS, "-d%ds" % WRK_SECONDS, "--timeout", "3s",
+                "-s", WRK_COUNT_LUA, "-H", "Cookie: " + self.cookie,
+                "https://127.0.0.1:%d/me" % self.site.https_port]
+        started = time.time()
+        proc = register_process(subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                 text=True, start_new_session=True))
+        try:
+            out, err = proc.communicate(timeout=WRK_SECONDS + 30)
+        except subprocess.TimeoutExpired:
+            kill_process_tree(proc)
+            self.fail("wrk did not finish in %d s" % (WRK_SECONDS + 30))
+        stats = parse_wrk_count(out)
+        self.assertEqual(proc.returncode, 0, out + err)
+        self.assertIsNotNone(stats, out + err)
+        stats["output"] = out + err
+        return started, stats
+
+    def test_prometheus_counts_what_wrk_sent_and_its_rate(self):
+        before, t0 = self.wait_scraped()
+        self.assertEqual(self.scraped(t0), before)
+        started, wrk = self.run_wrk()
+        time.sleep(0.5)  # the answers in flight when wrk stopped, counted
+        after, t1 = self.wait_scraped()
+        # What Prometheus has before and after the run is what the instances counted.
+        self.assertEqual(self.scraped(t0), before)
+        self.assertEqual(self.scraped(t1), after)
+
+        sent = wrk["requests"]
+        errors = {k: wrk[k] for k in ("non200", "connect", "read", "write", "timeout", "status")}
+        self.assertEqual(set(errors.values()), {0}, wrk["output"])
+        self.assertGreater(sent, 500, wrk["output"])
+        share = {n: after[n] - before[n] for n in sorted(after)}
+        answered = sum(share.values())
+        seconds = wrk["duration_us"] / 1e6
+        rate = sum(v for _, v in self.prom.vector(
+            "sum(rate(%s[%ds]))" % (ME, RATE_WINDOW), at=started + 1 + RATE_WINDOW))
+        summary = ("wrk: %d answers in %.2f s (%.1f/s); Prometheus: %d more /me answers (by "
+                   "instance %r), rate over %d s of the run %.1f/s (%+.1f%%)"
+                   % (sent, seconds, sent / seconds, answered, share, RATE_WINDOW, rate,
+                      100 * (rate / (sent / seconds) - 1)))
+        if VERBOSE:
+            print("prometheus vs wrk: " + summary, file=sys.stderr)
+        # Both instances served the run.
+        for n, v in share.items():
+            self.assertGreater(v, 0, "instance %s served none of it: %s" % (n, summary))
+        # wrk counts only the answers it read: a request in flight on each
+        # connection when it stopped was answered (and counted by baa) but
+        # not by wrk. Nothing else asks for /me.
+        self.assertGreaterEqual(answered, sent, summary)
+        self.assertLessEqual(answered - sent, WRK_CONNECTIONS, summary)
+        # Prometheus's rate over the middle of the run is wrk's mean rate.
+        self.assertAlmostEqual(rate, sent / seconds, delta=RATE_TOLERANCE * sent / seconds,
+                               msg=summary)
+
+    def test_every_dashboard_query_runs_on_prometheus(self):
+        instances = sorted(self.prom.label_values("instance", 'up{job="baa"}'))
+        self.assertEqual(len(instances), 2, instances)
+        # Grafana's value of $instance: "All" (.+), or the chosen instances,
+        # regex-escaped, with PromQL's string escaping of the backslashes.
+        chosen = "(%s)" % "|".join(re.escape(i).replace("\\", "\\\\") for i in instances)
+        self.assertEqual(len(self.prom.vector('up{job="baa", instance=~"%s"}' % chosen)), 2)
+        # $__rate_interval: at least four scrape intervals, as Grafana makes it.
+        for title, ref, expr in dashboard_queries(dashboard()):
+            for instance in (".+", chosen):
+                query = grafana_values(expr, rate_interval="4s", instance=instance)
+                with self.subTest(panel=title, ref=ref, instance=instance):
+                    doc = self.prom.query(query)
+                    self.assertEqual(doc["status"], "success", "%s: %s" % (query, doc))
+                    # Every series it selects is one Prometheus has (statuses
+                    # appear as traffic comes: a run without 5xx has none).
+                    for name, sel in selectors(query):
+                        if "status=" in sel:
+                            continue
+                        self.assertTrue(self.prom.vector("count(%s{%s})" % (name, sel)),
+                                        "no %s{%s} in Prometheus" % (name, sel))
+
+    def test_rules_load_and_stay_quiet(self):
+        def evaluated():
+            groups = self.prom.api("rules")["data"]["groups"]
+            rules = [r for g in groups for r in g["rules"]]
+            return rules if rules and all(r["health"] != "unknown" for r in rules) else None
+        rules = wait_until(evaluated, 10, interval=0.2, message="rules not evaluated" + self.context())
+        with open(os.path.join(HERE, "baa-rules.yml")) as f:
+            self.assertEqual(len(rules), f.read().count("- alert:"))
+        for r in rules:
+            with self.subTest(rule=r["name"]):
+                self.assertEqual(r["health"], "ok", r)
+                self.assertEqual(r["state"], "inactive", r)
