@@ -24,104 +24,19 @@ operator adds, against the run's PostgreSQL on loopback (the root shares
 the machine's network).
 """
 
-import datetime
 import glob
 import os
 import re
 import shutil
-import subprocess
-import time
 import unittest
 
-from harness import (REPO, HarnessError, clean_env, cluster, configure_version, make_temp_dir,
-                     root_only, slow)
+from harness import (REPO, HarnessError, built_package, cluster, configure_version,
+                     debootstrapped_root, in_root, make_temp_dir, package_deb, root_only,
+                     run_checked, slow)
 
-CACHE = os.environ.get("BAA_IT_CACHE", "/var/tmp/baa-it-cache")
-MIRROR = os.environ.get("BAA_IT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-SUITE = "bookworm"
 TOOLS = ("dpkg-buildpackage", "lintian", "debootstrap", "unshare", "chroot")
 ENV_FILE = "etc/baa/baa.env"
 DB = "baa_package"
-
-
-def run(argv, timeout, what, **kwargs):
-    """argv's CompletedProcess; a failure is the environment's (HarnessError)
-    unless the caller passes check=False and looks itself."""
-    check = kwargs.pop("check", True)
-    res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                         timeout=timeout, **kwargs)
-    if check and res.returncode != 0:
-        raise HarnessError("%s failed (%d):\n%s\n%s" % (what, res.returncode,
-                                                       res.stdout[-3000:], res.stderr[-3000:]))
-    return res
-
-
-def copy_of_the_tree(dest):
-    """The files git tracks or would track, as they are now in the checkout."""
-    out = run(["git", "-C", REPO, "ls-files", "-z", "--cached", "--others",
-               "--exclude-standard"], 60, "git ls-files").stdout
-    for rel in filter(None, out.split("\0")):
-        src = os.path.join(REPO, rel)
-        if not os.path.lexists(src):  # deleted in the checkout, not yet in git
-            continue
-        os.makedirs(os.path.join(dest, os.path.dirname(rel)), exist_ok=True)
-        shutil.copy2(src, os.path.join(dest, rel), follow_symlinks=False)
-
-
-def build_package(work):
-    """dpkg-buildpackage in a copy of the tree under work; -> the .changes."""
-    src = os.path.join(work, "baa")
-    copy_of_the_tree(src)
-    env = {k: v for k, v in clean_env().items()
-           if k not in ("MAKEFLAGS", "MFLAGS", "CFLAGS", "CPPFLAGS", "LDFLAGS")
-           and not k.startswith("DEB_")}
-    # nocheck: scripts/test has run the unit tests (make check) already;
-    # here they would only run again, and a flaky one fail the package.
-    env["DEB_BUILD_OPTIONS"] = "nocheck parallel=%d" % (os.cpu_count() or 1)
-    run(["dpkg-buildpackage", "-us", "-uc", "-b"], 900, "dpkg-buildpackage", cwd=src, env=env)
-    changes = glob.glob(os.path.join(work, "baa_*.changes"))
-    if len(changes) != 1:
-        raise HarnessError("dpkg-buildpackage left %r" % changes)
-    return changes[0]
-
-
-def debootstrapped_root(dest):
-    """A minimal bookworm root at dest: today's cached one, copied, or a new
-    one, cached first (renamed into place whole, so a run stopped halfway
-    or another run at the same time never sees half a root)."""
-    cached = os.path.join(CACHE, "%s-minbase-%s" % (SUITE, datetime.date.today().isoformat()))
-    if not os.path.isdir(cached):
-        os.makedirs(CACHE, exist_ok=True)
-        fresh = os.path.join(CACHE, "new-%s-%d" % (SUITE, os.getpid()))
-        shutil.rmtree(fresh, ignore_errors=True)
-        try:
-            run(["debootstrap", "--variant=minbase", SUITE, fresh, MIRROR], 900, "debootstrap")
-            # Nothing installed in the root may start a service (policy-rc.d(8)).
-            policy = os.path.join(fresh, "usr", "sbin", "policy-rc.d")
-            with open(policy, "w") as f:
-                f.write("#!/bin/sh\nexit 101\n")
-            os.chmod(policy, 0o755)
-            try:
-                os.rename(fresh, cached)
-            except OSError:  # another run cached it meanwhile
-                pass
-        finally:
-            shutil.rmtree(fresh, ignore_errors=True)
-        # Other days' roots, and what a run killed during debootstrap left.
-        for old in glob.glob(os.path.join(CACHE, "%s-minbase-*" % SUITE)) + \
-                glob.glob(os.path.join(CACHE, "new-%s-*" % SUITE)):
-            if old != cached and time.time() - os.path.getmtime(old) > 3600:
-                shutil.rmtree(old, ignore_errors=True)
-    run(["cp", "-a", cached, dest], 300, "copying the cached root")
-
-
-def in_root(root, script, timeout=300, check=True):
-    """script run by /bin/sh as root inside the root; -> CompletedProcess."""
-    inner = ('mount -t proc proc "$0/proc" && exec chroot "$0" /usr/bin/env -i '
-             'PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 '
-             'DEBIAN_FRONTEND=noninteractive /bin/sh -c "$1"')
-    return run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", inner,
-                root, script], timeout, "in the root: " + script, check=check)
 
 
 def env_values(text):
@@ -147,8 +62,8 @@ class PackageTest(unittest.TestCase):
             raise HarnessError("missing %s: scripts/setup-debian installs them" % " ".join(missing))
         cls.work = make_temp_dir("baa-it-package-")
         os.chmod(cls.work, 0o755)
-        cls.changes = build_package(cls.work)
-        cls.deb = glob.glob(os.path.join(cls.work, "baa_*.deb"))[0]
+        cls.changes = built_package()
+        cls.deb = package_deb(cls.changes)
         cls.root = os.path.join(cls.work, "root")
         debootstrapped_root(cls.root)
         shutil.copy(cls.deb, os.path.join(cls.root, "tmp", "baa.deb"))
@@ -176,16 +91,16 @@ class PackageTest(unittest.TestCase):
         return os.path.join(self.root, *parts)
 
     def test_lintian_finds_no_error_and_no_warning(self):
-        res = run(["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0",
+        res = run_checked(["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0",
                    self.changes], 300, "lintian", check=False)
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         self.assertNotRegex(res.stdout, r"(?m)^[EW]: ")
 
     def test_the_package_carries_no_configuration_and_no_secret(self):
-        listing = run(["dpkg-deb", "-c", self.deb], 60, "dpkg-deb -c").stdout
+        listing = run_checked(["dpkg-deb", "-c", self.deb], 60, "dpkg-deb -c").stdout
         self.assertNotRegex(listing, r" \./etc/", "the .deb ships files in /etc")
         unpacked = os.path.join(self.work, "unpacked")
-        run(["dpkg-deb", "-x", self.deb, unpacked], 60, "dpkg-deb -x")
+        run_checked(["dpkg-deb", "-x", self.deb, unpacked], 60, "dpkg-deb -x")
         with open(os.path.join(unpacked, "usr", "share", "baa", "baa.env.example")) as f:
             example = env_values(f.read())
         self.assertEqual(example.get("BAA_SECRET_KEY"), "", "the example holds a secret")
@@ -203,7 +118,9 @@ class PackageTest(unittest.TestCase):
 
     def test_the_environment_file_is_root_s_only_with_keys_made_at_install(self):
         self.assertEqual(self.first["stat"], (0o600, 0, 0))
-        self.assertEqual(self.first["dir"], (0o750, 0, 0))
+        with open(self.root_path("etc", "group")) as f:
+            baa_gid = int(re.search(r"(?m)^baa:x:(\d+):", f.read())[1])
+        self.assertEqual(self.first["dir"], (0o750, 0, baa_gid))
         first, second = env_values(self.first["text"]), env_values(self.second)
         for values in (first, second):
             self.assertRegex(values.get("BAA_SECRET_KEY", ""), r"^[A-Za-z0-9+/]{64}$")

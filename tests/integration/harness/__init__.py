@@ -53,3 +53,5 @@ from .prometheus import *  # noqa: F401,F403
 from .load import *  # noqa: F401,F403
 from .cases import *  # noqa: F401,F403
 from .tags import *  # noqa: F401,F403
+from .nspawn import *  # noqa: F401,F403
+from .debian import *  # noqa: F401,F403
