@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "credentials.h"
 #include "crypto.h"
 #include "scopes.h"
 #include "session.h"
@@ -635,6 +636,56 @@ append_line(char *errors, size_t errlen, size_t *used, const char *line)
 		*used += (size_t)n < errlen - *used ? (size_t)n : errlen - *used - 1;
 }
 
+/* The secrets, which may come as systemd credentials instead (credentials.h). */
+static const char *const credential_names[] = {
+	"POSTGRES_PW",	 "SPOTIFY_CLIENT_SECRET", "BAA_SECRET_KEY",
+	"BAA_TOKEN_KEY", "BAA_SERVICE_KEYS",
+};
+
+static int
+is_credential(const char *name)
+{
+	for (size_t i = 0; i < sizeof(credential_names) / sizeof(credential_names[0]);
+	     i++)
+		if (strcmp(name, credential_names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * A variable's value from the environment, or for a secret from its
+ * credential; *source names where, for messages. Both at once is refused:
+ * which one wins would be a guess the operator did not make. Returns 0, or
+ * -1 with the whole message in line.
+ */
+static int
+lookup(const char *name, const char **value, const char **source, char *line, size_t len)
+{
+	char why[256];
+	const char *credential;
+	int found;
+
+	*value = getenv(name);
+	*source = "Environment variable";
+	if (!is_credential(name))
+		return 0;
+	found = credential_read(name, &credential, why, sizeof(why));
+	if (found < 0) {
+		snprintf(line, len, "Credential '%s' %s.", name, why);
+		return -1;
+	}
+	if (found && *value != NULL) {
+		snprintf(line, len,
+			 "'%s' is both an environment variable and a credential: "
+			 "keep one.",
+			 name);
+		return -1;
+	}
+	if (found)
+		*value = credential, *source = "Credential";
+	return 0;
+}
+
 int
 config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 {
@@ -647,11 +698,15 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 
 	for (size_t i = 0; i < sizeof(variables) / sizeof(variables[0]); i++) {
 		const struct config_variable *v = &variables[i];
-		const char *value;
+		const char *value, *source;
 
 		if (!(v->scope & scopes))
 			continue;
-		value = getenv(v->name);
+		if (lookup(v->name, &value, &source, line, sizeof(line)) < 0) {
+			append_line(errors, errlen, &used, line);
+			problems++;
+			continue;
+		}
 		if (value == NULL && v->fallback != NULL && v->fallback[0] == '\0')
 			continue; /* optional and unset: the field stays zero */
 		if (value == NULL)
@@ -660,12 +715,11 @@ config_load(struct config *cfg, unsigned scopes, char *errors, size_t errlen)
 			snprintf(line, sizeof(line),
 				 "Expected environment variable '%s' not set.", v->name);
 		} else if (value[0] == '\0') {
-			snprintf(line, sizeof(line),
-				 "Environment variable '%s' is empty.", v->name);
+			snprintf(line, sizeof(line), "%s '%s' is empty.", source,
+				 v->name);
 		} else if (v->parse(value, (char *)cfg + v->offset, why, sizeof(why)) <
 			   0) {
-			snprintf(line, sizeof(line), "Environment variable '%s' %s.",
-				 v->name, why);
+			snprintf(line, sizeof(line), "%s '%s' %s.", source, v->name, why);
 		} else {
 			continue;
 		}

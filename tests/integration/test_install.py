@@ -50,6 +50,7 @@ class InstallTest(unittest.TestCase):
                     "share/baa/nginx/baa.conf.in", "share/baa/nginx/baa-internal.conf.in",
                     "share/baa/static/index.html", "share/baa/scripts/render-nginx",
                     "share/baa/baa.env.example", "share/baa/prometheus/baa-rules.yml",
+                    "share/baa/grafana/baa-dashboard.json",
                     "lib/systemd/system/baa@.service",
                     "lib/systemd/system/baa-migrate.service"]
         missing = [p for p in expected if not os.path.isfile(self.path(p))]

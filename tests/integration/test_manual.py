@@ -17,7 +17,22 @@ PAGE = os.path.join(REPO, "man", "baa.8")
 # Not config.h's table: read by libcurl itself (only serve calls Spotify),
 # and set by systemd (serve's log lines then carry their priority; serve
 # tells it when it is ready).
-OUTSIDE_VARIABLES = ("HTTPS_PROXY", "NO_PROXY", "JOURNAL_STREAM", "NOTIFY_SOCKET")
+# CREDENTIALS_DIRECTORY, set by systemd too, is where every command may find
+# the secrets.
+OUTSIDE_VARIABLES = {
+    "HTTPS_PROXY": {"serve"},
+    "NO_PROXY": {"serve"},
+    "JOURNAL_STREAM": {"serve"},
+    "NOTIFY_SOCKET": {"serve"},
+    "CREDENTIALS_DIRECTORY": {"serve", "resetdb", "migrate", "rotate-keys"},
+}
+
+
+def credential_names():
+    """The variables config.c lets a systemd credential set."""
+    text = read_text(os.path.join(REPO, "src", "config.c"))
+    table = text[text.index("credential_names[] = {"):]
+    return re.findall(r'"(\w+)"', table[:table.index("};")])
 
 
 def parse_mdoc(text):
@@ -144,7 +159,7 @@ class ManualPageTest(unittest.TestCase):
     def test_environment_lists_every_config_variable_in_order_and_the_outside_ones(self):
         expected = [name for name, _, _ in config_variables()]
         self.assertGreater(len(expected), 30, "CONFIG_VARIABLES not parsed from src/config.h")
-        expected += OUTSIDE_VARIABLES
+        expected += list(OUTSIDE_VARIABLES)
         listed = item_heads(self.section("ENVIRONMENT"), "Ev")
         missing = [n for n in expected if n not in listed]
         extra = [n for n in listed if n not in expected]
@@ -174,7 +189,7 @@ class ManualPageTest(unittest.TestCase):
         items = self.environment_items()
         expected = {name: {c for c, loaded in scopes.items() if scope & loaded}
                     for name, scope, _ in config_variables()}
-        expected.update({name: {"serve"} for name in OUTSIDE_VARIABLES})
+        expected.update(OUTSIDE_VARIABLES)
         for name, commands in expected.items():
             with self.subTest(variable=name):
                 if name not in items:
@@ -182,6 +197,13 @@ class ManualPageTest(unittest.TestCase):
                 first = items[name][0] if items[name] else ""
                 self.assertTrue(first.startswith(".Cm "), "an item starts with .Cm COMMAND , ... ;")
                 self.assertEqual(set(cm_words(first)), commands)
+
+    def test_credentials_directory_names_every_secret_config_c_reads_from_it(self):
+        names = credential_names()
+        self.assertIn("POSTGRES_PW", names)
+        body = self.environment_items()["CREDENTIALS_DIRECTORY"]
+        listed = [line.split()[1] for line in body if line.startswith(".Ev ")]
+        self.assertEqual(listed, names)
 
     def test_commands_are_those_of_baa_help(self):
         res = subprocess.run([require_baa(), "--help"], env=clean_env(), capture_output=True,

@@ -21,7 +21,7 @@ static const char *const all_names[] = {
 	"BAA_REAUTH_WINDOW", "BAA_INVALID_GRANT_CONFIRM", "BAA_SESSION_TTL",
 	"BAA_SESSION_MAX_AGE", "BAA_AUDIT_RETENTION_DAYS", "BAA_HOUSEKEEPING_INTERVAL",
 	"BAA_INSTANCE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT", "PGSSLMODE",
-	"BAA_SANDBOX", "BAA_INTERNAL_LISTEN", "BAA_SERVICE_KEYS",
+	"BAA_SANDBOX", "BAA_INTERNAL_LISTEN", "BAA_SERVICE_KEYS", "CREDENTIALS_DIRECTORY",
 	"SPOTIFY_SCOPES_ALLOWED"};
 
 static int
@@ -1013,11 +1013,107 @@ test_baa_user_is_optional_and_must_look_like_a_user_name(void **state)
 	}
 }
 
+/* A credentials directory as systemd makes one; its path stays in dir. */
+static void
+make_credentials(char *dir, size_t size)
+{
+	snprintf(dir, size, "/tmp/baa-unit-credentials-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+}
+
+static void
+put_credential(const char *dir, const char *name, const char *text, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	fclose(f);
+}
+
+static void
+remove_credentials(const char *dir)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+
+static void
+test_secrets_may_come_as_credentials(void **state)
+{
+	struct config cfg;
+	char dir[64], errors[1024];
+
+	make_credentials(dir, sizeof(dir));
+	unsetenv("POSTGRES_PW");
+	unsetenv("BAA_SECRET_KEY");
+	put_credential(dir, "POSTGRES_PW", "pw-from-credential\n", 19);
+	put_credential(dir, "BAA_SECRET_KEY", "0123456789abcdef0123456789abcdefXY\r\n",
+		       36);
+	/* not a secret: its file is not read, the environment's value stands */
+	put_credential(dir, "POSTGRES_USER", "intruder", 8);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		0);
+	assert_string_equal(cfg.postgres_password, "pw-from-credential");
+	assert_string_equal(cfg.secret_key, "0123456789abcdef0123456789abcdefXY");
+	assert_string_equal(cfg.postgres_user, "baa");
+	remove_credentials(dir);
+}
+
+static void
+test_credential_problems_are_named_without_the_value(void **state)
+{
+	struct config cfg;
+	char dir[64], errors[1024], big[4097];
+
+	make_credentials(dir, sizeof(dir));
+	/* set both ways: refused, not guessed */
+	put_credential(dir, "POSTGRES_PW", "pw-from-credential", 18);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_string_equal(errors, "'POSTGRES_PW' is both an environment variable and a "
+				    "credential: keep one.\n");
+	unsetenv("POSTGRES_PW");
+	put_credential(dir, "POSTGRES_PW", "\n", 1);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_string_equal(errors, "Credential 'POSTGRES_PW' is empty.\n");
+	memset(big, 'x', sizeof(big));
+	put_credential(dir, "POSTGRES_PW", big, sizeof(big));
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_string_equal(errors,
+			    "Credential 'POSTGRES_PW' is larger than 4096 bytes.\n");
+	put_credential(dir, "POSTGRES_PW", "pw\0rest", 7);
+	assert_int_equal(config_load(&cfg, CONFIG_DATABASE, errors, sizeof(errors)), 1);
+	assert_string_equal(errors, "Credential 'POSTGRES_PW' holds a NUL byte.\n");
+	/* a value its parser refuses: the message names the credential, not the value */
+	unsetenv("BAA_SECRET_KEY");
+	put_credential(dir, "POSTGRES_PW", "pw", 2);
+	put_credential(dir, "BAA_SECRET_KEY", "short-secret-value", 18);
+	assert_int_equal(
+		config_load(&cfg, CONFIG_DATABASE | CONFIG_SERVE, errors, sizeof(errors)),
+		1);
+	assert_non_null(strstr(errors, "Credential 'BAA_SECRET_KEY' "));
+	assert_null(strstr(errors, "short-secret-value"));
+	remove_credentials(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_complete_environment_loads, set_database_env),
+		cmocka_unit_test_setup(test_secrets_may_come_as_credentials,
+				       set_database_env),
+		cmocka_unit_test_setup(
+			test_credential_problems_are_named_without_the_value,
+			set_database_env),
 		cmocka_unit_test_setup(test_serve_defaults_apply_when_unset,
 				       set_database_env),
 		cmocka_unit_test_setup(

@@ -13,6 +13,7 @@ only), one module per thing they start or speak to:
   nginx       a minimal nginx in front of one baa
   site        the shipped site (render-nginx local) over several instances
   demo        the demo application the site protects with /auth
+  prometheus  a real Prometheus with a given configuration, its HTTP API
   web         one HTTP(S) request, /metrics
   load        request loops, concurrent calls, wrk's count line
   cookies     baa's signed cookies; sessions minted in the database
@@ -32,6 +33,7 @@ Environment knobs:
   BAA_IT_NGINX       nginx binary (default /usr/sbin/nginx)
   BAA_IT_PGBOUNCER   pgbouncer binary (default /usr/sbin/pgbouncer)
   BAA_IT_PG_AUTOCTL  pg_autoctl binary (default /usr/bin/pg_autoctl)
+  BAA_IT_PROMETHEUS  prometheus binary (default /usr/bin/prometheus)
   BAA_IT_KEEP_TMP    when set, temp dirs are kept after the run
   BAA_QUICK          when 1, @slow tests are skipped (scripts/test --quick)
 """
@@ -51,6 +53,9 @@ from .tokens import *  # noqa: F401,F403
 from .browser import *  # noqa: F401,F403
 from .site import *  # noqa: F401,F403
 from .demo import *  # noqa: F401,F403
+from .prometheus import *  # noqa: F401,F403
 from .load import *  # noqa: F401,F403
 from .cases import *  # noqa: F401,F403
 from .tags import *  # noqa: F401,F403
+from .nspawn import *  # noqa: F401,F403
+from .debian import *  # noqa: F401,F403
