@@ -16,7 +16,7 @@ Exit status 0 iff nothing failed.
   BAA_IT_DURATIONS=N, e.g. through scripts/test).
 
 Environment: BAA_BIN (default <repo>/build/src/baa), SANITIZER_LOG_DIR,
-BAA_QUICK, BAA_IT_SUITE_TIMEOUT (seconds, default 900: the whole run is
+BAA_QUICK, BAA_IT_SUITE_TIMEOUT (seconds, default 1800: the whole run is
 aborted, with cleanup, after that long).
 """
 
@@ -200,7 +200,7 @@ def main(argv):
         harness.cleanup_all()
         os._exit(143)
     signal.signal(signal.SIGTERM, on_sigterm)
-    install_watchdog(float(os.environ.get("BAA_IT_SUITE_TIMEOUT", "900")))
+    install_watchdog(float(os.environ.get("BAA_IT_SUITE_TIMEOUT", "1800")))
     if os.environ.get("SANITIZER_LOG_DIR"):
         os.makedirs(os.environ["SANITIZER_LOG_DIR"], exist_ok=True)
 
