@@ -30,11 +30,43 @@ read_all(int fd, char *buf, size_t size)
 	return (ssize_t)len;
 }
 
+/*
+ * The values read, reachable for the life of the process (the
+ * configuration points into them); a name read again replaces its value.
+ */
+static struct {
+	char name[32];
+	char *value;
+} held[8];
+
+static int
+hold(const char *name, char *value)
+{
+	size_t free_slot = sizeof(held) / sizeof(held[0]);
+
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+		if (strcmp(held[i].name, name) == 0) {
+			free(held[i].value);
+			held[i].value = value;
+			return 0;
+		}
+		if (held[i].name[0] == '\0' &&
+		    free_slot == sizeof(held) / sizeof(held[0]))
+			free_slot = i;
+	}
+	if (free_slot == sizeof(held) / sizeof(held[0]) ||
+	    strlen(name) >= sizeof(held[0].name))
+		return -1;
+	snprintf(held[free_slot].name, sizeof(held[0].name), "%s", name);
+	held[free_slot].value = value;
+	return 0;
+}
+
 int
 credential_read(const char *name, const char **value, char *err, size_t errlen)
 {
 	const char *dir = getenv("CREDENTIALS_DIRECTORY");
-	char path[4096], *buf;
+	char path[4096], *buf, *value_copy;
 	ssize_t len;
 	int fd;
 
@@ -82,6 +114,14 @@ credential_read(const char *name, const char **value, char *err, size_t errlen)
 		free(buf);
 		return -1;
 	}
-	*value = buf;
+	value_copy = strdup(buf);
+	explicit_bzero(buf, (size_t)len);
+	free(buf);
+	if (value_copy == NULL || hold(name, value_copy) < 0) {
+		free(value_copy);
+		snprintf(err, errlen, "cannot be kept (out of memory)");
+		return -1;
+	}
+	*value = value_copy;
 	return 1;
 }
