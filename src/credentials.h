@@ -18,7 +18,8 @@
  * *value (allocated, kept for the life of the process). Returns 1 when it
  * was read; 0 when there is none (no CREDENTIALS_DIRECTORY, or no such file
  * in it); -1 with a message that completes "Credential 'NAME' ..." in err.
- * The value is never part of a message.
+ * The value is never part of a message. name is kept: a string that lives
+ * as long as the process (config.c passes its table's literals).
  */
 int credential_read(const char *name, const char **value, char *err, size_t errlen);
 
