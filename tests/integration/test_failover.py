@@ -155,12 +155,16 @@ class Wrk:
 
 class Watch(threading.Thread):
     """Asks the formation every 0.1 s which node takes writes, from the
-    stop to the end of the load: [(time.time(), "127.0.0.1:PORT" or None)]."""
+    stop to the end of the load: seen, [(time.time(), "127.0.0.1:PORT" or
+    None)]; and, for a failure's report, timeline: each change of what
+    the nodes say of themselves and of the monitor's states, [(time,
+    {node name: node_view}, states)]."""
 
     def __init__(self, formation):
         super().__init__(daemon=True)
         self.formation = formation
         self.seen = []
+        self.timeline = []
         self.stop_event = threading.Event()
         self.stop_error = None
 
@@ -174,9 +178,26 @@ class Watch(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 self.seen.append((time.time(), self.formation.primary()))
+                self.note_change()
             except Exception:  # a node between states: ask again
                 pass
             self.stop_event.wait(0.1)
+
+    def note_change(self):
+        f = self.formation
+        views = {n.name: f.node_view(n) for n in f.nodes}
+        states = f.states()
+        if not self.timeline or self.timeline[-1][1:] != (views, states):
+            self.timeline.append((time.time(), views, states))
+
+    def report(self, stopped_at):
+        """The timeline and the monitor's events, relative to the stop."""
+        lines = ["  %+6.1f s  %s  monitor %s" % (t - stopped_at, "; ".join(
+            "%s %s" % kv for kv in sorted(views.items())), sorted(states.items()))
+            for t, views, states in self.timeline]
+        lines += ["  %+6.1f s  event %s %s/%s: %s" % (e[0] - stopped_at, e[1], e[2], e[3], e[4][:160])
+                  for e in self.formation.events(stopped_at - 2)]
+        return "\n".join(lines)
 
     def stop(self):
         self.stop_event.set()
@@ -364,7 +385,8 @@ class FailoverUnderLoadTest(unittest.TestCase):
         print("\n" + o.line(), file=sys.stderr)
         if VERBOSE:
             print(o.per_second_table(), file=sys.stderr)
-        context = "\n" + o.line() + "\n" + o.per_second_table() + self.context()
+        context = "\n" + o.line() + "\n" + o.per_second_table() + "\n--- the nodes and the monitor:\n" + \
+            watch.report(stopped_at) + self.context()
 
         # (iii) the other node took over
         if failover:
@@ -397,8 +419,12 @@ class FailoverUnderLoadTest(unittest.TestCase):
         stored = dict(line.split("|", 1) for line in rows.splitlines() if line)
         acknowledged = [CookieSigner.parse_session(l[4])["token_hash"] for l in o.login_ok]
         missing = [h for h in acknowledged if h not in stored]
-        self.assertEqual(missing, [], "%d of %d acknowledged logins are not on the new primary %s%s" % (
-            len(missing), len(acknowledged), new, context))
+        acked_at = {CookieSigner.parse_session(l[4])["token_hash"]: l[1] - stopped_at for l in o.login_ok}
+        lost_at = sorted(acked_at[h] for h in missing)
+        self.assertEqual(len(missing), 0, "%d of %d acknowledged logins are not on the new primary %s "
+                         "(acknowledged from %+.1f s to %+.1f s of the stop)%s" % (
+                             len(missing), len(acknowledged), new, lost_at[0] if lost_at else 0,
+                             lost_at[-1] if lost_at else 0, context))
         print("%s: %d of %d acknowledged logins found on the new primary %s (session and user rows); "
               "load %.0f s" % (label, len(acknowledged) - len(missing), len(acknowledged), new,
                                ended - started), file=sys.stderr)

@@ -349,6 +349,30 @@ class AutoFailoverFormation:
             return None
         return res.stdout.strip() == "f"
 
+    def node_view(self, node):
+        """What a node says of itself: "primary"/"standby", "rw"/"ro" (its
+        sessions' default_transaction_read_only, which pg_auto_failover
+        sets on a node it has not let take writes yet) and its
+        synchronous_standby_names, as one string; "down" when it does not
+        answer. For the timeline a failing test prints."""
+        res = self.psql(node, "SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END"
+                              " || ' ' || CASE WHEN current_setting('transaction_read_only')::bool"
+                              " THEN 'ro' ELSE 'rw' END || ' sync=' ||"
+                              " quote_literal(current_setting('synchronous_standby_names'))",
+                        db="postgres", check=False, timeout=5)
+        return res.stdout.strip() if res.returncode == 0 else "down"
+
+    def events(self, since):
+        """The monitor's events from time.time() since on: [(time, node,
+        reported state, assigned state, description)]."""
+        res = self.monitor_psql("SELECT extract(epoch FROM eventtime), nodename, reportedstate, goalstate, "
+                                "description FROM pgautofailover.event WHERE eventtime >= "
+                                "to_timestamp(%f) ORDER BY eventid" % since, check=False)
+        if res.returncode != 0:
+            return []
+        return [(float(t),) + tuple(rest) for t, *rest in
+                (line.split("|", 4) for line in res.stdout.splitlines() if line.count("|") >= 4)]
+
     def primary(self):
         """"127.0.0.1:PORT" of the node that takes writes (writable() asked
         of each node); None while none does. When both do (the old
