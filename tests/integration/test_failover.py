@@ -191,13 +191,13 @@ class Watch(threading.Thread):
             self.timeline.append((time.time(), views, states))
 
     def report(self, stopped_at):
-        """The timeline and the monitor's events, relative to the stop."""
-        lines = ["  %+6.1f s  %s  monitor %s" % (t - stopped_at, "; ".join(
-            "%s %s" % kv for kv in sorted(views.items())), sorted(states.items()))
+        """The timeline and the monitor's events, in time order, relative to the stop."""
+        lines = [(t, "  %+6.1f s  %s  monitor %s" % (t - stopped_at, "; ".join(
+            "%s %s" % kv for kv in sorted(views.items())), sorted(states.items())))
             for t, views, states in self.timeline]
-        lines += ["  %+6.1f s  event %s %s/%s: %s" % (e[0] - stopped_at, e[1], e[2], e[3], e[4][:160])
+        lines += [(e[0], "  %+6.1f s  event %s %s/%s: %s" % (e[0] - stopped_at, e[1], e[2], e[3], e[4][:160]))
                   for e in self.formation.events(stopped_at - 2)]
-        return "\n".join(lines)
+        return "\n".join(text for _, text in sorted(lines))
 
     def stop(self):
         self.stop_event.set()
@@ -385,8 +385,8 @@ class FailoverUnderLoadTest(unittest.TestCase):
         print("\n" + o.line(), file=sys.stderr)
         if VERBOSE:
             print(o.per_second_table(), file=sys.stderr)
-        context = "\n" + o.line() + "\n" + o.per_second_table() + "\n--- the nodes and the monitor:\n" + \
-            watch.report(stopped_at) + self.context()
+        context = "\n" + o.line() + "\n--- the nodes and the monitor:\n" + watch.report(stopped_at) + \
+            "\n--- GET /me a second:\n" + o.per_second_table() + self.context()
 
         # (iii) the other node took over
         if failover:
