@@ -57,6 +57,9 @@ credential_read(const char *name, const char **value, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot be read (%s)", strerror(errno));
 		return -1;
 	}
+	/* Unbuffered: stdio's own buffer would keep a copy of the secret
+	 * that fclose frees without wiping. */
+	setvbuf(f, NULL, _IONBF, 0);
 	len = fread(buf, 1, CREDENTIAL_MAX_BYTES + 1, f);
 	read_errno = ferror(f) ? errno : 0;
 	fclose(f);

@@ -417,9 +417,9 @@ class FailoverUnderLoadTest(unittest.TestCase):
         rows = self.formation.psql(new, "SELECT encode(s.token_hash, 'hex') || '|' || u.spotify_id "
                                         "FROM sessions s JOIN users u ON u.id = s.user_id")
         stored = dict(line.split("|", 1) for line in rows.splitlines() if line)
-        acknowledged = [CookieSigner.parse_session(l[4])["token_hash"] for l in o.login_ok]
-        missing = [h for h in acknowledged if h not in stored]
         acked_at = {CookieSigner.parse_session(l[4])["token_hash"]: l[1] - stopped_at for l in o.login_ok}
+        acknowledged = list(acked_at)
+        missing = [h for h in acknowledged if h not in stored]
         lost_at = sorted(acked_at[h] for h in missing)
         self.assertEqual(len(missing), 0, "%d of %d acknowledged logins are not on the new primary %s "
                          "(acknowledged from %+.1f s to %+.1f s of the stop)%s" % (

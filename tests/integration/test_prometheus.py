@@ -241,14 +241,14 @@ class GrafanaDashboardTest(ExposedSeriesMixin, BaaTestCase):
 def shipped_scrape_config(site):
     """deploy/prometheus/prometheus.yml for this test's site: the site's
     address (both targets), its name and self-signed certificate, the tree's
-    rule file and a 1 s interval; the job, its targets' labels and the
-    relabelling are the shipped ones, untouched."""
+    rule file and a SCRAPE_SECONDS interval; the job, its targets' labels and
+    the relabelling are the shipped ones, untouched."""
     with open(os.path.join(HERE, "prometheus.yml")) as f:
         text = f.read()
     indent = re.search(r"^( *)server_name: baa\.example\.org$", text, re.M).group(1)
     changes = [
-        ("scrape_interval: 15s", "scrape_interval: 1s", 1),
-        ("evaluation_interval: 15s", "evaluation_interval: 1s", 1),
+        ("scrape_interval: 15s", "scrape_interval: %ds" % SCRAPE_SECONDS, 1),
+        ("evaluation_interval: 15s", "evaluation_interval: %ds" % SCRAPE_SECONDS, 1),
         ("/etc/prometheus/baa-rules.yml", os.path.join(HERE, "baa-rules.yml"), 1),
         ('"127.0.0.1:443"', '"127.0.0.1:%d"' % site.https_port, 2),
         ("server_name: baa.example.org", "server_name: 127.0.0.1\n%sca_file: %s"
@@ -263,6 +263,7 @@ def shipped_scrape_config(site):
 
 
 ME = 'baa_requests_total{job="baa", route="me", status="200"}'
+SCRAPE_SECONDS = 1  # the test's scrape and rule evaluation interval (shipped: 15 s)
 WRK_SECONDS = 8
 WRK_CONNECTIONS = 8
 # The rate Prometheus computes over the run itself: a window from wrk's
@@ -271,10 +272,10 @@ WRK_CONNECTIONS = 8
 # ran 9.7% above wrk's mean once in CI on a busy machine.)
 RATE_WINDOW = WRK_SECONDS
 # What is left: the edges of the window, which Prometheus extrapolates from
-# the first and last scrapes inside it, each up to one scrape interval (1 s)
-# from its edge: up to that interval over the window either way (-8.7% once,
-# in the sanitizer round).
-RATE_TOLERANCE = 1.0 / RATE_WINDOW
+# the first and last scrapes inside it, each up to one scrape interval from
+# its edge: up to that interval over the window either way (-8.7% once, in
+# the sanitizer round).
+RATE_TOLERANCE = SCRAPE_SECONDS / RATE_WINDOW
 
 
 @slow("a real Prometheus scraping two instances while wrk runs for %d s" % WRK_SECONDS)
